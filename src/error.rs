@@ -1,0 +1,132 @@
+//! The one error type of the library.
+//!
+//! Every variant is something a caller can act on. Messages name the format and the
+//! field that was wrong, never key bytes, passwords, keywords or patient identifiers.
+
+use std::fmt;
+
+/// Which part of a key did not match the object it was asked to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMismatch {
+    /// The key belongs to another provider.
+    Provider,
+    /// The key belongs to another record.
+    Record,
+    /// The key is of another key generation (the provider rotated its keys).
+    Generation,
+}
+
+impl fmt::Display for KeyMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyMismatch::Provider => "provider",
+            KeyMismatch::Record => "record",
+            KeyMismatch::Generation => "key generation",
+        })
+    }
+}
+
+/// Everything that can go wrong in medvault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An authentication tag did not verify: the data was modified, or the key is wrong.
+    /// No plaintext of the failing part is ever returned.
+    #[error("authentication failed: the {what} was modified or the key is wrong")]
+    AuthenticationFailed {
+        /// What failed to authenticate (for example "sealed record chunk").
+        what: &'static str,
+    },
+
+    /// The key given is for another provider, record or key generation than the object.
+    #[error("wrong key: the key is for another {0}")]
+    WrongKey(KeyMismatch),
+
+    /// The password does not unlock the key file.
+    #[error("wrong password")]
+    WrongPassword,
+
+    /// The input ends before the format says it should.
+    #[error("truncated {format}: {detail}")]
+    Truncated {
+        /// The format being parsed.
+        format: &'static str,
+        /// What was missing.
+        detail: &'static str,
+    },
+
+    /// The input is not a well-formed object of the expected format.
+    #[error("malformed {format}: {detail}")]
+    Malformed {
+        /// The format being parsed.
+        format: &'static str,
+        /// What is wrong with it.
+        detail: &'static str,
+    },
+
+    /// The object declares a format version this build does not read.
+    #[error("unsupported {format} version {version}")]
+    UnsupportedVersion {
+        /// The format being parsed.
+        format: &'static str,
+        /// The version found in the input.
+        version: u8,
+    },
+
+    /// The object declares an algorithm this build does not implement.
+    #[error("unsupported {format} algorithm {algorithm}")]
+    UnsupportedAlgorithm {
+        /// The format being parsed.
+        format: &'static str,
+        /// The algorithm id found in the input.
+        algorithm: u8,
+    },
+
+    /// A checksum did not match: the stored bytes were damaged (torn write, bit rot).
+    #[error("corrupt {what}: checksum mismatch")]
+    Corrupt {
+        /// What is corrupt (a format name or a file name).
+        what: String,
+    },
+
+    /// An argument is out of its documented range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed")]
+    Random,
+
+    /// Reading or writing failed.
+    #[error("I/O error: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+/// `Result` with medvault's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<std::io::Error> for Error {
+    /// Unwraps a medvault error that travelled through `std::io` (for example out of
+    /// [`Opener`](crate::Opener)'s `Read` implementation); wraps any other I/O error.
+    fn from(err: std::io::Error) -> Self {
+        if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            if let Some(inner) = err.into_inner() {
+                if let Ok(ours) = inner.downcast::<Error>() {
+                    return *ours;
+                }
+            }
+            // The check above guarantees the downcast; keep a sane fallback anyway.
+            return Error::Io(std::io::Error::other("medvault error lost in transit"));
+        }
+        Error::Io(err)
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Io(io) => io,
+            other => std::io::Error::other(other),
+        }
+    }
+}

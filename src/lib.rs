@@ -1,0 +1,43 @@
+//! # medvault
+//!
+//! Client-side encryption of medical records, and searchable encryption across care
+//! providers, for a cloud that is not trusted with the data.
+//!
+//! Providers (a hospital, a lab, a pharmacy, a patient) seal records on their side
+//! before upload; the cloud stores sealed bytes and never holds a key. This crate is
+//! the library EHR software links, from Rust or through its C ABI.
+//!
+//! ## Sealing a record
+//!
+//! ```
+//! use medvault::{MasterKey, PatientId, ProviderId, RecordId};
+//! let master = MasterKey::generate()?;                       // keep it in a key file
+//! let hospital = ProviderId::new("st-mary-hospital")?;
+//! let patient = master.patient_key(&hospital, &PatientId::new("+15550100")?, 0);
+//! let record = RecordId::generate()?;
+//! let sealed = medvault::seal(&patient.record_key(record), b"Type 2 diabetes; metformin 500 mg")?;
+//! // `sealed` can go to the cloud. Only a holder of the patient or record key opens it:
+//! assert_eq!(medvault::open(&patient, &sealed)?, b"Type 2 diabetes; metformin 500 mg");
+//! # Ok::<(), medvault::Error>(())
+//! ```
+//!
+//! Large files (images) stream through [`Sealer`] and [`Opener`] in constant memory.
+//! The formats are specified in `FORMAT.md`, what each operation leaks in
+//! `SECURITY.md`.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod eax;
+pub mod error;
+mod kdf;
+pub mod keyfile;
+pub mod keys;
+mod rng;
+pub mod seal;
+pub mod stream;
+mod wire;
+
+pub use error::{Error, KeyMismatch, Result};
+pub use keys::{MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey, RecordKeySource};
+pub use seal::{RecordHeader, open, seal, seal_with_chunk_size};
+pub use stream::{Opener, Sealer};

@@ -1,0 +1,290 @@
+//! Sealed records: the STREAM construction (Hoang, Reyhanitabar, Rogaway, Vizár 2015)
+//! over AES-256-EAX, and one-shot [`seal`] / [`open`] for records that fit in memory.
+//!
+//! A sealed record is a header followed by chunks. Every chunk is encrypted under the
+//! record key with nonce `prefix (11 B) ‖ chunk index (u32 BE) ‖ last flag (1 B)` and the
+//! whole header as associated data, so:
+//! * changing any header field fails authentication (or is refused before decryption);
+//! * reordering, dropping or duplicating chunks fails (the index is in the nonce);
+//! * cutting the record at a chunk boundary is detected (no chunk carries the last flag)
+//!   and reported as [`Error::Truncated`];
+//! * appending anything fails (the old last chunk is no longer last).
+//!
+//! Byte layout: `FORMAT.md`, section "Sealed record".
+//!
+//! **Leaks** to whoever stores it: the provider id, the record id, the key generation, the
+//! chunk size and the plaintext length (to within nothing: length = body − 16 × chunks).
+//! Pad the plaintext yourself if its length is sensitive.
+
+use aes::Aes256;
+use cipher::KeyInit;
+use zeroize::Zeroizing;
+
+use crate::eax::{Block, Eax, TAG_LEN, combine, tags_equal};
+use crate::error::{Error, Result};
+use crate::keys::{ProviderId, RecordId, RecordKey, RecordKeySource};
+use crate::rng;
+use crate::wire::{Reader, put_preamble};
+
+/// Magic bytes of a sealed record.
+pub const RECORD_MAGIC: &[u8; 4] = b"MVRC";
+/// The sealed-record format version this build writes and reads.
+pub const RECORD_VERSION: u8 = 1;
+/// Algorithm id of STREAM over AES-256-EAX, the only one in version 1.
+pub const ALG_AES256_EAX_STREAM: u8 = 1;
+/// Default plaintext bytes per chunk (64 KiB, as age uses).
+pub const DEFAULT_CHUNK_SIZE: u32 = 64 * 1024;
+/// Smallest chunk size a record may declare.
+pub const MIN_CHUNK_SIZE: u32 = 16;
+/// Largest chunk size a record may declare (16 MiB): bounds what an opener buffers.
+pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
+/// Length of the random nonce prefix.
+pub const NONCE_PREFIX_LEN: usize = 11;
+/// Authentication tag bytes added to every chunk.
+pub const CHUNK_OVERHEAD: usize = TAG_LEN;
+
+const FORMAT: &str = "sealed record";
+/// Bytes of the header before the provider id: magic, version, algorithm, id length.
+pub(crate) const HEADER_FIXED_PREFIX: usize = 7;
+/// Bytes of the header after the provider id: record id, generation, chunk size, prefix.
+pub(crate) const HEADER_FIXED_SUFFIX: usize = 16 + 4 + 4 + NONCE_PREFIX_LEN;
+
+/// The public, authenticated header of a sealed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHeader {
+    provider: ProviderId,
+    record: RecordId,
+    generation: u32,
+    chunk_size: u32,
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+}
+
+impl RecordHeader {
+    /// The provider that sealed the record.
+    pub fn provider(&self) -> &ProviderId {
+        &self.provider
+    }
+    /// The record's id.
+    pub fn record_id(&self) -> RecordId {
+        self.record
+    }
+    /// The key generation the record was sealed under.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+    /// Plaintext bytes per chunk.
+    pub fn chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    pub(crate) fn new(key: &RecordKey, chunk_size: u32, nonce_prefix: [u8; NONCE_PREFIX_LEN]) -> Result<Self> {
+        check_chunk_size(chunk_size)?;
+        Ok(RecordHeader {
+            provider: key.provider().clone(),
+            record: key.record_id(),
+            generation: key.generation(),
+            chunk_size,
+            nonce_prefix,
+        })
+    }
+
+    /// The header's bytes, exactly as they start the sealed record.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_FIXED_PREFIX + 64 + HEADER_FIXED_SUFFIX);
+        put_preamble(&mut out, RECORD_MAGIC, RECORD_VERSION, ALG_AES256_EAX_STREAM);
+        self.provider.encode_into(&mut out);
+        out.extend_from_slice(self.record.as_bytes());
+        out.extend_from_slice(&self.generation.to_be_bytes());
+        out.extend_from_slice(&self.chunk_size.to_be_bytes());
+        out.extend_from_slice(&self.nonce_prefix);
+        out
+    }
+
+    /// Parses a header from the start of `bytes`; returns it and its length.
+    pub fn parse(bytes: &[u8]) -> Result<(Self, usize)> {
+        let mut r = Reader::new(bytes, FORMAT);
+        r.preamble(RECORD_MAGIC, RECORD_VERSION, &[ALG_AES256_EAX_STREAM])?;
+        let provider = ProviderId::decode(&mut r)?;
+        let record = RecordId::from_bytes(r.array("record id")?);
+        let generation = r.u32("key generation")?;
+        let chunk_size = r.u32("chunk size")?;
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+            return Err(r.malformed("chunk size out of range"));
+        }
+        let nonce_prefix = r.array("nonce prefix")?;
+        let used = bytes.len() - r.remaining();
+        Ok((
+            RecordHeader {
+                provider,
+                record,
+                generation,
+                chunk_size,
+                nonce_prefix,
+            },
+            used,
+        ))
+    }
+
+    /// Length of the header in bytes.
+    pub fn len(&self) -> usize {
+        HEADER_FIXED_PREFIX + self.provider.as_str().len() + HEADER_FIXED_SUFFIX
+    }
+
+    /// Always false: a header has at least its fixed fields.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+pub(crate) fn check_chunk_size(chunk_size: u32) -> Result<()> {
+    if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument("chunk size must be 16 B to 16 MiB"))
+    }
+}
+
+/// Encrypts and decrypts the chunks of one record.
+pub(crate) struct ChunkCipher {
+    eax: Eax<Aes256>,
+    header_mac: Block,
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    chunk_size: usize,
+}
+
+impl ChunkCipher {
+    pub(crate) fn new(key: &RecordKey, header: &RecordHeader) -> Self {
+        let eax = Eax::new(Aes256::new(key.expose_secret().into()));
+        let header_mac = eax.header_mac(&header.to_bytes());
+        ChunkCipher {
+            eax,
+            header_mac,
+            nonce_prefix: header.nonce_prefix,
+            chunk_size: header.chunk_size as usize,
+        }
+    }
+
+    fn nonce_mac(&self, index: u32, last: bool) -> Block {
+        let mut nonce = [0u8; 16];
+        nonce[..NONCE_PREFIX_LEN].copy_from_slice(&self.nonce_prefix);
+        nonce[NONCE_PREFIX_LEN..15].copy_from_slice(&index.to_be_bytes());
+        nonce[15] = u8::from(last);
+        self.eax.nonce_mac(&nonce)
+    }
+
+    /// Encrypts chunk `index` in place and returns its tag.
+    pub(crate) fn seal_chunk(&self, index: u32, last: bool, buf: &mut [u8]) -> Block {
+        self.eax.encrypt(&self.nonce_mac(index, last), &self.header_mac, buf)
+    }
+
+    /// Verifies and decrypts chunk `index` in place. A final-position chunk that
+    /// verifies only as a non-final chunk means the record was cut at a chunk boundary.
+    pub(crate) fn open_chunk(&self, index: u32, last: bool, buf: &mut [u8], tag: &[u8]) -> Result<()> {
+        if last && buf.is_empty() && index > 0 {
+            // Writers put at least one byte in a final chunk unless the record is empty.
+            return Err(Error::Malformed {
+                format: FORMAT,
+                detail: "empty final chunk after other chunks",
+            });
+        }
+        let nonce_mac = self.nonce_mac(index, last);
+        if self.eax.decrypt(&nonce_mac, &self.header_mac, buf, tag) {
+            return Ok(());
+        }
+        if last && buf.len() == self.chunk_size {
+            let ct_mac = self.eax.ciphertext_mac(buf);
+            let as_middle = combine(&self.nonce_mac(index, false), &self.header_mac, &ct_mac);
+            if tags_equal(&as_middle, tag) {
+                return Err(Error::Truncated {
+                    format: FORMAT,
+                    detail: "the record ends before its final chunk",
+                });
+            }
+        }
+        Err(Error::AuthenticationFailed { what: "sealed record chunk" })
+    }
+}
+
+/// Seals `plaintext` for the record `key` names, in chunks of [`DEFAULT_CHUNK_SIZE`].
+///
+/// ```
+/// use medvault::{MasterKey, PatientId, ProviderId, RecordId, seal, open};
+/// let master = MasterKey::generate()?;
+/// let lab = ProviderId::new("city-lab")?;
+/// let patient = master.patient_key(&lab, &PatientId::new("+15550100")?, 0);
+/// let record_key = patient.record_key(RecordId::generate()?);
+/// let sealed = seal(&record_key, b"HbA1c 7.9 %")?;
+/// assert_eq!(open(&patient, &sealed)?, b"HbA1c 7.9 %");
+/// # Ok::<(), medvault::Error>(())
+/// ```
+pub fn seal(key: &RecordKey, plaintext: &[u8]) -> Result<Vec<u8>> {
+    seal_with_chunk_size(key, plaintext, DEFAULT_CHUNK_SIZE)
+}
+
+/// Seals `plaintext` with an explicit chunk size (16 B to 16 MiB).
+pub fn seal_with_chunk_size(key: &RecordKey, plaintext: &[u8], chunk_size: u32) -> Result<Vec<u8>> {
+    check_chunk_size(chunk_size)?;
+    seal_with_prefix(key, plaintext, chunk_size, rng::array()?)
+}
+
+/// The deterministic core of sealing; the nonce prefix must be fresh for the key.
+pub(crate) fn seal_with_prefix(
+    key: &RecordKey,
+    plaintext: &[u8],
+    chunk_size: u32,
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+) -> Result<Vec<u8>> {
+    let header = RecordHeader::new(key, chunk_size, nonce_prefix)?;
+    let cipher = ChunkCipher::new(key, &header);
+    let chunk = chunk_size as usize;
+    let chunks = plaintext.len().div_ceil(chunk).max(1);
+    let last_index = chunk_index(chunks - 1)?;
+    let mut out = header.to_bytes();
+    out.reserve(plaintext.len() + chunks * CHUNK_OVERHEAD);
+    for (index, piece) in (0..=last_index).zip(plaintext.chunks(chunk).chain(plaintext.is_empty().then_some(&[][..]))) {
+        let start = out.len();
+        out.extend_from_slice(piece);
+        let tag = cipher.seal_chunk(index, index == last_index, &mut out[start..]);
+        out.extend_from_slice(&tag);
+    }
+    Ok(out)
+}
+
+pub(crate) fn chunk_index(index: usize) -> Result<u32> {
+    u32::try_from(index).map_err(|_| Error::InvalidArgument("a record has at most 2^32 chunks"))
+}
+
+/// Opens a sealed record with a key that covers it (a [`RecordKey`] for that record, or
+/// the [`crate::PatientKey`] it was sealed under).
+///
+/// Fails with [`Error::WrongKey`] if the key is for another provider, generation or
+/// record, [`Error::AuthenticationFailed`] if any byte was changed,
+/// [`Error::Truncated`] if the record was cut, and a parse error for anything else.
+pub fn open(key: &impl RecordKeySource, sealed: &[u8]) -> Result<Vec<u8>> {
+    let (header, header_len) = RecordHeader::parse(sealed)?;
+    let record_key = key.record_key_for(&header.provider, header.generation, header.record)?;
+    let cipher = ChunkCipher::new(&record_key, &header);
+    let body = &sealed[header_len..];
+    let stride = header.chunk_size as usize + CHUNK_OVERHEAD;
+    let chunks = body.len().div_ceil(stride).max(1);
+    let last_index = chunk_index(chunks - 1)?;
+    // Zeroized if we fail half way: no partial plaintext is left behind in memory.
+    let mut out = Zeroizing::new(Vec::with_capacity(body.len()));
+    for index in 0..=last_index {
+        let start = index as usize * stride;
+        let piece = &body[start..body.len().min(start + stride)];
+        if piece.len() < CHUNK_OVERHEAD {
+            return Err(Error::Truncated {
+                format: FORMAT,
+                detail: "a chunk is shorter than its tag",
+            });
+        }
+        let (ciphertext, tag) = piece.split_at(piece.len() - CHUNK_OVERHEAD);
+        let at = out.len();
+        out.extend_from_slice(ciphertext);
+        let last = index == last_index;
+        cipher.open_chunk(index, last, &mut out[at..], tag)?;
+    }
+    Ok(std::mem::take(&mut *out))
+}
+

@@ -1,0 +1,274 @@
+//! Streaming sealing and opening for records too large for memory (a 100 MB image).
+//!
+//! [`Sealer`] is a `Write`: bytes go in, sealed chunks come out to the inner writer.
+//! [`Opener`] is a `Read`: it pulls sealed chunks from the inner reader and hands out
+//! plaintext only after each chunk's tag verified. Both hold at most one chunk (plus one
+//! byte of look-ahead) at a time, so memory does not grow with the record.
+//!
+//! The wire format is the one [`crate::seal()`] writes: a record sealed by either path
+//! opens with either path.
+
+use std::io::{self, Read, Write};
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::keys::{RecordKey, RecordKeySource};
+use crate::rng;
+use crate::seal::{
+    CHUNK_OVERHEAD, ChunkCipher, DEFAULT_CHUNK_SIZE, HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX, RecordHeader,
+    check_chunk_size,
+};
+
+/// Seals a record of any size as it is written.
+///
+/// Call [`Sealer::finish`] at the end: it writes the final chunk. A sealer dropped
+/// without `finish` leaves a record that every opener rejects as truncated.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use medvault::{MasterKey, Opener, PatientId, ProviderId, RecordId, Sealer};
+/// let master = MasterKey::generate()?;
+/// let patient = master.patient_key(&ProviderId::new("radiology")?, &PatientId::new("MRN-1")?, 0);
+/// let mut sealer = Sealer::new(Vec::new(), &patient.record_key(RecordId::generate()?))?;
+/// sealer.write_all(&vec![0x42; 200_000])?; // an image, say
+/// let sealed = sealer.finish()?;
+///
+/// let mut opened = Vec::new();
+/// Opener::new(&sealed[..], &patient)?.read_to_end(&mut opened)?;
+/// assert_eq!(opened, vec![0x42; 200_000]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Sealer<W: Write> {
+    inner: Option<W>,
+    cipher: ChunkCipher,
+    chunk_size: usize,
+    /// Plaintext of the chunk being filled; a full chunk waits here until more input
+    /// shows it is not the last one.
+    pending: Zeroizing<Vec<u8>>,
+    index: u32,
+    failed: bool,
+}
+
+impl<W: Write> Sealer<W> {
+    /// Starts sealing to `inner` with [`DEFAULT_CHUNK_SIZE`]; writes the header.
+    pub fn new(inner: W, key: &RecordKey) -> Result<Self> {
+        Self::with_chunk_size(inner, key, DEFAULT_CHUNK_SIZE)
+    }
+
+    /// Starts sealing with an explicit chunk size (16 B to 16 MiB); writes the header.
+    pub fn with_chunk_size(mut inner: W, key: &RecordKey, chunk_size: u32) -> Result<Self> {
+        check_chunk_size(chunk_size)?;
+        let header = RecordHeader::new(key, chunk_size, rng::array()?)?;
+        inner.write_all(&header.to_bytes())?;
+        Ok(Sealer {
+            inner: Some(inner),
+            cipher: ChunkCipher::new(key, &header),
+            chunk_size: chunk_size as usize,
+            pending: Zeroizing::new(Vec::with_capacity(chunk_size as usize + CHUNK_OVERHEAD)),
+            index: 0,
+            failed: false,
+        })
+    }
+
+    fn inner(&mut self) -> Result<&mut W> {
+        match (&mut self.inner, self.failed) {
+            (Some(inner), false) => Ok(inner),
+            _ => Err(Error::InvalidArgument("the sealer failed earlier or has finished")),
+        }
+    }
+
+    /// Seals the pending chunk and writes it out.
+    fn emit(&mut self, last: bool) -> Result<()> {
+        let index = self.index;
+        let tag = self.cipher.seal_chunk(index, last, &mut self.pending);
+        self.pending.extend_from_slice(&tag);
+        let result = match self.inner.as_mut() {
+            Some(inner) => inner.write_all(&self.pending).map_err(Error::from),
+            None => Err(Error::InvalidArgument("the sealer has finished")),
+        };
+        self.pending.clear();
+        if result.is_err() {
+            self.failed = true;
+            return result;
+        }
+        self.index = index
+            .checked_add(1)
+            .ok_or(Error::InvalidArgument("a record has at most 2^32 chunks"))?;
+        Ok(())
+    }
+
+    /// Seals the last chunk, flushes, and returns the inner writer.
+    pub fn finish(mut self) -> Result<W> {
+        self.inner()?;
+        self.emit(true)?;
+        let mut inner = self.inner.take().ok_or(Error::InvalidArgument("the sealer has finished"))?;
+        inner.flush()?;
+        Ok(inner)
+    }
+}
+
+impl<W: Write> Write for Sealer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner()?;
+        let mut rest = buf;
+        while !rest.is_empty() {
+            if self.pending.len() == self.chunk_size {
+                // More input exists, so the full pending chunk is not the last one.
+                self.emit(false)?;
+            }
+            let take = rest.len().min(self.chunk_size - self.pending.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+        Ok(buf.len())
+    }
+
+    /// Flushes the inner writer. Pending plaintext stays pending: a chunk is sealed only
+    /// once it is full or the record is finished.
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner()?.flush()?;
+        Ok(())
+    }
+}
+
+/// Opens a sealed record of any size as it is read.
+///
+/// Reads return plaintext only from chunks whose tag verified. End of file is reported
+/// only after the final chunk verified, so a truncated record is an error, never a
+/// short read. Errors come out of `read` as `std::io::Error` wrapping [`Error`];
+/// `medvault::Error::from(io_error)` recovers it.
+pub struct Opener<R: Read> {
+    inner: R,
+    header: RecordHeader,
+    cipher: ChunkCipher,
+    chunk_size: usize,
+    /// Sealed bytes read ahead: the current chunk and one byte past it.
+    sealed: Vec<u8>,
+    /// Verified plaintext not yet handed out, from `position`.
+    plain: Zeroizing<Vec<u8>>,
+    position: usize,
+    index: u32,
+    state: OpenerState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OpenerState {
+    Reading,
+    Done,
+    Failed,
+}
+
+impl<R: Read> Opener<R> {
+    /// Reads and checks the header, and picks the record key from `key`.
+    pub fn new(mut inner: R, key: &impl RecordKeySource) -> Result<Self> {
+        let header = read_header(&mut inner)?;
+        let record_key = key.record_key_for(header.provider(), header.generation(), header.record_id())?;
+        let cipher = ChunkCipher::new(&record_key, &header);
+        let chunk_size = header.chunk_size() as usize;
+        Ok(Opener {
+            inner,
+            header,
+            cipher,
+            chunk_size,
+            sealed: Vec::new(),
+            plain: Zeroizing::new(Vec::new()),
+            position: 0,
+            index: 0,
+            state: OpenerState::Reading,
+        })
+    }
+
+    /// The record's header.
+    pub fn header(&self) -> &RecordHeader {
+        &self.header
+    }
+
+    /// Reads, verifies and decrypts the next chunk into `plain`.
+    fn next_chunk(&mut self) -> Result<()> {
+        let stride = self.chunk_size + CHUNK_OVERHEAD;
+        // One byte of look-ahead tells a full middle chunk from a full final one. The
+        // buffer grows only as bytes arrive, so a short input declaring a huge chunk
+        // size never makes us allocate the declared size.
+        let want = (stride + 1).saturating_sub(self.sealed.len());
+        (&mut self.inner).take(want as u64).read_to_end(&mut self.sealed)?;
+        let last = self.sealed.len() <= stride;
+        let chunk_len = self.sealed.len().min(stride);
+        if chunk_len < CHUNK_OVERHEAD {
+            return Err(Error::Truncated {
+                format: "sealed record",
+                detail: "a chunk is shorter than its tag",
+            });
+        }
+        let (ciphertext, rest) = self.sealed.split_at(chunk_len - CHUNK_OVERHEAD);
+        self.plain.clear();
+        self.plain.extend_from_slice(ciphertext);
+        self.cipher
+            .open_chunk(self.index, last, &mut self.plain, &rest[..CHUNK_OVERHEAD])?;
+        self.sealed.drain(..chunk_len);
+        self.position = 0;
+        if last {
+            self.state = OpenerState::Done;
+        } else {
+            self.index = self
+                .index
+                .checked_add(1)
+                .ok_or(Error::Malformed { format: "sealed record", detail: "more than 2^32 chunks" })?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Opener<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.position < self.plain.len() {
+                let n = buf.len().min(self.plain.len() - self.position);
+                buf[..n].copy_from_slice(&self.plain[self.position..self.position + n]);
+                self.position += n;
+                return Ok(n);
+            }
+            match self.state {
+                OpenerState::Done => return Ok(0),
+                OpenerState::Failed => {
+                    return Err(Error::InvalidArgument("the opener failed earlier; discard it").into());
+                }
+                OpenerState::Reading => {
+                    if let Err(err) = self.next_chunk() {
+                        self.state = OpenerState::Failed;
+                        self.plain.clear();
+                        return Err(err.into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads exactly one header from `inner`, byte-exact, with no read-ahead.
+fn read_header(inner: &mut impl Read) -> Result<RecordHeader> {
+    let truncated = |err: io::Error| -> Error {
+        if err.kind() == io::ErrorKind::UnexpectedEof {
+            Error::Truncated {
+                format: "sealed record",
+                detail: "the header is cut short",
+            }
+        } else {
+            Error::Io(err)
+        }
+    };
+    let mut bytes = vec![0u8; HEADER_FIXED_PREFIX];
+    inner.read_exact(&mut bytes).map_err(truncated)?;
+    // Check magic, version and algorithm before trusting the length byte.
+    if let Err(err) = RecordHeader::parse(&bytes) {
+        if !matches!(err, Error::Truncated { .. }) {
+            return Err(err);
+        }
+    }
+    let provider_len = bytes[HEADER_FIXED_PREFIX - 1] as usize;
+    bytes.resize(HEADER_FIXED_PREFIX + provider_len + HEADER_FIXED_SUFFIX, 0);
+    inner.read_exact(&mut bytes[HEADER_FIXED_PREFIX..]).map_err(truncated)?;
+    let (header, used) = RecordHeader::parse(&bytes)?;
+    debug_assert_eq!(used, bytes.len());
+    Ok(header)
+}
