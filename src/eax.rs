@@ -31,7 +31,10 @@ pub(crate) struct Eax<C: CmacCipher + Clone> {
 }
 
 /// The block ciphers EAX is built on here: 128-bit blocks, usable by `cmac` and `ctr`.
-pub(crate) trait EaxCipher: CmacCipher + SmallBlockSizeUser<_BlockSize = U16> + Clone {}
+pub(crate) trait EaxCipher:
+    CmacCipher + SmallBlockSizeUser<_BlockSize = U16> + Clone
+{
+}
 impl<C: CmacCipher + SmallBlockSizeUser<_BlockSize = U16> + Clone> EaxCipher for C {}
 
 impl<C: EaxCipher> Eax<C> {
@@ -98,8 +101,17 @@ impl<C: EaxCipher> Eax<C> {
     }
 
     /// One-shot encryption with an arbitrary-length nonce.
-    pub(crate) fn seal_detached(&self, nonce: &[u8], associated_data: &[u8], buf: &mut [u8]) -> Block {
-        self.encrypt(&self.nonce_mac(nonce), &self.header_mac(associated_data), buf)
+    pub(crate) fn seal_detached(
+        &self,
+        nonce: &[u8],
+        associated_data: &[u8],
+        buf: &mut [u8],
+    ) -> Block {
+        self.encrypt(
+            &self.nonce_mac(nonce),
+            &self.header_mac(associated_data),
+            buf,
+        )
     }
 
     /// One-shot decryption with an arbitrary-length nonce.
@@ -110,7 +122,12 @@ impl<C: EaxCipher> Eax<C> {
         buf: &mut [u8],
         tag: &[u8],
     ) -> bool {
-        self.decrypt(&self.nonce_mac(nonce), &self.header_mac(associated_data), buf, tag)
+        self.decrypt(
+            &self.nonce_mac(nonce),
+            &self.header_mac(associated_data),
+            buf,
+            tag,
+        )
     }
 }
 
@@ -194,7 +211,10 @@ mod tests {
     /// 257 bytes), through the same `Eax` the sealed-record format uses.
     #[test]
     fn wycheproof_aes_eax() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wycheproof/aes_eax_test.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/wycheproof/aes_eax_test.json"
+        );
         let file: File = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let mut ran = 0;
         for group in &file.groups {

@@ -78,9 +78,10 @@ mod tests {
     ///  -kdfopt hexkey:K -kdfopt salt:LABEL -kdfopt hexinfo:CONTEXT KBKDF`
     #[test]
     fn matches_openssl_kbkdf_cmac_counter_mode() {
-        let key: [u8; 32] = unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-            .try_into()
-            .unwrap();
+        let key: [u8; 32] =
+            unhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+                .try_into()
+                .unwrap();
         assert_eq!(
             derive_key(&key, b"medvault/v1/patient", &[1, 2]).to_vec(),
             unhex("05b88fe5404fe569d08d0ecdd4ad2f3a45020ce0e447cfde17ac0c2b704a70f2")
@@ -94,12 +95,17 @@ mod tests {
                  b038dc1d64f0851993b74f2f1b3e7bdccc12af60e21a2440bb446e9a889d5c6b"
             )
         );
-        let key: [u8; 32] = unhex("ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-            .try_into()
-            .unwrap();
+        let key: [u8; 32] =
+            unhex("ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+                .try_into()
+                .unwrap();
         assert_eq!(
-            derive_key(&key, b"medvault/v1/record", &unhex("00112233445566778899aabbccddeeff"))
-                .to_vec(),
+            derive_key(
+                &key,
+                b"medvault/v1/record",
+                &unhex("00112233445566778899aabbccddeeff")
+            )
+            .to_vec(),
             unhex("c4f1b4d654bc1f6e362b23ceddf6125db907f633289bbddc8c5b5f9a6c796f8e")
         );
     }
@@ -156,7 +162,10 @@ mod wycheproof {
     /// library's PRF is built on, and the 256-bit cases through the PRF itself.
     #[test]
     fn wycheproof_aes_cmac() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/wycheproof/aes_cmac_test.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/wycheproof/aes_cmac_test.json"
+        );
         let file: File = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let mut ran = 0;
         for group in &file.groups {

@@ -93,7 +93,9 @@ impl Default for PasswordKdf {
 
 impl PasswordKdf {
     /// PBKDF2-HMAC-SHA256 with 600,000 iterations (OWASP 2023).
-    pub const PBKDF2_DEFAULT: PasswordKdf = PasswordKdf::Pbkdf2Sha256 { iterations: 600_000 };
+    pub const PBKDF2_DEFAULT: PasswordKdf = PasswordKdf::Pbkdf2Sha256 {
+        iterations: 600_000,
+    };
 
     fn check(&self) -> bool {
         match *self {
@@ -154,8 +156,20 @@ pub struct Unlocked {
 }
 
 /// Writes `master` into a key file protected by `password` (at least 1 byte).
-pub fn lock(master: &MasterKey, provider: &ProviderId, password: &[u8], kdf: PasswordKdf) -> Result<Vec<u8>> {
-    lock_with(master, provider, password, kdf, rng::array()?, rng::array()?)
+pub fn lock(
+    master: &MasterKey,
+    provider: &ProviderId,
+    password: &[u8],
+    kdf: PasswordKdf,
+) -> Result<Vec<u8>> {
+    lock_with(
+        master,
+        provider,
+        password,
+        kdf,
+        rng::array()?,
+        rng::array()?,
+    )
 }
 
 pub(crate) fn lock_with(
@@ -170,7 +184,9 @@ pub(crate) fn lock_with(
         return Err(Error::InvalidArgument("the password is empty"));
     }
     if !kdf.check() {
-        return Err(Error::InvalidArgument("password KDF parameters out of range"));
+        return Err(Error::InvalidArgument(
+            "password KDF parameters out of range",
+        ));
     }
     let mut out = Vec::with_capacity(160);
     put_preamble(&mut out, KEY_FILE_MAGIC, KEY_FILE_VERSION, kdf.algorithm());
@@ -184,7 +200,9 @@ pub(crate) fn lock_with(
             out.extend_from_slice(&iterations.to_be_bytes());
             out.extend_from_slice(&parallelism.to_be_bytes());
         }
-        PasswordKdf::Pbkdf2Sha256 { iterations } => out.extend_from_slice(&iterations.to_be_bytes()),
+        PasswordKdf::Pbkdf2Sha256 { iterations } => {
+            out.extend_from_slice(&iterations.to_be_bytes())
+        }
     }
     out.extend_from_slice(&salt);
     provider.encode_into(&mut out);
@@ -217,8 +235,28 @@ struct Parsed<'a> {
 }
 
 fn parse(file: &[u8]) -> Result<Parsed<'_>> {
-    let mut r = Reader::new(file, FORMAT);
-    let algorithm = r.preamble(KEY_FILE_MAGIC, KEY_FILE_VERSION, &[ALG_ARGON2ID, ALG_PBKDF2_SHA256])?;
+    let algorithm = Reader::new(file, FORMAT).preamble(
+        KEY_FILE_MAGIC,
+        KEY_FILE_VERSION,
+        &[ALG_ARGON2ID, ALG_PBKDF2_SHA256],
+    )?;
+    // The checksum comes first: any damage past the preamble reads as damage, whichever
+    // field it hit, rather than as a confusing parse error.
+    let body_len = file
+        .len()
+        .checked_sub(CHECKSUM_LEN)
+        .filter(|&n| n >= 6)
+        .ok_or(Error::Truncated {
+            format: FORMAT,
+            detail: "shorter than its checksum",
+        })?;
+    let (body, checksum) = file.split_at(body_len);
+    if !bool::from(Sha256::digest(body).as_slice().ct_eq(checksum)) {
+        return Err(Error::Corrupt {
+            what: FORMAT.to_owned(),
+        });
+    }
+    let mut r = Reader::new(&body[6..], FORMAT);
     let kdf = match algorithm {
         ALG_ARGON2ID => PasswordKdf::Argon2id {
             memory_kib: r.u32("Argon2id memory")?,
@@ -233,19 +271,11 @@ fn parse(file: &[u8]) -> Result<Parsed<'_>> {
     let salt = r.take(SALT_LEN, "salt")?;
     let provider = ProviderId::decode(&mut r)?;
     let nonce = r.take(NONCE_LEN, "nonce")?;
-    let associated = &file[..file.len() - r.remaining()];
+    let associated = &body[..body.len() - r.remaining()];
     let wrapped = r.array("wrapped key")?;
     let tag = r.take(TAG_LEN, "tag")?;
-    let body_len = file.len() - r.remaining();
-    let checksum = r.take(CHECKSUM_LEN, "checksum")?;
     r.finish()?;
-    if !bool::from(Sha256::digest(&file[..body_len]).as_slice().ct_eq(checksum)) {
-        return Err(Error::Corrupt {
-            what: FORMAT.to_owned(),
-        });
-    }
-    // Checked after the checksum: a damaged parameter reads as damage, not as a policy
-    // violation; an intact file with absurd parameters is refused before any work.
+    // An intact file with absurd parameters is refused before any work.
     if !kdf.check() {
         return Err(Error::Malformed {
             format: FORMAT,
@@ -263,8 +293,9 @@ fn parse(file: &[u8]) -> Result<Parsed<'_>> {
     })
 }
 
-/// Unlocks a key file. A wrong password is [`Error::WrongPassword`]; a damaged file is
-/// [`Error::Corrupt`]; an unknown format version is [`Error::UnsupportedVersion`].
+/// Unlocks a key file. A wrong password is [`Error::WrongPassword`]; a damaged or cut
+/// file is [`Error::Corrupt`] (or [`Error::Truncated`] if not even the checksum is
+/// left); an unknown format version is [`Error::UnsupportedVersion`].
 pub fn unlock(file: &[u8], password: &[u8]) -> Result<Unlocked> {
     let parsed = parse(file)?;
     let wrapping_key = parsed.kdf.derive(password, parsed.salt)?;

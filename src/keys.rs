@@ -301,7 +301,12 @@ redacted_debug!(RecordKey);
 
 impl RecordKey {
     /// Rebuilds a record key from its parts (for example out of a grant).
-    pub fn from_bytes(provider: ProviderId, generation: u32, record: RecordId, key: [u8; 32]) -> Self {
+    pub fn from_bytes(
+        provider: ProviderId,
+        generation: u32,
+        record: RecordId,
+        key: [u8; 32],
+    ) -> Self {
         RecordKey {
             provider,
             generation,
@@ -336,11 +341,21 @@ impl RecordKey {
 pub trait RecordKeySource {
     /// The record key for the record `header` describes, or [`Error::WrongKey`] if this
     /// key does not cover it.
-    fn record_key_for(&self, provider: &ProviderId, generation: u32, record: RecordId) -> Result<RecordKey>;
+    fn record_key_for(
+        &self,
+        provider: &ProviderId,
+        generation: u32,
+        record: RecordId,
+    ) -> Result<RecordKey>;
 }
 
 impl RecordKeySource for RecordKey {
-    fn record_key_for(&self, provider: &ProviderId, generation: u32, record: RecordId) -> Result<RecordKey> {
+    fn record_key_for(
+        &self,
+        provider: &ProviderId,
+        generation: u32,
+        record: RecordId,
+    ) -> Result<RecordKey> {
         if *provider != self.provider {
             Err(Error::WrongKey(KeyMismatch::Provider))
         } else if generation != self.generation {
@@ -354,7 +369,12 @@ impl RecordKeySource for RecordKey {
 }
 
 impl RecordKeySource for PatientKey {
-    fn record_key_for(&self, provider: &ProviderId, generation: u32, record: RecordId) -> Result<RecordKey> {
+    fn record_key_for(
+        &self,
+        provider: &ProviderId,
+        generation: u32,
+        record: RecordId,
+    ) -> Result<RecordKey> {
         if *provider != self.provider {
             Err(Error::WrongKey(KeyMismatch::Provider))
         } else if generation != self.generation {
@@ -397,7 +417,11 @@ mod tests {
     #[test]
     fn keys_never_print_their_bytes() {
         let mk = MasterKey::from_bytes([0xab; 32]);
-        let pk = mk.patient_key(&ProviderId::new("lab").unwrap(), &PatientId::new("p").unwrap(), 0);
+        let pk = mk.patient_key(
+            &ProviderId::new("lab").unwrap(),
+            &PatientId::new("p").unwrap(),
+            0,
+        );
         let rk = pk.record_key(RecordId::from_bytes([1; 16]));
         for text in [format!("{mk:?}"), format!("{pk:?}"), format!("{rk:?}")] {
             assert!(text.contains("<redacted>"), "{text}");
@@ -422,7 +446,10 @@ mod tests {
             assert_ne!(base.expose_secret(), other.expose_secret());
         }
         // Same inputs, same key: derivation is deterministic.
-        assert_eq!(base.expose_secret(), mk.patient_key(&lab, &alice, 0).expose_secret());
+        assert_eq!(
+            base.expose_secret(),
+            mk.patient_key(&lab, &alice, 0).expose_secret()
+        );
         let r1 = base.record_key(RecordId::from_bytes([1; 16]));
         let r2 = base.record_key(RecordId::from_bytes([2; 16]));
         assert_ne!(r1.expose_secret(), r2.expose_secret());
@@ -444,8 +471,14 @@ mod tests {
         );
         assert!(rk.record_key_for(&lab, 3, id).is_ok());
         let other = ProviderId::new("pharmacy").unwrap();
-        assert!(matches!(pk.record_key_for(&other, 3, id), Err(Error::WrongKey(KeyMismatch::Provider))));
-        assert!(matches!(pk.record_key_for(&lab, 4, id), Err(Error::WrongKey(KeyMismatch::Generation))));
+        assert!(matches!(
+            pk.record_key_for(&other, 3, id),
+            Err(Error::WrongKey(KeyMismatch::Provider))
+        ));
+        assert!(matches!(
+            pk.record_key_for(&lab, 4, id),
+            Err(Error::WrongKey(KeyMismatch::Generation))
+        ));
         assert!(matches!(
             rk.record_key_for(&lab, 3, RecordId::from_bytes([8; 16])),
             Err(Error::WrongKey(KeyMismatch::Record))

@@ -38,6 +38,8 @@ pub mod stream;
 mod wire;
 
 pub use error::{Error, KeyMismatch, Result};
-pub use keys::{MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey, RecordKeySource};
+pub use keys::{
+    MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey, RecordKeySource,
+};
 pub use seal::{RecordHeader, open, seal, seal_with_chunk_size};
 pub use stream::{Opener, Sealer};

@@ -77,7 +77,11 @@ impl RecordHeader {
         self.chunk_size
     }
 
-    pub(crate) fn new(key: &RecordKey, chunk_size: u32, nonce_prefix: [u8; NONCE_PREFIX_LEN]) -> Result<Self> {
+    pub(crate) fn new(
+        key: &RecordKey,
+        chunk_size: u32,
+        nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    ) -> Result<Self> {
         check_chunk_size(chunk_size)?;
         Ok(RecordHeader {
             provider: key.provider().clone(),
@@ -91,7 +95,12 @@ impl RecordHeader {
     /// The header's bytes, exactly as they start the sealed record.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_FIXED_PREFIX + 64 + HEADER_FIXED_SUFFIX);
-        put_preamble(&mut out, RECORD_MAGIC, RECORD_VERSION, ALG_AES256_EAX_STREAM);
+        put_preamble(
+            &mut out,
+            RECORD_MAGIC,
+            RECORD_VERSION,
+            ALG_AES256_EAX_STREAM,
+        );
         self.provider.encode_into(&mut out);
         out.extend_from_slice(self.record.as_bytes());
         out.extend_from_slice(&self.generation.to_be_bytes());
@@ -174,17 +183,25 @@ impl ChunkCipher {
 
     /// Encrypts chunk `index` in place and returns its tag.
     pub(crate) fn seal_chunk(&self, index: u32, last: bool, buf: &mut [u8]) -> Block {
-        self.eax.encrypt(&self.nonce_mac(index, last), &self.header_mac, buf)
+        self.eax
+            .encrypt(&self.nonce_mac(index, last), &self.header_mac, buf)
     }
 
     /// Verifies and decrypts chunk `index` in place. A final-position chunk that
     /// verifies only as a non-final chunk means the record was cut at a chunk boundary.
-    pub(crate) fn open_chunk(&self, index: u32, last: bool, buf: &mut [u8], tag: &[u8]) -> Result<()> {
+    pub(crate) fn open_chunk(
+        &self,
+        index: u32,
+        last: bool,
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<()> {
         if last && buf.is_empty() && index > 0 {
-            // Writers put at least one byte in a final chunk unless the record is empty.
-            return Err(Error::Malformed {
+            // Writers put at least one byte in a final chunk unless the record is empty,
+            // so this is a record cut just after a chunk's worth of tag bytes.
+            return Err(Error::Truncated {
                 format: FORMAT,
-                detail: "empty final chunk after other chunks",
+                detail: "the record ends inside a chunk",
             });
         }
         let nonce_mac = self.nonce_mac(index, last);
@@ -201,7 +218,9 @@ impl ChunkCipher {
                 });
             }
         }
-        Err(Error::AuthenticationFailed { what: "sealed record chunk" })
+        Err(Error::AuthenticationFailed {
+            what: "sealed record chunk",
+        })
     }
 }
 
@@ -241,7 +260,11 @@ pub(crate) fn seal_with_prefix(
     let last_index = chunk_index(chunks - 1)?;
     let mut out = header.to_bytes();
     out.reserve(plaintext.len() + chunks * CHUNK_OVERHEAD);
-    for (index, piece) in (0..=last_index).zip(plaintext.chunks(chunk).chain(plaintext.is_empty().then_some(&[][..]))) {
+    for (index, piece) in (0..=last_index).zip(
+        plaintext
+            .chunks(chunk)
+            .chain(plaintext.is_empty().then_some(&[][..])),
+    ) {
         let start = out.len();
         out.extend_from_slice(piece);
         let tag = cipher.seal_chunk(index, index == last_index, &mut out[start..]);
@@ -287,4 +310,3 @@ pub fn open(key: &impl RecordKeySource, sealed: &[u8]) -> Result<Vec<u8>> {
     }
     Ok(std::mem::take(&mut *out))
 }
-

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::keys::{RecordKey, RecordKeySource};
 use crate::rng;
 use crate::seal::{
-    CHUNK_OVERHEAD, ChunkCipher, DEFAULT_CHUNK_SIZE, HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX, RecordHeader,
-    check_chunk_size,
+    CHUNK_OVERHEAD, ChunkCipher, DEFAULT_CHUNK_SIZE, HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX,
+    RecordHeader, check_chunk_size,
 };
 
 /// Seals a record of any size as it is written.
@@ -74,7 +74,9 @@ impl<W: Write> Sealer<W> {
     fn inner(&mut self) -> Result<&mut W> {
         match (&mut self.inner, self.failed) {
             (Some(inner), false) => Ok(inner),
-            _ => Err(Error::InvalidArgument("the sealer failed earlier or has finished")),
+            _ => Err(Error::InvalidArgument(
+                "the sealer failed earlier or has finished",
+            )),
         }
     }
 
@@ -102,7 +104,10 @@ impl<W: Write> Sealer<W> {
     pub fn finish(mut self) -> Result<W> {
         self.inner()?;
         self.emit(true)?;
-        let mut inner = self.inner.take().ok_or(Error::InvalidArgument("the sealer has finished"))?;
+        let mut inner = self
+            .inner
+            .take()
+            .ok_or(Error::InvalidArgument("the sealer has finished"))?;
         inner.flush()?;
         Ok(inner)
     }
@@ -163,7 +168,8 @@ impl<R: Read> Opener<R> {
     /// Reads and checks the header, and picks the record key from `key`.
     pub fn new(mut inner: R, key: &impl RecordKeySource) -> Result<Self> {
         let header = read_header(&mut inner)?;
-        let record_key = key.record_key_for(header.provider(), header.generation(), header.record_id())?;
+        let record_key =
+            key.record_key_for(header.provider(), header.generation(), header.record_id())?;
         let cipher = ChunkCipher::new(&record_key, &header);
         let chunk_size = header.chunk_size() as usize;
         Ok(Opener {
@@ -191,7 +197,9 @@ impl<R: Read> Opener<R> {
         // buffer grows only as bytes arrive, so a short input declaring a huge chunk
         // size never makes us allocate the declared size.
         let want = (stride + 1).saturating_sub(self.sealed.len());
-        (&mut self.inner).take(want as u64).read_to_end(&mut self.sealed)?;
+        (&mut self.inner)
+            .take(want as u64)
+            .read_to_end(&mut self.sealed)?;
         let last = self.sealed.len() <= stride;
         let chunk_len = self.sealed.len().min(stride);
         if chunk_len < CHUNK_OVERHEAD {
@@ -210,10 +218,10 @@ impl<R: Read> Opener<R> {
         if last {
             self.state = OpenerState::Done;
         } else {
-            self.index = self
-                .index
-                .checked_add(1)
-                .ok_or(Error::Malformed { format: "sealed record", detail: "more than 2^32 chunks" })?;
+            self.index = self.index.checked_add(1).ok_or(Error::Malformed {
+                format: "sealed record",
+                detail: "more than 2^32 chunks",
+            })?;
         }
         Ok(())
     }
@@ -231,7 +239,9 @@ impl<R: Read> Read for Opener<R> {
             match self.state {
                 OpenerState::Done => return Ok(0),
                 OpenerState::Failed => {
-                    return Err(Error::InvalidArgument("the opener failed earlier; discard it").into());
+                    return Err(
+                        Error::InvalidArgument("the opener failed earlier; discard it").into(),
+                    );
                 }
                 OpenerState::Reading => {
                     if let Err(err) = self.next_chunk() {
@@ -267,7 +277,9 @@ fn read_header(inner: &mut impl Read) -> Result<RecordHeader> {
     }
     let provider_len = bytes[HEADER_FIXED_PREFIX - 1] as usize;
     bytes.resize(HEADER_FIXED_PREFIX + provider_len + HEADER_FIXED_SUFFIX, 0);
-    inner.read_exact(&mut bytes[HEADER_FIXED_PREFIX..]).map_err(truncated)?;
+    inner
+        .read_exact(&mut bytes[HEADER_FIXED_PREFIX..])
+        .map_err(truncated)?;
     let (header, used) = RecordHeader::parse(&bytes)?;
     debug_assert_eq!(used, bytes.len());
     Ok(header)

@@ -48,7 +48,12 @@ impl<'a> Reader<'a> {
 
     /// Checks the magic, version and algorithm bytes every format starts with; returns
     /// the algorithm, which must be one of `algorithms`.
-    pub(crate) fn preamble(&mut self, magic: &[u8; 4], version: u8, algorithms: &[u8]) -> Result<u8> {
+    pub(crate) fn preamble(
+        &mut self,
+        magic: &[u8; 4],
+        version: u8,
+        algorithms: &[u8],
+    ) -> Result<u8> {
         if self.take(4, "magic")? != magic {
             return Err(self.malformed("wrong magic bytes"));
         }

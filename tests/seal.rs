@@ -1,0 +1,445 @@
+//! Sealed records: round trips through both paths, and every way of breaking one.
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::*;
+use medvault::seal::{CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE};
+use medvault::{
+    Error, KeyMismatch, Opener, PatientKey, RecordHeader, RecordId, Sealer, open, seal,
+    seal_with_chunk_size,
+};
+
+fn stream_seal(key: &medvault::RecordKey, data: &[u8], chunk: u32, write_size: usize) -> Vec<u8> {
+    let mut sealer = Sealer::with_chunk_size(Vec::new(), key, chunk).unwrap();
+    for piece in data.chunks(write_size.max(1)) {
+        sealer.write_all(piece).unwrap();
+    }
+    sealer.finish().unwrap()
+}
+
+/// Reads an opener to the end; returns what it produced before the first error.
+fn stream_open(
+    key: &impl medvault::RecordKeySource,
+    sealed: &[u8],
+) -> (Vec<u8>, Result<(), Error>) {
+    let mut opener = match Opener::new(sealed, key) {
+        Ok(o) => o,
+        Err(e) => return (Vec::new(), Err(e)),
+    };
+    let mut out = Vec::new();
+    let mut buf = [0u8; 7]; // odd size: reads straddle chunk boundaries
+    loop {
+        match opener.read(&mut buf) {
+            Ok(0) => return (out, Ok(())),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => return (out, Err(Error::from(e))),
+        }
+    }
+}
+
+fn round_trip(key: &PatientKey, data: &[u8], chunk: u32) {
+    let record = key.record_key(RecordId::generate().unwrap());
+    let one_shot = seal_with_chunk_size(&record, data, chunk).unwrap();
+    let streamed = stream_seal(&record, data, chunk, 4093);
+    // Same plaintext, same layout; only the random nonce prefix differs.
+    assert_eq!(one_shot.len(), streamed.len());
+    for sealed in [&one_shot, &streamed] {
+        assert_eq!(open(key, sealed).unwrap(), data);
+        assert_eq!(open(&record, sealed).unwrap(), data);
+        let (out, result) = stream_open(key, sealed);
+        result.unwrap();
+        assert_eq!(out, data);
+    }
+    let chunks = data.len().div_ceil(chunk as usize).max(1);
+    let header = RecordHeader::parse(&one_shot).unwrap().0;
+    assert_eq!(
+        one_shot.len(),
+        header.len() + data.len() + chunks * CHUNK_OVERHEAD
+    );
+}
+
+#[test]
+fn round_trips_at_chunk_boundaries() {
+    let key = patient_key(1, "city-lab", "+15550100", 0);
+    let chunk = 64u32;
+    for len in [0usize, 1, 63, 64, 65, 127, 128, 129, 1000] {
+        round_trip(&key, &noise(len, len as u64), chunk);
+    }
+    let chunk = DEFAULT_CHUNK_SIZE as usize;
+    for len in [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk] {
+        round_trip(&key, &noise(len, len as u64), DEFAULT_CHUNK_SIZE);
+    }
+}
+
+#[test]
+fn round_trips_100_mb() {
+    let key = patient_key(2, "radiology", "MRN-0042", 0);
+    let data = noise(100_000_000, 42);
+    let record = key.record_key(RecordId::generate().unwrap());
+    let sealed = seal(&record, &data).unwrap();
+    assert_eq!(open(&key, &sealed).unwrap(), data);
+    let streamed = stream_seal(&record, &data, DEFAULT_CHUNK_SIZE, 1 << 20);
+    let mut opened = Vec::new();
+    Opener::new(&streamed[..], &record)
+        .unwrap()
+        .read_to_end(&mut opened)
+        .unwrap();
+    assert!(opened == data);
+}
+
+#[test]
+fn round_trips_dicom_images_and_clinical_notes() {
+    let key = patient_key(3, "st-mary-hospital", "+15550123", 0);
+    for name in ["dicom/CT_small.dcm", "dicom/SC_rgb_jpeg_dcmd.dcm"] {
+        let image = data_file(name);
+        assert!(image.len() > 1000, "{name} present");
+        round_trip(&key, &image, DEFAULT_CHUNK_SIZE);
+        round_trip(&key, &image, 4096);
+    }
+    round_trip(&key, &clinical_note(300_000), DEFAULT_CHUNK_SIZE);
+}
+
+#[test]
+fn streaming_is_independent_of_write_and_read_sizes() {
+    let key = patient_key(4, "pharmacy", "p", 0);
+    let record = key.record_key(RecordId::generate().unwrap());
+    let data = noise(5000, 9);
+    for write_size in [1, 2, 15, 16, 17, 100, 5000] {
+        let sealed = stream_seal(&record, &data, 16, write_size);
+        assert_eq!(
+            open(&record, &sealed).unwrap(),
+            data,
+            "write size {write_size}"
+        );
+    }
+}
+
+/// A record of several small chunks, and where its parts are.
+struct Sample {
+    key: PatientKey,
+    record: medvault::RecordKey,
+    data: Vec<u8>,
+    sealed: Vec<u8>,
+    header_len: usize,
+    chunk: usize,
+}
+
+fn sample() -> Sample {
+    let key = patient_key(5, "lab", "+15550100", 7);
+    let record = key.record_key(RecordId::from_bytes([0x11; 16]));
+    let chunk = 16;
+    let data = clinical_note(5 * chunk + 5); // 6 chunks, the last one short
+    let sealed = seal_with_chunk_size(&record, &data, chunk as u32).unwrap();
+    let header_len = RecordHeader::parse(&sealed).unwrap().1;
+    Sample {
+        key,
+        record,
+        data,
+        sealed,
+        header_len,
+        chunk,
+    }
+}
+
+impl Sample {
+    fn stride(&self) -> usize {
+        self.chunk + CHUNK_OVERHEAD
+    }
+    fn chunks(&self) -> Vec<Vec<u8>> {
+        self.sealed[self.header_len..]
+            .chunks(self.stride())
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+    fn with_chunks(&self, chunks: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = self.sealed[..self.header_len].to_vec();
+        for c in chunks {
+            out.extend_from_slice(c);
+        }
+        out
+    }
+    /// Streaming output must be a prefix of the plaintext that ends before `bad_chunk`.
+    fn assert_no_unverified_plaintext(&self, out: &[u8], bad_chunk: usize, what: &str) {
+        assert!(
+            out.len() <= bad_chunk * self.chunk,
+            "{what}: plaintext of a failed chunk escaped"
+        );
+        assert_eq!(
+            out,
+            &self.data[..out.len()],
+            "{what}: output is not the plaintext"
+        );
+    }
+}
+
+/// What flipping a bit at `pos` must produce, by the field the byte belongs to.
+fn expected_for_flip(s: &Sample, pos: usize, err: &Error) -> bool {
+    let provider_end = 7 + "lab".len();
+    match pos {
+        0..4 => matches!(err, Error::Malformed { .. }),
+        4 => matches!(err, Error::UnsupportedVersion { .. }),
+        5 => matches!(err, Error::UnsupportedAlgorithm { .. }),
+        // The provider id's length or bytes: unparsable, or a different provider.
+        6 => matches!(
+            err,
+            Error::Malformed { .. }
+                | Error::Truncated { .. }
+                | Error::WrongKey(KeyMismatch::Provider)
+        ),
+        p if p < provider_end => matches!(
+            err,
+            Error::Malformed { .. } | Error::WrongKey(KeyMismatch::Provider)
+        ),
+        p if p < provider_end + 16 => matches!(err, Error::WrongKey(KeyMismatch::Record)),
+        p if p < provider_end + 20 => matches!(err, Error::WrongKey(KeyMismatch::Generation)),
+        // Chunk size: out of range, or the chunks no longer authenticate.
+        p if p < provider_end + 24 => matches!(
+            err,
+            Error::Malformed { .. } | Error::AuthenticationFailed { .. }
+        ),
+        p if p < s.header_len => matches!(err, Error::AuthenticationFailed { .. }),
+        _ => matches!(err, Error::AuthenticationFailed { .. }),
+    }
+}
+
+#[test]
+fn every_flipped_bit_is_rejected_with_the_right_error() {
+    let s = sample();
+    assert_eq!(s.header_len, 7 + 3 + 16 + 4 + 4 + 11);
+    for pos in 0..s.sealed.len() {
+        for bit in 0..8 {
+            let mut bad = s.sealed.clone();
+            bad[pos] ^= 1 << bit;
+            let what = format!("byte {pos} bit {bit}");
+            let err = open(&s.record, &bad).expect_err(&what);
+            assert!(expected_for_flip(&s, pos, &err), "{what}: {err:?}");
+            let (out, result) = stream_open(&s.record, &bad);
+            let err = result.expect_err(&what);
+            assert!(expected_for_flip(&s, pos, &err), "{what} (stream): {err:?}");
+            let bad_chunk = pos.saturating_sub(s.header_len) / s.stride();
+            let bad_chunk = if pos < s.header_len { 0 } else { bad_chunk };
+            s.assert_no_unverified_plaintext(&out, bad_chunk, &what);
+            // With the patient key the record id is an input to key derivation, so a
+            // changed id fails authentication instead of the scope check.
+            assert!(open(&s.key, &bad).is_err(), "{what} (patient key)");
+        }
+    }
+}
+
+#[test]
+fn truncation_at_every_byte_is_rejected() {
+    let s = sample();
+    for len in 0..s.sealed.len() {
+        let cut = &s.sealed[..len];
+        let what = format!("cut at {len}");
+        let err = open(&s.record, cut).expect_err(&what);
+        let (out, result) = stream_open(&s.record, cut);
+        let stream_err = result.expect_err(&what);
+        let body = len.saturating_sub(s.header_len);
+        if len <= s.header_len || body % s.stride() == 0 {
+            // Inside the header, or exactly at a chunk boundary: clearly truncated.
+            assert!(matches!(err, Error::Truncated { .. }), "{what}: {err:?}");
+            assert!(
+                matches!(stream_err, Error::Truncated { .. }),
+                "{what}: {stream_err:?}"
+            );
+        } else {
+            // Mid-chunk: the cut chunk no longer authenticates.
+            assert!(
+                matches!(
+                    err,
+                    Error::AuthenticationFailed { .. } | Error::Truncated { .. }
+                ),
+                "{what}: {err:?}"
+            );
+            assert!(
+                matches!(
+                    stream_err,
+                    Error::AuthenticationFailed { .. } | Error::Truncated { .. }
+                ),
+                "{what}: {stream_err:?}"
+            );
+        }
+        s.assert_no_unverified_plaintext(&out, body / s.stride(), &what);
+    }
+}
+
+#[test]
+fn appended_bytes_are_rejected() {
+    let s = sample();
+    for extra in [&[0u8][..], &[0; 16], &s.chunks()[0]] {
+        let mut bad = s.sealed.clone();
+        bad.extend_from_slice(extra);
+        assert!(matches!(
+            open(&s.record, &bad),
+            Err(Error::AuthenticationFailed { .. })
+        ));
+        assert!(stream_open(&s.record, &bad).1.is_err());
+    }
+}
+
+#[test]
+fn dropped_duplicated_and_swapped_chunks_are_rejected() {
+    let s = sample();
+    let chunks = s.chunks();
+    let n = chunks.len();
+    assert_eq!(n, 6);
+    let mut cases: Vec<(String, Vec<Vec<u8>>, usize)> = Vec::new();
+    for i in 0..n {
+        let mut c = chunks.clone();
+        c.remove(i);
+        cases.push((format!("drop {i}"), c, i));
+        let mut c = chunks.clone();
+        c.insert(i, chunks[i].clone());
+        cases.push((format!("duplicate {i}"), c, i + 1));
+        for j in i + 1..n {
+            let mut c = chunks.clone();
+            c.swap(i, j);
+            cases.push((format!("swap {i} {j}"), c, i));
+        }
+    }
+    for (what, c, first_bad) in cases {
+        let bad = s.with_chunks(&c);
+        let err = open(&s.record, &bad).expect_err(&what);
+        if what == format!("drop {}", n - 1) {
+            assert!(
+                matches!(
+                    err,
+                    Error::AuthenticationFailed { .. } | Error::Truncated { .. }
+                ),
+                "{what}: {err:?}"
+            );
+        } else {
+            assert!(
+                matches!(err, Error::AuthenticationFailed { .. }),
+                "{what}: {err:?}"
+            );
+        }
+        let (out, result) = stream_open(&s.record, &bad);
+        result.expect_err(&what);
+        s.assert_no_unverified_plaintext(&out, first_bad, &what);
+    }
+    // Dropping the last full... dropping every chunk after a full one is a clean cut.
+    let cut = s.with_chunks(&chunks[..3]);
+    assert!(matches!(
+        open(&s.record, &cut),
+        Err(Error::Truncated { .. })
+    ));
+}
+
+#[test]
+fn wrong_keys_are_rejected() {
+    let s = sample();
+    // Another patient at the same provider and generation: same scope, other key bytes.
+    let other_patient = patient_key(5, "lab", "+15550199", 7);
+    assert!(matches!(
+        open(&other_patient, &s.sealed),
+        Err(Error::AuthenticationFailed { .. })
+    ));
+    // Another master key.
+    let other_master = patient_key(6, "lab", "+15550100", 7);
+    assert!(matches!(
+        open(&other_master, &s.sealed),
+        Err(Error::AuthenticationFailed { .. })
+    ));
+    // Same patient at another provider, or in another generation.
+    let other_provider = patient_key(5, "hospital", "+15550100", 7);
+    assert!(matches!(
+        open(&other_provider, &s.sealed),
+        Err(Error::WrongKey(KeyMismatch::Provider))
+    ));
+    let rotated = patient_key(5, "lab", "+15550100", 8);
+    assert!(matches!(
+        open(&rotated, &s.sealed),
+        Err(Error::WrongKey(KeyMismatch::Generation))
+    ));
+    // The record key of another record.
+    let other_record = s.key.record_key(RecordId::from_bytes([0x22; 16]));
+    assert!(matches!(
+        open(&other_record, &s.sealed),
+        Err(Error::WrongKey(KeyMismatch::Record))
+    ));
+    assert!(matches!(
+        Opener::new(&s.sealed[..], &other_record),
+        Err(Error::WrongKey(KeyMismatch::Record))
+    ));
+    // The other record's key, relabelled with this record's id, still fails.
+    let forged = medvault::RecordKey::from_bytes(
+        s.record.provider().clone(),
+        7,
+        s.record.record_id(),
+        *other_record.expose_secret(),
+    );
+    assert!(matches!(
+        open(&forged, &s.sealed),
+        Err(Error::AuthenticationFailed { .. })
+    ));
+    let (out, result) = stream_open(&other_patient, &s.sealed);
+    assert!(out.is_empty());
+    assert!(matches!(result, Err(Error::AuthenticationFailed { .. })));
+}
+
+#[test]
+fn garbage_and_bad_arguments_get_typed_errors() {
+    let key = patient_key(1, "lab", "p", 0);
+    for garbage in [
+        &b""[..],
+        b"M",
+        b"MVRC",
+        b"MVRC\x01",
+        b"not a record at all, just text",
+        &[0xff; 200],
+    ] {
+        assert!(open(&key, garbage).is_err());
+        assert!(stream_open(&key, garbage).1.is_err());
+    }
+    let mut future = sample().sealed;
+    future[4] = 2;
+    assert!(matches!(
+        open(&key, &future),
+        Err(Error::UnsupportedVersion { version: 2, .. })
+    ));
+    let record = key.record_key(RecordId::generate().unwrap());
+    for bad_chunk in [0, 15, 16 * 1024 * 1024 + 1, u32::MAX] {
+        assert!(matches!(
+            seal_with_chunk_size(&record, b"x", bad_chunk),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            Sealer::with_chunk_size(Vec::new(), &record, bad_chunk),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}
+
+#[test]
+fn a_sealer_dropped_without_finish_leaves_a_truncated_record() {
+    let key = patient_key(1, "lab", "p", 0);
+    let record = key.record_key(RecordId::generate().unwrap());
+    let mut out = Vec::new();
+    {
+        let mut sealer = Sealer::with_chunk_size(&mut out, &record, 16).unwrap();
+        sealer.write_all(&[7u8; 100]).unwrap();
+    }
+    assert!(matches!(open(&record, &out), Err(Error::Truncated { .. })));
+}
+
+#[test]
+fn a_huge_declared_chunk_size_does_not_allocate_it() {
+    // Header declaring the largest chunk size, then 20 bytes: the opener must fail on
+    // what it has, not reserve 16 MiB first. (Allocation itself is measured in
+    // tests/streaming_memory.rs.)
+    let key = patient_key(1, "lab", "p", 0);
+    let record = key.record_key(RecordId::generate().unwrap());
+    let sealed = seal_with_chunk_size(&record, &[1u8; 4], 16 * 1024 * 1024).unwrap();
+    assert_eq!(open(&record, &sealed).unwrap(), vec![1u8; 4]);
+    let header_len = RecordHeader::parse(&sealed).unwrap().1;
+    let short = &sealed[..header_len + 10];
+    assert!(matches!(open(&record, short), Err(Error::Truncated { .. })));
+    assert!(matches!(
+        stream_open(&record, short).1,
+        Err(Error::Truncated { .. })
+    ));
+}

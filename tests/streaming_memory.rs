@@ -1,0 +1,151 @@
+//! Sealing and opening 256 MiB through `Sealer` / `Opener` uses memory bounded by a few
+//! chunks, measured by a counting global allocator. One test per binary: the counter is
+//! global.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use medvault::seal::{CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE};
+use medvault::{MasterKey, Opener, PatientId, ProviderId, RecordId, Sealer};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+#[allow(unsafe_code)]
+// SAFETY: forwards every call unchanged to the system allocator; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
+        PEAK.fetch_max(live, Relaxed);
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const TOTAL: u64 = 256 * 1024 * 1024;
+
+/// An endless deterministic byte stream (xorshift), read in whatever sizes asked.
+struct Noise(u64);
+impl Read for Noise {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        for word in buf.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            word.copy_from_slice(&self.0.to_le_bytes()[..word.len()]);
+        }
+        Ok(buf.len())
+    }
+}
+
+/// Compares everything written to it with a fresh `Noise` stream.
+struct Verify {
+    expected: Noise,
+    scratch: Vec<u8>,
+    seen: u64,
+}
+impl Write for Verify {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Chunk-aligned 8-byte words keep the generator in step with what it produced.
+        assert_eq!(self.seen % 8, 0, "reads are multiples of 8 here");
+        self.scratch.resize(buf.len(), 0);
+        self.expected.read_exact(&mut self.scratch)?;
+        assert!(
+            self.scratch == buf,
+            "opened bytes differ at offset {}",
+            self.seen
+        );
+        self.seen += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Peak bytes allocated above the live level when `f` started.
+fn peak_during(f: impl FnOnce()) -> usize {
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    f();
+    PEAK.load(Relaxed) - base
+}
+
+#[test]
+fn seal_and_open_256_mib_in_bounded_memory() {
+    let master = MasterKey::from_bytes([3; 32]);
+    let patient = master.patient_key(
+        &ProviderId::new("radiology").unwrap(),
+        &PatientId::new("MRN-7").unwrap(),
+        0,
+    );
+    let record = patient.record_key(RecordId::generate().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("image.sealed");
+    let chunk = DEFAULT_CHUNK_SIZE as usize;
+    let copy_buf_len = 64 * 1024;
+
+    let seal_peak = peak_during(|| {
+        let out = BufWriter::new(File::create(&path).unwrap());
+        let mut sealer = Sealer::new(out, &record).unwrap();
+        let mut input = Noise(0x5eed).take(TOTAL);
+        let mut buf = vec![0u8; copy_buf_len];
+        loop {
+            let n = input.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            sealer.write_all(&buf[..n]).unwrap();
+        }
+        sealer
+            .finish()
+            .unwrap()
+            .into_inner()
+            .unwrap()
+            .sync_all()
+            .unwrap();
+    });
+    let chunks = TOTAL.div_ceil(chunk as u64);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        TOTAL + chunks * CHUNK_OVERHEAD as u64 + 7 + "radiology".len() as u64 + 35
+    );
+
+    let open_peak = peak_during(|| {
+        let input = BufReader::new(File::open(&path).unwrap());
+        let mut opener = Opener::new(input, &patient).unwrap();
+        let mut verify = Verify {
+            expected: Noise(0x5eed),
+            scratch: Vec::new(),
+            seen: 0,
+        };
+        let mut buf = vec![0u8; copy_buf_len];
+        loop {
+            let n = opener.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            verify.write_all(&buf[..n]).unwrap();
+        }
+        assert_eq!(verify.seen, TOTAL);
+    });
+
+    // Bound: the test's own copy buffers and I/O buffers, plus four chunks for the
+    // library. A whole-file implementation would need 256 MiB.
+    let limit = 2 * copy_buf_len + 64 * 1024 + 4 * (chunk + CHUNK_OVERHEAD);
+    println!("peak heap above baseline: seal {seal_peak} B, open {open_peak} B, limit {limit} B");
+    assert!(seal_peak < limit, "sealing peaked at {seal_peak} B");
+    assert!(open_peak < limit, "opening peaked at {open_peak} B");
+}
