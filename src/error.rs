@@ -109,16 +109,14 @@ impl From<std::io::Error> for Error {
     /// Unwraps a medvault error that travelled through `std::io` (for example out of
     /// [`Opener`](crate::Opener)'s `Read` implementation); wraps any other I/O error.
     fn from(err: std::io::Error) -> Self {
-        if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-            if let Some(inner) = err.into_inner() {
-                if let Ok(ours) = inner.downcast::<Error>() {
-                    return *ours;
-                }
-            }
-            // The check above guarantees the downcast; keep a sane fallback anyway.
-            return Error::Io(std::io::Error::other("medvault error lost in transit"));
+        if !err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            return Error::Io(err);
         }
-        Error::Io(err)
+        match err.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(ours)) => *ours,
+            // Unreachable after the check above; a typed fallback rather than a panic.
+            _ => Error::Io(std::io::Error::other("medvault error lost in transit")),
+        }
     }
 }
 

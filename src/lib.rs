@@ -29,6 +29,8 @@
 
 mod eax;
 pub mod error;
+#[cfg(test)]
+mod format_examples;
 mod kdf;
 pub mod keyfile;
 pub mod keys;
@@ -43,3 +45,8 @@ pub use keys::{
 };
 pub use seal::{RecordHeader, open, seal, seal_with_chunk_size};
 pub use stream::{Opener, Sealer};
+
+/// Compiles and runs the README's code blocks as doctests, so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

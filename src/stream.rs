@@ -270,10 +270,10 @@ fn read_header(inner: &mut impl Read) -> Result<RecordHeader> {
     let mut bytes = vec![0u8; HEADER_FIXED_PREFIX];
     inner.read_exact(&mut bytes).map_err(truncated)?;
     // Check magic, version and algorithm before trusting the length byte.
-    if let Err(err) = RecordHeader::parse(&bytes) {
-        if !matches!(err, Error::Truncated { .. }) {
-            return Err(err);
-        }
+    if let Err(err) = RecordHeader::parse(&bytes)
+        && !matches!(err, Error::Truncated { .. })
+    {
+        return Err(err);
     }
     let provider_len = bytes[HEADER_FIXED_PREFIX - 1] as usize;
     bytes.resize(HEADER_FIXED_PREFIX + provider_len + HEADER_FIXED_SUFFIX, 0);
