@@ -89,6 +89,37 @@ pub enum Error {
         what: String,
     },
 
+    /// Two index entries have the same label. Labels are 128-bit pseudorandom values, so
+    /// this means a replayed batch or an attack; nothing was overwritten.
+    #[error("label collision: two index entries share a label; nothing was overwritten")]
+    LabelCollision,
+
+    /// An index batch does not continue its provider's sequence of epochs.
+    #[error("epoch out of order: expected epoch {expected}, got {found}")]
+    EpochOutOfOrder {
+        /// The next epoch the cloud expects from that provider.
+        expected: u32,
+        /// The epoch of the batch.
+        found: u32,
+    },
+
+    /// A batch's key generation is older than one the provider already used.
+    #[error("key generation {found} is older than the provider's current generation {current}")]
+    GenerationRegressed {
+        /// The provider's newest generation so far.
+        current: u32,
+        /// The generation of the batch.
+        found: u32,
+    },
+
+    /// Something the request names does not exist (a provider, a record, a key).
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+
+    /// The cloud's response does not agree with the index entries it returned.
+    #[error("inconsistent response: {0}")]
+    InconsistentResponse(&'static str),
+
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

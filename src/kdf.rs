@@ -24,6 +24,8 @@ pub(crate) mod label {
     pub const DATA: &[u8] = b"medvault/v1/data";
     /// `R = KDF(D, RECORD, record_id)`: seals one record.
     pub const RECORD: &[u8] = b"medvault/v1/record";
+    /// `root(w) = KDF(S, KEYWORD, normalize(w))`: the GGM root of one keyword.
+    pub const KEYWORD: &[u8] = b"medvault/v1/keyword";
 }
 
 /// AES-256-CMAC over the concatenation of `parts`.
@@ -112,7 +114,13 @@ mod tests {
 
     #[test]
     fn labels_are_distinct() {
-        let labels = [label::PATIENT, label::SEARCH, label::DATA, label::RECORD];
+        let labels = [
+            label::PATIENT,
+            label::SEARCH,
+            label::DATA,
+            label::RECORD,
+            label::KEYWORD,
+        ];
         for (i, a) in labels.iter().enumerate() {
             for b in &labels[i + 1..] {
                 assert_ne!(a, b);

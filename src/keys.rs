@@ -281,9 +281,19 @@ impl PatientKey {
     }
 
     /// `S = KDF(K(p,u), "search")`: the root of this patient's keyword trapdoors.
-    #[allow(dead_code)] // used by the searchable index
-    pub(crate) fn search_key(&self) -> [u8; 32] {
-        derive_key(&self.key, label::SEARCH, &[])
+    pub(crate) fn search_key(&self) -> SearchKey {
+        SearchKey(derive_key(&self.key, label::SEARCH, &[]))
+    }
+}
+
+/// `S`: derives the GGM root of each keyword for one patient at one provider.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct SearchKey([u8; 32]);
+
+impl SearchKey {
+    /// `root(w) = KDF(S, "keyword", w)` for a normalized keyword `w`.
+    pub(crate) fn keyword_root(&self, normalized: &str) -> crate::ggm::NodeKey {
+        crate::ggm::NodeKey(derive_key(&self.0, label::KEYWORD, normalized.as_bytes()))
     }
 }
 
@@ -454,8 +464,8 @@ mod tests {
         let r2 = base.record_key(RecordId::from_bytes([2; 16]));
         assert_ne!(r1.expose_secret(), r2.expose_secret());
         assert_ne!(r1.expose_secret(), base.expose_secret());
-        assert_ne!(&base.search_key(), base.expose_secret());
-        assert_ne!(&base.search_key(), r1.expose_secret());
+        assert_ne!(&base.search_key().0, base.expose_secret());
+        assert_ne!(&base.search_key().0, r1.expose_secret());
     }
 
     #[test]

@@ -27,22 +27,36 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cloud;
 mod eax;
 pub mod error;
 #[cfg(test)]
 mod format_examples;
+mod ggm;
+pub mod index;
 mod kdf;
 pub mod keyfile;
 pub mod keys;
+pub mod keyword;
+pub mod manifest;
+pub mod provider;
+pub mod query;
+pub mod requester;
 mod rng;
 pub mod seal;
 pub mod stream;
 mod wire;
 
+pub use cloud::Cloud;
 pub use error::{Error, KeyMismatch, Result};
+pub use index::{IndexBatch, Op, Segment};
 pub use keys::{
     MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey, RecordKeySource,
 };
+pub use manifest::Manifest;
+pub use provider::{IndexOptions, Provider, ProviderState, SealedRecord};
+pub use query::{Combine, Query, SearchResponse};
+pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
 pub use seal::{RecordHeader, open, seal, seal_with_chunk_size};
 pub use stream::{Opener, Sealer};
 

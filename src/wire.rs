@@ -9,15 +9,31 @@ use crate::error::{Error, Result};
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     format: &'static str,
+    /// Bytes at the end (a checksum) that a length check must not count.
+    trailer: usize,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8], format: &'static str) -> Self {
-        Reader { bytes, format }
+        Reader {
+            bytes,
+            format,
+            trailer: 0,
+        }
+    }
+
+    /// The same reader, told that the input ends in `trailer` bytes of checksum.
+    pub(crate) fn with_trailer(self, trailer: usize) -> Self {
+        Reader { trailer, ..self }
     }
 
     pub(crate) fn remaining(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// Bytes left before the trailer.
+    pub(crate) fn remaining_before_trailer(&self) -> usize {
+        self.bytes.len().saturating_sub(self.trailer)
     }
 
     pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8]> {
@@ -44,6 +60,31 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32> {
         Ok(u32::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.array(what)?))
+    }
+
+    /// A count of items of at least `min_item_len` bytes each; refuses counts the
+    /// remaining input cannot hold, so no caller allocates for items that are not there.
+    pub(crate) fn count(
+        &mut self,
+        width: CountWidth,
+        min_item_len: usize,
+        what: &'static str,
+    ) -> Result<usize> {
+        let count = match width {
+            CountWidth::U8 => usize::from(self.u8(what)?),
+            CountWidth::U32 => self.u32(what)? as usize,
+        };
+        if count.saturating_mul(min_item_len.max(1)) > self.remaining_before_trailer() {
+            return Err(Error::Truncated {
+                format: self.format,
+                detail: what,
+            });
+        }
+        Ok(count)
     }
 
     /// Checks the magic, version and algorithm bytes every format starts with; returns
@@ -91,6 +132,13 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The width of a count field.
+#[derive(Clone, Copy)]
+pub(crate) enum CountWidth {
+    U8,
+    U32,
+}
+
 /// Writes the magic, version and algorithm bytes every format starts with.
 pub(crate) fn put_preamble(out: &mut Vec<u8>, magic: &[u8; 4], version: u8, algorithm: u8) {
     out.extend_from_slice(magic);
@@ -107,6 +155,7 @@ mod tests {
         let mut r = Reader::new(&[1, 2, 3], "test");
         assert!(matches!(r.u32("x"), Err(Error::Truncated { .. })));
         assert_eq!(r.u8("y").unwrap(), 1);
+        assert_eq!(r.u8("z").unwrap(), 2);
         assert!(matches!(r.finish(), Err(Error::Malformed { .. })));
     }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod corpus;
+
 use medvault::{MasterKey, PatientId, PatientKey, ProviderId};
 
 /// A fixed master key, so failures reproduce.

@@ -1,0 +1,305 @@
+//! The data owner: a hospital, lab, pharmacy or patient that seals its records and
+//! indexes their keywords under its own keys.
+//!
+//! A [`Provider`] seals records for patients and collects their keywords; [`finish`]
+//! turns everything collected into the [`IndexBatch`] of its next epoch. One batch
+//! mixes entries of all patients and keywords, so the cloud cannot group uploads by
+//! patient.
+//!
+//! **State that must survive a restart** is small: the next epoch number and the key
+//! generation ([`ProviderState`]). Persist [`Provider::state`] (its `to_bytes`) after
+//! every [`finish`] and [`rotate`](Provider::rotate), and on start call
+//! [`Provider::resume`] with it, reconciled with the cloud's manifest
+//! ([`ProviderState::reconcile`]): the manifest knows every epoch the cloud accepted,
+//! the local state knows a rotation that no batch has shown yet. Taking the larger of
+//! each never reuses an epoch number and never forgets a rotation.
+//!
+//! [`finish`]: Provider::finish
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::ggm;
+use crate::index::{ENTRIES_PER_BLOCK, EpochKey, IndexBatch, Label, Op, Posting, Table, Value};
+use crate::keys::{MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey};
+use crate::keyword;
+use crate::manifest::Manifest;
+use crate::seal::seal;
+use crate::stream::Sealer;
+use crate::wire::{Reader, put_preamble};
+
+/// Magic bytes of a saved provider state.
+pub const STATE_MAGIC: &[u8; 4] = b"MVPS";
+/// The provider-state format version.
+pub const STATE_VERSION: u8 = 1;
+
+/// How a provider builds its index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexOptions {
+    /// Pad every posting list to a power-of-two number of blocks. Hides list lengths
+    /// within a batch (up to a factor of two) from whoever sees the index, at up to
+    /// twice the entries. The cloud still learns true result counts when it searches;
+    /// see SECURITY.md.
+    pub pad_to_power_of_two: bool,
+}
+
+/// The counters a provider must keep across restarts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderState {
+    /// The epoch number the next batch gets.
+    pub next_epoch: u32,
+    /// The key generation new records and batches use.
+    pub generation: u32,
+}
+
+impl ProviderState {
+    /// The wire form (`FORMAT.md`, "Provider state").
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(14);
+        put_preamble(&mut out, STATE_MAGIC, STATE_VERSION, 0);
+        out.extend_from_slice(&self.next_epoch.to_be_bytes());
+        out.extend_from_slice(&self.generation.to_be_bytes());
+        out
+    }
+
+    /// Parses a saved state.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "provider state");
+        r.preamble(STATE_MAGIC, STATE_VERSION, &[0])?;
+        let state = ProviderState {
+            next_epoch: r.u32("next epoch")?,
+            generation: r.u32("generation")?,
+        };
+        r.finish()?;
+        Ok(state)
+    }
+
+    /// The larger of this state and what the cloud's manifest shows for `provider`.
+    pub fn reconcile(self, manifest: &Manifest, provider: &ProviderId) -> Self {
+        match manifest.provider(provider) {
+            None => self,
+            Some(p) => ProviderState {
+                next_epoch: self.next_epoch.max(p.epoch_count()),
+                generation: self.generation.max(p.current_generation().unwrap_or(0)),
+            },
+        }
+    }
+}
+
+/// A record sealed by a provider, ready to upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRecord {
+    /// Its id.
+    pub id: RecordId,
+    /// The sealed bytes (`FORMAT.md`, "Sealed record").
+    pub bytes: Vec<u8>,
+}
+
+/// A data owner: seals records and builds index batches under its own keys.
+pub struct Provider {
+    id: ProviderId,
+    master: MasterKey,
+    state: ProviderState,
+    options: IndexOptions,
+    /// Postings waiting for the next batch, by (patient, normalized keyword), in the
+    /// order they were added.
+    pending: HashMap<(PatientId, String), Vec<Posting>>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("pending_lists", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// A provider starting at epoch 0, generation 0.
+    pub fn new(id: ProviderId, master: MasterKey) -> Self {
+        Self::resume(id, master, ProviderState::default())
+    }
+
+    /// A provider continuing from a saved state.
+    pub fn resume(id: ProviderId, master: MasterKey, state: ProviderState) -> Self {
+        Provider {
+            id,
+            master,
+            state,
+            options: IndexOptions::default(),
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Sets how batches are built.
+    pub fn with_options(mut self, options: IndexOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The provider's id.
+    pub fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    /// The counters to persist.
+    pub fn state(&self) -> ProviderState {
+        self.state
+    }
+
+    /// The patient key of the current generation (what a grant of the patient hands out).
+    pub fn patient_key(&self, patient: &PatientId) -> PatientKey {
+        self.patient_key_of_generation(patient, self.state.generation)
+    }
+
+    /// The patient key of any generation up to the current one.
+    pub fn patient_key_of_generation(&self, patient: &PatientId, generation: u32) -> PatientKey {
+        self.master.patient_key(&self.id, patient, generation)
+    }
+
+    /// Seals `plaintext` as a new record of `patient` and queues its `keywords` for the
+    /// next batch. Keywords are normalized; duplicates are indexed once.
+    pub fn add_record(
+        &mut self,
+        patient: &PatientId,
+        plaintext: &[u8],
+        keywords: &[impl AsRef<str>],
+    ) -> Result<SealedRecord> {
+        let normalized = normalize_all(keywords)?;
+        let id = RecordId::generate()?;
+        let bytes = seal(&self.patient_key(patient).record_key(id), plaintext)?;
+        self.queue(patient, id, normalized, Op::Add);
+        Ok(SealedRecord { id, bytes })
+    }
+
+    /// Starts sealing a large record of `patient` into `writer`; index it afterwards with
+    /// [`Provider::index`] under the returned id.
+    pub fn start_record<W: std::io::Write>(
+        &self,
+        patient: &PatientId,
+        writer: W,
+    ) -> Result<(RecordId, Sealer<W>)> {
+        let id = RecordId::generate()?;
+        let sealer = Sealer::new(writer, &self.record_key(patient, id))?;
+        Ok((id, sealer))
+    }
+
+    /// The record key of `record` for `patient` in the current generation.
+    pub fn record_key(&self, patient: &PatientId, record: RecordId) -> RecordKey {
+        self.patient_key(patient).record_key(record)
+    }
+
+    /// Queues `keywords` of an existing record for the next batch.
+    pub fn index(
+        &mut self,
+        patient: &PatientId,
+        record: RecordId,
+        keywords: &[impl AsRef<str>],
+    ) -> Result<()> {
+        let normalized = normalize_all(keywords)?;
+        self.queue(patient, record, normalized, Op::Add);
+        Ok(())
+    }
+
+    /// Queues the removal of `keywords` from `record`: from the next epoch on, searches
+    /// for them no longer return it.
+    pub fn delete(
+        &mut self,
+        patient: &PatientId,
+        record: RecordId,
+        keywords: &[impl AsRef<str>],
+    ) -> Result<()> {
+        let normalized = normalize_all(keywords)?;
+        self.queue(patient, record, normalized, Op::Delete);
+        Ok(())
+    }
+
+    fn queue(&mut self, patient: &PatientId, record: RecordId, keywords: Vec<String>, op: Op) {
+        for keyword in keywords {
+            let list = self.pending.entry((patient.clone(), keyword)).or_default();
+            if list.last() != Some(&(record, op)) {
+                list.push((record, op));
+            }
+        }
+    }
+
+    /// Number of postings waiting for the next batch.
+    pub fn pending_postings(&self) -> usize {
+        self.pending.values().map(Vec::len).sum()
+    }
+
+    /// Builds the batch of the next epoch from everything queued, and advances the
+    /// epoch. An empty batch is valid (it moves the epoch on).
+    pub fn finish(&mut self) -> Result<IndexBatch> {
+        let epoch = self.state.next_epoch;
+        if epoch == u32::MAX - 1 {
+            return Err(Error::InvalidArgument(
+                "the provider has used every epoch number",
+            ));
+        }
+        let generation = self.state.generation;
+        let mut pairs: Vec<(Label, Value)> = Vec::with_capacity(self.pending_postings() / 2 + 1);
+        let mut search_keys = HashMap::new();
+        for ((patient, keyword), postings) in &self.pending {
+            let search_key = search_keys.entry(patient.clone()).or_insert_with(|| {
+                self.master
+                    .patient_key(&self.id, patient, generation)
+                    .search_key()
+            });
+            let leaf = ggm::leaf(&search_key.keyword_root(keyword), epoch);
+            let epoch_key = EpochKey::new(&leaf);
+            let mut blocks = postings.len().div_ceil(ENTRIES_PER_BLOCK);
+            if self.options.pad_to_power_of_two {
+                blocks = blocks.next_power_of_two();
+            }
+            for i in 0..blocks {
+                let start = (i * ENTRIES_PER_BLOCK).min(postings.len());
+                let end = (start + ENTRIES_PER_BLOCK).min(postings.len());
+                let index = u32::try_from(i)
+                    .map_err(|_| Error::InvalidArgument("posting list too long"))?;
+                pairs.push((
+                    epoch_key.label(index),
+                    epoch_key.seal_block(index, &postings[start..end]),
+                ));
+            }
+        }
+        let table = Table::from_unsorted(pairs)?;
+        self.pending.clear();
+        self.state.next_epoch = epoch + 1;
+        Ok(IndexBatch {
+            provider: self.id.clone(),
+            epoch,
+            generation,
+            table,
+        })
+    }
+
+    /// Moves to a new key generation: records and batches from now on use it, so grants
+    /// of older generations open nothing new. Finish the pending batch first.
+    pub fn rotate(&mut self) -> Result<u32> {
+        if !self.pending.is_empty() {
+            return Err(Error::InvalidArgument(
+                "finish the pending batch before rotating keys",
+            ));
+        }
+        self.state.generation = self
+            .state
+            .generation
+            .checked_add(1)
+            .ok_or(Error::InvalidArgument("no key generation left"))?;
+        Ok(self.state.generation)
+    }
+}
+
+fn normalize_all(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::with_capacity(keywords.len());
+    for k in keywords {
+        let k = keyword::checked(k.as_ref())?;
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}

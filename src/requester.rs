@@ -1,0 +1,259 @@
+//! The data user (a doctor): holds the keys it was granted, builds one query for a
+//! patient across every provider it holds keys for, and opens the cloud's answer.
+//!
+//! Opening a response is not blind trust: the requester re-evaluates the postings the
+//! cloud returned and checks that the records sent are exactly the ones they select
+//! ([`Error::InconsistentResponse`] otherwise), then opens each record, which
+//! authenticates it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::ggm;
+use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKeySource};
+use crate::keyword;
+use crate::manifest::Manifest;
+use crate::query::{
+    Combine, MAX_KEYWORDS, MAX_PROVIDERS, ProviderTokens, Query, SearchResponse, TokenNode,
+    check_epoch_order, evaluate,
+};
+use crate::seal::{RecordHeader, open};
+
+/// A query together with what only the requester knows about it.
+#[derive(Debug)]
+pub struct PreparedQuery {
+    query: Query,
+    patient: PatientId,
+    keywords: Vec<String>,
+}
+
+impl PreparedQuery {
+    /// The part sent to the cloud.
+    pub fn query(&self) -> &Query {
+        &self.query
+    }
+
+    /// The normalized keywords searched.
+    pub fn keywords(&self) -> &[String] {
+        &self.keywords
+    }
+}
+
+/// One decrypted record.
+#[derive(Debug)]
+pub struct OpenedRecord {
+    /// The record's id.
+    pub id: RecordId,
+    /// The key generation it was sealed under.
+    pub generation: u32,
+    /// Its plaintext, wiped on drop.
+    pub plaintext: Zeroizing<Vec<u8>>,
+}
+
+/// What one provider returned, decrypted.
+#[derive(Debug)]
+pub struct ProviderResults {
+    /// The provider.
+    pub provider: ProviderId,
+    /// The matching records, by id.
+    pub records: Vec<OpenedRecord>,
+    /// Matching records the cloud says it does not hold.
+    pub missing: Vec<RecordId>,
+}
+
+/// The decrypted answer to a query.
+#[derive(Debug)]
+pub struct SearchResults {
+    /// Per provider, in query order.
+    pub providers: Vec<ProviderResults>,
+}
+
+impl SearchResults {
+    /// Total matching records opened.
+    pub fn record_count(&self) -> usize {
+        self.providers.iter().map(|p| p.records.len()).sum()
+    }
+}
+
+/// A requester's keyring and query builder.
+#[derive(Default)]
+pub struct Requester {
+    /// Patient keys by provider and patient, then by generation.
+    keys: HashMap<(ProviderId, PatientId), BTreeMap<u32, PatientKey>>,
+}
+
+impl std::fmt::Debug for Requester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Requester({} patient keys)",
+            self.keys.values().map(BTreeMap::len).sum::<usize>()
+        )
+    }
+}
+
+impl Requester {
+    /// A requester with no keys.
+    pub fn new() -> Self {
+        Requester::default()
+    }
+
+    /// Adds the key of `patient` at the key's provider and generation (what a grant of
+    /// the patient delivers).
+    pub fn add_patient_key(&mut self, patient: PatientId, key: PatientKey) {
+        self.keys
+            .entry((key.provider().clone(), patient))
+            .or_default()
+            .insert(key.generation(), key);
+    }
+
+    /// The providers this requester holds keys for `patient` at, sorted.
+    pub fn providers_for(&self, patient: &PatientId) -> Vec<ProviderId> {
+        let mut out: Vec<_> = self
+            .keys
+            .keys()
+            .filter(|(_, p)| p == patient)
+            .map(|(provider, _)| provider.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Builds one query for `patient` and `keywords` (1 to 16, combined by `combine`)
+    /// across every provider the requester holds keys for and the manifest lists.
+    ///
+    /// Each token covers exactly the epochs the manifest shows in the generations the
+    /// requester holds keys for, so it cannot find anything uploaded later (forward
+    /// privacy) nor under a newer generation (revocation).
+    pub fn query(
+        &self,
+        patient: &PatientId,
+        keywords: &[impl AsRef<str>],
+        combine: Combine,
+        manifest: &Manifest,
+    ) -> Result<PreparedQuery> {
+        if keywords.is_empty() || keywords.len() > MAX_KEYWORDS {
+            return Err(Error::InvalidArgument("a query has 1 to 16 keywords"));
+        }
+        let keywords = keywords
+            .iter()
+            .map(|k| keyword::checked(k.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut providers = Vec::new();
+        for provider in self.providers_for(patient) {
+            let Some(info) = manifest.provider(&provider) else {
+                continue;
+            };
+            let generations = &self.keys[&(provider.clone(), patient.clone())];
+            let mut tokens = Vec::with_capacity(keywords.len());
+            for keyword in &keywords {
+                let mut nodes = Vec::new();
+                // Generations occupy ascending, disjoint epoch ranges, so nodes come out
+                // in epoch order.
+                for (&generation, key) in generations {
+                    let Some((first, end)) = info.generation_epochs(generation) else {
+                        continue;
+                    };
+                    let root = key.search_key().keyword_root(keyword);
+                    for (depth, index) in ggm::cover(u64::from(first), u64::from(end)) {
+                        nodes.push(TokenNode {
+                            depth,
+                            index,
+                            key: ggm::node(&root, depth, index),
+                        });
+                    }
+                }
+                if nodes.len() > 255 {
+                    return Err(Error::InvalidArgument(
+                        "too many key generations for one token",
+                    ));
+                }
+                tokens.push(nodes);
+            }
+            providers.push(ProviderTokens { provider, tokens });
+        }
+        if providers.is_empty() {
+            return Err(Error::NotFound(
+                "keys for this patient at any provider in the manifest",
+            ));
+        }
+        if providers.len() > MAX_PROVIDERS {
+            return Err(Error::InvalidArgument(
+                "a query spans at most 255 providers",
+            ));
+        }
+        Ok(PreparedQuery {
+            query: Query {
+                combine,
+                keyword_count: keywords.len(),
+                providers,
+            },
+            patient: patient.clone(),
+            keywords,
+        })
+    }
+
+    /// Checks the cloud's response against its own postings and opens every record.
+    pub fn open(
+        &self,
+        prepared: &PreparedQuery,
+        response: &SearchResponse,
+    ) -> Result<SearchResults> {
+        let asked = &prepared.query.providers;
+        if response.providers.len() != asked.len() {
+            return Err(Error::InconsistentResponse(
+                "provider count differs from the query",
+            ));
+        }
+        let mut providers = Vec::with_capacity(asked.len());
+        for (tokens, answer) in asked.iter().zip(&response.providers) {
+            if answer.provider != tokens.provider || answer.hits.len() != prepared.keywords.len() {
+                return Err(Error::InconsistentResponse(
+                    "providers or keywords differ from the query",
+                ));
+            }
+            for list in &answer.hits {
+                check_epoch_order(list)?;
+            }
+            let expected = evaluate(&answer.hits, prepared.query.combine);
+            let mut returned: Vec<RecordId> = answer.records.iter().map(|(id, _)| *id).collect();
+            returned.extend(&answer.missing);
+            returned.sort();
+            if !returned.iter().eq(expected.iter()) {
+                return Err(Error::InconsistentResponse(
+                    "records differ from what the postings select",
+                ));
+            }
+            let keys = self
+                .keys
+                .get(&(answer.provider.clone(), prepared.patient.clone()))
+                .ok_or(Error::NotFound("keys for a provider in the response"))?;
+            let mut records = Vec::with_capacity(answer.records.len());
+            for (id, sealed) in &answer.records {
+                let (header, _) = RecordHeader::parse(sealed)?;
+                if header.record_id() != *id {
+                    return Err(Error::InconsistentResponse(
+                        "a record's header names another id",
+                    ));
+                }
+                let key = keys
+                    .get(&header.generation())
+                    .ok_or(Error::WrongKey(crate::KeyMismatch::Generation))?;
+                key.record_key_for(header.provider(), header.generation(), *id)?;
+                records.push(OpenedRecord {
+                    id: *id,
+                    generation: header.generation(),
+                    plaintext: Zeroizing::new(open(key, sealed)?),
+                });
+            }
+            providers.push(ProviderResults {
+                provider: answer.provider.clone(),
+                records,
+                missing: answer.missing.clone(),
+            });
+        }
+        Ok(SearchResults { providers })
+    }
+}

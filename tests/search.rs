@@ -1,0 +1,696 @@
+//! Searchable encryption end to end: the encrypted search agrees with a plaintext index,
+//! is forward-private, isolates patients and providers, and shows the cloud nothing in
+//! the clear.
+
+mod common;
+
+use common::corpus::{ABSENT, Corpus, Rng, check_query, patient_id, vocabulary};
+use medvault::index::Segment;
+use medvault::{
+    Cloud, Combine, Error, IndexBatch, IndexOptions, Manifest, MasterKey, PatientId, Provider,
+    ProviderId, ProviderState, Query, Requester, SearchResponse,
+};
+
+const PROVIDERS: &[&str] = &["st-mary-hospital", "city-lab", "corner-pharmacy"];
+
+#[test]
+fn encrypted_search_equals_a_plaintext_index_before_and_after_merging() {
+    let cloud = Cloud::new();
+    // 3 providers × 30 epochs × ≥ 225 pairs ≥ 20,000 record-keyword pairs, 50 patients.
+    let corpus = Corpus::build(&cloud, 7, PROVIDERS, 50, 30, 225);
+    assert!(corpus.pairs >= 20_000, "{} pairs", corpus.pairs);
+    assert_eq!(cloud.segments().len(), 90);
+    let requester = corpus.requester_with_all_keys();
+    let mut keywords: Vec<&str> = vocabulary();
+    keywords.extend(ABSENT);
+    let mut found = [0usize; 2];
+    for merged in [false, true] {
+        let mut rng = Rng::new(99);
+        if merged {
+            cloud.merge().unwrap();
+            assert_eq!(cloud.segments().len(), 1);
+        }
+        let (mut single, mut and, mut or) = (0, 0, 0);
+        for patient in 0..corpus.patients {
+            for k in &keywords {
+                single += check_query(&cloud, &corpus, &requester, patient, &[k], Combine::And);
+            }
+            for _ in 0..6 {
+                let n = 2 + rng.below(2);
+                let pick: Vec<&str> = (0..n)
+                    .map(|_| keywords[rng.below(keywords.len())])
+                    .collect();
+                and += check_query(&cloud, &corpus, &requester, patient, &pick, Combine::And);
+                or += check_query(&cloud, &corpus, &requester, patient, &pick, Combine::Or);
+            }
+        }
+        // The comparisons above are not vacuous: the searches found plenty.
+        assert!(
+            single > 10_000 && and > 0 && or > and,
+            "{single} {and} {or}"
+        );
+        found[merged as usize] = single + and + or;
+    }
+    assert_eq!(found[0], found[1], "merging changes no answer");
+}
+
+#[test]
+fn keywords_are_normalized_on_both_sides() {
+    let cloud = Cloud::new();
+    let mut lab = Provider::new(
+        ProviderId::new("lab").unwrap(),
+        MasterKey::from_bytes([1; 32]),
+    );
+    let alice = PatientId::new("alice").unwrap();
+    let rec = lab
+        .add_record(&alice, b"note", &["  Type 2   DIABETES "])
+        .unwrap();
+    cloud.put_record(rec.bytes).unwrap();
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+    let mut doctor = Requester::new();
+    doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    let q = doctor
+        .query(&alice, &["type 2 diabetes"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    let results = doctor.open(&q, &cloud.search(q.query()).unwrap()).unwrap();
+    assert_eq!(results.record_count(), 1);
+}
+
+/// One provider, one patient, records with "diabetes" in epochs [0, 5) and [5, 8).
+fn forward_privacy_setup() -> (Cloud, Provider, PatientId, Vec<medvault::RecordId>) {
+    let cloud = Cloud::new();
+    let mut lab = Provider::new(
+        ProviderId::new("lab").unwrap(),
+        MasterKey::from_bytes([4; 32]),
+    );
+    let alice = PatientId::new("alice").unwrap();
+    let mut ids = Vec::new();
+    for epoch in 0..5 {
+        let rec = lab
+            .add_record(&alice, format!("early {epoch}").as_bytes(), &["diabetes"])
+            .unwrap();
+        ids.push(rec.id);
+        cloud.put_record(rec.bytes).unwrap();
+        cloud.ingest(lab.finish().unwrap()).unwrap();
+    }
+    (cloud, lab, alice, ids)
+}
+
+#[test]
+fn tokens_do_not_find_entries_uploaded_after_them() {
+    let (cloud, mut lab, alice, early) = forward_privacy_setup();
+    let mut doctor = Requester::new();
+    doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    let old = doctor
+        .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    // No node of the token reaches epoch 5 or later.
+    let bytes = old.query().to_bytes();
+    assert_eq!(Query::from_bytes(&bytes).unwrap(), *old.query());
+    for epoch in 5..8 {
+        let rec = lab
+            .add_record(&alice, format!("late {epoch}").as_bytes(), &["diabetes"])
+            .unwrap();
+        cloud.put_record(rec.bytes).unwrap();
+        cloud.ingest(lab.finish().unwrap()).unwrap();
+    }
+    for merged in [false, true] {
+        if merged {
+            cloud.merge().unwrap();
+        }
+        let response = cloud.search(old.query()).unwrap();
+        let found: Vec<_> = response.providers[0].hits[0]
+            .iter()
+            .map(|h| (h.epoch, h.record))
+            .collect();
+        assert_eq!(
+            found.len(),
+            5,
+            "the old token finds only the 5 early records"
+        );
+        assert!(
+            found
+                .iter()
+                .all(|&(epoch, id)| epoch < 5 && early.contains(&id))
+        );
+        let results = doctor.open(&old, &response).unwrap();
+        assert_eq!(results.record_count(), 5);
+        // A fresh token, built from the new manifest, finds all 8.
+        let new = doctor
+            .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
+            .unwrap();
+        assert_eq!(
+            doctor
+                .open(&new, &cloud.search(new.query()).unwrap())
+                .unwrap()
+                .record_count(),
+            8
+        );
+    }
+}
+
+#[test]
+fn keys_of_one_patient_or_provider_find_nothing_of_another() {
+    let cloud = Cloud::new();
+    let corpus = Corpus::build(&cloud, 11, PROVIDERS, 6, 4, 120);
+    let target = 2usize;
+    let home = &corpus.providers[1];
+    let mut doctor = Requester::new();
+    doctor.add_patient_key(patient_id(target), home.patient_key(&patient_id(target)));
+    // Wrongly filed: the key of patient 2 presented as patient 3's finds patient 2's
+    // records only (the key decides, not the label).
+    let mut confused = Requester::new();
+    confused.add_patient_key(patient_id(3), home.patient_key(&patient_id(target)));
+    let manifest = cloud.manifest();
+    for k in vocabulary() {
+        let q = doctor
+            .query(&patient_id(target), &[k], Combine::Or, &manifest)
+            .unwrap();
+        let response = cloud.search(q.query()).unwrap();
+        assert_eq!(
+            response.providers.len(),
+            1,
+            "only the provider it holds keys for"
+        );
+        assert_eq!(&response.providers[0].provider, home.id());
+        for hit in response.providers[0].hits.iter().flatten() {
+            let (owner, _) = &corpus.records[&(home.id().clone(), hit.record)];
+            assert_eq!(*owner, target, "{k}: a record of patient {owner} was found");
+        }
+        let results = doctor.open(&q, &response).unwrap();
+        let expected = &corpus.expected(target, &[k], Combine::Or)[home.id()];
+        assert_eq!(
+            results.providers[0]
+                .records
+                .iter()
+                .map(|r| r.id)
+                .collect::<std::collections::BTreeSet<_>>(),
+            *expected
+        );
+        let q = confused
+            .query(&patient_id(3), &[k], Combine::Or, &manifest)
+            .unwrap();
+        for hit in cloud.search(q.query()).unwrap().providers[0]
+            .hits
+            .iter()
+            .flatten()
+        {
+            assert_eq!(corpus.records[&(home.id().clone(), hit.record)].0, target);
+        }
+    }
+    // No key at all for patient 4: no query can be built.
+    assert!(matches!(
+        doctor.query(&patient_id(4), &["diabetes"], Combine::Or, &manifest),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn the_cloud_sees_no_keyword_patient_id_or_plaintext() {
+    let cloud = Cloud::new();
+    let corpus = Corpus::build(&cloud, 13, PROVIDERS, 10, 6, 150);
+    let requester = corpus.requester_with_all_keys();
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for patient in 0..corpus.patients {
+        for k in ["diabetes", "metformin", "code:loinc/4548-4"] {
+            let q = requester
+                .query(
+                    &patient_id(patient),
+                    &[k, "insulin"],
+                    Combine::Or,
+                    &cloud.manifest(),
+                )
+                .unwrap();
+            seen.push(q.query().to_bytes());
+            seen.push(cloud.search(q.query()).unwrap().to_bytes());
+        }
+    }
+    cloud.merge().unwrap();
+    seen.push(cloud.manifest().to_bytes());
+    seen.extend(cloud.segments().iter().map(|s| s.to_bytes()));
+    for (provider, record, _) in cloud.record_list() {
+        seen.push(cloud.record(&provider, record).unwrap().to_vec());
+    }
+    let haystack: Vec<u8> = seen.concat();
+    assert!(haystack.len() > 100_000);
+    let contains = |needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    // Needles of 5+ bytes: shorter ones occur by chance in this much random-looking data.
+    for k in vocabulary().iter().filter(|k| k.len() >= 5) {
+        assert!(!contains(k.as_bytes()), "keyword {k} visible to the cloud");
+    }
+    for u in 0..corpus.patients {
+        assert!(
+            !contains(patient_id(u).as_bytes()),
+            "patient id visible to the cloud"
+        );
+        assert!(
+            !contains(&patient_id(u).as_bytes()[1..]),
+            "patient number visible to the cloud"
+        );
+    }
+    for text in corpus.plaintexts.values() {
+        assert!(
+            !contains(&text[..24]),
+            "record plaintext visible to the cloud"
+        );
+    }
+    assert!(!contains(b"Record "));
+}
+
+#[test]
+fn ingest_rejects_bad_batches_and_leaves_state_unchanged() {
+    let cloud = Cloud::new();
+    let mut lab = Provider::new(
+        ProviderId::new("lab").unwrap(),
+        MasterKey::from_bytes([5; 32]),
+    );
+    let alice = PatientId::new("alice").unwrap();
+    lab.index(&alice, medvault::RecordId::from_bytes([1; 16]), &["asthma"])
+        .unwrap();
+    let b0 = lab.finish().unwrap();
+    lab.index(&alice, medvault::RecordId::from_bytes([2; 16]), &["asthma"])
+        .unwrap();
+    let b1 = lab.finish().unwrap();
+    lab.index(&alice, medvault::RecordId::from_bytes([3; 16]), &["asthma"])
+        .unwrap();
+    let b2 = lab.finish().unwrap();
+
+    let before = cloud.manifest();
+    assert!(matches!(
+        cloud.ingest(b1.clone()),
+        Err(Error::EpochOutOfOrder {
+            expected: 0,
+            found: 1
+        })
+    ));
+    assert_eq!(cloud.manifest(), before);
+    cloud.ingest(b0.clone()).unwrap();
+    let before = cloud.manifest();
+    assert!(matches!(
+        cloud.ingest(b0.clone()),
+        Err(Error::EpochOutOfOrder {
+            expected: 1,
+            found: 0
+        })
+    ));
+    assert!(matches!(
+        cloud.ingest(b2.clone()),
+        Err(Error::EpochOutOfOrder {
+            expected: 1,
+            found: 2
+        })
+    ));
+    for garbage in [&b""[..], b"MVIB", b"hello world", &[0xff; 300]] {
+        assert!(cloud.ingest_bytes(garbage).is_err());
+    }
+    let mut v9 = b1.to_bytes();
+    v9[4] = 9;
+    assert!(matches!(
+        cloud.ingest_bytes(&v9),
+        Err(Error::UnsupportedVersion { version: 9, .. })
+    ));
+    let mut cut = b1.to_bytes();
+    cut.pop();
+    assert!(matches!(
+        cloud.ingest_bytes(&cut),
+        Err(Error::Malformed { .. })
+    ));
+    // A batch that reuses a label already stored (a replay under another epoch number).
+    let mut replay = b0.to_bytes();
+    let epoch_at = 6 + 1 + 3;
+    replay[epoch_at..epoch_at + 4].copy_from_slice(&1u32.to_be_bytes());
+    assert!(matches!(
+        cloud.ingest_bytes(&replay),
+        Err(Error::LabelCollision)
+    ));
+    assert_eq!(cloud.manifest(), before);
+    assert_eq!(cloud.segments().len(), 1);
+    // Generations never go back.
+    cloud.ingest(b1).unwrap();
+    let mut regressed = b2.to_bytes();
+    regressed[epoch_at + 4..epoch_at + 8].copy_from_slice(&0u32.to_be_bytes());
+    let mut newer = b2.clone().to_bytes();
+    newer[epoch_at + 4..epoch_at + 8].copy_from_slice(&3u32.to_be_bytes());
+    cloud.ingest_bytes(&newer).unwrap();
+    let mut older = regressed.clone();
+    older[epoch_at..epoch_at + 4].copy_from_slice(&3u32.to_be_bytes());
+    assert!(matches!(
+        cloud.ingest_bytes(&older),
+        Err(Error::GenerationRegressed {
+            current: 3,
+            found: 0
+        })
+    ));
+}
+
+#[test]
+fn a_label_collision_during_merge_is_reported_not_overwritten() {
+    let mut lab = Provider::new(
+        ProviderId::new("lab").unwrap(),
+        MasterKey::from_bytes([6; 32]),
+    );
+    let alice = PatientId::new("alice").unwrap();
+    lab.index(
+        &alice,
+        medvault::RecordId::from_bytes([1; 16]),
+        &["asthma", "eczema"],
+    )
+    .unwrap();
+    let batch = lab.finish().unwrap();
+    let a = Segment::new(batch.table().clone());
+    // A second segment whose only entry carries a's first label with another value.
+    let mut forged = batch.to_bytes();
+    let header = 6 + 1 + 3 + 4 + 4;
+    forged[header..header + 4].copy_from_slice(&1u32.to_be_bytes());
+    forged.truncate(header + 4 + 84);
+    forged[header + 4 + 16] ^= 0xff;
+    let b = Segment::new(IndexBatch::from_bytes(&forged).unwrap().table().clone());
+    assert!(matches!(
+        Segment::merge(&[&a, &b]),
+        Err(Error::LabelCollision)
+    ));
+    assert!(matches!(
+        Segment::merge(&[&b, &a]),
+        Err(Error::LabelCollision)
+    ));
+    // And the cloud refuses it at ingest, before it could reach a merge.
+    let cloud = Cloud::new();
+    cloud.ingest(batch).unwrap();
+    let mut as_epoch_1 = forged.clone();
+    as_epoch_1[10..14].copy_from_slice(&1u32.to_be_bytes());
+    assert!(matches!(
+        cloud.ingest_bytes(&as_epoch_1),
+        Err(Error::LabelCollision)
+    ));
+}
+
+#[test]
+fn provider_state_survives_a_restart() {
+    let cloud = Cloud::new();
+    let id = ProviderId::new("lab").unwrap();
+    let master = MasterKey::from_bytes([8; 32]);
+    let alice = PatientId::new("alice").unwrap();
+    let mut lab = Provider::new(id.clone(), master.clone());
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let rec = lab.add_record(&alice, b"x", &["gout"]).unwrap();
+        ids.push(rec.id);
+        cloud.put_record(rec.bytes).unwrap();
+        cloud.ingest(lab.finish().unwrap()).unwrap();
+    }
+    lab.rotate().unwrap();
+    let saved = lab.state().to_bytes();
+    drop(lab);
+
+    // Restart from the saved state: epoch 3, generation 1.
+    let state = ProviderState::from_bytes(&saved).unwrap();
+    assert_eq!(
+        state,
+        ProviderState {
+            next_epoch: 3,
+            generation: 1
+        }
+    );
+    let mut lab = Provider::resume(
+        id.clone(),
+        master.clone(),
+        state.reconcile(&cloud.manifest(), &id),
+    );
+    let rec = lab.add_record(&alice, b"y", &["gout"]).unwrap();
+    ids.push(rec.id);
+    cloud.put_record(rec.bytes).unwrap();
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+
+    // Restart from nothing but the manifest: the epoch comes back from the cloud.
+    let from_cloud = ProviderState::default().reconcile(&cloud.manifest(), &id);
+    assert_eq!(
+        from_cloud,
+        ProviderState {
+            next_epoch: 4,
+            generation: 1
+        }
+    );
+    let mut lab = Provider::resume(id.clone(), master.clone(), from_cloud);
+    lab.index(&alice, ids[0], &["arthritis"]).unwrap();
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+
+    // A doctor with both generations' keys finds all four records.
+    let mut doctor = Requester::new();
+    doctor.add_patient_key(alice.clone(), lab.patient_key_of_generation(&alice, 0));
+    doctor.add_patient_key(alice.clone(), lab.patient_key_of_generation(&alice, 1));
+    let q = doctor
+        .query(&alice, &["gout"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    let results = doctor.open(&q, &cloud.search(q.query()).unwrap()).unwrap();
+    assert_eq!(results.record_count(), 4);
+    // The generation-0 key alone sees only the three records before the rotation.
+    let mut old = Requester::new();
+    old.add_patient_key(alice.clone(), lab.patient_key_of_generation(&alice, 0));
+    let q = old
+        .query(&alice, &["gout"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    let results = old.open(&q, &cloud.search(q.query()).unwrap()).unwrap();
+    assert_eq!(results.record_count(), 3);
+    assert!(
+        results.providers[0]
+            .records
+            .iter()
+            .all(|r| r.generation == 0)
+    );
+
+    for bad in [
+        &b""[..],
+        b"MVPS\x01\x00\x00\x00",
+        b"MVPS\x02\x00\x00\x00\x00\x01\x00\x00\x00\x00",
+    ] {
+        assert!(ProviderState::from_bytes(bad).is_err());
+    }
+}
+
+#[test]
+fn padding_lists_to_powers_of_two_keeps_results_exact() {
+    let cloud = Cloud::new();
+    let mut lab = Provider::new(
+        ProviderId::new("lab").unwrap(),
+        MasterKey::from_bytes([9; 32]),
+    )
+    .with_options(IndexOptions {
+        pad_to_power_of_two: true,
+    });
+    let alice = PatientId::new("alice").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..13 {
+        let rec = lab
+            .add_record(&alice, format!("{i}").as_bytes(), &["anemia"])
+            .unwrap();
+        ids.push(rec.id);
+        cloud.put_record(rec.bytes).unwrap();
+    }
+    let batch = lab.finish().unwrap();
+    assert_eq!(
+        batch.len(),
+        4,
+        "13 postings = 4 blocks of 4 (already a power of two)"
+    );
+    cloud.ingest(batch).unwrap();
+    let rec = lab.add_record(&alice, b"x", &["anemia"]).unwrap();
+    lab.delete(&alice, ids[0], &["anemia"]).unwrap();
+    lab.delete(&alice, ids[1], &["anemia"]).unwrap();
+    lab.delete(&alice, ids[2], &["anemia"]).unwrap();
+    lab.delete(&alice, ids[3], &["anemia"]).unwrap();
+    cloud.put_record(rec.bytes).unwrap();
+    let batch = lab.finish().unwrap();
+    assert_eq!(batch.len(), 2, "5 postings = 2 blocks");
+    cloud.ingest(batch).unwrap();
+    let mut doctor = Requester::new();
+    doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    let q = doctor
+        .query(&alice, &["anemia"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    assert_eq!(
+        doctor
+            .open(&q, &cloud.search(q.query()).unwrap())
+            .unwrap()
+            .record_count(),
+        10
+    );
+}
+
+#[test]
+fn a_tampered_response_is_caught() {
+    let (cloud, lab, alice, ids) = forward_privacy_setup();
+    let mut doctor = Requester::new();
+    doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    let q = doctor
+        .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    let good = cloud.search(q.query()).unwrap();
+    // A record withheld without saying so.
+    let mut withheld = good.clone();
+    withheld.providers[0].records.pop();
+    assert!(matches!(
+        doctor.open(&q, &withheld),
+        Err(Error::InconsistentResponse(_))
+    ));
+    // A record swapped for another one of the same patient.
+    let mut swapped = good.clone();
+    let other = swapped.providers[0].records[1].1.clone();
+    swapped.providers[0].records[0].1 = other;
+    assert!(matches!(
+        doctor.open(&q, &swapped),
+        Err(Error::InconsistentResponse(_))
+    ));
+    // A modified sealed record.
+    let mut modified = good.clone();
+    let last = modified.providers[0].records[0].1.len() - 1;
+    modified.providers[0].records[0].1[last] ^= 1;
+    assert!(matches!(
+        doctor.open(&q, &modified),
+        Err(Error::AuthenticationFailed { .. })
+    ));
+    assert_eq!(doctor.open(&q, &good).unwrap().record_count(), ids.len());
+}
+
+/// Every parser: each truncation and random garbage give an error; unknown versions
+/// give `UnsupportedVersion`; flipped bytes never panic.
+#[test]
+fn parsers_reject_garbage_truncation_and_unknown_versions() {
+    let cloud = Cloud::new();
+    let corpus = Corpus::build(&cloud, 17, &["lab", "clinic"], 3, 2, 30);
+    let requester = corpus.requester_with_all_keys();
+    let q = requester
+        .query(
+            &patient_id(0),
+            &["diabetes", "insulin"],
+            Combine::Or,
+            &cloud.manifest(),
+        )
+        .unwrap();
+    let mut lab = Provider::new(
+        ProviderId::new("lab2").unwrap(),
+        MasterKey::from_bytes([3; 32]),
+    );
+    lab.index(
+        &patient_id(0),
+        medvault::RecordId::from_bytes([1; 16]),
+        &["x1"],
+    )
+    .unwrap();
+    let samples: Vec<(&str, Vec<u8>, fn(&[u8]) -> bool)> = vec![
+        ("batch", lab.finish().unwrap().to_bytes(), |b| {
+            IndexBatch::from_bytes(b).is_ok()
+        }),
+        ("segment", cloud.segments()[0].to_bytes(), |b| {
+            Segment::from_bytes(b).is_ok()
+        }),
+        ("manifest", cloud.manifest().to_bytes(), |b| {
+            Manifest::from_bytes(b).is_ok()
+        }),
+        ("query", q.query().to_bytes(), |b| {
+            Query::from_bytes(b).is_ok()
+        }),
+        (
+            "response",
+            cloud.search(q.query()).unwrap().to_bytes(),
+            |b| SearchResponse::from_bytes(b).is_ok(),
+        ),
+        (
+            "state",
+            ProviderState {
+                next_epoch: 5,
+                generation: 2,
+            }
+            .to_bytes(),
+            |b| ProviderState::from_bytes(b).is_ok(),
+        ),
+    ];
+    let mut rng = Rng::new(5);
+    for (name, bytes, parses) in &samples {
+        assert!(parses(bytes), "{name} round trip");
+        for len in 0..bytes.len() {
+            assert!(!parses(&bytes[..len]), "{name} cut at {len}");
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(!parses(&long), "{name} with a trailing byte");
+        let mut future = bytes.clone();
+        future[4] = 2;
+        assert!(!parses(&future), "{name} version 2");
+        for _ in 0..2000 {
+            let mut bad = bytes.clone();
+            let at = rng.below(bad.len());
+            bad[at] ^= 1 << rng.below(8);
+            let _ = parses(&bad); // must not panic
+        }
+        for len in [0, 1, 5, 6, 7, 50, 1000] {
+            let garbage: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            assert!(!parses(&garbage), "{name} garbage");
+            let mut framed = bytes[..6.min(bytes.len())].to_vec();
+            framed.extend(&garbage);
+            let _ = parses(&framed); // valid preamble, garbage body: must not panic
+        }
+    }
+    assert!(matches!(
+        Manifest::from_bytes(&{
+            let mut m = cloud.manifest().to_bytes();
+            m[4] = 7;
+            m
+        }),
+        Err(Error::UnsupportedVersion { version: 7, .. })
+    ));
+    // A 20-byte input claiming 4 billion entries is refused, not allocated.
+    let mut huge = b"MVMF\x01\x01".to_vec();
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    huge.extend_from_slice(&[0; 10]);
+    assert!(matches!(
+        Manifest::from_bytes(&huge),
+        Err(Error::Truncated { .. })
+    ));
+}
+
+#[test]
+fn queries_are_checked() {
+    let (cloud, lab, alice, _) = forward_privacy_setup();
+    let mut doctor = Requester::new();
+    doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    let m = cloud.manifest();
+    let none: [&str; 0] = [];
+    assert!(matches!(
+        doctor.query(&alice, &none, Combine::Or, &m),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        doctor.query(&alice, &["  "], Combine::Or, &m),
+        Err(Error::InvalidArgument(_))
+    ));
+    let seventeen = ["a1"; 17];
+    assert!(matches!(
+        doctor.query(&alice, &seventeen, Combine::Or, &m),
+        Err(Error::InvalidArgument(_))
+    ));
+    // A query naming a provider the cloud does not know.
+    let mut other = Requester::new();
+    other.add_patient_key(
+        alice.clone(),
+        MasterKey::from_bytes([1; 32]).patient_key(&ProviderId::new("ghost").unwrap(), &alice, 0),
+    );
+    let mut m2 = m.clone();
+    let mut ghost = m.providers[0].clone();
+    ghost.provider = ProviderId::new("ghost").unwrap();
+    m2.providers.insert(0, ghost);
+    let q = other
+        .query(&alice, &["diabetes"], Combine::Or, &m2)
+        .unwrap();
+    assert!(matches!(cloud.search(q.query()), Err(Error::NotFound(_))));
+    // A hand-made token with a depth-0 (whole-tree) node is refused.
+    let q = doctor
+        .query(&alice, &["diabetes"], Combine::Or, &m)
+        .unwrap();
+    let mut bytes = q.query().to_bytes();
+    let node_at = 6 + 3 + 1 + 3 + 1;
+    bytes[node_at] = 0;
+    assert!(matches!(
+        Query::from_bytes(&bytes),
+        Err(Error::Malformed { .. })
+    ));
+}
