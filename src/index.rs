@@ -171,7 +171,7 @@ impl std::fmt::Debug for Table {
 impl Table {
     /// Sorts `pairs` by label; a repeated label is a collision.
     pub(crate) fn from_unsorted(mut pairs: Vec<(Label, Value)>) -> Result<Self> {
-        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        pairs.sort_unstable_by_key(|pair| pair.0);
         if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(Error::LabelCollision);
         }
