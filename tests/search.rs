@@ -551,6 +551,9 @@ fn a_tampered_response_is_caught() {
     assert_eq!(doctor.open(&q, &good).unwrap().record_count(), ids.len());
 }
 
+/// Whether a parser accepts the bytes.
+type ParsesOk = fn(&[u8]) -> bool;
+
 /// Every parser: each truncation and random garbage give an error; unknown versions
 /// give `UnsupportedVersion`; flipped bytes never panic.
 #[test]
@@ -576,7 +579,7 @@ fn parsers_reject_garbage_truncation_and_unknown_versions() {
         &["x1"],
     )
     .unwrap();
-    let samples: Vec<(&str, Vec<u8>, fn(&[u8]) -> bool)> = vec![
+    let samples: Vec<(&str, Vec<u8>, ParsesOk)> = vec![
         ("batch", lab.finish().unwrap().to_bytes(), |b| {
             IndexBatch::from_bytes(b).is_ok()
         }),
