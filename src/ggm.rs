@@ -23,52 +23,46 @@ pub(crate) const DEPTH: u8 = 32;
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct NodeKey(pub(crate) [u8; 32]);
 
+/// `AES_k(first) ‖ AES_k(first + 1)` into `out`: one key schedule, two blocks.
+fn expand_pair(key: &[u8; 32], first: u8, out: &mut [u8; 32]) {
+    let cipher = Aes256::new(key.into());
+    let mut blocks = [Array::from([0u8; 16]), Array::from([0u8; 16])];
+    blocks[0][15] = first;
+    blocks[1][15] = first + 1;
+    cipher.encrypt_blocks(&mut blocks);
+    out[..16].copy_from_slice(&blocks[0]);
+    out[16..].copy_from_slice(&blocks[1]);
+    blocks[0].zeroize();
+    blocks[1].zeroize();
+}
+
 impl NodeKey {
-    /// Both children: one key schedule, four blocks.
+    /// Both children.
     fn children(&self) -> (NodeKey, NodeKey) {
-        let cipher = Aes256::new(&self.0.into());
-        let mut blocks: [Array<u8, _>; 4] = core::array::from_fn(|i| {
-            let mut b = [0u8; 16];
-            b[15] = i as u8;
-            Array::from(b)
-        });
-        cipher.encrypt_blocks(&mut blocks);
-        let mut left = [0u8; 32];
-        let mut right = [0u8; 32];
-        left[..16].copy_from_slice(&blocks[0]);
-        left[16..].copy_from_slice(&blocks[1]);
-        right[..16].copy_from_slice(&blocks[2]);
-        right[16..].copy_from_slice(&blocks[3]);
-        for b in &mut blocks {
-            b.zeroize();
-        }
-        (NodeKey(left), NodeKey(right))
+        let mut left = NodeKey([0; 32]);
+        let mut right = NodeKey([0; 32]);
+        expand_pair(&self.0, 0, &mut left.0);
+        expand_pair(&self.0, 2, &mut right.0);
+        (left, right)
     }
 
-    /// One child: one key schedule, two blocks.
+    /// One child.
     fn child(&self, bit: bool) -> NodeKey {
-        let cipher = Aes256::new(&self.0.into());
-        let base = if bit { 2u8 } else { 0 };
-        let mut blocks: [Array<u8, _>; 2] = core::array::from_fn(|i| {
-            let mut b = [0u8; 16];
-            b[15] = base + i as u8;
-            Array::from(b)
-        });
-        cipher.encrypt_blocks(&mut blocks);
-        let mut out = [0u8; 32];
-        out[..16].copy_from_slice(&blocks[0]);
-        out[16..].copy_from_slice(&blocks[1]);
-        for b in &mut blocks {
-            b.zeroize();
-        }
-        NodeKey(out)
+        let mut child = NodeKey([0; 32]);
+        expand_pair(&self.0, if bit { 2 } else { 0 }, &mut child.0);
+        child
     }
 
-    /// The descendant `depth` levels down along the low `depth` bits of `path`.
+    /// The descendant `depth` levels down along the low `depth` bits of `path`,
+    /// computed in place: each level overwrites the last, and only the result and one
+    /// scratch buffer are ever wiped.
     fn descend(&self, path: u32, depth: u8) -> NodeKey {
         let mut node = self.clone();
+        let mut scratch = NodeKey([0; 32]);
         for level in (0..depth).rev() {
-            node = node.child((path >> level) & 1 == 1);
+            let bit = (path >> level) & 1 == 1;
+            expand_pair(&node.0, if bit { 2 } else { 0 }, &mut scratch.0);
+            core::mem::swap(&mut node, &mut scratch);
         }
         node
     }

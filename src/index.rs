@@ -170,12 +170,19 @@ impl std::fmt::Debug for Table {
 
 impl Table {
     /// Sorts `pairs` by label; a repeated label is a collision.
-    pub(crate) fn from_unsorted(mut pairs: Vec<(Label, Value)>) -> Result<Self> {
-        pairs.sort_unstable_by_key(|pair| pair.0);
-        if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
+    pub(crate) fn from_unsorted(pairs: Vec<(Label, Value)>) -> Result<Self> {
+        // Sort small (label, position) pairs, then gather the 68-byte values once.
+        let mut order: Vec<(Label, u32)> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.0, i as u32))
+            .collect();
+        order.sort_unstable();
+        if order.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(Error::LabelCollision);
         }
-        let (labels, values) = pairs.into_iter().unzip();
+        let values = order.iter().map(|&(_, i)| pairs[i as usize].1).collect();
+        let labels = order.into_iter().map(|(label, _)| label).collect();
         Ok(Table { labels, values })
     }
 

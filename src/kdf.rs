@@ -28,7 +28,8 @@ pub(crate) mod label {
     pub const KEYWORD: &[u8] = b"medvault/v1/keyword";
 }
 
-/// AES-256-CMAC over the concatenation of `parts`.
+/// AES-256-CMAC over the concatenation of `parts` (the PRF `F`; the KDF inlines it).
+#[cfg(test)]
 pub(crate) fn prf(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 16] {
     let mut mac = <Cmac<Aes256> as KeyInit>::new(key.into());
     for part in parts {
@@ -43,18 +44,21 @@ pub(crate) fn prf(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 16] {
 /// caller in the library asks for 32 or 64 bytes.
 pub(crate) fn derive_into(key: &[u8; 32], label: &[u8], context: &[u8], out: &mut [u8]) {
     let bits = u32::try_from(out.len() * 8).expect("KDF output length fits in 32 bits");
+    // One key schedule for all output blocks.
+    let keyed = <Cmac<Aes256> as KeyInit>::new(key.into());
     for (index, chunk) in out.chunks_mut(16).enumerate() {
         let counter = u32::try_from(index + 1).expect("KDF block counter fits in 32 bits");
-        let mut block = prf(
-            key,
-            &[
-                &counter.to_be_bytes(),
-                label,
-                &[0u8],
-                context,
-                &bits.to_be_bytes(),
-            ],
-        );
+        let mut mac = keyed.clone();
+        for part in [
+            &counter.to_be_bytes()[..],
+            label,
+            &[0u8],
+            context,
+            &bits.to_be_bytes(),
+        ] {
+            mac.update(part);
+        }
+        let mut block: [u8; 16] = mac.finalize().into_bytes().into();
         chunk.copy_from_slice(&block[..chunk.len()]);
         block.zeroize();
     }

@@ -240,7 +240,16 @@ impl Provider {
             ));
         }
         let generation = self.state.generation;
-        let mut pairs: Vec<(Label, Value)> = Vec::with_capacity(self.pending_postings() / 2 + 1);
+        let blocks_of = |postings: usize| {
+            let blocks = postings.div_ceil(ENTRIES_PER_BLOCK);
+            if self.options.pad_to_power_of_two {
+                blocks.next_power_of_two()
+            } else {
+                blocks
+            }
+        };
+        let mut pairs: Vec<(Label, Value)> =
+            Vec::with_capacity(self.pending.values().map(|l| blocks_of(l.len())).sum());
         let mut search_keys = HashMap::new();
         for ((patient, keyword), postings) in &self.pending {
             let search_key = search_keys.entry(patient.clone()).or_insert_with(|| {
@@ -250,11 +259,7 @@ impl Provider {
             });
             let leaf = ggm::leaf(&search_key.keyword_root(keyword), epoch);
             let epoch_key = EpochKey::new(&leaf);
-            let mut blocks = postings.len().div_ceil(ENTRIES_PER_BLOCK);
-            if self.options.pad_to_power_of_two {
-                blocks = blocks.next_power_of_two();
-            }
-            for i in 0..blocks {
+            for i in 0..blocks_of(postings.len()) {
                 let start = (i * ENTRIES_PER_BLOCK).min(postings.len());
                 let end = (start + ENTRIES_PER_BLOCK).min(postings.len());
                 let index = u32::try_from(i)

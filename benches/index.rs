@@ -1,0 +1,160 @@
+//! The searchable index: batch build rate, search latency, merge throughput.
+//!
+//! `cargo bench --bench index`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use medvault::index::{PAIR_LEN, Segment};
+use medvault::{Cloud, Combine, MasterKey, PatientId, Provider, ProviderId, RecordId, Requester};
+
+fn provider() -> Provider {
+    Provider::new(
+        ProviderId::new("bench-lab").unwrap(),
+        MasterKey::from_bytes([7; 32]),
+    )
+}
+
+fn patient(i: usize) -> PatientId {
+    PatientId::new(format!("+1555{i:07}")).unwrap()
+}
+
+fn record(i: usize) -> RecordId {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    RecordId::from_bytes(id)
+}
+
+const WORDS: usize = 50;
+
+/// Queues `pairs` record-keyword pairs: `records_per_list` postings per (patient, keyword).
+fn queue(p: &mut Provider, pairs: usize, records_per_list: usize, salt: usize) {
+    let keywords: Vec<String> = (0..WORDS).map(|w| format!("word{w}")).collect();
+    let lists = pairs / records_per_list;
+    for list in 0..lists {
+        let who = patient(salt * 1_000_000 + list / WORDS);
+        let kw = &keywords[list % WORDS];
+        for r in 0..records_per_list {
+            p.index(&who, record(list * records_per_list + r), &[kw])
+                .unwrap();
+        }
+    }
+}
+
+fn bench_build(c: &mut Criterion) {
+    let mut group = c.benchmark_group("index/build");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    let pairs = 100_000;
+    group.throughput(Throughput::Elements(pairs as u64));
+    for per_list in [1usize, 4, 16] {
+        group.bench_function(
+            BenchmarkId::new("pairs", format!("{per_list}-per-list")),
+            |b| {
+                b.iter_batched(
+                    || {
+                        let mut p = provider();
+                        queue(&mut p, pairs, per_list, 0);
+                        p
+                    },
+                    |mut p| black_box(p.finish().unwrap()),
+                    BatchSize::LargeInput,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
+/// A merged cloud with about `background` pairs over `epochs` epochs, plus a target
+/// patient with `n` records for keyword `r{n}`, for each n in `RESULTS`, spread over the
+/// epochs.
+const RESULTS: [usize; 4] = [1, 10, 100, 1000];
+
+fn search_cloud(epochs: u32, background: usize) -> (Cloud, Requester, PatientId) {
+    let cloud = Cloud::new();
+    let mut p = provider();
+    let target = patient(9_999_999);
+    let per_epoch = background / epochs as usize;
+    let mut next = 10_000_000usize;
+    for e in 0..epochs as usize {
+        queue(&mut p, per_epoch, 16, e + 1);
+        for &n in &RESULTS {
+            // Records of keyword r{n} go to epochs spread evenly.
+            let share = (0..n).filter(|i| i * epochs as usize / n == e).count();
+            for _ in 0..share {
+                p.index(&target, record(next), &[format!("r{n}")]).unwrap();
+                next += 1;
+            }
+        }
+        cloud.ingest(p.finish().unwrap()).unwrap();
+    }
+    cloud.merge().unwrap();
+    let mut requester = Requester::new();
+    requester.add_patient_key(target.clone(), p.patient_key(&target));
+    (cloud, requester, target)
+}
+
+fn bench_search(c: &mut Criterion) {
+    let mut group = c.benchmark_group("index/search");
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(3));
+    for epochs in [1u32, 64, 1024] {
+        let (cloud, requester, target) = search_cloud(epochs, 1_000_000);
+        let manifest = cloud.manifest();
+        for n in RESULTS {
+            let q = requester
+                .query(&target, &[format!("r{n}")], Combine::Or, &manifest)
+                .unwrap();
+            let found = cloud.search(q.query()).unwrap().providers[0].hits[0].len();
+            assert_eq!(found, n);
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_function(
+                BenchmarkId::new(format!("{epochs}-epochs"), format!("{n}-results")),
+                |b| b.iter(|| black_box(cloud.search(black_box(q.query())).unwrap())),
+            );
+        }
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(
+            BenchmarkId::new(format!("{epochs}-epochs"), "build-token"),
+            |b| {
+                b.iter(|| {
+                    black_box(
+                        requester
+                            .query(&target, &["r1"], Combine::Or, &manifest)
+                            .unwrap(),
+                    )
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn bench_merge(c: &mut Criterion) {
+    let mut group = c.benchmark_group("index/merge");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    let mut p = provider();
+    let segments: Vec<Segment> = (0..64)
+        .map(|e| {
+            queue(&mut p, 16_000, 1, e + 1);
+            Segment::new(p.finish().unwrap().table().clone())
+        })
+        .collect();
+    let refs: Vec<&Segment> = segments.iter().collect();
+    let entries: usize = segments.iter().map(Segment::len).sum();
+    group.throughput(Throughput::Bytes((entries * PAIR_LEN) as u64));
+    group.bench_function(
+        BenchmarkId::new("64-segments", format!("{entries}-entries")),
+        |b| b.iter(|| black_box(Segment::merge(black_box(&refs)).unwrap())),
+    );
+    group.finish();
+}
+
+criterion_group!(benches, bench_build, bench_search, bench_merge);
+criterion_main!(benches);
