@@ -79,3 +79,20 @@ fn key_file_example_matches() {
     let unlocked = keyfile::unlock(&example("key-file"), b"correct horse").unwrap();
     assert_eq!(unlocked.master_key.expose_secret(), master.expose_secret());
 }
+
+#[test]
+fn index_example_matches() {
+    use crate::ggm;
+    use crate::index::{EpochKey, Op};
+    let (master, provider, patient) = example_inputs();
+    let patient_key = master.patient_key(&provider, &patient, 0);
+    let root = patient_key.search_key().keyword_root("diabetes");
+    assert_eq!(hex::encode(root.0), hex::encode(example("keyword-root")));
+    let leaf = ggm::leaf(&root, 5);
+    assert_eq!(hex::encode(leaf.0), hex::encode(example("epoch-leaf")));
+    let key = EpochKey::new(&leaf);
+    let record = RecordId::from_bytes(hex::decode("00112233445566778899aabbccddeeff").unwrap().try_into().unwrap());
+    let mut pair = key.label(0).to_vec();
+    pair.extend_from_slice(&key.seal_block(0, &[(record, Op::Add)]));
+    assert_eq!(hex::encode(&pair), hex::encode(example("index-entry")));
+}
