@@ -1,5 +1,7 @@
-//! medvault demo: a provider seals a clinical note and a DICOM image on its side,
-//! keeps its master key in a password-protected key file, and opens both again.
+//! medvault demo: a hospital seals a clinical note and a DICOM image on its side, keeps
+//! its master key in a password-protected key file, and opens both again; then the
+//! hospital and a lab index their records, the cloud merges their encrypted indexes
+//! without a key, and a doctor searches both providers with one query.
 //!
 //! `cargo run --release --example demo`
 
@@ -8,8 +10,10 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use medvault::keyfile::{self, PasswordKdf};
+use medvault::keyword::{field, tokenize};
 use medvault::{
-    MasterKey, Opener, PatientId, ProviderId, RecordHeader, RecordId, Sealer, open, seal,
+    Cloud, Combine, MasterKey, Opener, PatientId, Provider, ProviderId, RecordHeader, RecordId,
+    Requester, Sealer, open, seal,
 };
 
 const NOTE: &str = "2026-11-02 Endocrinology follow-up. Type 2 diabetes mellitus (SNOMED 44054006).
@@ -92,7 +96,73 @@ fn main() -> Result<(), Box<dyn Error>> {
         Err(err) => println!("tampered note rejected: {err}"),
         Ok(_) => return Err("a tampered record opened".into()),
     }
+
+    search_across_providers(master, &patient)?;
     println!("done in {:.2?}", started.elapsed());
+    Ok(())
+}
+
+/// Two providers index their records; the cloud merges; a doctor runs one query.
+fn search_across_providers(
+    hospital_key: MasterKey,
+    patient: &PatientId,
+) -> Result<(), Box<dyn Error>> {
+    let cloud = Cloud::new();
+    let mut hospital = Provider::new(ProviderId::new("st-mary-hospital")?, hospital_key);
+    let mut lab = Provider::new(ProviderId::new("city-lab")?, MasterKey::generate()?);
+
+    let mut keywords = tokenize(NOTE);
+    keywords.push(field("code", "snomed/44054006")?);
+    let note = hospital.add_record(patient, NOTE.as_bytes(), &keywords)?;
+    let result = "HbA1c 7.9 % (LOINC 4548-4), on metformin; diabetes control suboptimal";
+    let lab_result = lab.add_record(patient, result.as_bytes(), &tokenize(result))?;
+    let other = lab.add_record(
+        &PatientId::new("+15550199")?,
+        b"metformin, diabetes",
+        &["metformin", "diabetes"],
+    )?;
+    for record in [note, lab_result, other] {
+        cloud.put_record(record.bytes)?;
+    }
+    cloud.ingest(hospital.finish()?)?;
+    cloud.ingest(lab.finish()?)?;
+    cloud.merge()?;
+    let manifest = cloud.manifest();
+    println!(
+        "\ncloud: {} providers, {} merged entries, {} records; no key",
+        manifest.providers.len(),
+        manifest.segments.iter().sum::<u64>(),
+        cloud.record_list().len()
+    );
+
+    // The doctor holds this patient's keys at both providers (grants deliver them).
+    let mut doctor = Requester::new();
+    doctor.add_patient_key(patient.clone(), hospital.patient_key(patient));
+    doctor.add_patient_key(patient.clone(), lab.patient_key(patient));
+    let query = doctor.query(patient, &["diabetes", "metformin"], Combine::And, &manifest)?;
+    let query_bytes = query.query().to_bytes();
+    let response = cloud.search_bytes(&query_bytes)?;
+    println!(
+        "query 'diabetes AND metformin': cloud saw a {} B token, answered {} B; no keyword, no patient id",
+        query_bytes.len(),
+        response.to_bytes().len()
+    );
+    let results = doctor.open(&query, &response)?;
+    for provider in &results.providers {
+        for record in &provider.records {
+            println!(
+                "  {}: {}",
+                provider.provider,
+                String::from_utf8_lossy(&record.plaintext)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+            );
+        }
+    }
+    if results.record_count() != 2 {
+        return Err(format!("expected 2 records, found {}", results.record_count()).into());
+    }
     Ok(())
 }
 

@@ -91,7 +91,12 @@ fn index_example_matches() {
     let leaf = ggm::leaf(&root, 5);
     assert_eq!(hex::encode(leaf.0), hex::encode(example("epoch-leaf")));
     let key = EpochKey::new(&leaf);
-    let record = RecordId::from_bytes(hex::decode("00112233445566778899aabbccddeeff").unwrap().try_into().unwrap());
+    let record = RecordId::from_bytes(
+        hex::decode("00112233445566778899aabbccddeeff")
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
     let mut pair = key.label(0).to_vec();
     pair.extend_from_slice(&key.seal_block(0, &[(record, Op::Add)]));
     assert_eq!(hex::encode(&pair), hex::encode(example("index-entry")));

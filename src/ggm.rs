@@ -37,12 +37,24 @@ fn expand_pair(key: &[u8; 32], first: u8, out: &mut [u8; 32]) {
 }
 
 impl NodeKey {
-    /// Both children.
+    /// Both children: one key schedule, four blocks.
     fn children(&self) -> (NodeKey, NodeKey) {
+        let cipher = Aes256::new(&self.0.into());
+        let mut blocks: [Array<u8, _>; 4] = core::array::from_fn(|i| {
+            let mut b = [0u8; 16];
+            b[15] = i as u8;
+            Array::from(b)
+        });
+        cipher.encrypt_blocks(&mut blocks);
         let mut left = NodeKey([0; 32]);
         let mut right = NodeKey([0; 32]);
-        expand_pair(&self.0, 0, &mut left.0);
-        expand_pair(&self.0, 2, &mut right.0);
+        left.0[..16].copy_from_slice(&blocks[0]);
+        left.0[16..].copy_from_slice(&blocks[1]);
+        right.0[..16].copy_from_slice(&blocks[2]);
+        right.0[16..].copy_from_slice(&blocks[3]);
+        for b in &mut blocks {
+            b.zeroize();
+        }
         (left, right)
     }
 
