@@ -13,8 +13,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use crate::broker::{AdminView, Broker, FileDetails};
 use crate::error::{Error, Result};
 use crate::ggm;
+use crate::grant::{AccessRequest, Grant, now_unix};
+use crate::identity::{Fingerprint, PublicIdentity};
 use crate::index::{EpochKey, IndexBatch, Posting, Segment, Value};
 use crate::keys::{ProviderId, RecordId};
 use crate::manifest::{EpochInfo, Manifest, ProviderManifest};
@@ -25,7 +28,12 @@ use crate::seal::RecordHeader;
 struct State {
     epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
     segments: Vec<Arc<Segment>>,
-    records: HashMap<(ProviderId, RecordId), Arc<Vec<u8>>>,
+    records: HashMap<(ProviderId, RecordId), StoredRecord>,
+}
+
+struct StoredRecord {
+    bytes: Arc<Vec<u8>>,
+    uploaded_at: u64,
 }
 
 impl State {
@@ -38,6 +46,7 @@ impl State {
 #[derive(Default)]
 pub struct Cloud {
     state: RwLock<State>,
+    broker: RwLock<Broker>,
 }
 
 impl std::fmt::Debug for Cloud {
@@ -80,7 +89,13 @@ impl Cloud {
                 "a record with this id is already stored",
             ));
         }
-        state.records.insert(key.clone(), Arc::new(sealed));
+        state.records.insert(
+            key.clone(),
+            StoredRecord {
+                bytes: Arc::new(sealed),
+                uploaded_at: now_unix(),
+            },
+        );
         Ok(key)
     }
 
@@ -89,7 +104,7 @@ impl Cloud {
         self.read()
             .records
             .get(&(provider.clone(), record))
-            .cloned()
+            .map(|stored| stored.bytes.clone())
     }
 
     /// Every stored record's provider, id and size (what the admin sees of files).
@@ -98,10 +113,77 @@ impl Cloud {
             .read()
             .records
             .iter()
-            .map(|((p, r), bytes)| (p.clone(), *r, bytes.len()))
+            .map(|((p, r), stored)| (p.clone(), *r, stored.bytes.len()))
             .collect();
         list.sort();
         list
+    }
+
+    fn broker_read(&self) -> std::sync::RwLockReadGuard<'_, Broker> {
+        self.broker.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn broker_write(&self) -> std::sync::RwLockWriteGuard<'_, Broker> {
+        self.broker.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes a provider's public keys in the cloud's directory (see
+    /// [`crate::broker`] on pinning).
+    pub fn register_provider(&self, provider: ProviderId, keys: PublicIdentity) {
+        self.broker_write().register(provider, keys);
+    }
+
+    /// A provider's public keys from the directory.
+    pub fn provider_keys(&self, provider: &ProviderId) -> Option<PublicIdentity> {
+        self.broker_read().provider_keys(provider).cloned()
+    }
+
+    /// Puts a signed access request in the inbox (its signature is checked on parse).
+    pub fn submit_request(&self, request: &[u8]) -> Result<[u8; 16]> {
+        let request = AccessRequest::from_bytes(request)?;
+        self.broker_write().submit(request)
+    }
+
+    /// What the cloud admin sees: requests and stored files. No patient id, no key.
+    pub fn admin_view(&self) -> AdminView {
+        let mut files: Vec<FileDetails> = self
+            .read()
+            .records
+            .iter()
+            .map(|((provider, record), stored)| FileDetails {
+                provider: provider.clone(),
+                record: *record,
+                size: stored.bytes.len() as u64,
+                uploaded_at: stored.uploaded_at,
+            })
+            .collect();
+        files.sort_by(|a, b| (&a.provider, a.record).cmp(&(&b.provider, b.record)));
+        AdminView {
+            requests: self.broker_read().summaries(),
+            files,
+        }
+    }
+
+    /// The admin's decision on a pending request.
+    pub fn decide_request(&self, id: [u8; 16], approve: bool) -> Result<()> {
+        self.broker_write().decide(id, approve)
+    }
+
+    /// Approved requests waiting for `provider`'s grant.
+    pub fn approved_requests(&self, provider: &ProviderId) -> Vec<AccessRequest> {
+        self.broker_read().approved_for(provider)
+    }
+
+    /// Posts a grant to the mailbox: its signature must verify under the registered
+    /// provider key, and it must answer an approved request of its recipient.
+    pub fn post_grant(&self, grant: &[u8]) -> Result<()> {
+        let grant = Grant::from_bytes(grant)?;
+        self.broker_write().post_grant(grant)
+    }
+
+    /// The grants waiting for the holder of the encryption key with `fingerprint`.
+    pub fn fetch_grants(&self, fingerprint: &Fingerprint) -> Vec<Grant> {
+        self.broker_read().grants_for(fingerprint)
     }
 
     /// Parses and ingests an index batch (see [`Cloud::ingest`]).
@@ -249,7 +331,7 @@ impl Cloud {
             let mut missing = Vec::new();
             for id in selected {
                 match state.records.get(&(tokens.provider.clone(), id)) {
-                    Some(bytes) => records.push((id, bytes.as_ref().clone())),
+                    Some(stored) => records.push((id, stored.bytes.as_ref().clone())),
                     None => missing.push(id),
                 }
             }

@@ -120,6 +120,33 @@ pub enum Error {
     #[error("inconsistent response: {0}")]
     InconsistentResponse(&'static str),
 
+    /// A signature does not verify under the expected public key: the object was
+    /// changed, or someone else signed it.
+    #[error("signature invalid: not signed by the expected key, or modified since")]
+    SignatureInvalid,
+
+    /// A grant or request is past its expiry time.
+    #[error("expired at {expired_at} (unix seconds)")]
+    Expired {
+        /// When it expired.
+        expired_at: u64,
+    },
+
+    /// A grant is not valid yet (issued in the future beyond the allowed clock skew).
+    #[error("not valid before {valid_from} (unix seconds)")]
+    NotYetValid {
+        /// When it becomes valid.
+        valid_from: u64,
+    },
+
+    /// A grant is addressed to another requester's key.
+    #[error("wrong recipient: this grant is for another requester's key")]
+    WrongRecipient,
+
+    /// A grant does not answer the request or scope it is presented for.
+    #[error("scope mismatch: the grant is for another request, patient or record")]
+    ScopeMismatch,
+
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

@@ -27,12 +27,15 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod cloud;
 mod eax;
 pub mod error;
 #[cfg(test)]
 mod format_examples;
 mod ggm;
+pub mod grant;
+pub mod identity;
 pub mod index;
 mod kdf;
 pub mod keyfile;
@@ -47,8 +50,15 @@ pub mod seal;
 pub mod stream;
 mod wire;
 
+pub use broker::{AdminView, FileDetails, RequestStatus, RequestSummary};
 pub use cloud::Cloud;
 pub use error::{Error, KeyMismatch, Result};
+pub use grant::{
+    AccessRequest, Grant, GrantedKey, OpenedGrant, OpenedRequest, PendingRequest, Scope, ScopeKind,
+};
+pub use identity::{
+    DecryptionKey, EncryptionKey, Identity, PublicIdentity, SigningKey, VerifyingKey,
+};
 pub use index::{IndexBatch, Op, Segment};
 pub use keys::{
     MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey, RecordKeySource,

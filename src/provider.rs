@@ -20,6 +20,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::ggm;
+use crate::grant::{GrantedKey, Scope};
 use crate::index::{ENTRIES_PER_BLOCK, EpochKey, IndexBatch, Label, Op, Posting, Table, Value};
 use crate::keys::{MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey};
 use crate::keyword;
@@ -184,6 +185,32 @@ impl Provider {
         let id = RecordId::generate()?;
         let sealer = Sealer::new(writer, &self.record_key(patient, id))?;
         Ok((id, sealer))
+    }
+
+    /// The key a grant of `scope` hands out: the patient key of the current generation,
+    /// or the key of one record sealed in `record_generation` (read it from the record's
+    /// public header; `None` means the current generation).
+    pub fn key_for_scope(
+        &self,
+        scope: &Scope,
+        record_generation: Option<u32>,
+    ) -> Result<GrantedKey> {
+        let generation = record_generation.unwrap_or(self.state.generation);
+        if generation > self.state.generation {
+            return Err(Error::InvalidArgument(
+                "that key generation does not exist yet",
+            ));
+        }
+        Ok(match scope {
+            Scope::Patient(patient) => {
+                GrantedKey::Patient(patient.clone(), self.patient_key(patient))
+            }
+            Scope::Record(patient, record) => GrantedKey::Record(
+                patient.clone(),
+                self.patient_key_of_generation(patient, generation)
+                    .record_key(*record),
+            ),
+        })
     }
 
     /// The record key of `record` for `patient` in the current generation.

@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::ggm;
-use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKeySource};
+use crate::grant::{Grant, GrantedKey, OpenedGrant, PendingRequest};
+use crate::identity::{Identity, VerifyingKey};
+use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey, RecordKeySource};
 use crate::keyword;
 use crate::manifest::Manifest;
 use crate::query::{
@@ -82,6 +84,8 @@ impl SearchResults {
 pub struct Requester {
     /// Patient keys by provider and patient, then by generation.
     keys: HashMap<(ProviderId, PatientId), BTreeMap<u32, PatientKey>>,
+    /// Keys of single records.
+    record_keys: HashMap<(ProviderId, RecordId), RecordKey>,
 }
 
 impl std::fmt::Debug for Requester {
@@ -107,6 +111,59 @@ impl Requester {
             .entry((key.provider().clone(), patient))
             .or_default()
             .insert(key.generation(), key);
+    }
+
+    /// Adds the key of one record (what a grant of one record delivers).
+    pub fn add_record_key(&mut self, key: RecordKey) {
+        self.record_keys
+            .insert((key.provider().clone(), key.record_id()), key);
+    }
+
+    /// Adds the key an opened grant carries.
+    pub fn add_grant(&mut self, grant: OpenedGrant) {
+        match grant.key {
+            GrantedKey::Patient(patient, key) => self.add_patient_key(patient, key),
+            GrantedKey::Record(_, key) => self.add_record_key(key),
+        }
+    }
+
+    /// Opens a grant received for `pending`: verifies it against the provider key the
+    /// requester pinned (`issuer`), checks it is for this requester, not expired, and
+    /// answers exactly that request; then adds its key.
+    pub fn accept_grant(
+        &mut self,
+        grant: &Grant,
+        pending: &PendingRequest,
+        issuer: &VerifyingKey,
+        me: &Identity,
+        now: u64,
+    ) -> Result<()> {
+        let opened = grant.open(issuer, me, now)?;
+        opened.check_answers(pending)?;
+        self.add_grant(opened);
+        Ok(())
+    }
+
+    /// Opens one sealed record with a record key or a patient key held for `patient`.
+    pub fn open_record(
+        &self,
+        patient: Option<&PatientId>,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let (header, _) = RecordHeader::parse(sealed)?;
+        if let Some(key) = self
+            .record_keys
+            .get(&(header.provider().clone(), header.record_id()))
+        {
+            return open(key, sealed).map(Zeroizing::new);
+        }
+        let generations = patient
+            .and_then(|p| self.keys.get(&(header.provider().clone(), p.clone())))
+            .ok_or(Error::NotFound("a key for this record"))?;
+        let key = generations
+            .get(&header.generation())
+            .ok_or(Error::WrongKey(crate::KeyMismatch::Generation))?;
+        open(key, sealed).map(Zeroizing::new)
     }
 
     /// The providers this requester holds keys for `patient` at, sorted.

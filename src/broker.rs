@@ -1,0 +1,180 @@
+//! The cloud as the paper's broker — without ever holding a key.
+//!
+//! Requesters submit signed [`AccessRequest`]s to the cloud's inbox; its admin sees the
+//! pending requests (requester, provider, scope kind, reason, time — never the patient,
+//! which is sealed to the provider) and the owners' file details, and approves or denies;
+//! providers fetch approved requests and post [`Grant`]s; requesters fetch their grants
+//! from the mailbox by their key's fingerprint. The broker checks every signature it can
+//! (the requester's on requests, the registered provider key on grants) so it never
+//! relays forgeries, but it cannot open anything.
+//!
+//! Providers register their public keys with the broker as a directory. A requester must
+//! still pin a provider's keys out of band (compare fingerprints): a malicious directory
+//! could otherwise substitute its own.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::grant::{AccessRequest, Grant, ScopeKind};
+use crate::identity::{Fingerprint, PublicIdentity};
+use crate::keys::{ProviderId, RecordId};
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestStatus {
+    /// Waiting for the admin.
+    Pending,
+    /// Approved by the admin; waiting for the provider's grant.
+    Approved,
+    /// Denied by the admin.
+    Denied,
+    /// The provider posted a grant.
+    Granted,
+}
+
+/// One request as the admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSummary {
+    /// The request's id.
+    pub id: [u8; 16],
+    /// The requester's name, as given.
+    pub requester_name: String,
+    /// Fingerprint of the requester's signing key.
+    pub requester: Fingerprint,
+    /// The provider asked.
+    pub provider: ProviderId,
+    /// Patient or one record (which one is sealed).
+    pub scope: ScopeKind,
+    /// The reason given.
+    pub reason: String,
+    /// When it was made (unix seconds).
+    pub created_at: u64,
+    /// Where it stands.
+    pub status: RequestStatus,
+}
+
+/// One stored record as the admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDetails {
+    /// The owner.
+    pub provider: ProviderId,
+    /// The record's id.
+    pub record: RecordId,
+    /// Sealed size in bytes.
+    pub size: u64,
+    /// When it was uploaded (unix seconds).
+    pub uploaded_at: u64,
+}
+
+/// Everything the cloud admin sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminView {
+    /// All requests, oldest first.
+    pub requests: Vec<RequestSummary>,
+    /// All stored records.
+    pub files: Vec<FileDetails>,
+}
+
+#[derive(Default)]
+pub(crate) struct Broker {
+    directory: BTreeMap<ProviderId, PublicIdentity>,
+    requests: Vec<(AccessRequest, RequestStatus)>,
+    /// Grants by recipient encryption-key fingerprint, in arrival order.
+    mailbox: BTreeMap<Fingerprint, Vec<Grant>>,
+}
+
+impl Broker {
+    pub(crate) fn register(&mut self, provider: ProviderId, keys: PublicIdentity) {
+        self.directory.insert(provider, keys);
+    }
+
+    pub(crate) fn provider_keys(&self, provider: &ProviderId) -> Option<&PublicIdentity> {
+        self.directory.get(provider)
+    }
+
+    pub(crate) fn submit(&mut self, request: AccessRequest) -> Result<[u8; 16]> {
+        if self.requests.iter().any(|(r, _)| r.id() == request.id()) {
+            return Err(Error::InvalidArgument("this request was already submitted"));
+        }
+        if !self.directory.contains_key(request.provider()) {
+            return Err(Error::NotFound("the provider named in the request"));
+        }
+        let id = request.id();
+        self.requests.push((request, RequestStatus::Pending));
+        Ok(id)
+    }
+
+    pub(crate) fn summaries(&self) -> Vec<RequestSummary> {
+        self.requests
+            .iter()
+            .map(|(r, status)| RequestSummary {
+                id: r.id(),
+                requester_name: r.requester_name().to_owned(),
+                requester: r.requester().verifying.fingerprint(),
+                provider: r.provider().clone(),
+                scope: r.scope_kind(),
+                reason: r.reason().to_owned(),
+                created_at: r.created_at(),
+                status: *status,
+            })
+            .collect()
+    }
+
+    pub(crate) fn decide(&mut self, id: [u8; 16], approve: bool) -> Result<()> {
+        let entry = self
+            .requests
+            .iter_mut()
+            .find(|(r, _)| r.id() == id)
+            .ok_or(Error::NotFound("a request with this id"))?;
+        if entry.1 != RequestStatus::Pending {
+            return Err(Error::InvalidArgument("the request was already decided"));
+        }
+        entry.1 = if approve {
+            RequestStatus::Approved
+        } else {
+            RequestStatus::Denied
+        };
+        Ok(())
+    }
+
+    pub(crate) fn approved_for(&self, provider: &ProviderId) -> Vec<AccessRequest> {
+        self.requests
+            .iter()
+            .filter(|(r, s)| *s == RequestStatus::Approved && r.provider() == provider)
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    pub(crate) fn post_grant(&mut self, grant: Grant) -> Result<()> {
+        let keys = self
+            .directory
+            .get(grant.provider())
+            .ok_or(Error::NotFound("the provider that signed the grant"))?;
+        grant.verify(&keys.verifying)?;
+        let entry = self
+            .requests
+            .iter_mut()
+            .find(|(r, _)| r.id() == grant.request_id())
+            .ok_or(Error::NotFound("the request the grant answers"))?;
+        if entry.1 != RequestStatus::Approved {
+            return Err(Error::InvalidArgument(
+                "the request is not approved (or already granted)",
+            ));
+        }
+        if entry.0.provider() != grant.provider()
+            || entry.0.requester().encryption.fingerprint() != grant.recipient()
+        {
+            return Err(Error::ScopeMismatch);
+        }
+        entry.1 = RequestStatus::Granted;
+        self.mailbox
+            .entry(grant.recipient())
+            .or_default()
+            .push(grant);
+        Ok(())
+    }
+
+    pub(crate) fn grants_for(&self, recipient: &Fingerprint) -> Vec<Grant> {
+        self.mailbox.get(recipient).cloned().unwrap_or_default()
+    }
+}
