@@ -1,0 +1,66 @@
+//! Issuing and opening grants with 3072-bit RSA keys.
+//!
+//! `cargo bench --bench grant`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use medvault::grant::now_unix;
+use medvault::{AccessRequest, Grant, Identity, MasterKey, PatientId, Provider, ProviderId, Scope};
+
+fn bench_grants(c: &mut Criterion) {
+    let provider_keys = Identity::generate().unwrap();
+    let doctor = Identity::generate().unwrap();
+    let lab = Provider::new(
+        ProviderId::new("city-lab").unwrap(),
+        MasterKey::from_bytes([1; 32]),
+    );
+    let alice = PatientId::new("+15550100").unwrap();
+    let now = now_unix();
+    let (request, pending) = AccessRequest::create(
+        &doctor,
+        "Dr. Grey",
+        lab.id(),
+        &provider_keys.public().encryption,
+        Scope::Patient(alice),
+        "follow-up",
+        now,
+    )
+    .unwrap();
+    let opened = request.open(&provider_keys.decryption).unwrap();
+    let key = lab.key_for_scope(&opened.scope, None).unwrap();
+    let grant = Grant::issue(&provider_keys, &opened, key.clone(), now, 86_400).unwrap();
+    let issuer = provider_keys.public().verifying;
+
+    let mut group = c.benchmark_group("grant-3072");
+    group.sample_size(20);
+    group.bench_function("request-create", |b| {
+        b.iter(|| {
+            AccessRequest::create(
+                &doctor,
+                "Dr. Grey",
+                lab.id(),
+                &provider_keys.public().encryption,
+                pending.scope.clone(),
+                "follow-up",
+                now,
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function("request-open", |b| {
+        b.iter(|| request.open(black_box(&provider_keys.decryption)).unwrap())
+    });
+    group.bench_function("issue", |b| {
+        b.iter(|| {
+            Grant::issue(&provider_keys, black_box(&opened), key.clone(), now, 86_400).unwrap()
+        })
+    });
+    group.bench_function("open", |b| {
+        b.iter(|| black_box(&grant).open(&issuer, &doctor, now).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_grants);
+criterion_main!(benches);
