@@ -47,20 +47,65 @@ fn generate(bits: usize) -> Result<PrivateKey> {
     PrivateKey::new(&mut SysRng, bits).map_err(|_| Error::Random)
 }
 
+/// Largest scrypt memory (128 · r · N bytes) an encrypted key may demand.
+const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
+/// Most PBKDF2 iterations an encrypted key may demand.
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
 fn private_from_pem(pem: &str, password: Option<&[u8]>) -> Result<PrivateKey> {
-    let key = match password {
-        None => PrivateKey::from_pkcs8_pem(pem),
-        Some(pw) => PrivateKey::from_pkcs8_encrypted_pem(pem, pw),
+    let malformed = || Error::Malformed {
+        format: "PKCS#8 private key",
+        detail: "not a PEM-encoded PKCS#8 RSA private key",
     };
-    let key = key.map_err(|err| match (password, err) {
-        (Some(_), rsa::pkcs8::Error::EncryptedPrivateKey(_)) => Error::WrongPassword,
-        _ => Error::Malformed {
-            format: "PKCS#8 private key",
-            detail: "not a PEM-encoded PKCS#8 RSA private key",
-        },
-    })?;
+    let key = match password {
+        None => PrivateKey::from_pkcs8_pem(pem).map_err(|_| malformed())?,
+        Some(pw) => {
+            let der = decrypt_pkcs8_pem(pem, pw)?;
+            PrivateKey::from_pkcs8_der(der.as_bytes()).map_err(|_| malformed())?
+        }
+    };
     check_size(key.size() * 8)?;
     Ok(key)
+}
+
+/// Decrypts an `ENCRYPTED PRIVATE KEY` PEM after bounding the cost its own parameters
+/// demand: a hostile file could otherwise ask for terabytes of scrypt memory (an abort)
+/// or 10^8 PBKDF2 iterations.
+fn decrypt_pkcs8_pem(pem: &str, password: &[u8]) -> Result<pkcs8::SecretDocument> {
+    use pkcs8::der::Decode;
+    use pkcs8::pkcs5::{EncryptionScheme, pbes2::Kdf};
+    let malformed = |detail| Error::Malformed {
+        format: "encrypted PKCS#8 private key",
+        detail,
+    };
+    let (label, document) =
+        pkcs8::Document::from_pem(pem).map_err(|_| malformed("not a PEM document"))?;
+    if label != "ENCRYPTED PRIVATE KEY" {
+        return Err(malformed("not an ENCRYPTED PRIVATE KEY"));
+    }
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(document.as_bytes())
+        .map_err(|_| malformed("not an EncryptedPrivateKeyInfo"))?;
+    let acceptable = match &info.encryption_algorithm {
+        EncryptionScheme::Pbes2(params) => match &params.kdf {
+            Kdf::Pbkdf2(p) => p.iteration_count <= MAX_PBKDF2_ITERATIONS,
+            Kdf::Scrypt(p) => {
+                128u64
+                    .saturating_mul(u64::from(p.block_size))
+                    .saturating_mul(u64::from(p.cost_parameter))
+                    <= MAX_SCRYPT_MEMORY
+                    && p.parallelization <= 16
+            }
+            _ => false,
+        },
+        // PBES1 (DES, RC2 with MD5 or SHA-1) and anything newer are not accepted.
+        _ => false,
+    };
+    if !acceptable {
+        return Err(malformed(
+            "key-derivation parameters out of the accepted range",
+        ));
+    }
+    info.decrypt(password).map_err(|_| Error::WrongPassword)
 }
 
 fn private_to_pem(key: &PrivateKey, password: Option<&[u8]>) -> Result<Zeroizing<String>> {

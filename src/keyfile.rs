@@ -54,7 +54,7 @@ const CHECKSUM_LEN: usize = 32;
 
 /// Bounds on stored parameters: a hostile file cannot make unlocking take hours or
 /// gigabytes, and a writer cannot choose parameters too weak to mean anything.
-const ARGON2_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+const ARGON2_MAX_MEMORY_KIB: u32 = 1024 * 1024;
 const ARGON2_MIN_MEMORY_KIB: u32 = 8 * 1024;
 const ARGON2_MAX_ITERATIONS: u32 = 64;
 const ARGON2_MAX_PARALLELISM: u32 = 64;
@@ -66,7 +66,7 @@ const PBKDF2_MAX_ITERATIONS: u32 = 100_000_000;
 pub enum PasswordKdf {
     /// Argon2id, RFC 9106.
     Argon2id {
-        /// Memory in KiB (8 MiB to 4 GiB).
+        /// Memory in KiB (8 MiB to 1 GiB).
         memory_kib: u32,
         /// Passes over memory (1 to 64).
         iterations: u32,

@@ -766,3 +766,55 @@ fn request_grant_search_across_two_providers_then_rotation_revokes() {
                 .is_ok()
     }));
 }
+
+/// An encrypted PKCS#8 key carries its own KDF parameters: a forged file demanding
+/// 2^30 scrypt cost (128 GiB) or 10^8 PBKDF2 iterations is refused before any work.
+#[test]
+fn hostile_encrypted_key_parameters_are_refused() {
+    use pkcs8::der::{Decode, Encode};
+    use pkcs8::pkcs5::{EncryptionScheme, pbes2::Kdf};
+    let key = DecryptionKey::from_pkcs8_pem(&pem("doctor-enc")).unwrap();
+    let ours = key.to_pkcs8_encrypted_pem(b"pw").unwrap();
+    // Our own export (scrypt) imports again.
+    assert_eq!(
+        DecryptionKey::from_pkcs8_encrypted_pem(&ours, b"pw")
+            .unwrap()
+            .public_key(),
+        key.public_key()
+    );
+    let (label, document) = pkcs8::Document::from_pem(&ours).unwrap();
+    let forge = |edit: &dyn Fn(&mut Kdf)| {
+        let mut info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(document.as_bytes()).unwrap();
+        let EncryptionScheme::Pbes2(params) = &mut info.encryption_algorithm else {
+            panic!("PBES2 expected")
+        };
+        edit(&mut params.kdf);
+        pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, &info.to_der().unwrap())
+            .unwrap()
+    };
+    let huge_scrypt = forge(&|kdf| {
+        if let Kdf::Scrypt(p) = kdf {
+            p.cost_parameter = 1 << 30;
+        }
+    });
+    // Deriving with these parameters would abort on allocation; the error proves the
+    // refusal came first.
+    assert!(matches!(
+        DecryptionKey::from_pkcs8_encrypted_pem(&huge_scrypt, b"pw"),
+        Err(Error::Malformed { .. })
+    ));
+    let many_rounds = forge(&|kdf| {
+        let salt = match kdf {
+            Kdf::Scrypt(p) => p.salt.clone(),
+            Kdf::Pbkdf2(p) => p.salt.clone(),
+            _ => unreachable!(),
+        };
+        let mut p = pkcs8::pkcs5::pbes2::Pbkdf2Params::hmac_sha256(1000, salt.as_ref()).unwrap();
+        p.iteration_count = 100_000_000;
+        *kdf = Kdf::Pbkdf2(p);
+    });
+    assert!(matches!(
+        DecryptionKey::from_pkcs8_encrypted_pem(&many_rounds, b"pw"),
+        Err(Error::Malformed { .. })
+    ));
+}
