@@ -1,0 +1,27 @@
+//! Queries, parsed and then answered by a small cloud: hostile tokens must not panic or
+//! make the cloud work beyond the epochs that exist.
+#![no_main]
+use std::sync::LazyLock;
+
+use libfuzzer_sys::fuzz_target;
+use medvault::{Cloud, MasterKey, PatientId, Provider, ProviderId};
+mod common;
+
+static CLOUD: LazyLock<Cloud> = LazyLock::new(|| {
+    let cloud = Cloud::new();
+    let mut lab = Provider::new(ProviderId::new(common::PROVIDER).unwrap(), MasterKey::from_bytes(common::MASTER));
+    let patient = PatientId::new(common::PATIENT).unwrap();
+    for i in 0..5u8 {
+        let rec = lab.add_record(&patient, &[i], &["diabetes", "insulin"]).unwrap();
+        cloud.put_record(rec.bytes).unwrap();
+        cloud.ingest(lab.finish().unwrap()).unwrap();
+    }
+    cloud
+});
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(query) = medvault::Query::from_bytes(data) {
+        assert_eq!(query.to_bytes(), data, "not canonical");
+        let _ = CLOUD.search(&query);
+    }
+});
