@@ -91,7 +91,7 @@ fn decrypt_pkcs8_pem(pem: &str, password: &[u8]) -> Result<pkcs8::SecretDocument
             Kdf::Scrypt(p) => {
                 128u64
                     .saturating_mul(u64::from(p.block_size))
-                    .saturating_mul(u64::from(p.cost_parameter))
+                    .saturating_mul(p.cost_parameter)
                     <= MAX_SCRYPT_MEMORY
                     && p.parallelization <= 16
             }

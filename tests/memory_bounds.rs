@@ -1,0 +1,149 @@
+//! A declared length never makes the library allocate more than the input justifies:
+//! short inputs claiming gigabytes are errors, not allocations. Measured with a counting
+//! global allocator (one test in this binary: the counter is global).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use medvault::{
+    IndexBatch, Manifest, MasterKey, PatientId, ProviderId, Query, RecordId, SearchResponse,
+    Segment,
+};
+use sha2::{Digest, Sha256};
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+#[allow(unsafe_code)]
+// SAFETY: forwards every call unchanged to the system allocator; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
+        PEAK.fetch_max(live, Relaxed);
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Peak bytes allocated above the starting level while `f` runs.
+fn peak(f: impl FnOnce() -> bool) -> (usize, bool) {
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let failed = f();
+    (PEAK.load(Relaxed) - base, failed)
+}
+
+const LIMIT: usize = 64 * 1024;
+
+/// Returns true if the parser refused the input.
+type Refuses = fn(&[u8]) -> bool;
+
+#[test]
+fn huge_declared_lengths_are_refused_without_allocating_them() {
+    let mut cases: Vec<(&str, Vec<u8>, Refuses)> = Vec::new();
+
+    // A sealed record whose header declares 16 MiB chunks, followed by 20 bytes.
+    let patient = MasterKey::from_bytes([1; 32]).patient_key(
+        &ProviderId::new("lab").unwrap(),
+        &PatientId::new("p").unwrap(),
+        0,
+    );
+    let record = patient.record_key(RecordId::from_bytes([2; 16]));
+    let sealed = medvault::seal_with_chunk_size(&record, &[0u8; 100], 16 * 1024 * 1024).unwrap();
+    let header_len = medvault::RecordHeader::parse(&sealed).unwrap().1;
+    let short_record = sealed[..header_len + 20].to_vec();
+    cases.push(("sealed record (one-shot)", short_record.clone(), |b| {
+        let key = MasterKey::from_bytes([1; 32]).patient_key(
+            &ProviderId::new("lab").unwrap(),
+            &PatientId::new("p").unwrap(),
+            0,
+        );
+        medvault::open(&key, b).is_err()
+    }));
+    cases.push(("sealed record (stream)", short_record, |b| {
+        let key = MasterKey::from_bytes([1; 32]).patient_key(
+            &ProviderId::new("lab").unwrap(),
+            &PatientId::new("p").unwrap(),
+            0,
+        );
+        let mut out = Vec::new();
+        medvault::Opener::new(b, &key)
+            .and_then(|mut o| o.read_to_end(&mut out).map_err(Into::into))
+            .is_err()
+    }));
+
+    // An index batch claiming 4 billion entries.
+    let mut batch = b"MVIB\x01\x01\x03lab".to_vec();
+    batch.extend_from_slice(&0u32.to_be_bytes());
+    batch.extend_from_slice(&0u32.to_be_bytes());
+    batch.extend_from_slice(&u32::MAX.to_be_bytes());
+    batch.extend_from_slice(&[0; 20]);
+    cases.push(("index batch", batch, |b| IndexBatch::from_bytes(b).is_err()));
+
+    // A segment claiming 2^64 − 1 entries, with a correct checksum.
+    let mut segment = b"MVSG\x01\x01".to_vec();
+    segment.extend_from_slice(&u64::MAX.to_be_bytes());
+    segment.extend_from_slice(&[0; 20]);
+    let sum = Sha256::digest(&segment);
+    segment.extend_from_slice(&sum);
+    cases.push(("segment", segment, |b| Segment::from_bytes(b).is_err()));
+
+    // A manifest claiming 4 billion providers, and one claiming 4 billion epochs.
+    let mut manifest = b"MVMF\x01\x01".to_vec();
+    manifest.extend_from_slice(&u32::MAX.to_be_bytes());
+    manifest.extend_from_slice(&[0; 20]);
+    cases.push(("manifest providers", manifest, |b| {
+        Manifest::from_bytes(b).is_err()
+    }));
+    let mut manifest = b"MVMF\x01\x01".to_vec();
+    manifest.extend_from_slice(&1u32.to_be_bytes());
+    manifest.extend_from_slice(b"\x03lab");
+    manifest.extend_from_slice(&0u64.to_be_bytes());
+    manifest.extend_from_slice(&u32::MAX.to_be_bytes());
+    manifest.extend_from_slice(&[0; 8]);
+    cases.push(("manifest epochs", manifest, |b| {
+        Manifest::from_bytes(b).is_err()
+    }));
+
+    // A search response claiming 4 billion hits, and one claiming a 2^64-byte record.
+    let mut response = b"MVSR\x01\x01\x01\x03lab\x01".to_vec();
+    response.extend_from_slice(&u32::MAX.to_be_bytes());
+    response.extend_from_slice(&[0; 20]);
+    cases.push(("response hits", response, |b| {
+        SearchResponse::from_bytes(b).is_err()
+    }));
+    let mut response = b"MVSR\x01\x01\x01\x03lab\x01".to_vec();
+    response.extend_from_slice(&0u32.to_be_bytes());
+    response.extend_from_slice(&1u32.to_be_bytes());
+    response.extend_from_slice(&[9; 16]);
+    response.extend_from_slice(&u64::MAX.to_be_bytes());
+    response.extend_from_slice(&[0; 20]);
+    cases.push(("response record length", response, |b| {
+        SearchResponse::from_bytes(b).is_err()
+    }));
+
+    // A query whose every count is at its maximum, with nothing behind them.
+    let query = b"MVQY\x01\x01\x01\x10\xff\x03lab\xff".to_vec();
+    cases.push(("query", query, |b| Query::from_bytes(b).is_err()));
+
+    for (name, input, refuse) in cases {
+        assert!(input.len() < 200, "{name}: a short input");
+        let (bytes, refused) = peak(|| refuse(&input));
+        assert!(refused, "{name}: accepted");
+        assert!(
+            bytes < LIMIT,
+            "{name}: allocated {bytes} bytes for a {}-byte input",
+            input.len()
+        );
+    }
+}
