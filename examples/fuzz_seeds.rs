@@ -177,8 +177,8 @@ fn main() {
         }
         .to_bytes()],
     );
-    write_corpus("access_request", &[request.clone()]);
-    write_corpus("grant", &[grant.clone()]);
+    write_corpus("access_request", std::slice::from_ref(&request));
+    write_corpus("grant", std::slice::from_ref(&grant));
     write_corpus(
         "armor",
         &[
