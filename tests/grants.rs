@@ -805,8 +805,8 @@ fn hostile_encrypted_key_parameters_are_refused() {
     ));
     let many_rounds = forge(&|kdf| {
         let salt = match kdf {
-            Kdf::Scrypt(p) => p.salt.clone(),
-            Kdf::Pbkdf2(p) => p.salt.clone(),
+            Kdf::Scrypt(p) => p.salt,
+            Kdf::Pbkdf2(p) => p.salt,
             _ => unreachable!(),
         };
         let mut p = pkcs8::pkcs5::pbes2::Pbkdf2Params::hmac_sha256(1000, salt.as_ref()).unwrap();
