@@ -20,7 +20,9 @@ use aes::Aes256;
 use cipher::KeyInit;
 use zeroize::Zeroizing;
 
-use crate::eax::{Block, Eax, TAG_LEN, combine, tags_equal};
+use rayon::prelude::*;
+
+use crate::eax::{Block, Eax, LANES, TAG_LEN, combine, tags_equal};
 use crate::error::{Error, Result};
 use crate::keys::{ProviderId, RecordId, RecordKey, RecordKeySource};
 use crate::rng;
@@ -173,12 +175,72 @@ impl ChunkCipher {
         }
     }
 
-    fn nonce_mac(&self, index: u32, last: bool) -> Block {
+    fn nonce(&self, index: u32, last: bool) -> [u8; 16] {
         let mut nonce = [0u8; 16];
         nonce[..NONCE_PREFIX_LEN].copy_from_slice(&self.nonce_prefix);
         nonce[NONCE_PREFIX_LEN..15].copy_from_slice(&index.to_be_bytes());
         nonce[15] = u8::from(last);
-        self.eax.nonce_mac(&nonce)
+        nonce
+    }
+
+    fn nonce_mac(&self, index: u32, last: bool) -> Block {
+        let mut out = [[0u8; 16]; 1];
+        self.eax.nonce_macs(&[self.nonce(index, last)], &mut out);
+        out[0]
+    }
+
+    /// Seals up to [`LANES`] consecutive chunks laid out as `ciphertext ‖ tag` regions
+    /// (plaintext already in place), the first being chunk `first`; the chunk with index
+    /// `last_index` (if among them) gets the last flag.
+    pub(crate) fn seal_group(&self, first: u32, last_index: u32, regions: &mut [&mut [u8]]) {
+        let n = regions.len();
+        let nonces: [[u8; 16]; LANES] = core::array::from_fn(|i| {
+            let index = first.wrapping_add(i as u32);
+            self.nonce(index, index == last_index)
+        });
+        let mut tags = [[0u8; 16]; LANES];
+        {
+            let mut bodies: Vec<&mut [u8]> = regions
+                .iter_mut()
+                .map(|r| {
+                    let len = r.len() - CHUNK_OVERHEAD;
+                    &mut r[..len]
+                })
+                .collect();
+            self.eax
+                .seal_lanes(&nonces[..n], &self.header_mac, &mut bodies, &mut tags[..n]);
+        }
+        for (region, tag) in regions.iter_mut().zip(&tags) {
+            let len = region.len();
+            region[len - CHUNK_OVERHEAD..].copy_from_slice(tag);
+        }
+    }
+
+    /// Verifies and decrypts up to [`LANES`] consecutive non-final chunks, each a
+    /// `ciphertext ‖ tag` region, the first being chunk `first`. Nothing of a chunk that
+    /// failed is decrypted.
+    pub(crate) fn open_group(&self, first: u32, regions: &mut [&mut [u8]]) -> Result<()> {
+        let n = regions.len();
+        let nonces: [[u8; 16]; LANES] =
+            core::array::from_fn(|i| self.nonce(first.wrapping_add(i as u32), false));
+        let mut tags = [[0u8; 16]; LANES];
+        let mut bodies: Vec<&mut [u8]> = Vec::with_capacity(n);
+        for (tag, region) in tags.iter_mut().zip(regions.iter_mut()) {
+            let len = region.len() - CHUNK_OVERHEAD;
+            let (body, tag_bytes) = region.split_at_mut(len);
+            tag.copy_from_slice(tag_bytes);
+            bodies.push(body);
+        }
+        let tag_views: [&[u8]; LANES] = core::array::from_fn(|i| &tags[i][..]);
+        match self
+            .eax
+            .open_lanes(&nonces[..n], &self.header_mac, &mut bodies, &tag_views[..n])
+        {
+            None => Ok(()),
+            Some(_) => Err(Error::AuthenticationFailed {
+                what: "sealed record chunk",
+            }),
+        }
     }
 
     /// Encrypts chunk `index` in place and returns its tag.
@@ -256,22 +318,41 @@ pub(crate) fn seal_with_prefix(
     let header = RecordHeader::new(key, chunk_size, nonce_prefix)?;
     let cipher = ChunkCipher::new(key, &header);
     let chunk = chunk_size as usize;
+    let stride = chunk + CHUNK_OVERHEAD;
     let chunks = plaintext.len().div_ceil(chunk).max(1);
     let last_index = chunk_index(chunks - 1)?;
     let mut out = header.to_bytes();
-    out.reserve(plaintext.len() + chunks * CHUNK_OVERHEAD);
-    for (index, piece) in (0..=last_index).zip(
-        plaintext
-            .chunks(chunk)
-            .chain(plaintext.is_empty().then_some(&[][..])),
-    ) {
-        let start = out.len();
-        out.extend_from_slice(piece);
-        let tag = cipher.seal_chunk(index, index == last_index, &mut out[start..]);
-        out.extend_from_slice(&tag);
+    let header_len = out.len();
+    out.resize(header_len + plaintext.len() + chunks * CHUNK_OVERHEAD, 0);
+    let body = &mut out[header_len..];
+    let seal_group = |group: usize, regions: &mut [u8], input: &[u8]| {
+        let mut views: Vec<&mut [u8]> = regions.chunks_mut(stride).collect();
+        for (view, piece) in views.iter_mut().zip(input.chunks(chunk)) {
+            view[..piece.len()].copy_from_slice(piece);
+        }
+        cipher.seal_group((group * LANES) as u32, last_index, &mut views);
+    };
+    let group_out = LANES * stride;
+    let group_in = LANES * chunk;
+    if chunks > PARALLEL_MIN_CHUNKS {
+        body.par_chunks_mut(group_out)
+            .zip(plaintext.par_chunks(group_in))
+            .enumerate()
+            .for_each(|(g, (regions, input))| seal_group(g, regions, input));
+    } else {
+        // Small records: the multi-lane path on this thread, no pool overhead.
+        for (g, regions) in body.chunks_mut(group_out).enumerate() {
+            let input = plaintext
+                .get(g * group_in..)
+                .map_or(&[][..], |rest| &rest[..rest.len().min(group_in)]);
+            seal_group(g, regions, input);
+        }
     }
     Ok(out)
 }
+
+/// Records with more chunks than this are sealed and opened on all cores.
+const PARALLEL_MIN_CHUNKS: usize = 2 * LANES;
 
 pub(crate) fn chunk_index(index: usize) -> Result<u32> {
     u32::try_from(index).map_err(|_| Error::InvalidArgument("a record has at most 2^32 chunks"))
@@ -290,23 +371,48 @@ pub fn open(key: &impl RecordKeySource, sealed: &[u8]) -> Result<Vec<u8>> {
     let body = &sealed[header_len..];
     let stride = header.chunk_size as usize + CHUNK_OVERHEAD;
     let chunks = body.len().div_ceil(stride).max(1);
-    let last_index = chunk_index(chunks - 1)?;
+    chunk_index(chunks - 1)?;
+    let last_start = (chunks - 1) * stride;
     // Zeroized if we fail half way: no partial plaintext is left behind in memory.
-    let mut out = Zeroizing::new(Vec::with_capacity(body.len()));
-    for index in 0..=last_index {
-        let start = index as usize * stride;
-        let piece = &body[start..body.len().min(start + stride)];
-        if piece.len() < CHUNK_OVERHEAD {
-            return Err(Error::Truncated {
-                format: FORMAT,
-                detail: "a chunk is shorter than its tag",
-            });
-        }
-        let (ciphertext, tag) = piece.split_at(piece.len() - CHUNK_OVERHEAD);
-        let at = out.len();
-        out.extend_from_slice(ciphertext);
-        let last = index == last_index;
-        cipher.open_chunk(index, last, &mut out[at..], tag)?;
+    let mut work = Zeroizing::new(body.to_vec());
+    let (middle, last) = work.split_at_mut(last_start);
+    // Every chunk but the last is full size and not final: verified in groups of
+    // LANES, on all cores for large records.
+    let open_group = |g: usize, regions: &mut [u8]| {
+        let mut views: Vec<&mut [u8]> = regions.chunks_mut(stride).collect();
+        cipher.open_group((g * LANES) as u32, &mut views)
+    };
+    let middle_result = if chunks > PARALLEL_MIN_CHUNKS {
+        middle
+            .par_chunks_mut(LANES * stride)
+            .enumerate()
+            .map(|(g, regions)| open_group(g, regions))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect::<Result<()>>()
+    } else {
+        middle
+            .chunks_mut(LANES * stride)
+            .enumerate()
+            .try_for_each(|(g, regions)| open_group(g, regions))
+    };
+    middle_result?;
+    // Checked after the middle chunks, as a sequential reader meets them.
+    if last.len() < CHUNK_OVERHEAD {
+        return Err(Error::Truncated {
+            format: FORMAT,
+            detail: "a chunk is shorter than its tag",
+        });
     }
-    Ok(std::mem::take(&mut *out))
+    let (ciphertext, tag) = last.split_at_mut(last.len() - CHUNK_OVERHEAD);
+    cipher.open_chunk(chunk_index(chunks - 1)?, true, ciphertext, tag)?;
+    // Drop the tags in place: chunk k's plaintext moves left by 16·k bytes.
+    let chunk = header.chunk_size as usize;
+    let plain_len = body.len() - chunks * CHUNK_OVERHEAD;
+    for k in 1..chunks {
+        let len = chunk.min(plain_len - k * chunk);
+        work.copy_within(k * stride..k * stride + len, k * chunk);
+    }
+    work.truncate(plain_len);
+    Ok(std::mem::take(&mut *work))
 }
