@@ -1,11 +1,14 @@
-//! Seal and open throughput of medvault's record format (STREAM over AES-256-EAX).
+//! Seal and open throughput of medvault's record format (STREAM over AES-256-EAX), with
+//! OpenSSL's AES-256-GCM measured in the same run as the yardstick.
 //!
 //! `cargo bench --bench seal`
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use medvault::{MasterKey, PatientId, ProviderId, RecordId, open, seal};
 use std::hint::black_box;
 use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use medvault::{MasterKey, PatientId, ProviderId, RecordId, open, seal};
+use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
 
 fn sizes() -> [(usize, &'static str); 4] {
     [
@@ -24,10 +27,18 @@ fn bench_seal(c: &mut Criterion) {
         0,
     );
     let record = patient.record_key(RecordId::from_bytes([2; 16]));
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let gcm = Cipher::aes_256_gcm();
+    let (key, iv) = ([7u8; 32], [9u8; 12]);
     let mut group = c.benchmark_group("seal");
     for (size, name) in sizes() {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         let sealed = seal(&record, &data).unwrap();
+        let mut tag = [0u8; 16];
+        let gcm_sealed = encrypt_aead(gcm, &key, Some(&iv), b"", &data, &mut tag).unwrap();
         if size >= 64 << 20 {
             group
                 .sample_size(10)
@@ -37,9 +48,34 @@ fn bench_seal(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("seal", name), &data, |b, data| {
             b.iter(|| seal(&record, black_box(data)).unwrap())
         });
+        group.bench_with_input(BenchmarkId::new("seal-1-thread", name), &data, |b, data| {
+            b.iter(|| one_thread.install(|| seal(&record, black_box(data)).unwrap()))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("openssl-aes256gcm-seal", name),
+            &data,
+            |b, data| {
+                b.iter(|| {
+                    let mut tag = [0u8; 16];
+                    encrypt_aead(gcm, &key, Some(&iv), b"", black_box(data), &mut tag).unwrap()
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("open", name), &sealed, |b, sealed| {
             b.iter(|| open(&record, black_box(sealed)).unwrap())
         });
+        group.bench_with_input(
+            BenchmarkId::new("open-1-thread", name),
+            &sealed,
+            |b, sealed| b.iter(|| one_thread.install(|| open(&record, black_box(sealed)).unwrap())),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("openssl-aes256gcm-open", name),
+            &gcm_sealed,
+            |b, ct| {
+                b.iter(|| decrypt_aead(gcm, &key, Some(&iv), b"", black_box(ct), &tag).unwrap())
+            },
+        );
     }
     group.finish();
 }

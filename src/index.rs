@@ -29,6 +29,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
 use crate::ggm::NodeKey;
 use crate::keys::{ProviderId, RecordId};
@@ -367,26 +369,48 @@ impl Segment {
 
     /// Merges segments into one by label (a k-way merge, no key needed). Fails with
     /// [`Error::LabelCollision`] if two entries share a label; nothing is overwritten.
+    ///
+    /// Labels are uniform, so the label space splits into ranges by leading bytes; the
+    /// ranges merge independently on all cores and concatenate in order.
     pub fn merge(segments: &[&Segment]) -> Result<Segment> {
         let total: usize = segments.iter().map(|s| s.len()).sum();
+        let parts = if total > 1 << 16 { 64 } else { 1 };
+        // Range r holds labels whose first two bytes, as a u16, fall in [r·2^16/parts, …).
+        let bound = |r: usize| -> Label {
+            let mut label = [0u8; LABEL_LEN];
+            let start = (r * (1 << 16) / parts) as u16;
+            label[..2].copy_from_slice(&start.to_be_bytes());
+            label
+        };
+        let slices: Vec<Vec<(&[Label], &[Value])>> = (0..parts)
+            .map(|r| {
+                segments
+                    .iter()
+                    .map(|s| {
+                        let lo = if r == 0 {
+                            0
+                        } else {
+                            s.table.labels.partition_point(|l| *l < bound(r))
+                        };
+                        let hi = if r + 1 == parts {
+                            s.len()
+                        } else {
+                            s.table.labels.partition_point(|l| *l < bound(r + 1))
+                        };
+                        (&s.table.labels[lo..hi], &s.table.values[lo..hi])
+                    })
+                    .collect()
+            })
+            .collect();
+        let merged: Vec<Table> = slices
+            .par_iter()
+            .map(|runs| merge_runs(runs))
+            .collect::<Result<Vec<Table>>>()?;
         let mut labels = Vec::with_capacity(total);
         let mut values = Vec::with_capacity(total);
-        // Min-heap of (label, segment, position).
-        let mut heap: BinaryHeap<std::cmp::Reverse<(Label, usize, usize)>> = segments
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.is_empty())
-            .map(|(i, s)| std::cmp::Reverse((s.table.labels[0], i, 0)))
-            .collect();
-        while let Some(std::cmp::Reverse((label, seg, pos))) = heap.pop() {
-            if labels.last() == Some(&label) {
-                return Err(Error::LabelCollision);
-            }
-            labels.push(label);
-            values.push(segments[seg].table.values[pos]);
-            if let Some(next) = segments[seg].table.labels.get(pos + 1) {
-                heap.push(std::cmp::Reverse((*next, seg, pos + 1)));
-            }
+        for part in merged {
+            labels.extend_from_slice(&part.labels);
+            values.extend_from_slice(&part.values);
         }
         Ok(Segment::new(Table { labels, values }))
     }
@@ -432,6 +456,30 @@ impl Segment {
         r.finish()?;
         Ok(Segment::new(table))
     }
+}
+
+/// k-way merge of sorted runs (a min-heap of run heads); a repeated label is a collision.
+fn merge_runs(runs: &[(&[Label], &[Value])]) -> Result<Table> {
+    let total: usize = runs.iter().map(|r| r.0.len()).sum();
+    let mut labels: Vec<Label> = Vec::with_capacity(total);
+    let mut values = Vec::with_capacity(total);
+    let mut heap: BinaryHeap<std::cmp::Reverse<(Label, usize, usize)>> = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.0.is_empty())
+        .map(|(i, r)| std::cmp::Reverse((r.0[0], i, 0)))
+        .collect();
+    while let Some(std::cmp::Reverse((label, run, pos))) = heap.pop() {
+        if labels.last() == Some(&label) {
+            return Err(Error::LabelCollision);
+        }
+        labels.push(label);
+        values.push(runs[run].1[pos]);
+        if let Some(next) = runs[run].0.get(pos + 1) {
+            heap.push(std::cmp::Reverse((*next, run, pos + 1)));
+        }
+    }
+    Ok(Table { labels, values })
 }
 
 fn prefix(label: &Label, bits: u32) -> u32 {
@@ -495,6 +543,50 @@ mod tests {
         ));
         assert!(matches!(
             Table::from_unsorted(vec![([1; 16], [0; VALUE_LEN]); 2]),
+            Err(Error::LabelCollision)
+        ));
+    }
+
+    /// Above 2^16 entries the merge splits the label space across cores; the result is
+    /// the same sorted table, and a collision in any range is still reported.
+    #[test]
+    fn parallel_merge_is_sorted_complete_and_reports_collisions() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random_label = || {
+            let mut label = [0u8; 16];
+            for chunk in label.chunks_mut(8) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                chunk.copy_from_slice(&seed.to_be_bytes());
+            }
+            label
+        };
+        let make = |n: usize, next: &mut dyn FnMut() -> Label| {
+            Segment::new(
+                Table::from_unsorted((0..n).map(|_| (next(), [1; VALUE_LEN])).collect()).unwrap(),
+            )
+        };
+        let a = make(50_000, &mut random_label);
+        let b = make(40_000, &mut random_label);
+        let c = make(30_000, &mut random_label);
+        let merged = Segment::merge(&[&a, &b, &c]).unwrap();
+        assert_eq!(merged.len(), 120_000);
+        assert!(merged.table().labels().windows(2).all(|w| w[0] < w[1]));
+        for s in [&a, &b, &c] {
+            assert!(
+                s.table()
+                    .labels()
+                    .iter()
+                    .step_by(997)
+                    .all(|l| merged.get(l).is_some())
+            );
+        }
+        // One label of `b`, deep inside the label space, repeated in another segment.
+        let stolen = b.table().labels()[20_000];
+        let d = Segment::new(Table::from_unsorted(vec![(stolen, [2; VALUE_LEN])]).unwrap());
+        assert!(matches!(
+            Segment::merge(&[&a, &b, &d]),
             Err(Error::LabelCollision)
         ));
     }

@@ -18,6 +18,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
 use crate::ggm;
 use crate::grant::{GrantedKey, Scope};
@@ -267,36 +269,47 @@ impl Provider {
             ));
         }
         let generation = self.state.generation;
+        let pad = self.options.pad_to_power_of_two;
         let blocks_of = |postings: usize| {
             let blocks = postings.div_ceil(ENTRIES_PER_BLOCK);
-            if self.options.pad_to_power_of_two {
+            if pad {
                 blocks.next_power_of_two()
             } else {
                 blocks
             }
         };
-        let mut pairs: Vec<(Label, Value)> =
-            Vec::with_capacity(self.pending.values().map(|l| blocks_of(l.len())).sum());
+        // One search key per patient, then one GGM walk per (patient, keyword) list: the
+        // walks are independent, so they run on all cores.
         let mut search_keys = HashMap::new();
-        for ((patient, keyword), postings) in &self.pending {
-            let search_key = search_keys.entry(patient.clone()).or_insert_with(|| {
+        for (patient, _) in self.pending.keys() {
+            search_keys.entry(patient.clone()).or_insert_with(|| {
                 self.master
                     .patient_key(&self.id, patient, generation)
                     .search_key()
             });
-            let leaf = ggm::leaf(&search_key.keyword_root(keyword), epoch);
-            let epoch_key = EpochKey::new(&leaf);
-            for i in 0..blocks_of(postings.len()) {
-                let start = (i * ENTRIES_PER_BLOCK).min(postings.len());
-                let end = (start + ENTRIES_PER_BLOCK).min(postings.len());
-                let index = u32::try_from(i)
-                    .map_err(|_| Error::InvalidArgument("posting list too long"))?;
-                pairs.push((
-                    epoch_key.label(index),
-                    epoch_key.seal_block(index, &postings[start..end]),
-                ));
-            }
         }
+        let lists: Vec<_> = self.pending.iter().collect();
+        let build = |((patient, keyword), postings): &(&(PatientId, String), &Vec<Posting>)| {
+            let leaf = ggm::leaf(&search_keys[patient].keyword_root(keyword), epoch);
+            let epoch_key = EpochKey::new(&leaf);
+            (0..blocks_of(postings.len()))
+                .map(|i| {
+                    let start = (i * ENTRIES_PER_BLOCK).min(postings.len());
+                    let end = (start + ENTRIES_PER_BLOCK).min(postings.len());
+                    // i < 2^32: a list longer than 2^34 postings cannot be queued.
+                    let index = i as u32;
+                    (
+                        epoch_key.label(index),
+                        epoch_key.seal_block(index, &postings[start..end]),
+                    )
+                })
+                .collect::<Vec<(Label, Value)>>()
+        };
+        let pairs: Vec<(Label, Value)> = if lists.len() > PARALLEL_MIN_LISTS {
+            lists.par_iter().flat_map_iter(build).collect()
+        } else {
+            lists.iter().flat_map(build).collect()
+        };
         let table = Table::from_unsorted(pairs)?;
         self.pending.clear();
         self.state.next_epoch = epoch + 1;
@@ -324,6 +337,9 @@ impl Provider {
         Ok(self.state.generation)
     }
 }
+
+/// Batches with more (patient, keyword) lists than this are built on all cores.
+const PARALLEL_MIN_LISTS: usize = 256;
 
 fn normalize_all(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(keywords.len());
