@@ -9,7 +9,11 @@
 //! against both the "last" and "not last" nonces for the cost of one MAC, which lets
 //! the opener tell truncation apart from tampering.
 
-use cipher::{Array, InnerIvInit, StreamCipher, StreamCipherCoreWrapper, consts::U16};
+use cipher::typenum::Unsigned;
+use cipher::{
+    Array, BlockCipherEncBackend, BlockCipherEncClosure, BlockSizeUser, InnerIvInit, ParBlocks,
+    StreamCipher, StreamCipherCoreWrapper, consts::U16,
+};
 use cmac::digest::block_api::SmallBlockSizeUser;
 use cmac::digest::common::InnerInit;
 use cmac::{Cmac, Mac, block_api::CmacCipher};
@@ -52,6 +56,20 @@ fn xor_into(acc: &mut [u8], other: &[u8]) {
     for (a, b) in acc.iter_mut().zip(other) {
         *a ^= b;
     }
+}
+
+/// XORs one full 16-byte block into a state as a single 128-bit operation (a byte loop
+/// here was the hot spot of the interleaved CBC-MAC).
+#[inline(always)]
+fn xor_block(state: &mut Array<u8, U16>, block: &[u8]) {
+    let (Ok(a), Ok(b)) = (
+        <[u8; 16]>::try_from(&state[..]),
+        <[u8; 16]>::try_from(block),
+    ) else {
+        return xor_into(state, block);
+    };
+    let x = u128::from_ne_bytes(a) ^ u128::from_ne_bytes(b);
+    state.copy_from_slice(&x.to_ne_bytes());
 }
 
 /// The block ciphers EAX is built on here: 128-bit blocks, usable by `cmac` and `ctr`.
@@ -121,12 +139,11 @@ impl<C: EaxCipher> Eax<C> {
         });
         let common = middle[..n].iter().copied().min().unwrap_or(0);
         let mut states = [Array::from(self.start2); LANES];
-        for j in 0..common {
-            for (state, message) in states.iter_mut().zip(messages) {
-                xor_into(state, &message[16 * j..16 * j + 16]);
-            }
-            self.cipher.encrypt_blocks(&mut states[..n]);
-        }
+        self.cipher.encrypt_with_backend(InterleavedCbcMac {
+            states: &mut states[..n],
+            messages,
+            blocks: common,
+        });
         for i in 0..n {
             for j in common..middle[i] {
                 xor_into(&mut states[i], &messages[i][16 * j..16 * j + 16]);
@@ -157,50 +174,63 @@ impl<C: EaxCipher> Eax<C> {
         }
     }
 
-    /// Encrypts up to [`LANES`] messages in place, each under its own 16-byte nonce,
-    /// all with the same associated-data MAC; writes their tags.
+    /// CTR keystream starting at counter block `nonce_mac`, from `input` into `output`
+    /// (same length).
+    pub(crate) fn apply_keystream_b2b(&self, nonce_mac: &Block, input: &[u8], output: &mut [u8]) {
+        if input.len() != output.len() {
+            // Callers rule this out; fail closed rather than panic.
+            output.fill(0);
+            return;
+        }
+        let core = CtrCore::<C, Ctr128BE>::inner_iv_init(self.cipher.clone(), nonce_mac.into());
+        StreamCipherCoreWrapper::from_core(core).apply_keystream_b2b(input, output);
+    }
+
+    /// Encrypts up to [`LANES`] messages from `inputs` into `outputs` (same lengths), each
+    /// under its own 16-byte nonce, all with the same associated-data MAC; writes tags.
     pub(crate) fn seal_lanes(
         &self,
         nonces: &[[u8; 16]],
         header_mac: &Block,
-        bufs: &mut [&mut [u8]],
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
         tags: &mut [Block],
     ) {
-        let n = bufs.len();
+        let n = inputs.len();
         let mut nonce_macs = [[0u8; 16]; LANES];
         self.nonce_macs(&nonces[..n], &mut nonce_macs);
-        for (buf, nonce_mac) in bufs.iter_mut().zip(&nonce_macs) {
-            self.apply_keystream(nonce_mac, buf);
+        for ((input, output), nonce_mac) in inputs.iter().zip(outputs.iter_mut()).zip(&nonce_macs) {
+            self.apply_keystream_b2b(nonce_mac, input, output);
         }
         let mut ct_macs = [[0u8; 16]; LANES];
         let views: [&[u8]; LANES] =
-            core::array::from_fn(|i| bufs.get(i).map_or(&[][..], |b| &b[..]));
+            core::array::from_fn(|i| outputs.get(i).map_or(&[][..], |b| &b[..]));
         self.ciphertext_macs(&views[..n], &mut ct_macs);
         for i in 0..n {
             tags[i] = combine(&nonce_macs[i], header_mac, &ct_macs[i]);
         }
     }
 
-    /// Verifies up to [`LANES`] messages and decrypts, in place, only those whose tag
-    /// verified. Returns the index of the first lane that failed, if any.
+    /// Verifies up to [`LANES`] ciphertexts and decrypts into `outputs` only those whose
+    /// tag verified (the others' outputs are left as they were). Returns the index of the
+    /// first lane that failed, if any.
     pub(crate) fn open_lanes(
         &self,
         nonces: &[[u8; 16]],
         header_mac: &Block,
-        bufs: &mut [&mut [u8]],
+        ciphertexts: &[&[u8]],
         tags: &[&[u8]],
+        outputs: &mut [&mut [u8]],
     ) -> Option<usize> {
-        let n = bufs.len();
+        let n = ciphertexts.len();
         let mut nonce_macs = [[0u8; 16]; LANES];
         self.nonce_macs(&nonces[..n], &mut nonce_macs);
         let mut ct_macs = [[0u8; 16]; LANES];
-        let views: [&[u8]; LANES] =
-            core::array::from_fn(|i| bufs.get(i).map_or(&[][..], |b| &b[..]));
-        self.ciphertext_macs(&views[..n], &mut ct_macs);
+        self.ciphertext_macs(ciphertexts, &mut ct_macs);
         let mut first_bad = None;
         for i in 0..n {
             if tags_equal(&combine(&nonce_macs[i], header_mac, &ct_macs[i]), tags[i]) {
-                self.apply_keystream(&nonce_macs[i], bufs[i]);
+                self.apply_keystream_b2b(&nonce_macs[i], ciphertexts[i], outputs[i]);
             } else if first_bad.is_none() {
                 first_bad = Some(i);
             }
@@ -286,6 +316,49 @@ impl<C: EaxCipher> Eax<C> {
             buf,
             tag,
         )
+    }
+}
+
+/// The shared part of up to [`LANES`] CBC-MAC chains, run inside the block cipher's
+/// backend (one dispatch for the whole loop, as the `cmac` crate does for one chain):
+/// each step XORs block `j` of every message into its state, then encrypts all states,
+/// through the backend's parallel-blocks path when there are exactly as many lanes.
+struct InterleavedCbcMac<'a> {
+    states: &'a mut [Array<u8, U16>],
+    messages: &'a [&'a [u8]],
+    blocks: usize,
+}
+
+impl BlockSizeUser for InterleavedCbcMac<'_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for InterleavedCbcMac<'_> {
+    #[inline(always)]
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
+        let n = self.states.len();
+        let par = n == B::ParBlocksSize::USIZE;
+        let mut par_blocks: ParBlocks<B> = Default::default();
+        for j in 0..self.blocks {
+            for (state, message) in self.states.iter_mut().zip(self.messages) {
+                xor_block(state, &message[16 * j..16 * j + 16]);
+            }
+            if par {
+                par_blocks
+                    .iter_mut()
+                    .zip(self.states.iter())
+                    .for_each(|(p, s)| *p = *s);
+                backend.encrypt_par_blocks_inplace(&mut par_blocks);
+                self.states
+                    .iter_mut()
+                    .zip(par_blocks.iter())
+                    .for_each(|(s, p)| *s = *p);
+            } else {
+                for state in self.states.iter_mut() {
+                    backend.encrypt_block_inplace(state);
+                }
+            }
+        }
     }
 }
 
@@ -408,28 +481,28 @@ mod tests {
                 let header_mac = eax.header_mac(&unhex(&case.aad));
                 let (msg, ct, tag) = (unhex(&case.msg), unhex(&case.ct), unhex(&case.tag));
                 for lanes in [1, 8] {
-                    let mut bufs: Vec<Vec<u8>> = vec![ct.clone(); lanes];
-                    let mut views: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+                    let nonces = vec![nonce; lanes];
+                    let cts: Vec<&[u8]> = vec![&ct[..]; lanes];
                     let tags: Vec<&[u8]> = vec![&tag[..]; lanes];
-                    let bad = eax.open_lanes(&vec![nonce; lanes], &header_mac, &mut views, &tags);
+                    let mut bufs: Vec<Vec<u8>> = vec![vec![0xee; ct.len()]; lanes];
+                    let mut views: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+                    let bad = eax.open_lanes(&nonces, &header_mac, &cts, &tags, &mut views);
                     if case.result == "valid" {
                         assert_eq!(bad, None, "tcId {}", case.id);
                         assert!(bufs.iter().all(|b| *b == msg), "tcId {}", case.id);
-                        let mut bufs: Vec<Vec<u8>> = vec![msg.clone(); lanes];
+                        let msgs: Vec<&[u8]> = vec![&msg[..]; lanes];
+                        let mut sealed: Vec<Vec<u8>> = vec![vec![0; msg.len()]; lanes];
                         let mut views: Vec<&mut [u8]> =
-                            bufs.iter_mut().map(|b| &mut b[..]).collect();
+                            sealed.iter_mut().map(|b| &mut b[..]).collect();
                         let mut out = vec![[0u8; 16]; lanes];
-                        eax.seal_lanes(&vec![nonce; lanes], &header_mac, &mut views, &mut out);
-                        assert!(
-                            bufs.iter().all(|b| *b == ct) && out.iter().all(|t| t[..] == tag[..]),
-                            "tcId {}",
-                            case.id
-                        );
+                        eax.seal_lanes(&nonces, &header_mac, &msgs, &mut views, &mut out);
+                        assert!(sealed.iter().all(|b| *b == ct), "tcId {}", case.id);
+                        assert!(out.iter().all(|t| t[..] == tag[..]), "tcId {}", case.id);
                     } else {
                         assert_eq!(bad, Some(0), "tcId {}", case.id);
                         assert!(
-                            bufs.iter().all(|b| *b == ct),
-                            "tcId {}: rejected lanes untouched",
+                            bufs.iter().all(|b| b.iter().all(|&x| x == 0xee)),
+                            "tcId {}: nothing written",
                             case.id
                         );
                     }
@@ -471,27 +544,37 @@ mod tests {
                 .iter()
                 .map(|&l| (0..l).map(|_| next() as u8).collect())
                 .collect();
-            let mut lanes = plain.clone();
-            let mut views: Vec<&mut [u8]> = lanes.iter_mut().map(|b| &mut b[..]).collect();
+            let inputs: Vec<&[u8]> = plain.iter().map(|p| &p[..]).collect();
+            let mut sealed: Vec<Vec<u8>> = lens.iter().map(|&l| vec![0; l]).collect();
+            let mut views: Vec<&mut [u8]> = sealed.iter_mut().map(|b| &mut b[..]).collect();
             let mut tags = vec![[0u8; 16]; n];
-            eax.seal_lanes(&nonces, &header_mac, &mut views, &mut tags);
+            eax.seal_lanes(&nonces, &header_mac, &inputs, &mut views, &mut tags);
             for i in 0..n {
                 let mut single = plain[i].clone();
                 let tag = eax.encrypt(&eax.nonce_mac(&nonces[i]), &header_mac, &mut single);
-                assert_eq!(single, lanes[i]);
+                assert_eq!(single, sealed[i]);
                 assert_eq!(tag, tags[i]);
             }
-            // Break one lane: it alone is reported and left encrypted.
+            // Break one lane: it alone is reported, and nothing of it is written.
             let bad = (next() % n as u64) as usize;
             tags[bad][0] ^= 1;
             let tag_views: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
-            let mut views: Vec<&mut [u8]> = lanes.iter_mut().map(|b| &mut b[..]).collect();
+            let cts: Vec<&[u8]> = sealed.iter().map(|c| &c[..]).collect();
+            let mut opened: Vec<Vec<u8>> = lens.iter().map(|&l| vec![0; l]).collect();
+            let mut views: Vec<&mut [u8]> = opened.iter_mut().map(|b| &mut b[..]).collect();
             assert_eq!(
-                eax.open_lanes(&nonces, &header_mac, &mut views, &tag_views),
+                eax.open_lanes(&nonces, &header_mac, &cts, &tag_views, &mut views),
                 Some(bad)
             );
             for i in 0..n {
-                assert_eq!(lanes[i] == plain[i], i != bad || plain[i].is_empty());
+                if i == bad {
+                    assert!(
+                        opened[i].iter().all(|&b| b == 0),
+                        "nothing of a failed lane is written"
+                    );
+                } else {
+                    assert_eq!(opened[i], plain[i]);
+                }
             }
         }
     }

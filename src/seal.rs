@@ -189,53 +189,68 @@ impl ChunkCipher {
         out[0]
     }
 
-    /// Seals up to [`LANES`] consecutive chunks laid out as `ciphertext ‖ tag` regions
-    /// (plaintext already in place), the first being chunk `first`; the chunk with index
-    /// `last_index` (if among them) gets the last flag.
-    pub(crate) fn seal_group(&self, first: u32, last_index: u32, regions: &mut [&mut [u8]]) {
-        let n = regions.len();
+    /// Seals up to [`LANES`] consecutive chunks from `inputs` into `ciphertext ‖ tag`
+    /// regions, the first being chunk `first`; the chunk with index `last_index` (if
+    /// among them) gets the last flag.
+    pub(crate) fn seal_group(
+        &self,
+        first: u32,
+        last_index: u32,
+        inputs: &[&[u8]],
+        regions: &mut [&mut [u8]],
+    ) {
+        let n = inputs.len();
         let nonces: [[u8; 16]; LANES] = core::array::from_fn(|i| {
             let index = first.wrapping_add(i as u32);
             self.nonce(index, index == last_index)
         });
         let mut tags = [[0u8; 16]; LANES];
-        {
-            let mut bodies: Vec<&mut [u8]> = regions
-                .iter_mut()
-                .map(|r| {
-                    let len = r.len() - CHUNK_OVERHEAD;
-                    &mut r[..len]
-                })
-                .collect();
-            self.eax
-                .seal_lanes(&nonces[..n], &self.header_mac, &mut bodies, &mut tags[..n]);
+        let mut bodies: Vec<&mut [u8]> = Vec::with_capacity(n);
+        let mut tag_slots: Vec<&mut [u8]> = Vec::with_capacity(n);
+        for region in regions.iter_mut() {
+            let len = region.len() - CHUNK_OVERHEAD;
+            let (body, tag) = region.split_at_mut(len);
+            bodies.push(body);
+            tag_slots.push(tag);
         }
-        for (region, tag) in regions.iter_mut().zip(&tags) {
-            let len = region.len();
-            region[len - CHUNK_OVERHEAD..].copy_from_slice(tag);
+        self.eax.seal_lanes(
+            &nonces[..n],
+            &self.header_mac,
+            inputs,
+            &mut bodies,
+            &mut tags[..n],
+        );
+        for (slot, tag) in tag_slots.iter_mut().zip(&tags) {
+            slot.copy_from_slice(tag);
         }
     }
 
-    /// Verifies and decrypts up to [`LANES`] consecutive non-final chunks, each a
-    /// `ciphertext ‖ tag` region, the first being chunk `first`. Nothing of a chunk that
-    /// failed is decrypted.
-    pub(crate) fn open_group(&self, first: u32, regions: &mut [&mut [u8]]) -> Result<()> {
+    /// Verifies up to [`LANES`] consecutive non-final chunks, each a `ciphertext ‖ tag`
+    /// region, the first being chunk `first`, and decrypts them into `outputs`. Nothing
+    /// of a chunk that failed is written.
+    pub(crate) fn open_group(
+        &self,
+        first: u32,
+        regions: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> Result<()> {
         let n = regions.len();
         let nonces: [[u8; 16]; LANES] =
             core::array::from_fn(|i| self.nonce(first.wrapping_add(i as u32), false));
-        let mut tags = [[0u8; 16]; LANES];
-        let mut bodies: Vec<&mut [u8]> = Vec::with_capacity(n);
-        for (tag, region) in tags.iter_mut().zip(regions.iter_mut()) {
-            let len = region.len() - CHUNK_OVERHEAD;
-            let (body, tag_bytes) = region.split_at_mut(len);
-            tag.copy_from_slice(tag_bytes);
-            bodies.push(body);
-        }
-        let tag_views: [&[u8]; LANES] = core::array::from_fn(|i| &tags[i][..]);
-        match self
-            .eax
-            .open_lanes(&nonces[..n], &self.header_mac, &mut bodies, &tag_views[..n])
-        {
+        let split: [(&[u8], &[u8]); LANES] = core::array::from_fn(|i| {
+            regions
+                .get(i)
+                .map_or((&[][..], &[][..]), |r| r.split_at(r.len() - CHUNK_OVERHEAD))
+        });
+        let bodies: [&[u8]; LANES] = core::array::from_fn(|i| split[i].0);
+        let tags: [&[u8]; LANES] = core::array::from_fn(|i| split[i].1);
+        match self.eax.open_lanes(
+            &nonces[..n],
+            &self.header_mac,
+            &bodies[..n],
+            &tags[..n],
+            outputs,
+        ) {
             None => Ok(()),
             Some(_) => Err(Error::AuthenticationFailed {
                 what: "sealed record chunk",
@@ -327,10 +342,11 @@ pub(crate) fn seal_with_prefix(
     let body = &mut out[header_len..];
     let seal_group = |group: usize, regions: &mut [u8], input: &[u8]| {
         let mut views: Vec<&mut [u8]> = regions.chunks_mut(stride).collect();
-        for (view, piece) in views.iter_mut().zip(input.chunks(chunk)) {
-            view[..piece.len()].copy_from_slice(piece);
+        let mut pieces: Vec<&[u8]> = input.chunks(chunk).collect();
+        if pieces.is_empty() {
+            pieces.push(&[]); // the empty record: one empty last chunk
         }
-        cipher.seal_group((group * LANES) as u32, last_index, &mut views);
+        cipher.seal_group((group * LANES) as u32, last_index, &pieces, &mut views);
     };
     let group_out = LANES * stride;
     let group_in = LANES * chunk;
@@ -373,46 +389,48 @@ pub fn open(key: &impl RecordKeySource, sealed: &[u8]) -> Result<Vec<u8>> {
     let chunks = body.len().div_ceil(stride).max(1);
     chunk_index(chunks - 1)?;
     let last_start = (chunks - 1) * stride;
+    let chunk = header.chunk_size as usize;
+    let plain_len = body.len().saturating_sub(chunks * CHUNK_OVERHEAD);
     // Zeroized if we fail half way: no partial plaintext is left behind in memory.
-    let mut work = Zeroizing::new(body.to_vec());
-    let (middle, last) = work.split_at_mut(last_start);
-    // Every chunk but the last is full size and not final: verified in groups of
-    // LANES, on all cores for large records.
-    let open_group = |g: usize, regions: &mut [u8]| {
-        let mut views: Vec<&mut [u8]> = regions.chunks_mut(stride).collect();
-        cipher.open_group((g * LANES) as u32, &mut views)
+    let mut out = Zeroizing::new(vec![0u8; plain_len]);
+    let middle_plain = (chunks - 1) * chunk;
+    let (out_middle, out_last) = out.split_at_mut(middle_plain.min(plain_len));
+    // Every chunk but the last is full size and not final: verified over the sealed bytes
+    // in groups of LANES (on all cores for large records) and decrypted straight into
+    // place.
+    let open_group = |g: usize, regions: &[u8], outputs: &mut [u8]| {
+        let regions: Vec<&[u8]> = regions.chunks(stride).collect();
+        let mut outputs: Vec<&mut [u8]> = outputs.chunks_mut(chunk).collect();
+        cipher.open_group((g * LANES) as u32, &regions, &mut outputs)
     };
+    let middle = &body[..last_start];
     let middle_result = if chunks > PARALLEL_MIN_CHUNKS {
         middle
-            .par_chunks_mut(LANES * stride)
+            .par_chunks(LANES * stride)
+            .zip(out_middle.par_chunks_mut(LANES * chunk))
             .enumerate()
-            .map(|(g, regions)| open_group(g, regions))
+            .map(|(g, (regions, outputs))| open_group(g, regions, outputs))
             .collect::<Vec<_>>()
             .into_iter()
             .collect::<Result<()>>()
     } else {
         middle
-            .chunks_mut(LANES * stride)
+            .chunks(LANES * stride)
+            .zip(out_middle.chunks_mut(LANES * chunk))
             .enumerate()
-            .try_for_each(|(g, regions)| open_group(g, regions))
+            .try_for_each(|(g, (regions, outputs))| open_group(g, regions, outputs))
     };
     middle_result?;
     // Checked after the middle chunks, as a sequential reader meets them.
+    let last = &body[last_start..];
     if last.len() < CHUNK_OVERHEAD {
         return Err(Error::Truncated {
             format: FORMAT,
             detail: "a chunk is shorter than its tag",
         });
     }
-    let (ciphertext, tag) = last.split_at_mut(last.len() - CHUNK_OVERHEAD);
-    cipher.open_chunk(chunk_index(chunks - 1)?, true, ciphertext, tag)?;
-    // Drop the tags in place: chunk k's plaintext moves left by 16·k bytes.
-    let chunk = header.chunk_size as usize;
-    let plain_len = body.len() - chunks * CHUNK_OVERHEAD;
-    for k in 1..chunks {
-        let len = chunk.min(plain_len - k * chunk);
-        work.copy_within(k * stride..k * stride + len, k * chunk);
-    }
-    work.truncate(plain_len);
-    Ok(std::mem::take(&mut *work))
+    let (ciphertext, tag) = last.split_at(last.len() - CHUNK_OVERHEAD);
+    out_last.copy_from_slice(ciphertext);
+    cipher.open_chunk(chunk_index(chunks - 1)?, true, out_last, tag)?;
+    Ok(std::mem::take(&mut *out))
 }
