@@ -359,6 +359,23 @@ pub trait RecordKeySource {
     ) -> Result<RecordKey>;
 }
 
+/// Whether a key of `key_provider` and `key_generation` covers an object of `provider`
+/// and `generation`.
+fn check_scope(
+    provider: &ProviderId,
+    generation: u32,
+    key_provider: &ProviderId,
+    key_generation: u32,
+) -> Result<()> {
+    if provider != key_provider {
+        Err(Error::WrongKey(KeyMismatch::Provider))
+    } else if generation != key_generation {
+        Err(Error::WrongKey(KeyMismatch::Generation))
+    } else {
+        Ok(())
+    }
+}
+
 impl RecordKeySource for RecordKey {
     fn record_key_for(
         &self,
@@ -366,15 +383,11 @@ impl RecordKeySource for RecordKey {
         generation: u32,
         record: RecordId,
     ) -> Result<RecordKey> {
-        if *provider != self.provider {
-            Err(Error::WrongKey(KeyMismatch::Provider))
-        } else if generation != self.generation {
-            Err(Error::WrongKey(KeyMismatch::Generation))
-        } else if record != self.record {
-            Err(Error::WrongKey(KeyMismatch::Record))
-        } else {
-            Ok(self.clone())
+        check_scope(provider, generation, &self.provider, self.generation)?;
+        if record != self.record {
+            return Err(Error::WrongKey(KeyMismatch::Record));
         }
+        Ok(self.clone())
     }
 }
 
@@ -385,13 +398,8 @@ impl RecordKeySource for PatientKey {
         generation: u32,
         record: RecordId,
     ) -> Result<RecordKey> {
-        if *provider != self.provider {
-            Err(Error::WrongKey(KeyMismatch::Provider))
-        } else if generation != self.generation {
-            Err(Error::WrongKey(KeyMismatch::Generation))
-        } else {
-            Ok(self.record_key(record))
-        }
+        check_scope(provider, generation, &self.provider, self.generation)?;
+        Ok(self.record_key(record))
     }
 }
 
