@@ -13,8 +13,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use rayon::prelude::*;
-
 use crate::broker::{AdminView, Broker, FileDetails};
 use crate::error::{Error, Result};
 use crate::ggm;
@@ -300,35 +298,33 @@ impl Cloud {
                 .ok_or(Error::NotFound("a provider named in the query"))?;
             let mut hits = Vec::with_capacity(tokens.tokens.len());
             for token in &tokens.tokens {
-                // Expand every node to the leaves of the epochs that exist, in epoch order.
-                let mut leaves = Vec::new();
+                let mut list = Vec::new();
+                let mut failure = None;
                 for node in token {
                     ggm::expand(
                         &node.key,
                         node.depth,
                         node.index,
                         epochs.len() as u64,
-                        &mut |epoch, leaf| leaves.push((epoch, leaf.clone())),
+                        &mut |epoch, leaf| {
+                            if failure.is_none()
+                                && let Err(e) = probe(
+                                    &state,
+                                    epochs[epoch as usize].entries,
+                                    epoch,
+                                    leaf,
+                                    &mut list,
+                                )
+                            {
+                                failure = Some(e);
+                            }
+                        },
                     );
                 }
-                // Epochs are probed independently: on all cores when there are many.
-                let probe_one = |(epoch, leaf): &(u32, ggm::NodeKey)| {
-                    let mut found = Vec::new();
-                    probe(
-                        &state,
-                        epochs[*epoch as usize].entries,
-                        *epoch,
-                        leaf,
-                        &mut found,
-                    )
-                    .map(|()| found)
-                };
-                let per_epoch: Vec<Vec<Hit>> = if leaves.len() >= PARALLEL_MIN_EPOCHS {
-                    leaves.par_iter().map(probe_one).collect::<Result<_>>()?
-                } else {
-                    leaves.iter().map(probe_one).collect::<Result<_>>()?
-                };
-                hits.push(per_epoch.into_iter().flatten().collect());
+                if let Some(e) = failure {
+                    return Err(e);
+                }
+                hits.push(list);
             }
             let selected = evaluate(&hits, query.combine);
             let mut records = Vec::new();
@@ -349,9 +345,6 @@ impl Cloud {
         Ok(SearchResponse { providers })
     }
 }
-
-/// Tokens covering at least this many epochs are probed on all cores.
-const PARALLEL_MIN_EPOCHS: usize = 64;
 
 /// Probes `label_0, label_1, …` of one epoch until a miss (or the epoch's entry count,
 /// a bound no honest list exceeds) and appends the decrypted postings.
