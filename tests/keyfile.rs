@@ -15,6 +15,11 @@ const FAST_PBKDF2: PasswordKdf = PasswordKdf::Pbkdf2Sha256 {
     iterations: 100_000,
 };
 
+/// A key file for master key 1 at provider "lab" under password "pw".
+fn sample_file(kdf: PasswordKdf) -> Vec<u8> {
+    keyfile::lock(&common::master(1), &common::provider("lab"), b"pw", kdf).unwrap()
+}
+
 #[test]
 fn round_trip_with_default_and_fips_kdfs() {
     let master = common::master(9);
@@ -69,13 +74,7 @@ fn wrong_password_is_wrong_password() {
 
 #[test]
 fn every_damaged_byte_is_detected() {
-    let file = keyfile::lock(
-        &common::master(1),
-        &common::provider("lab"),
-        b"pw",
-        FAST_ARGON2,
-    )
-    .unwrap();
+    let file = sample_file(FAST_ARGON2);
     for pos in 0..file.len() {
         let mut bad = file.clone();
         bad[pos] ^= 0x01;
@@ -92,13 +91,7 @@ fn every_damaged_byte_is_detected() {
 
 #[test]
 fn truncation_and_trailing_bytes_are_rejected() {
-    let file = keyfile::lock(
-        &common::master(1),
-        &common::provider("lab"),
-        b"pw",
-        FAST_PBKDF2,
-    )
-    .unwrap();
+    let file = sample_file(FAST_PBKDF2);
     for len in 0..file.len() {
         let err = keyfile::unlock(&file[..len], b"pw").expect_err(&format!("len {len}"));
         // Cut inside the preamble or before a checksum's worth of bytes: truncated;
@@ -123,13 +116,7 @@ fn truncation_and_trailing_bytes_are_rejected() {
 
 #[test]
 fn unknown_version_and_algorithm_are_refused() {
-    let file = keyfile::lock(
-        &common::master(1),
-        &common::provider("lab"),
-        b"pw",
-        FAST_ARGON2,
-    )
-    .unwrap();
+    let file = sample_file(FAST_ARGON2);
     let mut v2 = file.clone();
     v2[4] = 2;
     assert!(matches!(
@@ -149,13 +136,7 @@ fn unknown_version_and_algorithm_are_refused() {
 fn hostile_parameters_are_refused_before_any_work() {
     // A file whose checksum is right but whose Argon2 memory is 64 GiB: refused, not run.
     use sha2::{Digest, Sha256};
-    let file = keyfile::lock(
-        &common::master(1),
-        &common::provider("lab"),
-        b"pw",
-        FAST_ARGON2,
-    )
-    .unwrap();
+    let file = sample_file(FAST_ARGON2);
     let mut bad = file[..file.len() - 32].to_vec();
     bad[6..10].copy_from_slice(&(64u32 * 1024 * 1024).to_be_bytes());
     assert!(matches!(

@@ -2,9 +2,7 @@
 //! short inputs claiming gigabytes are errors, not allocations. Measured with a counting
 //! global allocator (one test in this binary: the counter is global).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use medvault::{
     IndexBatch, Manifest, MasterKey, PatientId, ProviderId, Query, RecordId, SearchResponse,
@@ -12,36 +10,10 @@ use medvault::{
 };
 use sha2::{Digest, Sha256};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-#[allow(unsafe_code)]
-// SAFETY: forwards every call unchanged to the system allocator; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
-        PEAK.fetch_max(live, Relaxed);
-        // SAFETY: same layout contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Relaxed);
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Peak bytes allocated above the starting level while `f` runs.
-fn peak(f: impl FnOnce() -> bool) -> (usize, bool) {
-    let base = LIVE.load(Relaxed);
-    PEAK.store(base, Relaxed);
-    let failed = f();
-    (PEAK.load(Relaxed) - base, failed)
-}
+static ALLOCATOR: common::counting_alloc::Counting = common::counting_alloc::Counting;
 
 const LIMIT: usize = 64 * 1024;
 
@@ -138,7 +110,7 @@ fn huge_declared_lengths_are_refused_without_allocating_them() {
 
     for (name, input, refuse) in cases {
         assert!(input.len() < 200, "{name}: a short input");
-        let (bytes, refused) = peak(|| refuse(&input));
+        let (refused, bytes) = common::counting_alloc::peak_during(|| refuse(&input));
         assert!(refused, "{name}: accepted");
         assert!(
             bytes < LIMIT,

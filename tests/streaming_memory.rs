@@ -2,37 +2,16 @@
 //! chunks, measured by a counting global allocator. One test per binary: the counter is
 //! global.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use medvault::seal::{CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE};
 use medvault::{MasterKey, Opener, PatientId, ProviderId, RecordId, Sealer};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-#[allow(unsafe_code)]
-// SAFETY: forwards every call unchanged to the system allocator; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
-        PEAK.fetch_max(live, Relaxed);
-        // SAFETY: same layout contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Relaxed);
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: common::counting_alloc::Counting = common::counting_alloc::Counting;
 
 const TOTAL: u64 = 256 * 1024 * 1024;
 
@@ -75,14 +54,6 @@ impl Write for Verify {
     }
 }
 
-/// Peak bytes allocated above the live level when `f` started.
-fn peak_during(f: impl FnOnce()) -> usize {
-    let base = LIVE.load(Relaxed);
-    PEAK.store(base, Relaxed);
-    f();
-    PEAK.load(Relaxed) - base
-}
-
 #[test]
 fn seal_and_open_256_mib_in_bounded_memory() {
     let master = MasterKey::from_bytes([3; 32]);
@@ -97,7 +68,7 @@ fn seal_and_open_256_mib_in_bounded_memory() {
     let chunk = DEFAULT_CHUNK_SIZE as usize;
     let copy_buf_len = 64 * 1024;
 
-    let seal_peak = peak_during(|| {
+    let ((), seal_peak) = common::counting_alloc::peak_during(|| {
         let out = BufWriter::new(File::create(&path).unwrap());
         let mut sealer = Sealer::new(out, &record).unwrap();
         let mut input = Noise(0x5eed).take(TOTAL);
@@ -123,7 +94,7 @@ fn seal_and_open_256_mib_in_bounded_memory() {
         TOTAL + chunks * CHUNK_OVERHEAD as u64 + 7 + "radiology".len() as u64 + 35
     );
 
-    let open_peak = peak_during(|| {
+    let ((), open_peak) = common::counting_alloc::peak_during(|| {
         let input = BufReader::new(File::open(&path).unwrap());
         let mut opener = Opener::new(input, &patient).unwrap();
         let mut verify = Verify {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod counting_alloc;
 
 use medvault::{MasterKey, PatientId, PatientKey, ProviderId};
 
