@@ -341,11 +341,14 @@ impl Provider {
 /// Batches with more (patient, keyword) lists than this are built on all cores.
 const PARALLEL_MIN_LISTS: usize = 256;
 
+/// Normalized keywords, duplicates dropped, first occurrence kept (a note can carry
+/// hundreds of tokens, so the dedupe is hashed rather than quadratic).
 fn normalize_all(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::with_capacity(keywords.len());
+    let mut seen = std::collections::HashSet::with_capacity(keywords.len());
+    let mut out = Vec::with_capacity(keywords.len());
     for k in keywords {
         let k = keyword::checked(k.as_ref())?;
-        if !out.contains(&k) {
+        if seen.insert(k.clone()) {
             out.push(k);
         }
     }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::ggm;
 use crate::grant::{Grant, GrantedKey, OpenedGrant, PendingRequest};
 use crate::identity::{Identity, VerifyingKey};
-use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey, RecordKeySource};
+use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey};
 use crate::keyword;
 use crate::manifest::Manifest;
 use crate::query::{
@@ -298,7 +298,6 @@ impl Requester {
                 let key = keys
                     .get(&header.generation())
                     .ok_or(Error::WrongKey(crate::KeyMismatch::Generation))?;
-                key.record_key_for(header.provider(), header.generation(), *id)?;
                 records.push(OpenedRecord {
                     id: *id,
                     generation: header.generation(),
