@@ -132,7 +132,7 @@ fn search_across_providers(
         "\ncloud: {} providers, {} merged entries, {} records; no key",
         manifest.providers.len(),
         manifest.segments.iter().sum::<u64>(),
-        cloud.record_list().len()
+        cloud.records().len()
     );
 
     // The doctor holds this patient's keys at both providers (grants deliver them).

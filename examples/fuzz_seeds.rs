@@ -140,7 +140,7 @@ fn main() {
     let batch: IndexBatch = lab.finish().unwrap();
     let batch_bytes = batch.to_bytes();
     cloud.ingest(batch.clone()).unwrap();
-    let segment = cloud.segments()[0].to_bytes();
+    let segment = cloud.segments()[0].load().unwrap().to_bytes();
     let manifest = medvault::Manifest::from_bytes(&fixture("manifest.bin")).unwrap();
     let mut requester = Requester::new();
     requester.add_patient_key(patient.clone(), lab.patient_key(&patient));

@@ -1,81 +1,87 @@
 //! The cloud: stores sealed records and index segments, merges segments, answers
 //! queries — and never holds a key.
 //!
-//! This is the in-memory cloud; it is `Send + Sync` (readers share, one writer at a
-//! time). Every mutating call checks everything before it changes anything: a call that
-//! fails leaves the state as it was.
+//! The cloud runs on a [`Store`]: [`Cloud::new`] keeps everything in memory,
+//! [`Cloud::open`] uses a [`DirStore`] directory that survives restarts and crashes. It
+//! is `Send + Sync`: searches run in parallel on consistent snapshots while ingests
+//! (one at a time) and merges commit. Every mutating call checks everything before it
+//! changes anything: a call that fails leaves the state as it was.
 //!
 //! **Leaks** (what the cloud and its admin learn): the [`Manifest`] (providers, epochs,
 //! generations, entry counts, record counts); each sealed record's header and size; per
 //! search, the access pattern, the result count per epoch and the search pattern (see
 //! [`crate::query`]).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::broker::{AdminView, Broker, FileDetails};
 use crate::error::{Error, Result};
 use crate::ggm;
 use crate::grant::{AccessRequest, Grant, now_unix};
 use crate::identity::{Fingerprint, PublicIdentity};
-use crate::index::{EpochKey, IndexBatch, Posting, Segment, Value};
+use crate::index::{EpochKey, IndexBatch, Posting};
 use crate::keys::{ProviderId, RecordId};
 use crate::manifest::{EpochInfo, Manifest, ProviderManifest};
 use crate::query::{Hit, ProviderResponse, Query, SearchResponse, evaluate};
 use crate::seal::RecordHeader;
+use crate::store::{DirStore, MemStore, RecordInfo, SegmentSource, Store, View};
 
-#[derive(Default)]
-struct State {
-    epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
-    segments: Vec<Arc<Segment>>,
-    records: HashMap<(ProviderId, RecordId), StoredRecord>,
-}
+/// The longest sealed-record header (42 bytes and a provider id of up to 64).
+const MAX_RECORD_HEADER: usize = 42 + 64;
 
-struct StoredRecord {
-    bytes: Arc<Vec<u8>>,
-    uploaded_at: u64,
-}
-
-impl State {
-    fn lookup(&self, label: &crate::index::Label) -> Option<&Value> {
-        self.segments.iter().find_map(|s| s.get(label))
-    }
-}
-
-/// The honest-but-curious cloud server.
-#[derive(Default)]
+/// The honest-but-curious cloud server, on any [`Store`].
 pub struct Cloud {
-    state: RwLock<State>,
+    store: Box<dyn Store>,
+    /// Ingest checks a batch against the current view, then appends: one at a time.
+    ingesting: Mutex<()>,
     broker: RwLock<Broker>,
+}
+
+impl Default for Cloud {
+    fn default() -> Self {
+        Cloud::new()
+    }
 }
 
 impl std::fmt::Debug for Cloud {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = self.read();
+        let view = self.store.view();
         write!(
             f,
             "Cloud({} providers, {} segments, {} records)",
-            s.epochs.len(),
-            s.segments.len(),
-            s.records.len()
+            view.epochs().len(),
+            view.segments().len(),
+            self.store.records().len()
         )
     }
 }
 
 impl Cloud {
-    /// An empty cloud.
+    /// An empty cloud in memory ([`MemStore`]).
     pub fn new() -> Self {
-        Cloud::default()
+        Cloud::with_store(MemStore::new())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state half-changed (every
-        // mutation is a single assignment after all checks), so a poisoned lock is safe.
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+    /// A cloud on the directory store in `dir` ([`DirStore`]), created if missing and
+    /// resumed if not.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Ok(Cloud::with_store(DirStore::open(dir)?))
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    /// A cloud on `store`.
+    pub fn with_store(store: impl Store + 'static) -> Self {
+        Cloud {
+            store: Box::new(store),
+            ingesting: Mutex::new(()),
+            broker: RwLock::new(Broker::default()),
+        }
+    }
+
+    /// The store under this cloud.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     /// Stores a sealed record under the provider and record id of its header.
@@ -83,40 +89,44 @@ impl Cloud {
     pub fn put_record(&self, sealed: Vec<u8>) -> Result<(ProviderId, RecordId)> {
         let (header, _) = RecordHeader::parse(&sealed)?;
         let key = (header.provider().clone(), header.record_id());
-        let mut state = self.write();
-        if state.records.contains_key(&key) {
-            return Err(Error::InvalidArgument(
-                "a record with this id is already stored",
-            ));
-        }
-        state.records.insert(
-            key.clone(),
-            StoredRecord {
-                bytes: Arc::new(sealed),
-                uploaded_at: now_unix(),
-            },
-        );
+        self.store
+            .put_record(&key.0, key.1, now_unix(), &mut sealed.as_slice())?;
         Ok(key)
     }
 
-    /// The sealed record `record` of `provider`.
-    pub fn record(&self, provider: &ProviderId, record: RecordId) -> Option<Arc<Vec<u8>>> {
-        self.read()
-            .records
-            .get(&(provider.clone(), record))
-            .map(|stored| stored.bytes.clone())
+    /// Stores a sealed record read from `sealed` without holding it in memory (for
+    /// large images with a persistent store); returns its provider, id and size.
+    pub fn put_record_from(&self, mut sealed: impl Read) -> Result<(ProviderId, RecordId, u64)> {
+        let mut head = Vec::with_capacity(MAX_RECORD_HEADER);
+        (&mut sealed)
+            .take(MAX_RECORD_HEADER as u64)
+            .read_to_end(&mut head)?;
+        let (header, _) = RecordHeader::parse(&head)?;
+        let (provider, record) = (header.provider().clone(), header.record_id());
+        let size =
+            self.store
+                .put_record(&provider, record, now_unix(), &mut head.as_slice().chain(sealed))?;
+        Ok((provider, record, size))
     }
 
-    /// Every stored record's provider, id and size (what the admin sees of files).
-    pub fn record_list(&self) -> Vec<(ProviderId, RecordId, usize)> {
-        let mut list: Vec<_> = self
-            .read()
-            .records
-            .iter()
-            .map(|((p, r), stored)| (p.clone(), *r, stored.bytes.len()))
-            .collect();
-        list.sort();
-        list
+    /// The sealed record `record` of `provider`.
+    pub fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>> {
+        self.store.record(provider, record)
+    }
+
+    /// The sealed record `record` of `provider` as a stream, for large records.
+    pub fn record_reader(
+        &self,
+        provider: &ProviderId,
+        record: RecordId,
+    ) -> Result<Option<Box<dyn Read + Send>>> {
+        self.store.record_reader(provider, record)
+    }
+
+    /// Every stored record's provider, id, size and upload time (what the admin sees
+    /// of files), sorted.
+    pub fn records(&self) -> Vec<RecordInfo> {
+        self.store.records()
     }
 
     fn broker_read(&self) -> std::sync::RwLockReadGuard<'_, Broker> {
@@ -146,18 +156,17 @@ impl Cloud {
 
     /// What the cloud admin sees: requests and stored files. No patient id, no key.
     pub fn admin_view(&self) -> AdminView {
-        let mut files: Vec<FileDetails> = self
-            .read()
-            .records
-            .iter()
-            .map(|((provider, record), stored)| FileDetails {
-                provider: provider.clone(),
-                record: *record,
-                size: stored.bytes.len() as u64,
-                uploaded_at: stored.uploaded_at,
+        let files: Vec<FileDetails> = self
+            .store
+            .records()
+            .into_iter()
+            .map(|r| FileDetails {
+                provider: r.provider,
+                record: r.record,
+                size: r.size,
+                uploaded_at: r.uploaded_at,
             })
             .collect();
-        files.sort_by(|a, b| (&a.provider, a.record).cmp(&(&b.provider, b.record)));
         AdminView {
             requests: self.broker_read().summaries(),
             files,
@@ -194,9 +203,11 @@ impl Cloud {
     /// Ingests a provider's batch as a new segment. The batch must be the provider's
     /// next epoch ([`Error::EpochOutOfOrder`] otherwise), its generation must not go
     /// back, and none of its labels may already exist ([`Error::LabelCollision`]).
+    /// On a persistent store the batch is durable when this returns.
     pub fn ingest(&self, batch: IndexBatch) -> Result<()> {
-        let mut state = self.write();
-        let epochs = state.epochs.get(&batch.provider);
+        let _one_ingest = self.ingesting.lock().unwrap_or_else(|e| e.into_inner());
+        let view = self.store.view();
+        let epochs = view.epochs().get(&batch.provider);
         let expected = epochs.map_or(0, |e| e.len() as u32);
         if batch.epoch != expected {
             return Err(Error::EpochOutOfOrder {
@@ -212,51 +223,39 @@ impl Cloud {
                 found: batch.generation,
             });
         }
-        if batch
-            .table
-            .labels()
-            .iter()
-            .any(|l| state.lookup(l).is_some())
-        {
-            return Err(Error::LabelCollision);
+        for label in batch.table.labels() {
+            if view.lookup(label)?.is_some() {
+                return Err(Error::LabelCollision);
+            }
         }
         let info = EpochInfo {
             generation: batch.generation,
             entries: batch.table.len() as u32,
         };
-        state.epochs.entry(batch.provider).or_default().push(info);
-        state.segments.push(Arc::new(Segment::new(batch.table)));
-        Ok(())
+        self.store
+            .append(&batch.provider, batch.epoch, info, &batch.table)
     }
 
-    /// Merges all segments into one, by label, without any key.
+    /// Merges all segments into one, by label, without any key. Searches keep running
+    /// on the old segments meanwhile; batches ingested meanwhile are kept.
     pub fn merge(&self) -> Result<()> {
-        let segments = self.read().segments.clone();
-        if segments.len() < 2 {
-            return Ok(());
-        }
-        let merged = Segment::merge(&segments.iter().map(Arc::as_ref).collect::<Vec<_>>())?;
-        let mut state = self.write();
-        // Segments ingested while merging stay, after the merged one.
-        let newer = state.segments.split_off(segments.len());
-        state.segments = std::iter::once(Arc::new(merged)).chain(newer).collect();
-        Ok(())
+        self.store.merge()
     }
 
     /// The segments, oldest first.
-    pub fn segments(&self) -> Vec<Arc<Segment>> {
-        self.read().segments.clone()
+    pub fn segments(&self) -> Vec<Arc<dyn SegmentSource>> {
+        self.store.view().segments().to_vec()
     }
 
     /// The public metadata.
     pub fn manifest(&self) -> Manifest {
-        let state = self.read();
-        let mut records: HashMap<&ProviderId, u64> = HashMap::new();
-        for (p, _) in state.records.keys() {
-            *records.entry(p).or_default() += 1;
+        let view = self.store.view();
+        let mut records: std::collections::BTreeMap<ProviderId, u64> = Default::default();
+        for r in self.store.records() {
+            *records.entry(r.provider).or_default() += 1;
         }
-        let mut providers: Vec<ProviderManifest> = state
-            .epochs
+        let mut providers: Vec<ProviderManifest> = view
+            .epochs()
             .iter()
             .map(|(p, epochs)| ProviderManifest {
                 provider: p.clone(),
@@ -265,9 +264,9 @@ impl Cloud {
             })
             .collect();
         for (p, count) in records {
-            if !state.epochs.contains_key(p) {
+            if !view.epochs().contains_key(&p) {
                 providers.push(ProviderManifest {
-                    provider: p.clone(),
+                    provider: p,
                     records: count,
                     epochs: Vec::new(),
                 });
@@ -276,7 +275,7 @@ impl Cloud {
         providers.sort_by(|a, b| a.provider.cmp(&b.provider));
         Manifest {
             providers,
-            segments: state.segments.iter().map(|s| s.len() as u64).collect(),
+            segments: view.segments().iter().map(|s| s.len()).collect(),
         }
     }
 
@@ -289,11 +288,11 @@ impl Cloud {
     /// to the epochs that exist, probes and decrypts the matching blocks, evaluates AND /
     /// OR on the record ids, and returns the postings and the sealed records.
     pub fn search(&self, query: &Query) -> Result<SearchResponse> {
-        let state = self.read();
+        let view = self.store.view();
         let mut providers = Vec::with_capacity(query.providers.len());
         for tokens in &query.providers {
-            let epochs = state
-                .epochs
+            let epochs = view
+                .epochs()
                 .get(&tokens.provider)
                 .ok_or(Error::NotFound("a provider named in the query"))?;
             let mut hits = Vec::with_capacity(tokens.tokens.len());
@@ -309,7 +308,7 @@ impl Cloud {
                         &mut |epoch, leaf| {
                             if failure.is_none()
                                 && let Err(e) = probe(
-                                    &state,
+                                    &view,
                                     epochs[epoch as usize].entries,
                                     epoch,
                                     leaf,
@@ -330,8 +329,8 @@ impl Cloud {
             let mut records = Vec::new();
             let mut missing = Vec::new();
             for id in selected {
-                match state.records.get(&(tokens.provider.clone(), id)) {
-                    Some(stored) => records.push((id, stored.bytes.as_ref().clone())),
+                match self.store.record(&tokens.provider, id)? {
+                    Some(bytes) => records.push((id, bytes)),
                     None => missing.push(id),
                 }
             }
@@ -349,7 +348,7 @@ impl Cloud {
 /// Probes `label_0, label_1, …` of one epoch until a miss (or the epoch's entry count,
 /// a bound no honest list exceeds) and appends the decrypted postings.
 fn probe(
-    state: &State,
+    view: &View,
     entries: u32,
     epoch: u32,
     leaf: &ggm::NodeKey,
@@ -358,10 +357,10 @@ fn probe(
     let key = EpochKey::new(leaf);
     let mut postings: Vec<Posting> = Vec::new();
     for i in 0..entries {
-        let Some(value) = state.lookup(&key.label(i)) else {
+        let Some(value) = view.lookup(&key.label(i))? else {
             break;
         };
-        key.open_block(i, value, &mut postings)?;
+        key.open_block(i, &value, &mut postings)?;
     }
     out.extend(
         postings

@@ -82,8 +82,9 @@ pub enum Error {
         algorithm: u8,
     },
 
-    /// A checksum did not match: the stored bytes were damaged (torn write, bit rot).
-    #[error("corrupt {what}: checksum mismatch")]
+    /// Stored bytes were damaged (torn write, bit rot, truncation): a checksum or a
+    /// length did not match. `what` names the format or the file, and the part.
+    #[error("corrupt {what}")]
     Corrupt {
         /// What is corrupt (a format name or a file name).
         what: String,
@@ -146,6 +147,16 @@ pub enum Error {
     /// A grant does not answer the request or scope it is presented for.
     #[error("scope mismatch: the grant is for another request, patient or record")]
     ScopeMismatch,
+
+    /// The store directory is open in another process (one process writes a store).
+    #[error("the store directory is locked by another process")]
+    StoreLocked,
+
+    /// An earlier write to the store failed after its point of no return (the rename
+    /// of the catalog); the store refuses writes until it is reopened, which recovers
+    /// the committed state.
+    #[error("the store must be reopened: an earlier commit failed part way ({0})")]
+    NeedsRecovery(String),
 
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]

@@ -188,6 +188,14 @@ impl Table {
         Ok(Table { labels, values })
     }
 
+    /// A table from labels already strictly ascending (checked by the caller) and
+    /// their values.
+    pub(crate) fn from_sorted_parts(labels: Vec<Label>, values: Vec<Value>) -> Self {
+        debug_assert!(labels.windows(2).all(|w| w[0] < w[1]));
+        debug_assert_eq!(labels.len(), values.len());
+        Table { labels, values }
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -445,7 +453,7 @@ impl Segment {
                 .ct_eq(&bytes[body_len..]),
         ) {
             return Err(Error::Corrupt {
-                what: "segment".to_owned(),
+                what: "segment: checksum".to_owned(),
             });
         }
         let mut r = r.with_trailer(32);

@@ -253,7 +253,7 @@ fn parse(file: &[u8]) -> Result<Parsed<'_>> {
     let (body, checksum) = file.split_at(body_len);
     if !bool::from(Sha256::digest(body).as_slice().ct_eq(checksum)) {
         return Err(Error::Corrupt {
-            what: FORMAT.to_owned(),
+            what: format!("{FORMAT}: checksum"),
         });
     }
     let mut r = Reader::new(&body[6..], FORMAT);

@@ -758,11 +758,14 @@ fn request_grant_search_across_two_providers_then_rotation_revokes() {
             .all(|r| r.id != secret.id)
     );
     // Old data still opens.
-    let old = cloud.record_list();
-    assert!(old.iter().any(|(p, id, _)| {
-        p == hospital.id()
+    let old = cloud.records();
+    assert!(old.iter().any(|r| {
+        &r.provider == hospital.id()
             && doctor
-                .open_record(Some(&alice), &cloud.record(p, *id).unwrap())
+                .open_record(
+                    Some(&alice),
+                    &cloud.record(&r.provider, r.record).unwrap().unwrap(),
+                )
                 .is_ok()
     }));
 }

@@ -79,7 +79,8 @@ proptest! {
         prop_assert_eq!(IndexBatch::from_bytes(&batch.to_bytes()).unwrap(), batch.clone());
         cloud.ingest(batch).unwrap();
         for segment in cloud.segments() {
-            prop_assert_eq!(Segment::from_bytes(&segment.to_bytes()).unwrap(), (*segment).clone());
+            let segment = segment.load().unwrap();
+            prop_assert_eq!(Segment::from_bytes(&segment.to_bytes()).unwrap(), segment);
         }
         let manifest = cloud.manifest();
         prop_assert_eq!(Manifest::from_bytes(&manifest.to_bytes()).unwrap(), manifest.clone());

@@ -1,0 +1,176 @@
+//! The directory store's catalog (`MVCT`, FORMAT.md "Store catalog"): which segment
+//! files make up the index, in order, and every provider's epochs. It is the one file
+//! replaced atomically on every commit; whatever it does not name is not in the store.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+use crate::keys::ProviderId;
+use crate::manifest::EpochInfo;
+use crate::wire::{CountWidth, Reader, put_preamble};
+
+/// Magic bytes of a store catalog.
+pub const CATALOG_MAGIC: &[u8; 4] = b"MVCT";
+/// The catalog format version.
+pub const CATALOG_VERSION: u8 = 1;
+const ALG_INDEX_V1: u8 = crate::index::ALG_GGM_AES256_PACKED4;
+
+/// One segment file named by the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentEntry {
+    pub(crate) id: u64,
+    pub(crate) entries: u64,
+}
+
+/// The committed state of a directory store's index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Catalog {
+    /// Incremented by every commit.
+    pub(crate) sequence: u64,
+    /// The id the next segment file gets; ids are never reused.
+    pub(crate) next_segment: u64,
+    pub(crate) epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
+    pub(crate) segments: Vec<SegmentEntry>,
+}
+
+impl Catalog {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_preamble(&mut out, CATALOG_MAGIC, CATALOG_VERSION, ALG_INDEX_V1);
+        out.extend_from_slice(&self.sequence.to_be_bytes());
+        out.extend_from_slice(&self.next_segment.to_be_bytes());
+        out.extend_from_slice(&(self.epochs.len() as u32).to_be_bytes());
+        for (provider, epochs) in &self.epochs {
+            provider.encode_into(&mut out);
+            out.extend_from_slice(&(epochs.len() as u32).to_be_bytes());
+            for e in epochs {
+                out.extend_from_slice(&e.generation.to_be_bytes());
+                out.extend_from_slice(&e.entries.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&(self.segments.len() as u32).to_be_bytes());
+        for s in &self.segments {
+            out.extend_from_slice(&s.id.to_be_bytes());
+            out.extend_from_slice(&s.entries.to_be_bytes());
+        }
+        let sum = Sha256::digest(&out);
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    /// Parses a catalog; a checksum mismatch is [`Error::Corrupt`].
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(bytes, "store catalog");
+        r.preamble(CATALOG_MAGIC, CATALOG_VERSION, &[ALG_INDEX_V1])?;
+        let body = bytes.len().checked_sub(32).ok_or(Error::Truncated {
+            format: "store catalog",
+            detail: "shorter than its checksum",
+        })?;
+        if !bool::from(Sha256::digest(&bytes[..body]).as_slice().ct_eq(&bytes[body..])) {
+            return Err(Error::Corrupt {
+                what: "store catalog CATALOG: checksum".to_owned(),
+            });
+        }
+        let mut r = r.with_trailer(32);
+        let sequence = r.u64("sequence")?;
+        let next_segment = r.u64("next segment id")?;
+        let providers = r.count(CountWidth::U32, 2 + 4, "provider count")?;
+        let mut epochs: BTreeMap<ProviderId, Vec<EpochInfo>> = BTreeMap::new();
+        let mut last: Option<ProviderId> = None;
+        for _ in 0..providers {
+            let provider = ProviderId::decode(&mut r)?;
+            if last.as_ref().is_some_and(|l| *l >= provider) {
+                return Err(r.malformed("providers not in ascending order"));
+            }
+            let count = r.count(CountWidth::U32, 8, "epoch count")?;
+            let mut list: Vec<EpochInfo> = Vec::with_capacity(count);
+            for _ in 0..count {
+                let generation = r.u32("generation")?;
+                if list.last().is_some_and(|e| e.generation > generation) {
+                    return Err(r.malformed("key generation goes back"));
+                }
+                list.push(EpochInfo {
+                    generation,
+                    entries: r.u32("entry count")?,
+                });
+            }
+            last = Some(provider.clone());
+            epochs.insert(provider, list);
+        }
+        let count = r.count(CountWidth::U32, 16, "segment count")?;
+        let mut segments: Vec<SegmentEntry> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = r.u64("segment id")?;
+            if id >= next_segment || segments.iter().any(|s| s.id == id) {
+                return Err(r.malformed("segment id repeated or not yet issued"));
+            }
+            segments.push(SegmentEntry {
+                id,
+                entries: r.u64("segment entries")?,
+            });
+        }
+        r.take(32, "checksum")?;
+        r.finish()?;
+        Ok(Catalog {
+            sequence,
+            next_segment,
+            epochs,
+            segments,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Catalog {
+        let mut epochs = BTreeMap::new();
+        epochs.insert(
+            ProviderId::new("lab").unwrap(),
+            vec![
+                EpochInfo {
+                    generation: 0,
+                    entries: 12,
+                },
+                EpochInfo {
+                    generation: 1,
+                    entries: 4,
+                },
+            ],
+        );
+        epochs.insert(ProviderId::new("st-mary").unwrap(), vec![]);
+        Catalog {
+            sequence: 7,
+            next_segment: 9,
+            epochs,
+            segments: vec![
+                SegmentEntry { id: 3, entries: 12 },
+                SegmentEntry { id: 8, entries: 4 },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_detects_every_flip_and_truncation() {
+        let bytes = sample().to_bytes();
+        assert_eq!(Catalog::from_bytes(&bytes).unwrap(), sample());
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            assert!(Catalog::from_bytes(&bad).is_err(), "flip at {at}");
+        }
+        for len in 0..bytes.len() {
+            assert!(Catalog::from_bytes(&bytes[..len]).is_err(), "length {len}");
+        }
+        let mut future = bytes.clone();
+        future[4] = 2;
+        assert!(matches!(
+            Catalog::from_bytes(&future),
+            Err(Error::UnsupportedVersion { version: 2, .. })
+        ));
+    }
+}

@@ -1,0 +1,585 @@
+//! The directory store: the embedded default for a cloud on one machine.
+//!
+//! ```text
+//! <root>/LOCK                          held (flock) by the one process that has it open
+//! <root>/CATALOG                       which segments, which epochs (MVCT)
+//! <root>/segments/seg-<id:016x>.mvsf   immutable sorted segments (MVSF)
+//! <root>/records/<provider>/<id>.mvrf  one sealed record per file (MVRF)
+//! ```
+//!
+//! **Crash safety.** A segment file is written, fsynced and its directory fsynced
+//! before the catalog names it; the catalog is replaced by writing `CATALOG.tmp`,
+//! fsyncing it, renaming it over `CATALOG` and fsyncing the directory. Whatever the
+//! catalog does not name is not in the store, so a crash at any step leaves the old
+//! state or the new one, and the next open deletes the leftovers. A call returns only
+//! after its commit is durable: an acknowledged batch survives a crash. Merged-away
+//! segments are deleted only after the catalog without them is durable. Records are
+//! written to a temporary name and renamed into place the same way.
+//!
+//! **Lookups without loading.** Segment files are read with `pread`, not memory-mapped:
+//! a mapped file that shrinks or fails to read kills the process with `SIGBUS`, which a
+//! library linked into an EHR system must not do, and mapping needs `unsafe`. Each
+//! segment keeps about 1.4 bytes per entry in memory (fences, block checksums, a Bloom
+//! filter; 140 MB for 10^8 entries); the operating system's page cache is the cache.
+//!
+//! **Concurrency.** `DirStore` is `Send + Sync`. Any number of threads search at once,
+//! each on an immutable [`View`]; appends, merges and record uploads serialize on short
+//! internal locks, and a merge builds its output without holding them. Across
+//! processes, one process opens a store at a time ([`Error::StoreLocked`]).
+//!
+//! **After a failed write.** A failure before the catalog rename leaves the store as
+//! it was and usable. A failure at or after the rename leaves the committed state
+//! unknown to this process, so the store refuses further writes with
+//! [`Error::NeedsRecovery`]; reopening recovers whichever state is durable.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::index::Table;
+use crate::keys::{ProviderId, RecordId};
+use crate::manifest::EpochInfo;
+use crate::store::catalog::{Catalog, SegmentEntry};
+use crate::store::disk::Disk;
+use crate::store::record_file::{self, RecordFileReader};
+use crate::store::segment_file::{SegmentFile, SegmentWriter};
+use crate::store::{RecordInfo, SegmentSource, Store, View};
+
+const CATALOG: &str = "CATALOG";
+const CATALOG_TMP: &str = "CATALOG.tmp";
+const LOCK: &str = "LOCK";
+const SEGMENTS: &str = "segments";
+const RECORDS: &str = "records";
+const TMP_PREFIX: &str = ".tmp-";
+
+/// A cloud's store in a directory (see the module documentation).
+pub struct DirStore {
+    root: PathBuf,
+    disk: Disk,
+    _lock: File,
+    index: RwLock<DirIndex>,
+    commit: Mutex<()>,
+    merging: Mutex<()>,
+    next_segment: AtomicU64,
+    next_tmp: AtomicU64,
+    records: RwLock<HashMap<(ProviderId, RecordId), RecordMeta>>,
+    failed: Mutex<Option<String>>,
+}
+
+struct DirIndex {
+    catalog: Catalog,
+    files: Vec<Arc<SegmentFile>>,
+    view: Arc<View>,
+}
+
+impl DirIndex {
+    fn new(catalog: Catalog, files: Vec<Arc<SegmentFile>>) -> Self {
+        let segments = files
+            .iter()
+            .map(|f| f.clone() as Arc<dyn SegmentSource>)
+            .collect();
+        let view = Arc::new(View::new(catalog.epochs.clone(), segments));
+        DirIndex {
+            catalog,
+            files,
+            view,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RecordMeta {
+    size: u64,
+    uploaded_at: u64,
+}
+
+impl std::fmt::Debug for DirStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let index = read(&self.index);
+        write!(
+            f,
+            "DirStore({}, {} segments, {} records)",
+            self.root.display(),
+            index.files.len(),
+            read(&self.records).len()
+        )
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // State changes are single assignments after all checks: a poisoned lock is safe.
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_record_name(name: &str) -> Option<RecordId> {
+    let hex = name.strip_suffix(".mvrf")?;
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(RecordId::from_bytes(id))
+}
+
+fn segment_name(id: u64) -> String {
+    format!("seg-{id:016x}.mvsf")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("seg-")?.strip_suffix(".mvsf")?;
+    (hex.len() == 16)
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
+}
+
+impl DirStore {
+    /// Opens the store in `root`, creating it if the directory is empty or missing.
+    ///
+    /// Checks the catalog, the header, length and directory checksum of every segment
+    /// it names, and the header and length of every record file ([`Error::Corrupt`]
+    /// naming the file otherwise); then deletes what a crash left behind (temporary
+    /// files, segments no catalog names).
+    pub fn open(root: impl AsRef<Path>) -> Result<DirStore> {
+        DirStore::open_with(root.as_ref(), Disk::default())
+    }
+
+    pub(crate) fn open_with(root: &Path, disk: Disk) -> Result<DirStore> {
+        std::fs::create_dir_all(root.join(SEGMENTS))?;
+        std::fs::create_dir_all(root.join(RECORDS))?;
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join(LOCK))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::StoreLocked),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let catalog = match std::fs::read(root.join(CATALOG)) {
+            Ok(bytes) => Catalog::from_bytes(&bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let segments_dir = root.join(SEGMENTS);
+        let mut files = Vec::with_capacity(catalog.segments.len());
+        for entry in &catalog.segments {
+            let path = segments_dir.join(segment_name(entry.id));
+            if !path.exists() {
+                return Err(Error::Corrupt {
+                    what: format!("segment file {}: missing", segment_name(entry.id)),
+                });
+            }
+            let file = SegmentFile::open(&path)?;
+            if file.len() != entry.entries {
+                return Err(Error::Corrupt {
+                    what: format!(
+                        "segment file {}: entry count differs from the catalog",
+                        file.name()
+                    ),
+                });
+            }
+            files.push(Arc::new(file));
+        }
+        let in_epochs: u64 = catalog
+            .epochs
+            .values()
+            .flatten()
+            .map(|e| u64::from(e.entries))
+            .sum();
+        let in_segments: u64 = catalog.segments.iter().map(|s| s.entries).sum();
+        if in_epochs != in_segments {
+            return Err(Error::Corrupt {
+                what: "store catalog CATALOG: epoch and segment entry counts differ".to_owned(),
+            });
+        }
+        // Leftovers of interrupted writes: never named by the catalog, safe to delete.
+        let _ = std::fs::remove_file(root.join(CATALOG_TMP));
+        for entry in std::fs::read_dir(&segments_dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let named = parse_segment_name(&name)
+                .is_some_and(|id| catalog.segments.iter().any(|s| s.id == id));
+            if !named && (parse_segment_name(&name).is_some() || name.starts_with(TMP_PREFIX)) {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        let records = scan_records(&root.join(RECORDS))?;
+        let next_segment = catalog.next_segment;
+        Ok(DirStore {
+            root: root.to_owned(),
+            disk,
+            _lock: lock_file,
+            index: RwLock::new(DirIndex::new(catalog, files)),
+            commit: Mutex::new(()),
+            merging: Mutex::new(()),
+            next_segment: AtomicU64::new(next_segment),
+            next_tmp: AtomicU64::new(0),
+            records: RwLock::new(records),
+            failed: Mutex::new(None),
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Reads everything and checks every checksum: each segment's blocks, values,
+    /// order, fences and Bloom filter, and each record file. Opening checks only
+    /// headers and directories; lookups check what they read.
+    pub fn verify(&self) -> Result<()> {
+        let files = read(&self.index).files.clone();
+        for file in files {
+            file.verify()?;
+        }
+        let keys: Vec<_> = read(&self.records).keys().cloned().collect();
+        for (provider, record) in keys {
+            let mut reader = self.open_record_file(&provider, record)?;
+            std::io::copy(&mut reader, &mut std::io::sink())?;
+        }
+        Ok(())
+    }
+
+    fn segment_path(&self, id: u64) -> PathBuf {
+        self.root.join(SEGMENTS).join(segment_name(id))
+    }
+
+    /// A record's path, and its name in errors (`provider/id`).
+    fn record_file(&self, provider: &ProviderId, record: RecordId) -> (PathBuf, String) {
+        let id = hex(record.as_bytes());
+        let path = self
+            .root
+            .join(RECORDS)
+            .join(provider.as_str())
+            .join(format!("{id}.mvrf"));
+        (path, format!("{}/{id}", provider.as_str()))
+    }
+
+    fn open_record_file(&self, provider: &ProviderId, record: RecordId) -> Result<RecordFileReader> {
+        let (path, name) = self.record_file(provider, record);
+        RecordFileReader::open(&path, &name)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match lock(&self.failed).as_ref() {
+            Some(reason) => Err(Error::NeedsRecovery(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records that a write failed past its point of no return.
+    fn poison(&self, e: std::io::Error) -> Error {
+        *lock(&self.failed) = Some(e.to_string());
+        Error::Io(e)
+    }
+
+    fn is_poisoned(&self) -> bool {
+        lock(&self.failed).is_some()
+    }
+
+    /// Replaces the catalog atomically and durably.
+    fn commit_catalog(&self, catalog: &Catalog) -> Result<()> {
+        let tmp = self.root.join(CATALOG_TMP);
+        let file = self.disk.create_truncate(&tmp)?;
+        self.disk.write_at(&file, &catalog.to_bytes(), 0)?;
+        self.disk.sync(&file)?;
+        drop(file);
+        self.disk
+            .rename(&tmp, &self.root.join(CATALOG))
+            .map_err(|e| self.poison(e))?;
+        self.disk
+            .sync_dir(&self.root)
+            .map_err(|e| self.poison(e))?;
+        Ok(())
+    }
+
+    /// Writes a segment file from sorted entries and makes its name durable; on error
+    /// removes what it wrote.
+    fn write_segment(
+        &self,
+        id: u64,
+        entries: u64,
+        fill: impl FnOnce(&mut SegmentWriter<'_>) -> Result<()>,
+    ) -> Result<SegmentFile> {
+        let path = self.segment_path(id);
+        let written = (|| {
+            let mut writer = SegmentWriter::create(&self.disk, &path, entries)?;
+            fill(&mut writer)?;
+            let file = writer.finish()?;
+            self.disk.sync_dir(&self.root.join(SEGMENTS))?;
+            Ok(file)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        written
+    }
+
+    /// Commits `next` and publishes `files` with it; if the commit fails before its
+    /// point of no return, removes the new segment `id`.
+    fn commit(
+        &self,
+        next: Catalog,
+        files: Vec<Arc<SegmentFile>>,
+        new_segment: u64,
+    ) -> Result<()> {
+        if let Err(e) = self.commit_catalog(&next) {
+            if !self.is_poisoned() {
+                let _ = std::fs::remove_file(self.segment_path(new_segment));
+            }
+            return Err(e);
+        }
+        *write(&self.index) = DirIndex::new(next, files);
+        Ok(())
+    }
+}
+
+fn scan_records(dir: &Path) -> Result<HashMap<(ProviderId, RecordId), RecordMeta>> {
+    let mut records = HashMap::new();
+    for provider_dir in std::fs::read_dir(dir)? {
+        let provider_dir = provider_dir?;
+        let Ok(provider) = ProviderId::new(&provider_dir.file_name().to_string_lossy()) else {
+            continue;
+        };
+        if !provider_dir.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(provider_dir.path())? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(TMP_PREFIX) {
+                std::fs::remove_file(entry.path())?;
+                continue;
+            }
+            let Some(record) = parse_record_name(&name) else {
+                continue;
+            };
+            let label = format!("{}/{}", provider.as_str(), name.trim_end_matches(".mvrf"));
+            let (size, uploaded_at) = record_file::stat(&entry.path(), &label)?;
+            records.insert((provider.clone(), record), RecordMeta { size, uploaded_at });
+        }
+    }
+    Ok(records)
+}
+
+impl Store for DirStore {
+    fn view(&self) -> Arc<View> {
+        read(&self.index).view.clone()
+    }
+
+    fn append(
+        &self,
+        provider: &ProviderId,
+        epoch: u32,
+        info: EpochInfo,
+        table: &Table,
+    ) -> Result<()> {
+        let _commit = lock(&self.commit);
+        self.check_writable()?;
+        let (mut next, mut files) = {
+            let index = read(&self.index);
+            (index.catalog.clone(), index.files.clone())
+        };
+        let expected = next.epochs.get(provider).map_or(0, |e| e.len() as u32);
+        if epoch != expected {
+            return Err(Error::EpochOutOfOrder {
+                expected,
+                found: epoch,
+            });
+        }
+        let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
+        let file = self.write_segment(id, table.len() as u64, |writer| {
+            for (i, label) in table.labels().iter().enumerate() {
+                writer.push(label, table.value(i))?;
+            }
+            Ok(())
+        })?;
+        next.sequence += 1;
+        next.next_segment = self.next_segment.load(Ordering::SeqCst);
+        next.epochs.entry(provider.clone()).or_default().push(info);
+        next.segments.push(SegmentEntry {
+            id,
+            entries: file.len(),
+        });
+        files.push(Arc::new(file));
+        self.commit(next, files, id)
+    }
+
+    fn merge(&self) -> Result<()> {
+        let _one_merge = lock(&self.merging);
+        self.check_writable()?;
+        let inputs = read(&self.index).files.clone();
+        if inputs.len() < 2 {
+            return Ok(());
+        }
+        let total: u64 = inputs.iter().map(|f| f.len()).sum();
+        let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
+        let merged = self.write_segment(id, total, |writer| merge_into(&inputs, writer))?;
+
+        let _commit = lock(&self.commit);
+        self.check_writable()?;
+        let (current, files) = {
+            let index = read(&self.index);
+            (index.catalog.clone(), index.files.clone())
+        };
+        // Only merges remove segments, and they run one at a time: the inputs are
+        // still the oldest segments.
+        if files.len() < inputs.len()
+            || !files.iter().zip(&inputs).all(|(a, b)| Arc::ptr_eq(a, b))
+        {
+            let _ = std::fs::remove_file(self.segment_path(id));
+            return Err(Error::InvalidArgument(
+                "the store's segments changed under a merge",
+            ));
+        }
+        let retired: Vec<u64> = current.segments[..inputs.len()]
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        let mut next = current.clone();
+        next.sequence += 1;
+        next.next_segment = self.next_segment.load(Ordering::SeqCst);
+        next.segments = std::iter::once(SegmentEntry { id, entries: total })
+            .chain(current.segments[inputs.len()..].iter().copied())
+            .collect();
+        let files = std::iter::once(Arc::new(merged))
+            .chain(files[inputs.len()..].iter().cloned())
+            .collect();
+        self.commit(next, files, id)?;
+        // The catalog without them is durable: the old files can go. Readers holding
+        // an older view keep their open descriptors. A failure here leaves orphans the
+        // next open deletes.
+        for old in retired {
+            let _ = self.disk.remove(&self.segment_path(old));
+        }
+        let _ = self.disk.sync_dir(&self.root.join(SEGMENTS));
+        Ok(())
+    }
+
+    fn put_record(
+        &self,
+        provider: &ProviderId,
+        record: RecordId,
+        uploaded_at: u64,
+        sealed: &mut dyn Read,
+    ) -> Result<u64> {
+        self.check_writable()?;
+        let key = (provider.clone(), record);
+        if read(&self.records).contains_key(&key) {
+            return Err(Error::InvalidArgument(
+                "a record with this id is already stored",
+            ));
+        }
+        let dir = self.root.join(RECORDS).join(provider.as_str());
+        if !dir.is_dir() {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => self.disk.sync_dir(&self.root.join(RECORDS))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // A unique temporary name: uploads run in parallel; only the rename serializes.
+        let tmp = dir.join(format!(
+            "{TMP_PREFIX}{}-{}",
+            hex(record.as_bytes()),
+            self.next_tmp.fetch_add(1, Ordering::SeqCst)
+        ));
+        let size = match record_file::write(&self.disk, &tmp, uploaded_at, sealed) {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let mut records = write(&self.records);
+        if records.contains_key(&key) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::InvalidArgument(
+                "a record with this id is already stored",
+            ));
+        }
+        self.check_writable()?;
+        self.disk
+            .rename(&tmp, &self.record_file(provider, record).0)
+            .map_err(|e| self.poison(e))?;
+        self.disk.sync_dir(&dir).map_err(|e| self.poison(e))?;
+        records.insert(key, RecordMeta { size, uploaded_at });
+        Ok(size)
+    }
+
+    fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>> {
+        if !read(&self.records).contains_key(&(provider.clone(), record)) {
+            return Ok(None);
+        }
+        let (path, name) = self.record_file(provider, record);
+        Ok(Some(record_file::read(&path, &name)?))
+    }
+
+    fn record_reader(
+        &self,
+        provider: &ProviderId,
+        record: RecordId,
+    ) -> Result<Option<Box<dyn Read + Send>>> {
+        if !read(&self.records).contains_key(&(provider.clone(), record)) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(self.open_record_file(provider, record)?)))
+    }
+
+    fn records(&self) -> Vec<RecordInfo> {
+        let mut list: Vec<RecordInfo> = read(&self.records)
+            .iter()
+            .map(|((provider, record), meta)| RecordInfo {
+                provider: provider.clone(),
+                record: *record,
+                size: meta.size,
+                uploaded_at: meta.uploaded_at,
+            })
+            .collect();
+        list.sort_by(|a, b| (&a.provider, a.record).cmp(&(&b.provider, b.record)));
+        list
+    }
+}
+
+/// k-way merge of segment files into `writer` (a min-heap of the scans' heads); every
+/// input block is checksum-checked on the way, and a repeated label is a collision.
+fn merge_into(inputs: &[Arc<SegmentFile>], writer: &mut SegmentWriter<'_>) -> Result<()> {
+    let mut scans: Vec<_> = inputs.iter().map(|f| f.scan()).collect();
+    let mut values = vec![[0u8; crate::index::VALUE_LEN]; scans.len()];
+    let mut heap = BinaryHeap::with_capacity(scans.len());
+    for (i, scan) in scans.iter_mut().enumerate() {
+        if let Some(entry) = scan.next() {
+            let (label, value) = entry?;
+            values[i] = value;
+            heap.push(std::cmp::Reverse((label, i)));
+        }
+    }
+    while let Some(std::cmp::Reverse((label, i))) = heap.pop() {
+        writer.push(&label, &values[i])?;
+        if let Some(entry) = scans[i].next() {
+            let (label, value) = entry?;
+            values[i] = value;
+            heap.push(std::cmp::Reverse((label, i)));
+        }
+    }
+    Ok(())
+}

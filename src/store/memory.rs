@@ -1,0 +1,187 @@
+//! The in-memory store: segments as sorted tables, records as byte vectors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::index::{Segment, Table};
+use crate::keys::{ProviderId, RecordId};
+use crate::manifest::EpochInfo;
+use crate::store::{RecordInfo, SegmentSource, Store, View};
+
+/// Everything in memory; gone when dropped. `Send + Sync`.
+#[derive(Default)]
+pub struct MemStore {
+    index: RwLock<MemIndex>,
+    merging: Mutex<()>,
+    records: RwLock<HashMap<(ProviderId, RecordId), StoredRecord>>,
+}
+
+#[derive(Default)]
+struct MemIndex {
+    epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
+    segments: Vec<Arc<Segment>>,
+    view: Arc<View>,
+}
+
+impl MemIndex {
+    fn publish(&mut self) {
+        let segments = self
+            .segments
+            .iter()
+            .map(|s| s.clone() as Arc<dyn SegmentSource>)
+            .collect();
+        self.view = Arc::new(View::new(self.epochs.clone(), segments));
+    }
+}
+
+struct StoredRecord {
+    bytes: Arc<Vec<u8>>,
+    uploaded_at: u64,
+}
+
+impl std::fmt::Debug for MemStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let view = self.view();
+        write!(
+            f,
+            "MemStore({} providers, {} segments)",
+            view.epochs().len(),
+            view.segments().len()
+        )
+    }
+}
+
+// A panic while a lock is held cannot leave the state half-changed (every change is
+// one assignment after all checks), so a poisoned lock is safe to use.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemStore::default()
+    }
+}
+
+impl Store for MemStore {
+    fn view(&self) -> Arc<View> {
+        read(&self.index).view.clone()
+    }
+
+    fn append(
+        &self,
+        provider: &ProviderId,
+        epoch: u32,
+        info: EpochInfo,
+        table: &Table,
+    ) -> Result<()> {
+        let mut index = write(&self.index);
+        let expected = index.epochs.get(provider).map_or(0, |e| e.len() as u32);
+        if epoch != expected {
+            return Err(Error::EpochOutOfOrder {
+                expected,
+                found: epoch,
+            });
+        }
+        index.epochs.entry(provider.clone()).or_default().push(info);
+        index.segments.push(Arc::new(Segment::new(table.clone())));
+        index.publish();
+        Ok(())
+    }
+
+    fn merge(&self) -> Result<()> {
+        let _one_merge = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let segments = read(&self.index).segments.clone();
+        if segments.len() < 2 {
+            return Ok(());
+        }
+        let merged = Segment::merge(&segments.iter().map(Arc::as_ref).collect::<Vec<_>>())?;
+        let mut index = write(&self.index);
+        // Segments appended while merging stay, after the merged one.
+        let newer = index.segments.split_off(segments.len());
+        index.segments = std::iter::once(Arc::new(merged)).chain(newer).collect();
+        index.publish();
+        Ok(())
+    }
+
+    fn put_record(
+        &self,
+        provider: &ProviderId,
+        record: RecordId,
+        uploaded_at: u64,
+        sealed: &mut dyn Read,
+    ) -> Result<u64> {
+        let key = (provider.clone(), record);
+        if read(&self.records).contains_key(&key) {
+            return Err(Error::InvalidArgument(
+                "a record with this id is already stored",
+            ));
+        }
+        let mut bytes = Vec::new();
+        sealed.read_to_end(&mut bytes)?;
+        let size = bytes.len() as u64;
+        let mut records = write(&self.records);
+        if records.contains_key(&key) {
+            return Err(Error::InvalidArgument(
+                "a record with this id is already stored",
+            ));
+        }
+        records.insert(
+            key,
+            StoredRecord {
+                bytes: Arc::new(bytes),
+                uploaded_at,
+            },
+        );
+        Ok(size)
+    }
+
+    fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>> {
+        Ok(read(&self.records)
+            .get(&(provider.clone(), record))
+            .map(|stored| stored.bytes.as_ref().clone()))
+    }
+
+    fn record_reader(
+        &self,
+        provider: &ProviderId,
+        record: RecordId,
+    ) -> Result<Option<Box<dyn Read + Send>>> {
+        Ok(read(&self.records)
+            .get(&(provider.clone(), record))
+            .map(|stored| {
+                Box::new(std::io::Cursor::new(SharedBytes(stored.bytes.clone())))
+                    as Box<dyn Read + Send>
+            }))
+    }
+
+    fn records(&self) -> Vec<RecordInfo> {
+        let mut list: Vec<RecordInfo> = read(&self.records)
+            .iter()
+            .map(|((provider, record), stored)| RecordInfo {
+                provider: provider.clone(),
+                record: *record,
+                size: stored.bytes.len() as u64,
+                uploaded_at: stored.uploaded_at,
+            })
+            .collect();
+        list.sort_by(|a, b| (&a.provider, a.record).cmp(&(&b.provider, b.record)));
+        list
+    }
+}
+
+/// Shared bytes readable through a `Cursor` without copying them.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}

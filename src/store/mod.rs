@@ -1,0 +1,175 @@
+//! Where the cloud keeps what it is given: index segments, every provider's epochs, and
+//! the sealed records.
+//!
+//! [`Store`] is the seam between the [`Cloud`](crate::Cloud) (which checks, searches
+//! and brokers) and the storage. Two stores come with the crate:
+//!
+//! - [`MemStore`]: everything in memory, for tests and short-lived clouds.
+//! - [`DirStore`]: a directory on one machine — immutable segment files, an atomically
+//!   replaced catalog, and one file per sealed record (see its documentation).
+//!
+//! A distributed store can implement the trait later: labels are uniform, so the index
+//! shards by label prefix, and [`View`] only asks a segment for `get` by label.
+//!
+//! **Concurrency.** Readers take a [`View`], an immutable snapshot: a search runs on one
+//! view from start to end, unaffected by ingests and merges that commit meanwhile.
+//! Writers (append, merge, record upload) serialize inside the store; a merge builds its
+//! output without blocking appends or readers and commits in a moment.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::index::{Label, Segment, Table, Value};
+use crate::keys::{ProviderId, RecordId};
+use crate::manifest::EpochInfo;
+
+mod catalog;
+mod dir;
+pub(crate) mod disk;
+mod memory;
+mod record_file;
+mod segment_file;
+
+pub use catalog::{CATALOG_MAGIC, CATALOG_VERSION};
+pub use dir::DirStore;
+pub use memory::MemStore;
+pub use record_file::{RECORD_FILE_MAGIC, RECORD_FILE_VERSION};
+pub use segment_file::{SEGMENT_FILE_MAGIC, SEGMENT_FILE_VERSION, SegmentFile};
+
+/// A sorted, immutable set of index entries the store can look labels up in.
+pub trait SegmentSource: Send + Sync + std::fmt::Debug {
+    /// Number of entries.
+    fn len(&self) -> u64;
+    /// True if the segment has no entries.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The value under `label`, if any. A damaged segment is an error, never a miss.
+    fn get(&self, label: &Label) -> Result<Option<Value>>;
+    /// The whole segment in memory (for export and tests; large segments are large).
+    fn load(&self) -> Result<Segment>;
+}
+
+impl SegmentSource for Segment {
+    fn len(&self) -> u64 {
+        Segment::len(self) as u64
+    }
+    fn get(&self, label: &Label) -> Result<Option<Value>> {
+        Ok(Segment::get(self, label).copied())
+    }
+    fn load(&self) -> Result<Segment> {
+        Ok(self.clone())
+    }
+}
+
+impl SegmentSource for SegmentFile {
+    fn len(&self) -> u64 {
+        SegmentFile::len(self)
+    }
+    fn get(&self, label: &Label) -> Result<Option<Value>> {
+        SegmentFile::get(self, label)
+    }
+    fn load(&self) -> Result<Segment> {
+        SegmentFile::load(self)
+    }
+}
+
+/// A consistent snapshot of the index: every provider's epochs and the segments, oldest
+/// first. Cheap to take (an `Arc`), and never changes once taken.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
+    segments: Vec<Arc<dyn SegmentSource>>,
+}
+
+impl View {
+    /// A view of `segments` (oldest first) holding the entries of `epochs`.
+    pub fn new(
+        epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
+        segments: Vec<Arc<dyn SegmentSource>>,
+    ) -> Self {
+        View { epochs, segments }
+    }
+
+    /// Every provider's epochs, epoch `e` at position `e`.
+    pub fn epochs(&self) -> &BTreeMap<ProviderId, Vec<EpochInfo>> {
+        &self.epochs
+    }
+
+    /// The segments, oldest first.
+    pub fn segments(&self) -> &[Arc<dyn SegmentSource>] {
+        &self.segments
+    }
+
+    /// The value under `label` in any segment (labels are unique across segments).
+    pub fn lookup(&self, label: &Label) -> Result<Option<Value>> {
+        for segment in self.segments.iter().rev() {
+            if let Some(value) = segment.get(label)? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// What the store knows of a stored sealed record (no content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// The provider that uploaded it.
+    pub provider: ProviderId,
+    /// Its id.
+    pub record: RecordId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was stored (Unix seconds).
+    pub uploaded_at: u64,
+}
+
+/// Storage for a [`Cloud`](crate::Cloud). Implementations are `Send + Sync`: many
+/// readers, and writers serialized inside the store. Every writing call either commits
+/// entirely (durably, for a persistent store) or changes nothing.
+pub trait Store: Send + Sync {
+    /// The current snapshot.
+    fn view(&self) -> Arc<View>;
+
+    /// Commits `table` as a new segment holding epoch `epoch` (which must be the
+    /// provider's next) of `provider`. The caller has checked the batch (generation,
+    /// label collisions) against [`Store::view`] while holding its writer lock.
+    fn append(
+        &self,
+        provider: &ProviderId,
+        epoch: u32,
+        info: EpochInfo,
+        table: &Table,
+    ) -> Result<()>;
+
+    /// Merges the segments present when it starts into one. Appends committed while it
+    /// runs are kept, after the merged segment.
+    fn merge(&self) -> Result<()>;
+
+    /// Stores a sealed record read from `sealed`; returns its size. A record id is
+    /// stored once: storing it again is an error.
+    fn put_record(
+        &self,
+        provider: &ProviderId,
+        record: RecordId,
+        uploaded_at: u64,
+        sealed: &mut dyn Read,
+    ) -> Result<u64>;
+
+    /// A stored record, whole.
+    fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>>;
+
+    /// A stored record as a stream (for large records); damage is reported as an error
+    /// from `read`, at the latest when the end is reached.
+    fn record_reader(
+        &self,
+        provider: &ProviderId,
+        record: RecordId,
+    ) -> Result<Option<Box<dyn Read + Send>>>;
+
+    /// Every stored record's provider, id, size and upload time, sorted.
+    fn records(&self) -> Vec<RecordInfo>;
+}
