@@ -103,9 +103,12 @@ impl Cloud {
             .read_to_end(&mut head)?;
         let (header, _) = RecordHeader::parse(&head)?;
         let (provider, record) = (header.provider().clone(), header.record_id());
-        let size =
-            self.store
-                .put_record(&provider, record, now_unix(), &mut head.as_slice().chain(sealed))?;
+        let size = self.store.put_record(
+            &provider,
+            record,
+            now_unix(),
+            &mut head.as_slice().chain(sealed),
+        )?;
         Ok((provider, record, size))
     }
 

@@ -227,7 +227,12 @@ fn the_cloud_sees_no_keyword_patient_id_or_plaintext() {
     }
     cloud.merge().unwrap();
     seen.push(cloud.manifest().to_bytes());
-    seen.extend(cloud.segments().iter().map(|s| s.load().unwrap().to_bytes()));
+    seen.extend(
+        cloud
+            .segments()
+            .iter()
+            .map(|s| s.load().unwrap().to_bytes()),
+    );
     for info in cloud.records() {
         seen.push(cloud.record(&info.provider, info.record).unwrap().unwrap());
     }
@@ -583,9 +588,11 @@ fn parsers_reject_garbage_truncation_and_unknown_versions() {
         ("batch", lab.finish().unwrap().to_bytes(), |b| {
             IndexBatch::from_bytes(b).is_ok()
         }),
-        ("segment", cloud.segments()[0].load().unwrap().to_bytes(), |b| {
-            Segment::from_bytes(b).is_ok()
-        }),
+        (
+            "segment",
+            cloud.segments()[0].load().unwrap().to_bytes(),
+            |b| Segment::from_bytes(b).is_ok(),
+        ),
         ("manifest", cloud.manifest().to_bytes(), |b| {
             Manifest::from_bytes(b).is_ok()
         }),

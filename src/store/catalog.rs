@@ -69,7 +69,11 @@ impl Catalog {
             format: "store catalog",
             detail: "shorter than its checksum",
         })?;
-        if !bool::from(Sha256::digest(&bytes[..body]).as_slice().ct_eq(&bytes[body..])) {
+        if !bool::from(
+            Sha256::digest(&bytes[..body])
+                .as_slice()
+                .ct_eq(&bytes[body..]),
+        ) {
             return Err(Error::Corrupt {
                 what: "store catalog CATALOG: checksum".to_owned(),
             });

@@ -178,7 +178,9 @@ pub(crate) mod faults {
             let n = taken.len() as u64;
             taken.push(step);
             if n >= self.fail_at {
-                Err(io::Error::other(format!("injected fault at step {n} ({step:?})")))
+                Err(io::Error::other(format!(
+                    "injected fault at step {n} ({step:?})"
+                )))
             } else {
                 Ok(())
             }

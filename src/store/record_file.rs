@@ -36,7 +36,12 @@ fn corrupt(name: &str, what: &str) -> Error {
 }
 
 /// Streams `sealed` into a new file at `path` and fsyncs it; returns the record's size.
-pub(crate) fn write(disk: &Disk, path: &Path, uploaded_at: u64, sealed: &mut dyn Read) -> Result<u64> {
+pub(crate) fn write(
+    disk: &Disk,
+    path: &Path,
+    uploaded_at: u64,
+    sealed: &mut dyn Read,
+) -> Result<u64> {
     let file = disk.create_truncate(path)?;
     let mut hasher = Sha256::new();
     let head = header();
@@ -82,7 +87,10 @@ pub(crate) fn stat(path: &Path, name: &str) -> Result<(u64, u64)> {
     let uploaded_at = u64::from_be_bytes(tail[..8].try_into().unwrap_or_default());
     let size = u64::from_be_bytes(tail[8..].try_into().unwrap_or_default());
     if size != len - HEADER_LEN - TRAILER_LEN {
-        return Err(corrupt(name, "length does not match the file (torn or truncated)"));
+        return Err(corrupt(
+            name,
+            "length does not match the file (torn or truncated)",
+        ));
     }
     Ok((size, uploaded_at))
 }
@@ -170,7 +178,9 @@ impl Read for RecordFileReader {
             }
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = self.file.read(&mut buf[..want])?;
         if n == 0 {
             return Err(corrupt(&self.name, "shorter than when it was opened").into());

@@ -114,8 +114,10 @@ fn value_crc(position: u64, value: &[u8]) -> u32 {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// A segment file open for lookups. Shared by any number of readers (`pread` has no
@@ -131,7 +133,11 @@ pub struct SegmentFile {
 
 impl std::fmt::Debug for SegmentFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SegmentFile({}, {} entries)", self.name, self.layout.entries)
+        write!(
+            f,
+            "SegmentFile({}, {} entries)",
+            self.name, self.layout.entries
+        )
     }
 }
 
@@ -176,7 +182,9 @@ impl SegmentFile {
             return Err(corrupt("header fields"));
         }
         if len != layout.file_len() {
-            return Err(corrupt("length does not match the entry count (torn or truncated)"));
+            return Err(corrupt(
+                "length does not match the entry count (torn or truncated)",
+            ));
         }
         let meta_len =
             usize::try_from(layout.meta_len()).map_err(|_| corrupt("directory too large"))?;
@@ -348,7 +356,8 @@ impl SegmentFile {
         for (i, entry) in self.scan().enumerate() {
             let (label, _) = entry?;
             let i = i as u64;
-            if i % BLOCK_ENTRIES == 0 && self.fences[(i / BLOCK_ENTRIES) as usize] != label {
+            if i.is_multiple_of(BLOCK_ENTRIES) && self.fences[(i / BLOCK_ENTRIES) as usize] != label
+            {
                 return Err(self.corrupt(format_args!("fence {}", i / BLOCK_ENTRIES)));
             }
             if !self.may_contain(&label) {
@@ -492,7 +501,7 @@ impl<'d> SegmentWriter<'d> {
         }
         self.last = Some(*label);
         let position = self.written;
-        if position % BLOCK_ENTRIES == 0 {
+        if position.is_multiple_of(BLOCK_ENTRIES) {
             self.fences.push(*label);
             self.block = crc32fast::Hasher::new();
             self.block.update(&(position / BLOCK_ENTRIES).to_be_bytes());
@@ -506,7 +515,7 @@ impl<'d> SegmentWriter<'d> {
         self.values
             .extend_from_slice(&value_crc(position, value).to_be_bytes());
         self.written += 1;
-        if self.written % BLOCK_ENTRIES == 0 || self.written == self.layout.entries {
+        if self.written.is_multiple_of(BLOCK_ENTRIES) || self.written == self.layout.entries {
             let done = std::mem::replace(&mut self.block, crc32fast::Hasher::new());
             self.crcs.push(done.finalize());
         }
@@ -520,14 +529,16 @@ impl<'d> SegmentWriter<'d> {
     }
 
     fn flush_labels(&mut self) -> Result<()> {
-        self.disk.write_at(&self.file, &self.labels, self.labels_at)?;
+        self.disk
+            .write_at(&self.file, &self.labels, self.labels_at)?;
         self.labels_at += self.labels.len() as u64;
         self.labels.clear();
         Ok(())
     }
 
     fn flush_values(&mut self) -> Result<()> {
-        self.disk.write_at(&self.file, &self.values, self.values_at)?;
+        self.disk
+            .write_at(&self.file, &self.values, self.values_at)?;
         self.values_at += self.values.len() as u64;
         self.values.clear();
         Ok(())
@@ -682,14 +693,20 @@ mod tests {
         bytes[HEADER_LEN as usize + 200 * LABEL_LEN] ^= 0x80;
         std::fs::write(&path, &bytes).unwrap();
         let file = SegmentFile::open(&path).unwrap();
-        assert!(matches!(file.get(&pairs[200].0), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            file.get(&pairs[200].0),
+            Err(Error::Corrupt { .. })
+        ));
         assert_eq!(file.get(&pairs[10].0).unwrap(), Some(pairs[10].1));
         let layout = Layout::new(500).unwrap();
         bytes[HEADER_LEN as usize + 200 * LABEL_LEN] ^= 0x80;
         bytes[(layout.values_at() + 300 * VALUE_RECORD_LEN + 5) as usize] ^= 0x04;
         std::fs::write(&path, &bytes).unwrap();
         let file = SegmentFile::open(&path).unwrap();
-        assert!(matches!(file.get(&pairs[300].0), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            file.get(&pairs[300].0),
+            Err(Error::Corrupt { .. })
+        ));
         assert_eq!(file.get(&pairs[200].0).unwrap(), Some(pairs[200].1));
     }
 }

@@ -123,6 +123,18 @@ impl Corpus {
         epochs: u32,
         pairs_per_batch: usize,
     ) -> Corpus {
+        Corpus::build_into(&[cloud], seed, providers, patients, epochs, pairs_per_batch)
+    }
+
+    /// [`Corpus::build`] uploading the same records and batches into every cloud.
+    pub fn build_into(
+        clouds: &[&Cloud],
+        seed: u64,
+        providers: &[&str],
+        patients: usize,
+        epochs: u32,
+        pairs_per_batch: usize,
+    ) -> Corpus {
         let mut rng = Rng::new(seed);
         let vocab = vocabulary();
         let masters: Vec<MasterKey> = (0..providers.len())
@@ -212,7 +224,9 @@ impl Corpus {
                     let sealed = corpus.providers[p]
                         .add_record(&patient_id(u), text.as_bytes(), &list)
                         .unwrap();
-                    cloud.put_record(sealed.bytes).unwrap();
+                    for cloud in clouds {
+                        cloud.put_record(sealed.bytes.clone()).unwrap();
+                    }
                     for k in &keywords {
                         corpus
                             .oracle
@@ -228,7 +242,9 @@ impl Corpus {
                 }
                 corpus.pairs += pairs;
                 let batch = corpus.providers[p].finish().unwrap();
-                cloud.ingest(batch).unwrap();
+                for cloud in clouds {
+                    cloud.ingest(batch.clone()).unwrap();
+                }
             }
         }
         corpus
