@@ -121,6 +121,25 @@ fn write_corpus(target: &str, seeds: &[Vec<u8>]) {
     }
 }
 
+/// A store's segment file, catalog and record file, each behind the byte that makes
+/// the `store_files` target read it as that file.
+fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = Cloud::open(dir.path()).unwrap();
+    cloud.ingest(batch.clone()).unwrap();
+    cloud.put_record(sealed.to_vec()).unwrap();
+    drop(cloud);
+    let only_file = |sub: &str| {
+        let entry = fs::read_dir(dir.path().join(sub)).unwrap().next().unwrap();
+        fs::read(entry.unwrap().path()).unwrap()
+    };
+    vec![
+        [vec![0], only_file("segments")].concat(),
+        [vec![1], fs::read(dir.path().join("CATALOG")).unwrap()].concat(),
+        [vec![2], only_file(&format!("records/{PROVIDER}"))].concat(),
+    ]
+}
+
 fn main() {
     let fixtures = root().join("fixtures");
     if std::env::args().any(|a| a == "--regenerate-fixtures")
@@ -167,6 +186,10 @@ fn main() {
     write_corpus("index_batch", &[batch_bytes]);
     write_corpus("segment", &[segment[..segment.len() - 32].to_vec()]);
     write_corpus("manifest", &[fixture("manifest.bin")]);
+    write_corpus(
+        "store_files",
+        &store_file_seeds(&batch, &fixture("sealed_record.bin")),
+    );
     write_corpus("query", &[query.query().to_bytes()]);
     write_corpus("search_response", &[fixture("response.bin")]);
     write_corpus(

@@ -16,6 +16,8 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
+use rayon::prelude::*;
+
 use crate::broker::{AdminView, Broker, FileDetails};
 use crate::error::{Error, Result};
 use crate::ggm;
@@ -27,6 +29,9 @@ use crate::manifest::{EpochInfo, Manifest, ProviderManifest};
 use crate::query::{Hit, ProviderResponse, Query, SearchResponse, evaluate};
 use crate::seal::RecordHeader;
 use crate::store::{DirStore, MemStore, RecordInfo, SegmentSource, Store, View};
+
+/// Batches with at least this many labels are checked for collisions on all cores.
+const PARALLEL_CHECK_MIN_LABELS: usize = 4096;
 
 /// The longest sealed-record header (42 bytes and a provider id of up to 64).
 const MAX_RECORD_HEADER: usize = 42 + 64;
@@ -226,10 +231,17 @@ impl Cloud {
                 found: batch.generation,
             });
         }
-        for label in batch.table.labels() {
-            if view.lookup(label)?.is_some() {
-                return Err(Error::LabelCollision);
-            }
+        // Every label against every segment's Bloom filter (and a block read for the
+        // ~1% it does not rule out): large batches use all cores.
+        let fresh = |label: &crate::index::Label| match view.lookup(label)? {
+            Some(_) => Err(Error::LabelCollision),
+            None => Ok(()),
+        };
+        let labels = batch.table.labels();
+        if labels.len() >= PARALLEL_CHECK_MIN_LABELS {
+            labels.par_iter().try_for_each(fresh)?;
+        } else {
+            labels.iter().try_for_each(fresh)?;
         }
         let info = EpochInfo {
             generation: batch.generation,

@@ -1,0 +1,146 @@
+//! A large directory store for the store benchmark and the 10^8-entry example.
+//!
+//! One provider uploads `epochs` batches. One patient's keyword `needle` has a sealed
+//! record in `results` of those epochs, spread evenly; every batch is padded with random
+//! label-value pairs up to `entries / epochs`. Random pairs are what the cloud sees of
+//! any index entry (labels and values are PRF outputs), so lookups, merges and disk
+//! traffic are those of a real index of that size, built in seconds instead of hours of
+//! keyword derivation.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use medvault::index::{LABEL_LEN, PAIR_LEN, VALUE_LEN};
+use medvault::{
+    Cloud, Combine, IndexBatch, MasterKey, PatientId, PreparedQuery, Provider, ProviderId,
+    Requester,
+};
+
+pub const NEEDLE: &str = "needle";
+
+pub struct StoreFixture {
+    pub cloud: Cloud,
+    pub requester: Requester,
+    pub patient: PatientId,
+    /// (entries merged, seconds) of each merge during the build.
+    pub merges: Vec<(u64, f64)>,
+}
+
+impl StoreFixture {
+    /// The one-keyword query for `needle` against the current manifest.
+    pub fn needle_query(&self) -> PreparedQuery {
+        self.requester
+            .query(
+                &self.patient,
+                &[NEEDLE],
+                Combine::And,
+                &self.cloud.manifest(),
+            )
+            .unwrap()
+    }
+}
+
+fn provider() -> Provider {
+    Provider::new(
+        ProviderId::new("radiology").unwrap(),
+        MasterKey::from_bytes([0x5a; 32]),
+    )
+}
+
+fn patient() -> PatientId {
+    PatientId::new("+15550199").unwrap()
+}
+
+/// `batch` with `extra` random pairs added, as MVIB bytes (FORMAT.md, "Index batch").
+pub fn padded_batch(batch: &IndexBatch, extra: usize, state: &mut u64) -> Vec<u8> {
+    let bytes = batch.to_bytes();
+    let header = 6 + 1 + batch.provider().as_str().len() + 4 + 4;
+    let mut pairs: Vec<[u8; PAIR_LEN]> = bytes[header + 4..]
+        .chunks_exact(PAIR_LEN)
+        .map(|p| p.try_into().unwrap())
+        .collect();
+    for _ in 0..extra {
+        let mut pair = [0u8; PAIR_LEN];
+        for word in pair.chunks_mut(8) {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
+        }
+        pairs.push(pair);
+    }
+    pairs.sort_unstable_by(|a, b| a[..LABEL_LEN].cmp(&b[..LABEL_LEN]));
+    let mut out = bytes[..header].to_vec();
+    out.extend_from_slice(&(pairs.len() as u32).to_be_bytes());
+    for pair in &pairs {
+        out.extend_from_slice(pair);
+    }
+    debug_assert_eq!(PAIR_LEN, LABEL_LEN + VALUE_LEN);
+    out
+}
+
+/// Builds the store in `dir`; merges every `merge_every` epochs (0 = never) so the
+/// ingest collision check stays cheap, as an operator's compaction schedule would.
+/// `progress` is called with the number of epochs done.
+pub fn build(
+    dir: &Path,
+    entries: u64,
+    epochs: u32,
+    results: u32,
+    merge_every: u32,
+    mut progress: impl FnMut(u32),
+) -> StoreFixture {
+    let cloud = Cloud::open(dir).unwrap();
+    let mut owner = provider();
+    let who = patient();
+    let per_epoch = entries / u64::from(epochs);
+    let spacing = epochs / results.max(1);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut placed = 0;
+    let mut merges = Vec::new();
+    for epoch in 0..epochs {
+        if placed < results && epoch % spacing == spacing / 2 {
+            let text = format!("Chest radiograph, epoch {epoch}: no acute findings.");
+            let sealed = owner.add_record(&who, text.as_bytes(), &[NEEDLE]).unwrap();
+            cloud.put_record(sealed.bytes).unwrap();
+            placed += 1;
+        }
+        let batch = owner.finish().unwrap();
+        let extra = (per_epoch as usize).saturating_sub(batch.len());
+        cloud
+            .ingest_bytes(&padded_batch(&batch, extra, &mut state))
+            .unwrap();
+        if merge_every > 0 && (epoch + 1) % merge_every == 0 {
+            let merged: u64 = cloud.manifest().segments.iter().sum();
+            let start = std::time::Instant::now();
+            cloud.merge().unwrap();
+            merges.push((merged, start.elapsed().as_secs_f64()));
+        }
+        progress(epoch + 1);
+    }
+    let mut requester = Requester::new();
+    requester.add_patient_key(who.clone(), owner.patient_key(&who));
+    StoreFixture {
+        cloud,
+        requester,
+        patient: who,
+        merges,
+    }
+}
+
+/// Times `runs` needle searches; returns (p50, p99) in microseconds and checks every
+/// answer has `results` records.
+pub fn search_latency(fixture: &StoreFixture, runs: usize, results: usize) -> (f64, f64) {
+    let prepared = fixture.needle_query();
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            let response = fixture.cloud.search(prepared.query()).unwrap();
+            let took = start.elapsed().as_secs_f64() * 1e6;
+            assert_eq!(response.providers[0].records.len(), results);
+            took
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[runs / 2], times[runs * 99 / 100])
+}
