@@ -41,6 +41,8 @@ mod kdf;
 pub mod keyfile;
 pub mod keys;
 pub mod keyword;
+#[cfg(feature = "lab")]
+pub mod lab;
 pub mod manifest;
 pub mod provider;
 pub mod query;
