@@ -1,171 +1,565 @@
-//! medvault demo: a hospital seals a clinical note and a DICOM image on its side, keeps
-//! its master key in a password-protected key file, and opens both again; then the
-//! hospital and a lab index their records, the cloud merges their encrypted indexes
-//! without a key, and a doctor searches both providers with one query.
+//! The paper's system end to end, on the embedded directory store: four data owners (a
+//! hospital, a lab, a pharmacy and a patient) seal and index their records on their
+//! side; the cloud ingests and merges their encrypted indexes without a key; a doctor
+//! asks for one patient's records through the cloud, receives sealed grants, and runs
+//! one query across every provider; the answer is checked against a plaintext index;
+//! then the hospital rotates its keys and the old grant finds none of the new data.
 //!
-//! `cargo run --release --example demo`
+//! ```text
+//! cargo run --release --example demo -- [--store DIR] [--seed N] [--patients N]
+//!                                       [--query "diabetes AND metformin"] [--epochs N]
+//! ```
+//!
+//! Exits 1 if the doctor's answer differs from the plaintext index in any way.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error;
-use std::io::{Read, Write};
-use std::time::Instant;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
+use medvault::grant::now_unix;
 use medvault::keyfile::{self, PasswordKdf};
-use medvault::keyword::{field, tokenize};
+use medvault::keyword::{field, normalize, tokenize};
 use medvault::{
-    Cloud, Combine, MasterKey, Opener, PatientId, Provider, ProviderId, RecordHeader, RecordId,
-    Requester, Sealer, open, seal,
+    AccessRequest, Cloud, Combine, Grant, Identity, MasterKey, PatientId, Provider, ProviderId,
+    ProviderState, RecordId, Requester, Scope, Sealer,
 };
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 
-const NOTE: &str = "2026-11-02 Endocrinology follow-up. Type 2 diabetes mellitus (SNOMED 44054006).
-HbA1c 7.9 % (LOINC 4548-4). Continue metformin 1000 mg twice daily (RxNorm 861004).";
+const HELP: &str = "\
+medvault demo: the paper's system end to end on a directory store.
 
-fn main() -> Result<(), Box<dyn Error>> {
-    let started = Instant::now();
-    let hospital = ProviderId::new("st-mary-hospital")?;
-    let patient = PatientId::new("+15550100")?;
+usage: cargo run --release --example demo -- [options]
 
-    // 1. The provider's master key, kept in a key file under a password.
-    let master = MasterKey::generate()?;
-    let key_file = keyfile::lock(&master, &hospital, b"demo password", PasswordKdf::default())?;
-    let master = keyfile::unlock(&key_file, b"demo password")?.master_key;
-    println!(
-        "key file: {} bytes (Argon2id, AES-256-EAX), unlocked again",
-        key_file.len()
-    );
+  --store DIR     keep the cloud's store in DIR (a second run resumes it);
+                  default: a fresh temporary directory
+  --seed N        seed of the record generator and of the demo's owner keys (default 1)
+  --patients N    patients to generate (default 50)
+  --query Q       the doctor's query: keywords joined by AND or by OR
+                  (default \"diabetes AND metformin\")
+  --epochs N      index batches per provider (default 4)
+  --help          this text";
 
-    // 2. Seal a clinical note: one-shot, in memory.
-    let patient_key = master.patient_key(&hospital, &patient, 0);
-    let note_id = RecordId::generate()?;
-    let sealed_note = seal(&patient_key.record_key(note_id), NOTE.as_bytes())?;
-    println!(
-        "note:  record {note_id}, {} B plaintext -> {} B sealed",
-        NOTE.len(),
-        sealed_note.len()
-    );
-    assert!(
-        !contains(&sealed_note, b"metformin"),
-        "no plaintext in the sealed bytes"
-    );
+const OWNERS: [&str; 4] = [
+    "st-mary-hospital",
+    "city-lab",
+    "corner-pharmacy",
+    "patient-maria",
+];
+const HOSPITAL: usize = 0;
+const PATIENT_OWNER: usize = 3;
+const DICOM: [&str; 2] = ["SC_rgb_jpeg_dcmd.dcm", "CT_small.dcm"];
 
-    // 3. Seal a DICOM image: streaming, constant memory.
-    let image_path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/dicom/SC_rgb_jpeg_dcmd.dcm"
-    );
-    let image = std::fs::read(image_path)?;
-    let image_id = RecordId::generate()?;
-    let mut sealer = Sealer::new(Vec::new(), &patient_key.record_key(image_id))?;
-    for piece in image.chunks(10_000) {
-        sealer.write_all(piece)?;
-    }
-    let sealed_image = sealer.finish()?;
-    let (header, _) = RecordHeader::parse(&sealed_image)?;
-    println!(
-        "image: record {image_id}, {} B DICOM -> {} B sealed in {} chunks of {} B",
-        image.len(),
-        sealed_image.len(),
-        image.len().div_ceil(header.chunk_size() as usize),
-        header.chunk_size()
-    );
-
-    // 4. What the cloud can read in a sealed record: only its public header.
-    println!(
-        "cloud sees: provider {}, record {}, key generation {}, sizes; no patient id, no text",
-        header.provider(),
-        header.record_id(),
-        header.generation()
-    );
-
-    // 5. Open both with the patient key.
-    let note = open(&patient_key, &sealed_note)?;
-    assert_eq!(note, NOTE.as_bytes());
-    let mut opened_image = Vec::new();
-    Opener::new(&sealed_image[..], &patient_key)?.read_to_end(&mut opened_image)?;
-    assert_eq!(opened_image, image);
-    println!(
-        "opened note ({} B) and image ({} B): identical to the originals",
-        note.len(),
-        opened_image.len()
-    );
-
-    // 6. A changed byte is caught.
-    let mut tampered = sealed_note.clone();
-    let last = tampered.len() - 1;
-    tampered[last] ^= 1;
-    match open(&patient_key, &tampered) {
-        Err(err) => println!("tampered note rejected: {err}"),
-        Ok(_) => return Err("a tampered record opened".into()),
-    }
-
-    search_across_providers(master, &patient)?;
-    println!("done in {:.2?}", started.elapsed());
-    Ok(())
+struct Args {
+    store: Option<PathBuf>,
+    seed: u64,
+    patients: usize,
+    query: String,
+    epochs: u32,
 }
 
-/// Two providers index their records; the cloud merges; a doctor runs one query.
-fn search_across_providers(
-    hospital_key: MasterKey,
-    patient: &PatientId,
-) -> Result<(), Box<dyn Error>> {
-    let cloud = Cloud::new();
-    let mut hospital = Provider::new(ProviderId::new("st-mary-hospital")?, hospital_key);
-    let mut lab = Provider::new(ProviderId::new("city-lab")?, MasterKey::generate()?);
-
-    let mut keywords = tokenize(NOTE);
-    keywords.push(field("code", "snomed/44054006")?);
-    let note = hospital.add_record(patient, NOTE.as_bytes(), &keywords)?;
-    let result = "HbA1c 7.9 % (LOINC 4548-4), on metformin; diabetes control suboptimal";
-    let lab_result = lab.add_record(patient, result.as_bytes(), &tokenize(result))?;
-    let other = lab.add_record(
-        &PatientId::new("+15550199")?,
-        b"metformin, diabetes",
-        &["metformin", "diabetes"],
-    )?;
-    for record in [note, lab_result, other] {
-        cloud.put_record(record.bytes)?;
-    }
-    cloud.ingest(hospital.finish()?)?;
-    cloud.ingest(lab.finish()?)?;
-    cloud.merge()?;
-    let manifest = cloud.manifest();
-    println!(
-        "\ncloud: {} providers, {} merged entries, {} records; no key",
-        manifest.providers.len(),
-        manifest.segments.iter().sum::<u64>(),
-        cloud.records().len()
-    );
-
-    // The doctor holds this patient's keys at both providers (grants deliver them).
-    let mut doctor = Requester::new();
-    doctor.add_patient_key(patient.clone(), hospital.patient_key(patient));
-    doctor.add_patient_key(patient.clone(), lab.patient_key(patient));
-    let query = doctor.query(patient, &["diabetes", "metformin"], Combine::And, &manifest)?;
-    let query_bytes = query.query().to_bytes();
-    let response = cloud.search_bytes(&query_bytes)?;
-    println!(
-        "query 'diabetes AND metformin': cloud saw a {} B token, answered {} B; no keyword, no patient id",
-        query_bytes.len(),
-        response.to_bytes().len()
-    );
-    let results = doctor.open(&query, &response)?;
-    for provider in &results.providers {
-        for record in &provider.records {
-            println!(
-                "  {}: {}",
-                provider.provider,
-                String::from_utf8_lossy(&record.plaintext)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-            );
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        store: None,
+        seed: 1,
+        patients: 50,
+        query: "diabetes AND metformin".to_owned(),
+        epochs: 4,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--store" => args.store = Some(value()?.into()),
+            "--seed" => args.seed = value()?.parse().map_err(|_| "--seed: a number")?,
+            "--patients" => {
+                args.patients = value()?.parse().map_err(|_| "--patients: a number")?
+            }
+            "--query" => args.query = value()?,
+            "--epochs" => args.epochs = value()?.parse().map_err(|_| "--epochs: a number")?,
+            "--help" | "-h" => {
+                println!("{HELP}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}\n\n{HELP}")),
         }
     }
-    if results.record_count() != 2 {
-        return Err(format!("expected 2 records, found {}", results.record_count()).into());
+    if args.patients == 0 || args.epochs == 0 {
+        return Err("--patients and --epochs must be at least 1".to_owned());
     }
-    Ok(())
+    Ok(args)
+}
+
+/// `diabetes AND metformin` → (keywords, AND).
+fn parse_query(query: &str) -> Result<(Vec<String>, Combine), String> {
+    let (parts, combine): (Vec<&str>, Combine) = if query.contains(" OR ") {
+        if query.contains(" AND ") {
+            return Err("a query joins its keywords with AND or with OR, not both".to_owned());
+        }
+        (query.split(" OR ").collect(), Combine::Or)
+    } else {
+        (query.split(" AND ").collect(), Combine::And)
+    };
+    let keywords: Vec<String> = parts.iter().map(|k| normalize(k)).collect();
+    if keywords.iter().any(|k| k.is_empty()) {
+        return Err(format!("empty keyword in query {query:?}"));
+    }
+    Ok((keywords, combine))
+}
+
+// ------------------------------------------------------------------ the generator
+
+/// Deterministic xorshift, so `--seed` reproduces every record.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A condition: name, SNOMED CT code, drug, RxNorm code, lab test, LOINC code, unit.
+type Condition = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+const CONDITIONS: [Condition; 6] = [
+    ("diabetes", "44054006", "metformin", "861004", "HbA1c", "4548-4", "%"),
+    ("hypertension", "38341003", "lisinopril", "314076", "potassium", "2823-3", "mmol/L"),
+    ("asthma", "195967001", "albuterol", "745679", "eosinophils", "711-2", "10^9/L"),
+    ("hyperlipidemia", "55822004", "atorvastatin", "617312", "LDL cholesterol", "13457-7", "mg/dL"),
+    ("depression", "35489007", "sertraline", "312940", "TSH", "3016-3", "mIU/L"),
+    ("kidney disease", "709044004", "furosemide", "310429", "creatinine", "2160-0", "umol/L"),
+];
+
+/// One record as its owner writes it: content, keywords, and which batch it goes in.
+struct Record {
+    owner: usize,
+    patient: usize,
+    id: RecordId,
+    text: String,
+    keywords: Vec<String>,
+    epoch: u32,
+    /// A DICOM file from the repository's test data, sealed as an image record.
+    image: Option<&'static str>,
+}
+
+/// The patient's mobile number: the paper identifies patients by it.
+fn mobile(patient: usize) -> PatientId {
+    PatientId::new(format!("+1555{:07}", 1_000_000 + patient * 7_919 % 9_000_000)).unwrap()
+}
+
+fn record_id(seed: u64, owner: usize, n: usize) -> RecordId {
+    let digest = Sha256::digest(format!("medvault demo record {seed} {owner} {n}"));
+    RecordId::from_bytes(digest[..16].try_into().unwrap())
+}
+
+fn keywords_of(text: &str, codes: &[(&str, &str)]) -> Vec<String> {
+    let mut keywords = tokenize(text);
+    keywords.extend(codes.iter().map(|(f, v)| field(f, v).unwrap()));
+    keywords
+}
+
+fn generate(seed: u64, patients: usize, epochs: u32) -> Vec<Record> {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut records = Vec::new();
+    let mut counters = [0usize; 4];
+    let mut push = |records: &mut Vec<Record>, rng: &mut Rng, owner, patient, text: String, keywords, image| {
+        counters[owner] += 1;
+        records.push(Record {
+            owner,
+            patient,
+            id: record_id(seed, owner, counters[owner]),
+            text,
+            keywords,
+            epoch: rng.below(u64::from(epochs)) as u32,
+            image,
+        });
+    };
+    for patient in 0..patients {
+        // Patient 0 (Maria, who also uploads her own notes) has diabetes for sure.
+        let mut conditions: Vec<usize> = (0..1 + rng.below(3)).map(|_| rng.below(6) as usize).collect();
+        if patient == 0 {
+            conditions.insert(0, 0);
+        }
+        conditions.sort_unstable();
+        conditions.dedup();
+        for &c in &conditions {
+            let (name, snomed, drug, rxnorm, test, loinc, unit) = CONDITIONS[c];
+            let day = 1 + rng.below(28);
+            let note = format!(
+                "2026-10-{day:02} Clinic visit. Assessment: {name} (SNOMED {snomed}). Plan: start {drug}, review in {} weeks.",
+                2 + rng.below(10)
+            );
+            let kw = keywords_of(&note, &[("snomed", snomed), ("type", "condition")]);
+            push(&mut records, &mut rng, HOSPITAL, patient, note, kw, None);
+            let value = format!("{}.{}", 1 + rng.below(9), rng.below(10));
+            let result = format!(
+                "2026-10-{day:02} {test} {value} {unit} (LOINC {loinc}); known {name}, on {drug}."
+            );
+            let kw = keywords_of(&result, &[("loinc", loinc), ("type", "observation")]);
+            push(&mut records, &mut rng, 1, patient, result, kw, None);
+            let doses = [[500, 1000], [10, 20], [90, 180], [20, 40], [50, 100], [20, 40]][c];
+            let rx = format!(
+                "Rx {drug} {} {}, {} daily (RxNorm {rxnorm}). Indication: {name}.",
+                doses[rng.below(2) as usize],
+                if c == 2 { "mcg" } else { "mg" },
+                ["once", "twice"][rng.below(2) as usize]
+            );
+            let kw = keywords_of(&rx, &[("rxnorm", rxnorm), ("type", "medication")]);
+            push(&mut records, &mut rng, 2, patient, rx, kw, None);
+        }
+    }
+    // Maria's own notes, uploaded by her as a data owner.
+    for text in [
+        "My diabetes diary: fasting sugar 7.8 this morning, took metformin with breakfast.",
+        "Felt dizzy after the walk; blood pressure 150/95 at the pharmacy.",
+        "Diabetes education class: learned to adjust carbs; metformin upsets my stomach.",
+    ] {
+        let kw = keywords_of(text, &[]);
+        push(&mut records, &mut rng, PATIENT_OWNER, 0, text.to_owned(), kw, None);
+    }
+    // Two real DICOM images for Maria, from the hospital's radiology.
+    for (file, modality) in DICOM.iter().zip(["OT", "CT"]) {
+        let text = format!("DICOM image {file} (modality {modality})");
+        let kw = vec![
+            "radiology".to_owned(),
+            "dicom".to_owned(),
+            field("modality", modality).unwrap(),
+        ];
+        push(&mut records, &mut rng, HOSPITAL, 0, text, kw, Some(*file));
+    }
+    records
+}
+
+/// (owner, patient, keyword) → records that have it: the plaintext index the encrypted
+/// answer is checked against.
+type PlainIndex = BTreeMap<(usize, usize, String), BTreeSet<RecordId>>;
+
+fn plain_index(records: &[Record]) -> PlainIndex {
+    let mut index = PlainIndex::new();
+    for r in records {
+        for k in &r.keywords {
+            index
+                .entry((r.owner, r.patient, normalize(k)))
+                .or_default()
+                .insert(r.id);
+        }
+    }
+    index
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("  {prefix:<34} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_owned());
+    bar
+}
+
+/// The demo's owner keys come from `--seed` so that a resumed run has them; real
+/// owners keep theirs in key files (`medvault::keyfile`), as the hospital shows.
+fn owner_key(seed: u64, owner: usize) -> MasterKey {
+    let digest = Sha256::digest(format!("medvault demo owner key {seed} {}", OWNERS[owner]));
+    MasterKey::from_bytes(digest.into())
+}
+
+fn data_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dicom").join(name)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn main() {
+    match run() {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run() -> Result<bool, Box<dyn Error>> {
+    let args = parse_args()?;
+    let (keywords, combine) = parse_query(&args.query)?;
+    let started = Instant::now();
+    let mut timings: Vec<(&str, Duration)> = Vec::new();
+    let mut phase = Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<(&str, Duration)>| {
+        timings.push((name, phase.elapsed()));
+        phase = Instant::now();
+    };
+
+    // 1. The cloud, on a directory store.
+    let scratch;
+    let store = match &args.store {
+        Some(dir) => dir.clone(),
+        None => {
+            scratch = tempfile::tempdir()?;
+            scratch.path().to_owned()
+        }
+    };
+    let cloud = Cloud::open(&store)?;
+    let resumed = !cloud.manifest().providers.is_empty();
+    println!("1. The cloud: a directory store in {}{}", store.display(), if resumed { " (resumed)" } else { "" });
+
+    // 2. Four data owners, each with its own keys, and the generated records.
+    let records = generate(args.seed, args.patients, args.epochs);
+    let mut owners: Vec<Provider> = (0..OWNERS.len())
+        .map(|o| {
+            let id = ProviderId::new(OWNERS[o]).unwrap();
+            let state = ProviderState::default().reconcile(&cloud.manifest(), &id);
+            Provider::resume(id, owner_key(args.seed, o), state)
+        })
+        .collect();
+    let key_file = keyfile::lock(&owner_key(args.seed, HOSPITAL), owners[HOSPITAL].id(), b"hospital passphrase", PasswordKdf::default())?;
+    keyfile::unlock(&key_file, b"hospital passphrase")?;
+    println!(
+        "2. Data owners: {} — {} patients identified by mobile number, {} records \
+         (notes with SNOMED, lab results with LOINC, prescriptions with RxNorm, 2 DICOM images); \
+         the hospital's master key sits in a {}-byte Argon2id key file",
+        OWNERS.join(", "),
+        args.patients,
+        records.len(),
+        key_file.len()
+    );
+    lap("generate", &mut timings);
+
+    // 3. Each owner seals on its side, uploads, and indexes over several epochs; the
+    //    cloud ingests every batch and merges the indexes without a key.
+    if resumed {
+        println!("3. Upload: already in the store, skipped");
+    } else {
+        let upload = bar(records.len() as u64, "3. sealing and uploading");
+        let images = tempfile::tempdir()?;
+        for epoch in 0..args.epochs {
+            for (o, owner) in owners.iter_mut().enumerate() {
+                let batch: Vec<&Record> = records
+                    .iter()
+                    .filter(|r| r.owner == o && r.epoch == epoch)
+                    .collect();
+                // Sealing and storing run in parallel (each upload waits for its fsync).
+                batch.par_iter().try_for_each(|r| -> Result<(), medvault::Error> {
+                    let key = owner.record_key(&mobile(r.patient), r.id);
+                    match r.image {
+                        None => {
+                            cloud.put_record(medvault::seal(&key, r.text.as_bytes())?)?;
+                        }
+                        Some(file) => {
+                            // Large files stream through a Sealer to disk and from
+                            // there into the store, never whole in memory.
+                            let path = images.path().join(r.id.to_string());
+                            let mut sealer = Sealer::new(std::io::BufWriter::new(std::fs::File::create(&path)?), &key)?;
+                            std::io::copy(&mut std::fs::File::open(data_file(file))?, &mut sealer)?;
+                            sealer.finish()?.flush()?;
+                            cloud.put_record_from(std::fs::File::open(&path)?)?;
+                        }
+                    }
+                    upload.inc(1);
+                    Ok(())
+                })?;
+                for r in &batch {
+                    owner.index(&mobile(r.patient), r.id, &r.keywords)?;
+                }
+                cloud.ingest(owner.finish()?)?;
+            }
+            cloud.merge()?;
+        }
+        upload.finish_and_clear();
+        println!(
+            "3. Each owner sealed its records on its side and uploaded them with an encrypted index batch per epoch ({} epochs); the cloud ingested and merged them",
+            args.epochs
+        );
+    }
+    let manifest = cloud.manifest();
+    println!(
+        "   the cloud holds {} records and {} index entries in {} merged segment(s), from {} batches; it has no key",
+        cloud.records().len(),
+        manifest.segments.iter().sum::<u64>(),
+        manifest.segments.len(),
+        manifest.providers.iter().map(|p| p.epochs.len()).sum::<usize>()
+    );
+    lap("seal, upload, index, merge", &mut timings);
+
+    // 4. The doctor asks for Maria's records through the cloud; the admin sees the
+    //    requests and the files; each owner approves and grants.
+    let maria = mobile(0);
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message("4. generating RSA-3072 key pairs for the doctor and the owners");
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let identities: Vec<Identity> = (0..=OWNERS.len())
+        .into_par_iter()
+        .map(|_| Identity::generate())
+        .collect::<Result<_, _>>()?;
+    spinner.finish_and_clear();
+    let (doctor_keys, owner_keys) = identities.split_last().unwrap();
+    for (owner, keys) in owners.iter().zip(owner_keys) {
+        cloud.register_provider(owner.id().clone(), keys.public());
+    }
+    let now = now_unix();
+    let mut pending = Vec::new();
+    for owner in &owners {
+        let directory_key = cloud.provider_keys(owner.id()).ok_or("owner not in the directory")?;
+        let (request, p) = AccessRequest::create(
+            doctor_keys,
+            "Dr. Grey, endocrinology",
+            owner.id(),
+            &directory_key.encryption,
+            Scope::Patient(maria.clone()),
+            "diabetes follow-up",
+            now,
+        )?;
+        cloud.submit_request(&request.to_bytes())?;
+        pending.push(p);
+    }
+    let view = cloud.admin_view();
+    println!("4. The cloud admin's view: {} pending requests, {} files", view.requests.len(), view.files.len());
+    for r in &view.requests {
+        println!("     request {}… from {:?} to {}: {:?} scope, {:?}", &hex(&r.id)[..8], r.requester_name, r.provider, r.scope, r.status);
+    }
+    for f in view.files.iter().take(3) {
+        println!("     file {} {} {} B, uploaded at {}", f.provider, f.record, f.size, f.uploaded_at);
+    }
+    let admin_text = format!("{view:?}");
+    if contains(admin_text.as_bytes(), maria.as_bytes()) {
+        return Err("the admin view shows a patient id".into());
+    }
+    for r in &view.requests {
+        cloud.decide_request(r.id, true)?;
+    }
+    // The demo's records are of key generation 0; a resumed store may be past it.
+    for (owner, keys) in owners.iter().zip(owner_keys) {
+        for request in cloud.approved_requests(owner.id()) {
+            let opened = request.open(&keys.decryption)?;
+            let key = owner.key_for_scope(&opened.scope, Some(0))?;
+            cloud.post_grant(&Grant::issue(keys, &opened, key, now, 7 * 86_400)?.to_bytes())?;
+        }
+    }
+    let mut doctor = Requester::new();
+    for grant in cloud.fetch_grants(&doctor_keys.public().encryption.fingerprint()) {
+        let p = pending.iter().find(|p| p.id == grant.request_id()).ok_or("a grant for no request")?;
+        let issuer = owner_keys[OWNERS.iter().position(|o| o == &grant.provider().as_str()).ok_or("unknown issuer")?].public();
+        doctor.accept_grant(&grant, p, &issuer.verifying, doctor_keys, now)?;
+    }
+    println!("   every owner approved: the doctor holds {} sealed grants, opened with her key", OWNERS.len());
+    lap("request, approve, grant", &mut timings);
+
+    // 5. One query, every provider, one call.
+    let manifest = cloud.manifest();
+    let keyword_refs: Vec<&str> = keywords.iter().map(String::as_str).collect();
+    let prepared = doctor.query(&maria, &keyword_refs, combine, &manifest)?;
+    let query_bytes = prepared.query().to_bytes();
+    let search_started = Instant::now();
+    let response = cloud.search_bytes(&query_bytes)?;
+    let search_time = search_started.elapsed();
+    let response_bytes = response.to_bytes();
+    let results = doctor.open(&prepared, &response)?;
+    lap("query", &mut timings);
+
+    // 6. Side by side: what the cloud saw, what the doctor sees; then the check.
+    println!("5. The doctor's query {:?} for Maria ({}), across {} providers, answered in {:.2?}", args.query, maria.as_bytes().escape_ascii(), OWNERS.len(), search_time);
+    println!("6. What the cloud saw:");
+    println!("     a {} B token (starts {}…), no keyword, no phone number", query_bytes.len(), &hex(&query_bytes[..24.min(query_bytes.len())]));
+    let entries: usize = response.providers.iter().flat_map(|p| &p.hits).map(Vec::len).sum();
+    println!("     {entries} postings decrypted from its index, a {} B response of sealed records", response_bytes.len());
+    if let Some(segment) = cloud.segments().first() {
+        let table = segment.load()?;
+        let labels: Vec<String> = table.table().labels().iter().take(3).map(|l| hex(&l[..8])).collect();
+        println!("     index labels look like {}… ({} entries, all random-looking)", labels.join("…, "), table.len());
+    }
+    let mut leaked = keywords.iter().any(|k| contains(&query_bytes, k.as_bytes()) || contains(&response_bytes, k.as_bytes()));
+    leaked |= contains(&query_bytes, maria.as_bytes()) || contains(&response_bytes, maria.as_bytes());
+    leaked |= records.iter().any(|r| r.image.is_none() && contains(&response_bytes, r.text.as_bytes()));
+    if leaked {
+        println!("   FAILED: the cloud saw a keyword, the phone number or plaintext");
+        return Ok(false);
+    }
+    println!("   What the doctor sees:");
+    let index = plain_index(&records);
+    let mut ok = true;
+    for provider in &results.providers {
+        let owner = OWNERS.iter().position(|o| *o == provider.provider.as_str()).ok_or("unknown provider")?;
+        let sets = keywords.iter().map(|k| index.get(&(owner, 0, k.clone())).cloned().unwrap_or_default());
+        let expected: BTreeSet<RecordId> = sets
+            .reduce(|a, b| match combine {
+                Combine::And => a.intersection(&b).copied().collect(),
+                Combine::Or => a.union(&b).copied().collect(),
+            })
+            .unwrap_or_default();
+        let got: BTreeSet<RecordId> = provider.records.iter().map(|r| r.id).collect();
+        println!("     {} — {} record(s)", provider.provider, got.len());
+        for r in &provider.records {
+            let text = String::from_utf8_lossy(&r.plaintext);
+            let line: String = text.chars().take(110).collect();
+            println!("       {line}");
+            let original = records.iter().find(|x| x.id == r.id);
+            if original.is_none_or(|x| x.image.is_none() && x.text.as_bytes() != r.plaintext.as_slice()) {
+                ok = false;
+            }
+        }
+        if got != expected || !provider.missing.is_empty() {
+            println!("       MISMATCH: the plaintext index says {} record(s)", expected.len());
+            ok = false;
+        }
+    }
+    if !ok {
+        println!("   FAILED: the answer differs from the plaintext index");
+        return Ok(false);
+    }
+    println!("   checked: exactly the records a plaintext index gives, each opened and identical to what its owner wrote");
+
+    // 7. Revocation: the hospital rotates its keys and uploads a new record; the
+    //    doctor's grant (generation 0) finds and opens none of it.
+    let hospital = &mut owners[HOSPITAL];
+    let generation = hospital.rotate()?;
+    let new_id = RecordId::generate()?;
+    let text = "2026-11-20 Clinic visit. Assessment: diabetes, metformin stopped, insulin started.";
+    cloud.put_record(medvault::seal(&hospital.record_key(&maria, new_id), text.as_bytes())?)?;
+    hospital.index(&maria, new_id, &tokenize(text))?;
+    cloud.ingest(hospital.finish()?)?;
+    let prepared = doctor.query(&maria, &keyword_refs, combine, &cloud.manifest())?;
+    let after = doctor.open(&prepared, &cloud.search(prepared.query())?)?;
+    let found_new = after.providers.iter().flat_map(|p| &p.records).any(|r| r.id == new_id);
+    let sealed_new = cloud.record(hospital.id(), new_id)?.ok_or("the new record is missing")?;
+    let opens = doctor.open_record(Some(&maria), &sealed_new).is_ok();
+    println!(
+        "7. Revocation: the hospital rotated to key generation {generation} and uploaded a new note; \
+         the doctor's old grant finds it: {found_new}, opens it: {opens}; still finds the {} older records",
+        after.record_count()
+    );
+    if found_new || opens || after.record_count() != results.record_count() {
+        println!("   FAILED: the old grant reaches data sealed after the rotation");
+        return Ok(false);
+    }
+    lap("rotate and re-query", &mut timings);
+
+    let summary: Vec<String> = timings.iter().map(|(n, d)| format!("{n} {:.2?}", d)).collect();
+    println!("Timing: {}; total {:.2?}", summary.join(", "), started.elapsed());
+    Ok(true)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

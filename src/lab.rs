@@ -161,7 +161,7 @@ pub fn cbc_encrypt(cipher: LabCipher, key: &[u8], iv: &[u8], plaintext: &[u8]) -
 /// see the module documentation.
 pub fn cbc_decrypt(cipher: LabCipher, key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
     cipher.check(key, iv)?;
-    if ciphertext.is_empty() || ciphertext.len() % cipher.block_len() != 0 {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(cipher.block_len()) {
         return Err(Error::Malformed {
             format: FORMAT,
             detail: "ciphertext is not a whole number of blocks",
@@ -185,7 +185,7 @@ pub fn cbc_encrypt_blocks(
     blocks: &[u8],
 ) -> Result<Vec<u8>> {
     cipher.check(key, iv)?;
-    if blocks.len() % cipher.block_len() != 0 {
+    if !blocks.len().is_multiple_of(cipher.block_len()) {
         return Err(Error::InvalidArgument("not a whole number of blocks"));
     }
     with_mode!(cipher, C, {
@@ -347,7 +347,7 @@ pub fn rsa_encrypt_chunked(key: &EncryptionKey, plaintext: &[u8]) -> Result<Vec<
 /// [`Error::AuthenticationFailed`].
 pub fn rsa_decrypt_chunked(key: &DecryptionKey, ciphertext: &[u8]) -> Result<Vec<u8>> {
     let k = key.bits().div_ceil(8);
-    if ciphertext.is_empty() || ciphertext.len() % k != 0 {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(k) {
         return Err(Error::Malformed {
             format: "chunked RSA",
             detail: "not a whole number of RSA blocks",
@@ -361,6 +361,10 @@ pub fn rsa_decrypt_chunked(key: &DecryptionKey, ciphertext: &[u8]) -> Result<Vec
 }
 
 const HYBRID_LABEL: &[u8] = b"medvault/v1/lab-hybrid";
+/// Magic bytes of a hybrid RSA file (FORMAT.md, "Lab formats").
+pub const HYBRID_MAGIC: &[u8; 4] = b"MVLH";
+/// The hybrid RSA file format version.
+pub const HYBRID_VERSION: u8 = 1;
 
 fn hybrid_scope() -> Result<(ProviderId, RecordId)> {
     Ok((
@@ -370,8 +374,8 @@ fn hybrid_scope() -> Result<(ProviderId, RecordId)> {
 }
 
 /// What to do instead of chunked RSA: a fresh 256-bit key sealed with RSA-OAEP, the
-/// file sealed with it as a medvault record (AES-256-EAX STREAM). Output:
-/// `[len]₁₆ ‖ RSA-OAEP(key) ‖ sealed record`.
+/// file sealed with it as a medvault record (AES-256-EAX STREAM). Output (`MVLH`,
+/// FORMAT.md): preamble ‖ `[len]₁₆` ‖ RSA-OAEP(key) ‖ sealed record.
 pub fn hybrid_encrypt(key: &EncryptionKey, plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut file_key = Zeroizing::new([0u8; 32]);
     crate::rng::fill(file_key.as_mut())?;
@@ -379,7 +383,8 @@ pub fn hybrid_encrypt(key: &EncryptionKey, plaintext: &[u8]) -> Result<Vec<u8>> 
     let (provider, record) = hybrid_scope()?;
     let record_key = RecordKey::from_bytes(provider, 0, record, *file_key);
     let sealed = crate::seal::seal(&record_key, plaintext)?;
-    let mut out = Vec::with_capacity(2 + wrapped.len() + sealed.len());
+    let mut out = Vec::with_capacity(8 + wrapped.len() + sealed.len());
+    crate::wire::put_preamble(&mut out, HYBRID_MAGIC, HYBRID_VERSION, 1);
     out.extend_from_slice(&(wrapped.len() as u16).to_be_bytes());
     out.extend_from_slice(&wrapped);
     out.extend_from_slice(&sealed);
@@ -388,15 +393,11 @@ pub fn hybrid_encrypt(key: &EncryptionKey, plaintext: &[u8]) -> Result<Vec<u8>> 
 
 /// Opens [`hybrid_encrypt`]'s output: any change anywhere is an error.
 pub fn hybrid_decrypt(key: &DecryptionKey, file: &[u8]) -> Result<Vec<u8>> {
-    let truncated = || Error::Truncated {
-        format: "hybrid RSA",
-        detail: "shorter than its wrapped key",
-    };
-    let len = match file {
-        [hi, lo, ..] => usize::from(u16::from_be_bytes([*hi, *lo])),
-        _ => return Err(truncated()),
-    };
-    let wrapped = file.get(2..2 + len).ok_or_else(truncated)?;
+    let mut r = crate::wire::Reader::new(file, "hybrid RSA");
+    r.preamble(HYBRID_MAGIC, HYBRID_VERSION, &[1])?;
+    let len = usize::from(u16::from_be_bytes(r.array("wrapped key length")?));
+    let wrapped = r.take(len, "wrapped key")?;
+    let sealed = r.take(r.remaining(), "sealed record")?;
     let file_key = key.unwrap(HYBRID_LABEL, wrapped)?;
     let file_key: [u8; 32] =
         file_key
@@ -407,5 +408,5 @@ pub fn hybrid_decrypt(key: &DecryptionKey, file: &[u8]) -> Result<Vec<u8>> {
             })?;
     let (provider, record) = hybrid_scope()?;
     let record_key = RecordKey::from_bytes(provider, 0, record, file_key);
-    crate::seal::open(&record_key, &file[2 + len..])
+    crate::seal::open(&record_key, sealed)
 }

@@ -189,24 +189,22 @@ impl Provider {
         Ok((id, sealer))
     }
 
-    /// The key a grant of `scope` hands out: the patient key of the current generation,
-    /// or the key of one record sealed in `record_generation` (read it from the record's
-    /// public header; `None` means the current generation).
-    pub fn key_for_scope(
-        &self,
-        scope: &Scope,
-        record_generation: Option<u32>,
-    ) -> Result<GrantedKey> {
-        let generation = record_generation.unwrap_or(self.state.generation);
+    /// The key a grant of `scope` hands out, of key generation `generation` (`None`:
+    /// the current one): the patient key, which opens and finds what was sealed and
+    /// indexed in that generation; or the key of one record (read its generation from
+    /// the record's public header).
+    pub fn key_for_scope(&self, scope: &Scope, generation: Option<u32>) -> Result<GrantedKey> {
+        let generation = generation.unwrap_or(self.state.generation);
         if generation > self.state.generation {
             return Err(Error::InvalidArgument(
                 "that key generation does not exist yet",
             ));
         }
         Ok(match scope {
-            Scope::Patient(patient) => {
-                GrantedKey::Patient(patient.clone(), self.patient_key(patient))
-            }
+            Scope::Patient(patient) => GrantedKey::Patient(
+                patient.clone(),
+                self.patient_key_of_generation(patient, generation),
+            ),
             Scope::Record(patient, record) => GrantedKey::Record(
                 patient.clone(),
                 self.patient_key_of_generation(patient, generation)
