@@ -54,7 +54,11 @@ fn seconds_of(mut op: impl FnMut()) -> f64 {
 
 fn measure(runner: &Runner, data: &[u8]) -> [f64; 4] {
     let ours = runner.encrypt(data);
-    assert!(runner.decrypt(&ours) == data, "{} did not round-trip", runner.algorithm.name());
+    assert!(
+        runner.decrypt(&ours) == data,
+        "{} did not round-trip",
+        runner.algorithm.name()
+    );
     let theirs = runner.openssl_encrypt(data);
     assert!(
         runner.openssl_decrypt(&theirs) == data,
@@ -158,7 +162,13 @@ fn main() {
         .collect();
 
     std::fs::create_dir_all(&out_dir).expect("the output directory");
-    let table = markdown(&rows, &derive, started.elapsed().as_secs_f64(), quick, rsa_max_mb);
+    let table = markdown(
+        &rows,
+        &derive,
+        started.elapsed().as_secs_f64(),
+        quick,
+        rsa_max_mb,
+    );
     let table_path = out_dir.join("results.md");
     std::fs::write(&table_path, &table).expect("write the table");
     let chart_path = out_dir.join("chart.svg");
@@ -170,9 +180,16 @@ fn main() {
         && rows
             .iter()
             .all(|r| r.seconds.iter().all(|s| s.is_finite() && *s > 0.0));
-    let lines = table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| algorithm")).count();
+    let lines = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| algorithm"))
+        .count();
     println!("{table}");
-    println!("wrote {} and {}", table_path.display(), chart_path.display());
+    println!(
+        "wrote {} and {}",
+        table_path.display(),
+        chart_path.display()
+    );
     if !complete || lines < expected {
         eprintln!("the table is incomplete: {} of {expected} rows", rows.len());
         std::process::exit(1);
@@ -199,10 +216,7 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!(
-        "{cpu}, {cores} cores; {}",
-        openssl::version::version()
-    )
+    format!("{cpu}, {cores} cores; {}", openssl::version::version())
 }
 
 fn markdown(
@@ -213,7 +227,12 @@ fn markdown(
     rsa_max_mb: usize,
 ) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "Machine: {}. Run took {total_seconds:.0} s{}.", machine(), if quick { " (--quick: 1 MB only)" } else { "" });
+    let _ = writeln!(
+        md,
+        "Machine: {}. Run took {total_seconds:.0} s{}.",
+        machine(),
+        if quick { " (--quick: 1 MB only)" } else { "" }
+    );
     let _ = writeln!(
         md,
         "Wall-clock seconds per operation (one run when it takes 0.2 s or more, else the median of 3–15), one thread except medvault's sealing of records over 1 MiB; \
@@ -259,7 +278,11 @@ fn markdown(
 
 /// Seconds against file size per algorithm (text files), encryption and decryption
 /// side by side, log-log: the shape of the paper's figures.
-fn chart(rows: &[Row], sizes: &[usize], path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+fn chart(
+    rows: &[Row],
+    sizes: &[usize],
+    path: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (1400, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
@@ -269,9 +292,15 @@ fn chart(rows: &[Row], sizes: &[usize], path: &std::path::Path) -> Result<(), Bo
         .flat_map(|r| [r.seconds[0], r.seconds[1]])
         .fold((f64::MAX, f64::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)));
     let x_max = *sizes.iter().max().unwrap_or(&1) as f64 * 1.5;
-    for (panel, (title, column)) in panels.iter().zip([("encryption", 0usize), ("decryption", 1)]) {
+    for (panel, (title, column)) in panels
+        .iter()
+        .zip([("encryption", 0usize), ("decryption", 1)])
+    {
         let mut chart = ChartBuilder::on(panel)
-            .caption(format!("Time for {title} of text files (s)"), ("sans-serif", 20))
+            .caption(
+                format!("Time for {title} of text files (s)"),
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -294,8 +323,14 @@ fn chart(rows: &[Row], sizes: &[usize], path: &std::path::Path) -> Result<(), Bo
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
                 .label(algorithm.name())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart.draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )?;
         }
         chart
             .configure_series_labels()

@@ -75,9 +75,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--store" => args.store = Some(value()?.into()),
             "--seed" => args.seed = value()?.parse().map_err(|_| "--seed: a number")?,
-            "--patients" => {
-                args.patients = value()?.parse().map_err(|_| "--patients: a number")?
-            }
+            "--patients" => args.patients = value()?.parse().map_err(|_| "--patients: a number")?,
             "--query" => args.query = value()?,
             "--epochs" => args.epochs = value()?.parse().map_err(|_| "--epochs: a number")?,
             "--help" | "-h" => {
@@ -137,12 +135,60 @@ type Condition = (
     &'static str,
 );
 const CONDITIONS: [Condition; 6] = [
-    ("diabetes", "44054006", "metformin", "861004", "HbA1c", "4548-4", "%"),
-    ("hypertension", "38341003", "lisinopril", "314076", "potassium", "2823-3", "mmol/L"),
-    ("asthma", "195967001", "albuterol", "745679", "eosinophils", "711-2", "10^9/L"),
-    ("hyperlipidemia", "55822004", "atorvastatin", "617312", "LDL cholesterol", "13457-7", "mg/dL"),
-    ("depression", "35489007", "sertraline", "312940", "TSH", "3016-3", "mIU/L"),
-    ("kidney disease", "709044004", "furosemide", "310429", "creatinine", "2160-0", "umol/L"),
+    (
+        "diabetes",
+        "44054006",
+        "metformin",
+        "861004",
+        "HbA1c",
+        "4548-4",
+        "%",
+    ),
+    (
+        "hypertension",
+        "38341003",
+        "lisinopril",
+        "314076",
+        "potassium",
+        "2823-3",
+        "mmol/L",
+    ),
+    (
+        "asthma",
+        "195967001",
+        "albuterol",
+        "745679",
+        "eosinophils",
+        "711-2",
+        "10^9/L",
+    ),
+    (
+        "hyperlipidemia",
+        "55822004",
+        "atorvastatin",
+        "617312",
+        "LDL cholesterol",
+        "13457-7",
+        "mg/dL",
+    ),
+    (
+        "depression",
+        "35489007",
+        "sertraline",
+        "312940",
+        "TSH",
+        "3016-3",
+        "mIU/L",
+    ),
+    (
+        "kidney disease",
+        "709044004",
+        "furosemide",
+        "310429",
+        "creatinine",
+        "2160-0",
+        "umol/L",
+    ),
 ];
 
 /// One record as its owner writes it: content, keywords, and which batch it goes in.
@@ -159,7 +205,11 @@ struct Record {
 
 /// The patient's mobile number: the paper identifies patients by it.
 fn mobile(patient: usize) -> PatientId {
-    PatientId::new(format!("+1555{:07}", 1_000_000 + patient * 7_919 % 9_000_000)).unwrap()
+    PatientId::new(format!(
+        "+1555{:07}",
+        1_000_000 + patient * 7_919 % 9_000_000
+    ))
+    .unwrap()
 }
 
 fn record_id(seed: u64, owner: usize, n: usize) -> RecordId {
@@ -177,7 +227,13 @@ fn generate(seed: u64, patients: usize, epochs: u32) -> Vec<Record> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut records = Vec::new();
     let mut counters = [0usize; 4];
-    let mut push = |records: &mut Vec<Record>, rng: &mut Rng, owner, patient, text: String, keywords, image| {
+    let mut push = |records: &mut Vec<Record>,
+                    rng: &mut Rng,
+                    owner,
+                    patient,
+                    text: String,
+                    keywords,
+                    image| {
         counters[owner] += 1;
         records.push(Record {
             owner,
@@ -191,7 +247,9 @@ fn generate(seed: u64, patients: usize, epochs: u32) -> Vec<Record> {
     };
     for patient in 0..patients {
         // Patient 0 (Maria, who also uploads her own notes) has diabetes for sure.
-        let mut conditions: Vec<usize> = (0..1 + rng.below(3)).map(|_| rng.below(6) as usize).collect();
+        let mut conditions: Vec<usize> = (0..1 + rng.below(3))
+            .map(|_| rng.below(6) as usize)
+            .collect();
         if patient == 0 {
             conditions.insert(0, 0);
         }
@@ -212,7 +270,14 @@ fn generate(seed: u64, patients: usize, epochs: u32) -> Vec<Record> {
             );
             let kw = keywords_of(&result, &[("loinc", loinc), ("type", "observation")]);
             push(&mut records, &mut rng, 1, patient, result, kw, None);
-            let doses = [[500, 1000], [10, 20], [90, 180], [20, 40], [50, 100], [20, 40]][c];
+            let doses = [
+                [500, 1000],
+                [10, 20],
+                [90, 180],
+                [20, 40],
+                [50, 100],
+                [20, 40],
+            ][c];
             let rx = format!(
                 "Rx {drug} {} {}, {} daily (RxNorm {rxnorm}). Indication: {name}.",
                 doses[rng.below(2) as usize],
@@ -230,7 +295,15 @@ fn generate(seed: u64, patients: usize, epochs: u32) -> Vec<Record> {
         "Diabetes education class: learned to adjust carbs; metformin upsets my stomach.",
     ] {
         let kw = keywords_of(text, &[]);
-        push(&mut records, &mut rng, PATIENT_OWNER, 0, text.to_owned(), kw, None);
+        push(
+            &mut records,
+            &mut rng,
+            PATIENT_OWNER,
+            0,
+            text.to_owned(),
+            kw,
+            None,
+        );
     }
     // Two real DICOM images for Maria, from the hospital's radiology.
     for (file, modality) in DICOM.iter().zip(["OT", "CT"]) {
@@ -283,7 +356,9 @@ fn owner_key(seed: u64, owner: usize) -> MasterKey {
 }
 
 fn data_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dicom").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/dicom")
+        .join(name)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -323,7 +398,11 @@ fn run() -> Result<bool, Box<dyn Error>> {
     };
     let cloud = Cloud::open(&store)?;
     let resumed = !cloud.manifest().providers.is_empty();
-    println!("1. The cloud: a directory store in {}{}", store.display(), if resumed { " (resumed)" } else { "" });
+    println!(
+        "1. The cloud: a directory store in {}{}",
+        store.display(),
+        if resumed { " (resumed)" } else { "" }
+    );
 
     // 2. Four data owners, each with its own keys, and the generated records.
     let records = generate(args.seed, args.patients, args.epochs);
@@ -334,7 +413,12 @@ fn run() -> Result<bool, Box<dyn Error>> {
             Provider::resume(id, owner_key(args.seed, o), state)
         })
         .collect();
-    let key_file = keyfile::lock(&owner_key(args.seed, HOSPITAL), owners[HOSPITAL].id(), b"hospital passphrase", PasswordKdf::default())?;
+    let key_file = keyfile::lock(
+        &owner_key(args.seed, HOSPITAL),
+        owners[HOSPITAL].id(),
+        b"hospital passphrase",
+        PasswordKdf::default(),
+    )?;
     keyfile::unlock(&key_file, b"hospital passphrase")?;
     println!(
         "2. Data owners: {} — {} patients identified by mobile number, {} records \
@@ -361,25 +445,33 @@ fn run() -> Result<bool, Box<dyn Error>> {
                     .filter(|r| r.owner == o && r.epoch == epoch)
                     .collect();
                 // Sealing and storing run in parallel (each upload waits for its fsync).
-                batch.par_iter().try_for_each(|r| -> Result<(), medvault::Error> {
-                    let key = owner.record_key(&mobile(r.patient), r.id);
-                    match r.image {
-                        None => {
-                            cloud.put_record(medvault::seal(&key, r.text.as_bytes())?)?;
+                batch
+                    .par_iter()
+                    .try_for_each(|r| -> Result<(), medvault::Error> {
+                        let key = owner.record_key(&mobile(r.patient), r.id);
+                        match r.image {
+                            None => {
+                                cloud.put_record(medvault::seal(&key, r.text.as_bytes())?)?;
+                            }
+                            Some(file) => {
+                                // Large files stream through a Sealer to disk and from
+                                // there into the store, never whole in memory.
+                                let path = images.path().join(r.id.to_string());
+                                let mut sealer = Sealer::new(
+                                    std::io::BufWriter::new(std::fs::File::create(&path)?),
+                                    &key,
+                                )?;
+                                std::io::copy(
+                                    &mut std::fs::File::open(data_file(file))?,
+                                    &mut sealer,
+                                )?;
+                                sealer.finish()?.flush()?;
+                                cloud.put_record_from(std::fs::File::open(&path)?)?;
+                            }
                         }
-                        Some(file) => {
-                            // Large files stream through a Sealer to disk and from
-                            // there into the store, never whole in memory.
-                            let path = images.path().join(r.id.to_string());
-                            let mut sealer = Sealer::new(std::io::BufWriter::new(std::fs::File::create(&path)?), &key)?;
-                            std::io::copy(&mut std::fs::File::open(data_file(file))?, &mut sealer)?;
-                            sealer.finish()?.flush()?;
-                            cloud.put_record_from(std::fs::File::open(&path)?)?;
-                        }
-                    }
-                    upload.inc(1);
-                    Ok(())
-                })?;
+                        upload.inc(1);
+                        Ok(())
+                    })?;
                 for r in &batch {
                     owner.index(&mobile(r.patient), r.id, &r.keywords)?;
                 }
@@ -399,7 +491,11 @@ fn run() -> Result<bool, Box<dyn Error>> {
         cloud.records().len(),
         manifest.segments.iter().sum::<u64>(),
         manifest.segments.len(),
-        manifest.providers.iter().map(|p| p.epochs.len()).sum::<usize>()
+        manifest
+            .providers
+            .iter()
+            .map(|p| p.epochs.len())
+            .sum::<usize>()
     );
     lap("seal, upload, index, merge", &mut timings);
 
@@ -421,7 +517,9 @@ fn run() -> Result<bool, Box<dyn Error>> {
     let now = now_unix();
     let mut pending = Vec::new();
     for owner in &owners {
-        let directory_key = cloud.provider_keys(owner.id()).ok_or("owner not in the directory")?;
+        let directory_key = cloud
+            .provider_keys(owner.id())
+            .ok_or("owner not in the directory")?;
         let (request, p) = AccessRequest::create(
             doctor_keys,
             "Dr. Grey, endocrinology",
@@ -435,12 +533,26 @@ fn run() -> Result<bool, Box<dyn Error>> {
         pending.push(p);
     }
     let view = cloud.admin_view();
-    println!("4. The cloud admin's view: {} pending requests, {} files", view.requests.len(), view.files.len());
+    println!(
+        "4. The cloud admin's view: {} pending requests, {} files",
+        view.requests.len(),
+        view.files.len()
+    );
     for r in &view.requests {
-        println!("     request {}… from {:?} to {}: {:?} scope, {:?}", &hex(&r.id)[..8], r.requester_name, r.provider, r.scope, r.status);
+        println!(
+            "     request {}… from {:?} to {}: {:?} scope, {:?}",
+            &hex(&r.id)[..8],
+            r.requester_name,
+            r.provider,
+            r.scope,
+            r.status
+        );
     }
     for f in view.files.iter().take(3) {
-        println!("     file {} {} {} B, uploaded at {}", f.provider, f.record, f.size, f.uploaded_at);
+        println!(
+            "     file {} {} {} B, uploaded at {}",
+            f.provider, f.record, f.size, f.uploaded_at
+        );
     }
     let admin_text = format!("{view:?}");
     if contains(admin_text.as_bytes(), maria.as_bytes()) {
@@ -459,11 +571,21 @@ fn run() -> Result<bool, Box<dyn Error>> {
     }
     let mut doctor = Requester::new();
     for grant in cloud.fetch_grants(&doctor_keys.public().encryption.fingerprint()) {
-        let p = pending.iter().find(|p| p.id == grant.request_id()).ok_or("a grant for no request")?;
-        let issuer = owner_keys[OWNERS.iter().position(|o| o == &grant.provider().as_str()).ok_or("unknown issuer")?].public();
+        let p = pending
+            .iter()
+            .find(|p| p.id == grant.request_id())
+            .ok_or("a grant for no request")?;
+        let issuer = owner_keys[OWNERS
+            .iter()
+            .position(|o| o == &grant.provider().as_str())
+            .ok_or("unknown issuer")?]
+        .public();
         doctor.accept_grant(&grant, p, &issuer.verifying, doctor_keys, now)?;
     }
-    println!("   every owner approved: the doctor holds {} sealed grants, opened with her key", OWNERS.len());
+    println!(
+        "   every owner approved: the doctor holds {} sealed grants, opened with her key",
+        OWNERS.len()
+    );
     lap("request, approve, grant", &mut timings);
 
     // 5. One query, every provider, one call.
@@ -479,19 +601,52 @@ fn run() -> Result<bool, Box<dyn Error>> {
     lap("query", &mut timings);
 
     // 6. Side by side: what the cloud saw, what the doctor sees; then the check.
-    println!("5. The doctor's query {:?} for Maria ({}), across {} providers, answered in {:.2?}", args.query, maria.as_bytes().escape_ascii(), OWNERS.len(), search_time);
+    println!(
+        "5. The doctor's query {:?} for Maria ({}), across {} providers, answered in {:.2?}",
+        args.query,
+        maria.as_bytes().escape_ascii(),
+        OWNERS.len(),
+        search_time
+    );
     println!("6. What the cloud saw:");
-    println!("     a {} B token (starts {}…), no keyword, no phone number", query_bytes.len(), &hex(&query_bytes[..24.min(query_bytes.len())]));
-    let entries: usize = response.providers.iter().flat_map(|p| &p.hits).map(Vec::len).sum();
-    println!("     {entries} postings decrypted from its index, a {} B response of sealed records", response_bytes.len());
+    println!(
+        "     a {} B token (starts {}…), no keyword, no phone number",
+        query_bytes.len(),
+        &hex(&query_bytes[..24.min(query_bytes.len())])
+    );
+    let entries: usize = response
+        .providers
+        .iter()
+        .flat_map(|p| &p.hits)
+        .map(Vec::len)
+        .sum();
+    println!(
+        "     {entries} postings decrypted from its index, a {} B response of sealed records",
+        response_bytes.len()
+    );
     if let Some(segment) = cloud.segments().first() {
         let table = segment.load()?;
-        let labels: Vec<String> = table.table().labels().iter().take(3).map(|l| hex(&l[..8])).collect();
-        println!("     index labels look like {}… ({} entries, all random-looking)", labels.join("…, "), table.len());
+        let labels: Vec<String> = table
+            .table()
+            .labels()
+            .iter()
+            .take(3)
+            .map(|l| hex(&l[..8]))
+            .collect();
+        println!(
+            "     index labels look like {}… ({} entries, all random-looking)",
+            labels.join("…, "),
+            table.len()
+        );
     }
-    let mut leaked = keywords.iter().any(|k| contains(&query_bytes, k.as_bytes()) || contains(&response_bytes, k.as_bytes()));
-    leaked |= contains(&query_bytes, maria.as_bytes()) || contains(&response_bytes, maria.as_bytes());
-    leaked |= records.iter().any(|r| r.image.is_none() && contains(&response_bytes, r.text.as_bytes()));
+    let mut leaked = keywords
+        .iter()
+        .any(|k| contains(&query_bytes, k.as_bytes()) || contains(&response_bytes, k.as_bytes()));
+    leaked |=
+        contains(&query_bytes, maria.as_bytes()) || contains(&response_bytes, maria.as_bytes());
+    leaked |= records
+        .iter()
+        .any(|r| r.image.is_none() && contains(&response_bytes, r.text.as_bytes()));
     if leaked {
         println!("   FAILED: the cloud saw a keyword, the phone number or plaintext");
         return Ok(false);
@@ -500,8 +655,16 @@ fn run() -> Result<bool, Box<dyn Error>> {
     let index = plain_index(&records);
     let mut ok = true;
     for provider in &results.providers {
-        let owner = OWNERS.iter().position(|o| *o == provider.provider.as_str()).ok_or("unknown provider")?;
-        let sets = keywords.iter().map(|k| index.get(&(owner, 0, k.clone())).cloned().unwrap_or_default());
+        let owner = OWNERS
+            .iter()
+            .position(|o| *o == provider.provider.as_str())
+            .ok_or("unknown provider")?;
+        let sets = keywords.iter().map(|k| {
+            index
+                .get(&(owner, 0, k.clone()))
+                .cloned()
+                .unwrap_or_default()
+        });
         let expected: BTreeSet<RecordId> = sets
             .reduce(|a, b| match combine {
                 Combine::And => a.intersection(&b).copied().collect(),
@@ -515,12 +678,17 @@ fn run() -> Result<bool, Box<dyn Error>> {
             let line: String = text.chars().take(110).collect();
             println!("       {line}");
             let original = records.iter().find(|x| x.id == r.id);
-            if original.is_none_or(|x| x.image.is_none() && x.text.as_bytes() != r.plaintext.as_slice()) {
+            if original
+                .is_none_or(|x| x.image.is_none() && x.text.as_bytes() != r.plaintext.as_slice())
+            {
                 ok = false;
             }
         }
         if got != expected || !provider.missing.is_empty() {
-            println!("       MISMATCH: the plaintext index says {} record(s)", expected.len());
+            println!(
+                "       MISMATCH: the plaintext index says {} record(s)",
+                expected.len()
+            );
             ok = false;
         }
     }
@@ -528,7 +696,9 @@ fn run() -> Result<bool, Box<dyn Error>> {
         println!("   FAILED: the answer differs from the plaintext index");
         return Ok(false);
     }
-    println!("   checked: exactly the records a plaintext index gives, each opened and identical to what its owner wrote");
+    println!(
+        "   checked: exactly the records a plaintext index gives, each opened and identical to what its owner wrote"
+    );
 
     // 7. Revocation: the hospital rotates its keys and uploads a new record; the
     //    doctor's grant (generation 0) finds and opens none of it.
@@ -536,13 +706,22 @@ fn run() -> Result<bool, Box<dyn Error>> {
     let generation = hospital.rotate()?;
     let new_id = RecordId::generate()?;
     let text = "2026-11-20 Clinic visit. Assessment: diabetes, metformin stopped, insulin started.";
-    cloud.put_record(medvault::seal(&hospital.record_key(&maria, new_id), text.as_bytes())?)?;
+    cloud.put_record(medvault::seal(
+        &hospital.record_key(&maria, new_id),
+        text.as_bytes(),
+    )?)?;
     hospital.index(&maria, new_id, &tokenize(text))?;
     cloud.ingest(hospital.finish()?)?;
     let prepared = doctor.query(&maria, &keyword_refs, combine, &cloud.manifest())?;
     let after = doctor.open(&prepared, &cloud.search(prepared.query())?)?;
-    let found_new = after.providers.iter().flat_map(|p| &p.records).any(|r| r.id == new_id);
-    let sealed_new = cloud.record(hospital.id(), new_id)?.ok_or("the new record is missing")?;
+    let found_new = after
+        .providers
+        .iter()
+        .flat_map(|p| &p.records)
+        .any(|r| r.id == new_id);
+    let sealed_new = cloud
+        .record(hospital.id(), new_id)?
+        .ok_or("the new record is missing")?;
     let opens = doctor.open_record(Some(&maria), &sealed_new).is_ok();
     println!(
         "7. Revocation: the hospital rotated to key generation {generation} and uploaded a new note; \
@@ -555,8 +734,15 @@ fn run() -> Result<bool, Box<dyn Error>> {
     }
     lap("rotate and re-query", &mut timings);
 
-    let summary: Vec<String> = timings.iter().map(|(n, d)| format!("{n} {:.2?}", d)).collect();
-    println!("Timing: {}; total {:.2?}", summary.join(", "), started.elapsed());
+    let summary: Vec<String> = timings
+        .iter()
+        .map(|(n, d)| format!("{n} {:.2?}", d))
+        .collect();
+    println!(
+        "Timing: {}; total {:.2?}",
+        summary.join(", "),
+        started.elapsed()
+    );
     Ok(true)
 }
 

@@ -140,6 +140,46 @@ fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
     ]
 }
 
+/// An `openssl enc` file for each lab cipher (password "pw", one iteration), a chunked
+/// and a hybrid RSA file, each behind the byte that selects its decryptor.
+fn lab_file_seeds() -> Vec<Vec<u8>> {
+    use medvault::lab::{self, LabCipher};
+    let public = DecryptionKey::from_pkcs8_pem(
+        &fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keys/provider-a-enc.pem"),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+    .public_key();
+    let mut seeds: Vec<Vec<u8>> = LabCipher::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            [
+                vec![i as u8],
+                lab::pbe_encrypt(*c, b"pw", 1, b"HbA1c 7.9 %").unwrap(),
+            ]
+            .concat()
+        })
+        .collect();
+    seeds.push(
+        [
+            vec![5],
+            lab::rsa_encrypt_chunked(&public, b"HbA1c 7.9 %").unwrap(),
+        ]
+        .concat(),
+    );
+    seeds.push(
+        [
+            vec![6],
+            lab::hybrid_encrypt(&public, b"HbA1c 7.9 %").unwrap(),
+        ]
+        .concat(),
+    );
+    seeds
+}
+
 fn main() {
     let fixtures = root().join("fixtures");
     if std::env::args().any(|a| a == "--regenerate-fixtures")
@@ -190,6 +230,7 @@ fn main() {
         "store_files",
         &store_file_seeds(&batch, &fixture("sealed_record.bin")),
     );
+    write_corpus("lab_files", &lab_file_seeds());
     write_corpus("query", &[query.query().to_bytes()]);
     write_corpus("search_response", &[fixture("response.bin")]);
     write_corpus(

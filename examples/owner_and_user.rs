@@ -54,7 +54,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut owner = Provider::new(ProviderId::new("data-owner")?, MasterKey::generate()?);
     let owner_identity = Identity::generate()?;
     cloud.register_provider(owner.id().clone(), owner_identity.public());
-    println!("DataOwner 1. registered as {:?} with the cloud", owner.id().as_str());
+    println!(
+        "DataOwner 1. registered as {:?} with the cloud",
+        owner.id().as_str()
+    );
 
     // 2. Enter the mobile number and the keyword.
     let patient = PatientId::new(&mobile)?;

@@ -61,7 +61,10 @@ fn the_demo_resumes_a_kept_store_and_takes_other_queries() {
     let (first, stdout) = run("demo", &args);
     assert!(first.status.success(), "{stdout}");
     assert!(!stdout.contains("(resumed)"));
-    let (second, stdout) = run("demo", &[&args[..], &["--query", "diabetes OR hypertension"]].concat());
+    let (second, stdout) = run(
+        "demo",
+        &[&args[..], &["--query", "diabetes OR hypertension"]].concat(),
+    );
     assert!(
         second.status.success(),
         "{stdout}\n{}",
@@ -92,7 +95,12 @@ fn owner_and_user_follows_the_papers_flowcharts() {
     let save = dir.path().join("saved");
     let (out, stdout) = run(
         "owner_and_user",
-        &["--keyword", "metformin", "--save-to", save.to_str().unwrap()],
+        &[
+            "--keyword",
+            "metformin",
+            "--save-to",
+            save.to_str().unwrap(),
+        ],
     );
     assert!(
         out.status.success(),

@@ -134,8 +134,10 @@ fn openssl_legacy() {
     static PROVIDERS: OnceLock<(openssl::provider::Provider, openssl::provider::Provider)> =
         OnceLock::new();
     PROVIDERS.get_or_init(|| {
-        let legacy = openssl::provider::Provider::load(None, "legacy").expect("OpenSSL legacy provider");
-        let default = openssl::provider::Provider::load(None, "default").expect("OpenSSL default provider");
+        let legacy =
+            openssl::provider::Provider::load(None, "legacy").expect("OpenSSL legacy provider");
+        let default =
+            openssl::provider::Provider::load(None, "default").expect("OpenSSL default provider");
         (legacy, default)
     });
 }
@@ -219,7 +221,9 @@ impl Runner {
                 let (_, key, iv) = self.pbe.as_ref().unwrap();
                 let mut out = b"Salted__".to_vec();
                 out.extend_from_slice(&SALT);
-                out.extend(openssl::symm::encrypt(openssl_cipher(cipher), key, Some(iv), data).unwrap());
+                out.extend(
+                    openssl::symm::encrypt(openssl_cipher(cipher), key, Some(iv), data).unwrap(),
+                );
                 out
             }
             Algorithm::RsaChunked(bits) => {
@@ -258,7 +262,8 @@ impl Runner {
         match self.algorithm {
             Algorithm::Pbe(cipher) => {
                 let (_, key, iv) = self.pbe.as_ref().unwrap();
-                openssl::symm::decrypt(openssl_cipher(cipher), key, Some(iv), &ciphertext[16..]).unwrap()
+                openssl::symm::decrypt(openssl_cipher(cipher), key, Some(iv), &ciphertext[16..])
+                    .unwrap()
             }
             Algorithm::RsaChunked(bits) => {
                 let pkey = &self.rsa.as_ref().unwrap().2;
@@ -318,7 +323,11 @@ pub fn cross_check(runner: &Runner, data: &[u8]) {
     assert_eq!(runner.decrypt(&ours), data);
     assert_eq!(runner.openssl_decrypt(&theirs), data);
     match runner.algorithm {
-        Algorithm::Pbe(_) => assert!(ours == theirs, "{}: differs from OpenSSL", runner.algorithm.name()),
+        Algorithm::Pbe(_) => assert!(
+            ours == theirs,
+            "{}: differs from OpenSSL",
+            runner.algorithm.name()
+        ),
         Algorithm::RsaChunked(_) => {
             assert_eq!(runner.decrypt(&theirs), data);
             assert_eq!(runner.openssl_decrypt(&ours), data);
