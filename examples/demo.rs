@@ -529,7 +529,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
             "diabetes follow-up",
             now,
         )?;
-        cloud.submit_request(&request.to_bytes())?;
+        cloud.submit_request(request.to_bytes())?;
         pending.push(p);
     }
     let view = cloud.admin_view();
@@ -566,7 +566,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         for request in cloud.approved_requests(owner.id()) {
             let opened = request.open(&keys.decryption)?;
             let key = owner.key_for_scope(&opened.scope, Some(0))?;
-            cloud.post_grant(&Grant::issue(keys, &opened, key, now, 7 * 86_400)?.to_bytes())?;
+            cloud.post_grant(Grant::issue(keys, &opened, key, now, 7 * 86_400)?.to_bytes())?;
         }
     }
     let mut doctor = Requester::new();

@@ -113,7 +113,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "follow-up consultation",
         now,
     )?;
-    let request_id = cloud.submit_request(&request.to_bytes())?;
+    let request_id = cloud.submit_request(request.to_bytes())?;
     println!("DataUser  3. sent an access request through the cloud");
 
     // The cloud admin approves (seeing no mobile number), the owner grants.
@@ -127,7 +127,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
         let key = owner.key_for_scope(&opened.scope, None)?;
         let grant = Grant::issue(&owner_identity, &opened, key, now, 30 * 86_400)?;
-        cloud.post_grant(&grant.to_bytes())?;
+        cloud.post_grant(grant.to_bytes())?;
     }
 
     // 4. The grant arrives (the paper mails the key): checked, opened with her key.

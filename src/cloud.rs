@@ -215,14 +215,8 @@ impl Cloud {
     pub fn ingest(&self, batch: IndexBatch) -> Result<()> {
         let _one_ingest = self.ingesting.lock().unwrap_or_else(|e| e.into_inner());
         let view = self.store.view();
+        crate::store::check_next_epoch(view.epochs(), &batch.provider, batch.epoch)?;
         let epochs = view.epochs().get(&batch.provider);
-        let expected = epochs.map_or(0, |e| e.len() as u32);
-        if batch.epoch != expected {
-            return Err(Error::EpochOutOfOrder {
-                expected,
-                found: batch.epoch,
-            });
-        }
         if let Some(current) = epochs.and_then(|e| e.last()).map(|e| e.generation)
             && batch.generation < current
         {

@@ -47,7 +47,7 @@ use crate::store::catalog::{Catalog, SegmentEntry};
 use crate::store::disk::Disk;
 use crate::store::record_file::{self, RecordFileReader};
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
-use crate::store::{RecordInfo, SegmentSource, Store, View};
+use crate::store::{RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write};
 
 const CATALOG: &str = "CATALOG";
 const CATALOG_TMP: &str = "CATALOG.tmp";
@@ -108,19 +108,6 @@ impl std::fmt::Debug for DirStore {
             read(&self.records).len()
         )
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    // State changes are single assignments after all checks: a poisoned lock is safe.
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -409,13 +396,7 @@ impl Store for DirStore {
             let index = read(&self.index);
             (index.catalog.clone(), index.files.clone())
         };
-        let expected = next.epochs.get(provider).map_or(0, |e| e.len() as u32);
-        if epoch != expected {
-            return Err(Error::EpochOutOfOrder {
-                expected,
-                found: epoch,
-            });
-        }
+        check_next_epoch(&next.epochs, provider, epoch)?;
         let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
         let file = self.write_segment(id, table.len() as u64, |writer| {
             for (i, label) in table.labels().iter().enumerate() {

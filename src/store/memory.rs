@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::index::{Segment, Table};
 use crate::keys::{ProviderId, RecordId};
 use crate::manifest::EpochInfo;
-use crate::store::{RecordInfo, SegmentSource, Store, View};
+use crate::store::{RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write};
 
 /// Everything in memory; gone when dropped. `Send + Sync`.
 #[derive(Default)]
@@ -53,16 +53,6 @@ impl std::fmt::Debug for MemStore {
     }
 }
 
-// A panic while a lock is held cannot leave the state half-changed (every change is
-// one assignment after all checks), so a poisoned lock is safe to use.
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
-}
-
 impl MemStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -83,13 +73,7 @@ impl Store for MemStore {
         table: &Table,
     ) -> Result<()> {
         let mut index = write(&self.index);
-        let expected = index.epochs.get(provider).map_or(0, |e| e.len() as u32);
-        if epoch != expected {
-            return Err(Error::EpochOutOfOrder {
-                expected,
-                found: epoch,
-            });
-        }
+        check_next_epoch(&index.epochs, provider, epoch)?;
         index.epochs.entry(provider.clone()).or_default().push(info);
         index.segments.push(Arc::new(Segment::new(table.clone())));
         index.publish();
@@ -97,7 +81,7 @@ impl Store for MemStore {
     }
 
     fn merge(&self) -> Result<()> {
-        let _one_merge = self.merging.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_merge = lock(&self.merging);
         let segments = read(&self.index).segments.clone();
         if segments.len() < 2 {
             return Ok(());

@@ -38,6 +38,38 @@ pub use memory::MemStore;
 pub use record_file::{RECORD_FILE_MAGIC, RECORD_FILE_VERSION};
 pub use segment_file::{SEGMENT_FILE_MAGIC, SEGMENT_FILE_VERSION, SegmentFile};
 
+// Every state change in the stores is a single assignment after all checks, so a lock
+// poisoned by a panic elsewhere guards a consistent state and is safe to use.
+pub(crate) fn read<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn write<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// [`Error::EpochOutOfOrder`](crate::Error::EpochOutOfOrder) unless `epoch` is the next
+/// epoch of `provider` in `epochs`.
+pub(crate) fn check_next_epoch(
+    epochs: &BTreeMap<ProviderId, Vec<EpochInfo>>,
+    provider: &ProviderId,
+    epoch: u32,
+) -> Result<()> {
+    let expected = epochs.get(provider).map_or(0, |e| e.len() as u32);
+    if epoch == expected {
+        Ok(())
+    } else {
+        Err(crate::Error::EpochOutOfOrder {
+            expected,
+            found: epoch,
+        })
+    }
+}
+
 /// A sorted, immutable set of index entries the store can look labels up in.
 pub trait SegmentSource: Send + Sync + std::fmt::Debug {
     /// Number of entries.
