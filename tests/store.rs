@@ -244,6 +244,15 @@ fn truncated_or_missing_files_are_reported_by_name() {
 }
 
 #[test]
+fn the_cloud_and_its_stores_are_send_and_sync() {
+    fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<Cloud>();
+    shared_across_threads::<DirStore>();
+    shared_across_threads::<medvault::MemStore>();
+    shared_across_threads::<medvault::View>();
+}
+
+#[test]
 fn searches_during_a_merge_give_the_same_answers_and_ingests_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::open(dir.path()).unwrap();
