@@ -1,6 +1,6 @@
-//! Sealing and opening 256 MiB through `Sealer` / `Opener` uses memory bounded by a few
-//! chunks, measured by a counting global allocator. One test per binary: the counter is
-//! global.
+//! Sealing and opening 256 MiB through `Sealer` / `Opener`, and storing and serving it
+//! through the directory store, use memory bounded by a few chunks, measured by a
+//! counting global allocator. One test per binary: the counter is global.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -119,4 +119,35 @@ fn seal_and_open_256_mib_in_bounded_memory() {
     println!("peak heap above baseline: seal {seal_peak} B, open {open_peak} B, limit {limit} B");
     assert!(seal_peak < limit, "sealing peaked at {seal_peak} B");
     assert!(open_peak < limit, "opening peaked at {open_peak} B");
+
+    // The directory store takes the sealed image from the file and serves it back as a
+    // stream, neither holding it whole: its copy buffer is 1 MiB, its reader's 256 KiB.
+    let cloud = medvault::Cloud::open(dir.path().join("store")).unwrap();
+    let (stored, store_peak) = common::counting_alloc::peak_during(|| {
+        cloud
+            .put_record_from(BufReader::new(File::open(&path).unwrap()))
+            .unwrap()
+    });
+    assert_eq!(stored.2, std::fs::metadata(&path).unwrap().len());
+    let ((), serve_peak) = common::counting_alloc::peak_during(|| {
+        let stream = cloud.record_reader(&stored.0, stored.1).unwrap().unwrap();
+        let mut opener = Opener::new(stream, &patient).unwrap();
+        let mut verify = Verify {
+            expected: Noise(0x5eed),
+            scratch: Vec::new(),
+            seen: 0,
+        };
+        io::copy(&mut opener, &mut verify).unwrap();
+        assert_eq!(verify.seen, TOTAL);
+    });
+    let store_limit = (1 << 20) + 64 * 1024 + 4096;
+    let serve_limit = limit + (256 << 10) + 8 * 1024;
+    println!(
+        "store: upload {store_peak} B (limit {store_limit}), serve and open {serve_peak} B (limit {serve_limit})"
+    );
+    assert!(
+        store_peak < store_limit,
+        "the store's upload peaked at {store_peak} B"
+    );
+    assert!(serve_peak < serve_limit, "serving peaked at {serve_peak} B");
 }
