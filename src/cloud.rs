@@ -318,6 +318,7 @@ impl Cloud {
                             if failure.is_none()
                                 && let Err(e) = probe(
                                     &view,
+                                    &tokens.provider,
                                     epochs[epoch as usize].entries,
                                     epoch,
                                     leaf,
@@ -354,10 +355,11 @@ impl Cloud {
     }
 }
 
-/// Probes `label_0, label_1, …` of one epoch until a miss (or the epoch's entry count,
+/// Probes `label_0, label_1, …` of one epoch (in the segments covering it) until a miss (or the epoch's entry count,
 /// a bound no honest list exceeds) and appends the decrypted postings.
 fn probe(
     view: &View,
+    provider: &ProviderId,
     entries: u32,
     epoch: u32,
     leaf: &ggm::NodeKey,
@@ -366,7 +368,7 @@ fn probe(
     let key = EpochKey::new(leaf);
     let mut postings: Vec<Posting> = Vec::new();
     for i in 0..entries {
-        let Some(value) = view.lookup(&key.label(i))? else {
+        let Some(value) = view.lookup_in_epoch(provider, epoch, &key.label(i))? else {
             break;
         };
         key.open_block(i, &value, &mut postings)?;

@@ -71,7 +71,7 @@ pub use provider::{IndexOptions, Provider, ProviderState, SealedRecord};
 pub use query::{Combine, Query, SearchResponse};
 pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
 pub use seal::{RecordHeader, open, seal, seal_with_chunk_size};
-pub use store::{DirStore, MemStore, RecordInfo, SegmentSource, Store, View};
+pub use store::{Coverage, DirStore, MemStore, RecordInfo, SegmentSource, Store, View};
 pub use stream::{Opener, Sealer};
 
 /// Compiles and runs the README's code blocks as doctests, so they cannot rot.

@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 use crate::error::{Error, Result};
 use crate::keys::ProviderId;
 use crate::manifest::EpochInfo;
+use crate::store::Coverage;
 use crate::wire::{CountWidth, Reader, put_preamble};
 
 /// Magic bytes of a store catalog.
@@ -19,10 +20,12 @@ pub const CATALOG_VERSION: u8 = 1;
 const ALG_INDEX_V1: u8 = crate::index::ALG_GGM_AES256_PACKED4;
 
 /// One segment file named by the catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SegmentEntry {
     pub(crate) id: u64,
     pub(crate) entries: u64,
+    /// The epochs whose entries it holds.
+    pub(crate) coverage: Coverage,
 }
 
 /// The committed state of a directory store's index.
@@ -55,6 +58,16 @@ impl Catalog {
         for s in &self.segments {
             out.extend_from_slice(&s.id.to_be_bytes());
             out.extend_from_slice(&s.entries.to_be_bytes());
+            let ranges = s.coverage.ranges();
+            out.extend_from_slice(&(ranges.len() as u32).to_be_bytes());
+            for (provider, list) in ranges {
+                provider.encode_into(&mut out);
+                out.extend_from_slice(&(list.len() as u32).to_be_bytes());
+                for r in list {
+                    out.extend_from_slice(&r.start.to_be_bytes());
+                    out.extend_from_slice(&r.end.to_be_bytes());
+                }
+            }
         }
         let sum = Sha256::digest(&out);
         out.extend_from_slice(&sum);
@@ -104,16 +117,35 @@ impl Catalog {
             last = Some(provider.clone());
             epochs.insert(provider, list);
         }
-        let count = r.count(CountWidth::U32, 16, "segment count")?;
+        let count = r.count(CountWidth::U32, 20, "segment count")?;
         let mut segments: Vec<SegmentEntry> = Vec::with_capacity(count);
         for _ in 0..count {
             let id = r.u64("segment id")?;
             if id >= next_segment || segments.iter().any(|s| s.id == id) {
                 return Err(r.malformed("segment id repeated or not yet issued"));
             }
+            let entries = r.u64("segment entries")?;
+            let providers = r.count(CountWidth::U32, 2 + 4, "covered provider count")?;
+            let mut coverage = BTreeMap::new();
+            for _ in 0..providers {
+                let provider = ProviderId::decode(&mut r)?;
+                let ranges = r.count(CountWidth::U32, 8, "epoch range count")?;
+                let mut list: Vec<std::ops::Range<u32>> = Vec::with_capacity(ranges);
+                for _ in 0..ranges {
+                    let (start, end) = (r.u32("first epoch")?, r.u32("end epoch")?);
+                    if start >= end || list.last().is_some_and(|l| l.end > start) {
+                        return Err(r.malformed("epoch ranges empty or out of order"));
+                    }
+                    list.push(start..end);
+                }
+                if coverage.insert(provider, list).is_some() {
+                    return Err(r.malformed("a provider covered twice"));
+                }
+            }
             segments.push(SegmentEntry {
                 id,
-                entries: r.u64("segment entries")?,
+                entries,
+                coverage: Coverage::from_ranges(coverage),
             });
         }
         r.take(32, "checksum")?;
@@ -152,8 +184,16 @@ mod tests {
             next_segment: 9,
             epochs,
             segments: vec![
-                SegmentEntry { id: 3, entries: 12 },
-                SegmentEntry { id: 8, entries: 4 },
+                SegmentEntry {
+                    id: 3,
+                    entries: 12,
+                    coverage: Coverage::epoch(&ProviderId::new("lab").unwrap(), 0),
+                },
+                SegmentEntry {
+                    id: 8,
+                    entries: 4,
+                    coverage: Coverage::epoch(&ProviderId::new("lab").unwrap(), 1),
+                },
             ],
         }
     }

@@ -16,6 +16,10 @@
 //! segments are deleted only after the catalog without them is durable. Records are
 //! written to a temporary name and renamed into place the same way.
 //!
+//! **Directed lookups.** The catalog records which epochs each segment covers, so a
+//! search probes, for each epoch, only the segment that holds it: unmerged segments do
+//! not slow searches down (they still slow the ingest check, which looks everywhere).
+//!
 //! **Lookups without loading.** Segment files are read with `pread`, not memory-mapped:
 //! a mapped file that shrinks or fails to read kills the process with `SIGBUS`, which a
 //! library linked into an EHR system must not do, and mapping needs `unsafe`. Each
@@ -47,7 +51,9 @@ use crate::store::catalog::{Catalog, SegmentEntry};
 use crate::store::disk::Disk;
 use crate::store::record_file::{self, RecordFileReader};
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
-use crate::store::{RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write};
+use crate::store::{
+    Coverage, RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write,
+};
 
 const CATALOG: &str = "CATALOG";
 const CATALOG_TMP: &str = "CATALOG.tmp";
@@ -80,7 +86,8 @@ impl DirIndex {
     fn new(catalog: Catalog, files: Vec<Arc<SegmentFile>>) -> Self {
         let segments = files
             .iter()
-            .map(|f| f.clone() as Arc<dyn SegmentSource>)
+            .zip(&catalog.segments)
+            .map(|(f, entry)| (f.clone() as Arc<dyn SegmentSource>, entry.coverage.clone()))
             .collect();
         let view = Arc::new(View::new(catalog.epochs.clone(), segments));
         DirIndex {
@@ -192,6 +199,29 @@ impl DirStore {
         if in_epochs != in_segments {
             return Err(Error::Corrupt {
                 what: "store catalog CATALOG: epoch and segment entry counts differ".to_owned(),
+            });
+        }
+        // Every epoch is covered by exactly one segment.
+        let covered = Coverage::union(catalog.segments.iter().map(|s| &s.coverage));
+        let pieces: usize = catalog
+            .segments
+            .iter()
+            .flat_map(|s| s.coverage.ranges().values())
+            .flatten()
+            .map(|r| (r.end - r.start) as usize)
+            .sum();
+        let expected: usize = catalog.epochs.values().map(Vec::len).sum();
+        let tiles = catalog.epochs.iter().all(|(p, e)| {
+            e.is_empty()
+                || covered.ranges().get(p).map(Vec::as_slice) == Some(&[0..e.len() as u32][..])
+        }) && covered
+            .ranges()
+            .keys()
+            .all(|p| catalog.epochs.contains_key(p));
+        if pieces != expected || !tiles {
+            return Err(Error::Corrupt {
+                what: "store catalog CATALOG: segment coverage does not match the epochs"
+                    .to_owned(),
             });
         }
         // Leftovers of interrupted writes: never named by the catalog, safe to delete.
@@ -410,6 +440,7 @@ impl Store for DirStore {
         next.segments.push(SegmentEntry {
             id,
             entries: file.len(),
+            coverage: Coverage::epoch(provider, epoch),
         });
         files.push(Arc::new(file));
         self.commit(next, files, id)
@@ -448,9 +479,15 @@ impl Store for DirStore {
         let mut next = current.clone();
         next.sequence += 1;
         next.next_segment = self.next_segment.load(Ordering::SeqCst);
-        next.segments = std::iter::once(SegmentEntry { id, entries: total })
-            .chain(current.segments[inputs.len()..].iter().copied())
-            .collect();
+        let coverage =
+            Coverage::union(current.segments[..inputs.len()].iter().map(|s| &s.coverage));
+        next.segments = std::iter::once(SegmentEntry {
+            id,
+            entries: total,
+            coverage,
+        })
+        .chain(current.segments[inputs.len()..].iter().cloned())
+        .collect();
         let files = std::iter::once(Arc::new(merged))
             .chain(files[inputs.len()..].iter().cloned())
             .collect();

@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 use crate::index::{Segment, Table};
 use crate::keys::{ProviderId, RecordId};
 use crate::manifest::EpochInfo;
-use crate::store::{RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write};
+use crate::store::{
+    Coverage, RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write,
+};
 
 /// Everything in memory; gone when dropped. `Send + Sync`.
 #[derive(Default)]
@@ -21,7 +23,7 @@ pub struct MemStore {
 #[derive(Default)]
 struct MemIndex {
     epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
-    segments: Vec<Arc<Segment>>,
+    segments: Vec<(Arc<Segment>, Coverage)>,
     view: Arc<View>,
 }
 
@@ -30,7 +32,7 @@ impl MemIndex {
         let segments = self
             .segments
             .iter()
-            .map(|s| s.clone() as Arc<dyn SegmentSource>)
+            .map(|(s, c)| (s.clone() as Arc<dyn SegmentSource>, c.clone()))
             .collect();
         self.view = Arc::new(View::new(self.epochs.clone(), segments));
     }
@@ -75,7 +77,10 @@ impl Store for MemStore {
         let mut index = write(&self.index);
         check_next_epoch(&index.epochs, provider, epoch)?;
         index.epochs.entry(provider.clone()).or_default().push(info);
-        index.segments.push(Arc::new(Segment::new(table.clone())));
+        index.segments.push((
+            Arc::new(Segment::new(table.clone())),
+            Coverage::epoch(provider, epoch),
+        ));
         index.publish();
         Ok(())
     }
@@ -86,11 +91,14 @@ impl Store for MemStore {
         if segments.len() < 2 {
             return Ok(());
         }
-        let merged = Segment::merge(&segments.iter().map(Arc::as_ref).collect::<Vec<_>>())?;
+        let merged = Segment::merge(&segments.iter().map(|(s, _)| s.as_ref()).collect::<Vec<_>>())?;
+        let coverage = Coverage::union(segments.iter().map(|(_, c)| c));
         let mut index = write(&self.index);
         // Segments appended while merging stay, after the merged one.
         let newer = index.segments.split_off(segments.len());
-        index.segments = std::iter::once(Arc::new(merged)).chain(newer).collect();
+        index.segments = std::iter::once((Arc::new(merged), coverage))
+            .chain(newer)
+            .collect();
         index.publish();
         Ok(())
     }

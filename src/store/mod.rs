@@ -108,21 +108,84 @@ impl SegmentSource for SegmentFile {
     }
 }
 
+/// Which epochs of which providers a segment holds. A search for epoch `e` of provider
+/// `p` only looks in the segments that cover it: with unmerged segments that is one
+/// segment instead of all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage(BTreeMap<ProviderId, Vec<std::ops::Range<u32>>>);
+
+impl Coverage {
+    /// One epoch of one provider (a segment made from one batch).
+    pub fn epoch(provider: &ProviderId, epoch: u32) -> Self {
+        let mut map = BTreeMap::new();
+        map.insert(provider.clone(), vec![epoch..epoch.saturating_add(1)]);
+        Coverage(map)
+    }
+
+    /// Everything `parts` cover (a merged segment); adjacent ranges are joined.
+    pub fn union<'a>(parts: impl IntoIterator<Item = &'a Coverage>) -> Self {
+        let mut map: BTreeMap<ProviderId, Vec<std::ops::Range<u32>>> = BTreeMap::new();
+        for part in parts {
+            for (provider, ranges) in &part.0 {
+                map.entry(provider.clone())
+                    .or_default()
+                    .extend(ranges.iter().cloned());
+            }
+        }
+        for ranges in map.values_mut() {
+            ranges.sort_by_key(|r| r.start);
+            let mut joined: Vec<std::ops::Range<u32>> = Vec::with_capacity(ranges.len());
+            for r in ranges.drain(..) {
+                match joined.last_mut() {
+                    Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+                    _ => joined.push(r),
+                }
+            }
+            *ranges = joined;
+        }
+        Coverage(map)
+    }
+
+    /// True if the segment holds entries of `epoch` of `provider`.
+    pub fn contains(&self, provider: &ProviderId, epoch: u32) -> bool {
+        self.0
+            .get(provider)
+            .is_some_and(|ranges| ranges.iter().any(|r| r.contains(&epoch)))
+    }
+
+    /// Per provider, the epoch ranges, ascending.
+    pub fn ranges(&self) -> &BTreeMap<ProviderId, Vec<std::ops::Range<u32>>> {
+        &self.0
+    }
+
+    pub(crate) fn from_ranges(map: BTreeMap<ProviderId, Vec<std::ops::Range<u32>>>) -> Self {
+        Coverage(map)
+    }
+}
+
 /// A consistent snapshot of the index: every provider's epochs and the segments, oldest
-/// first. Cheap to take (an `Arc`), and never changes once taken.
+/// first, each with the epochs it covers. Cheap to take (an `Arc`), and never changes
+/// once taken.
 #[derive(Debug, Clone, Default)]
 pub struct View {
     epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
     segments: Vec<Arc<dyn SegmentSource>>,
+    coverage: Vec<Coverage>,
 }
 
 impl View {
-    /// A view of `segments` (oldest first) holding the entries of `epochs`.
+    /// A view of `segments` (oldest first, each with what it covers) holding the
+    /// entries of `epochs`.
     pub fn new(
         epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
-        segments: Vec<Arc<dyn SegmentSource>>,
+        segments: Vec<(Arc<dyn SegmentSource>, Coverage)>,
     ) -> Self {
-        View { epochs, segments }
+        let (segments, coverage) = segments.into_iter().unzip();
+        View {
+            epochs,
+            segments,
+            coverage,
+        }
     }
 
     /// Every provider's epochs, epoch `e` at position `e`.
@@ -135,10 +198,33 @@ impl View {
         &self.segments
     }
 
+    /// What each segment covers, in the order of [`View::segments`].
+    pub fn coverage(&self) -> &[Coverage] {
+        &self.coverage
+    }
+
     /// The value under `label` in any segment (labels are unique across segments).
     pub fn lookup(&self, label: &Label) -> Result<Option<Value>> {
         for segment in self.segments.iter().rev() {
             if let Some(value) = segment.get(label)? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The value under `label`, looking only in the segments that cover `epoch` of
+    /// `provider` (where an entry of that epoch can be).
+    pub fn lookup_in_epoch(
+        &self,
+        provider: &ProviderId,
+        epoch: u32,
+        label: &Label,
+    ) -> Result<Option<Value>> {
+        for (segment, coverage) in self.segments.iter().zip(&self.coverage).rev() {
+            if coverage.contains(provider, epoch)
+                && let Some(value) = segment.get(label)?
+            {
                 return Ok(Some(value));
             }
         }
@@ -204,4 +290,40 @@ pub trait Store: Send + Sync {
 
     /// Every stored record's provider, id, size and upload time, sorted.
     fn records(&self) -> Vec<RecordInfo>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_joins_adjacent_epochs_and_answers_membership() {
+        let (a, b) = (ProviderId::new("a").unwrap(), ProviderId::new("b").unwrap());
+        let parts = [
+            Coverage::epoch(&a, 0),
+            Coverage::epoch(&b, 0),
+            Coverage::epoch(&a, 2),
+            Coverage::epoch(&a, 1),
+            Coverage::epoch(&a, 5),
+        ];
+        let union = Coverage::union(&parts);
+        assert_eq!(union.ranges()[&a], vec![0..3, 5..6]);
+        assert_eq!(union.ranges()[&b], vec![0..1]);
+        for (epoch, inside) in [
+            (0, true),
+            (2, true),
+            (3, false),
+            (4, false),
+            (5, true),
+            (6, false),
+        ] {
+            assert_eq!(union.contains(&a, epoch), inside, "epoch {epoch}");
+        }
+        assert!(!union.contains(&b, 1));
+        assert!(!union.contains(&ProviderId::new("c").unwrap(), 0));
+        assert_eq!(
+            Coverage::union([&union, &Coverage::epoch(&a, 3)]).ranges()[&a],
+            vec![0..4, 5..6]
+        );
+    }
 }
