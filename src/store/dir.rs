@@ -212,8 +212,12 @@ impl DirStore {
             .sum();
         let expected: usize = catalog.epochs.values().map(Vec::len).sum();
         let tiles = catalog.epochs.iter().all(|(p, e)| {
+            let whole = 0..e.len() as u32;
             e.is_empty()
-                || covered.ranges().get(p).map(Vec::as_slice) == Some(&[0..e.len() as u32][..])
+                || covered
+                    .ranges()
+                    .get(p)
+                    .is_some_and(|r| r.len() == 1 && r[0] == whole)
         }) && covered
             .ranges()
             .keys()

@@ -118,7 +118,8 @@ impl Coverage {
     /// One epoch of one provider (a segment made from one batch).
     pub fn epoch(provider: &ProviderId, epoch: u32) -> Self {
         let mut map = BTreeMap::new();
-        map.insert(provider.clone(), vec![epoch..epoch.saturating_add(1)]);
+        let just_this = epoch..epoch.saturating_add(1);
+        map.insert(provider.clone(), Vec::from([just_this]));
         Coverage(map)
     }
 
