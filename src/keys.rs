@@ -376,6 +376,17 @@ fn check_scope(
     }
 }
 
+impl<K: RecordKeySource + ?Sized> RecordKeySource for &K {
+    fn record_key_for(
+        &self,
+        provider: &ProviderId,
+        generation: u32,
+        record: RecordId,
+    ) -> Result<RecordKey> {
+        (**self).record_key_for(provider, generation, record)
+    }
+}
+
 impl RecordKeySource for RecordKey {
     fn record_key_for(
         &self,

@@ -31,6 +31,7 @@ pub mod broker;
 pub mod cloud;
 mod eax;
 pub mod error;
+mod ffi;
 #[cfg(test)]
 mod format_examples;
 mod ggm;
@@ -72,7 +73,7 @@ pub use query::{Combine, Query, SearchResponse};
 pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
 pub use seal::{RecordHeader, open, seal, seal_with_chunk_size};
 pub use store::{Coverage, DirStore, MemStore, RecordInfo, SegmentSource, Store, View};
-pub use stream::{Opener, Sealer};
+pub use stream::{IncrementalOpener, Opener, Sealer};
 
 /// Compiles and runs the README's code blocks as doctests, so they cannot rot.
 #[cfg(doctest)]

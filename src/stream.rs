@@ -100,6 +100,12 @@ impl<W: Write> Sealer<W> {
         Ok(())
     }
 
+    /// The inner writer, for example to take out what was sealed so far. Writing to it
+    /// directly corrupts the record.
+    pub fn get_mut(&mut self) -> Option<&mut W> {
+        self.inner.as_mut()
+    }
+
     /// Seals the last chunk, flushes, and returns the inner writer.
     pub fn finish(mut self) -> Result<W> {
         self.inner()?;
@@ -252,6 +258,159 @@ impl<R: Read> Read for Opener<R> {
                 }
             }
         }
+    }
+}
+
+/// Opens a sealed record pushed to it in pieces of any size, for callers that receive
+/// bytes rather than read them (network callbacks, the C ABI's `_update`).
+///
+/// Like [`Opener`] it holds at most one chunk and one byte of look-ahead, and hands out
+/// only verified plaintext. The final chunk is recognized only at
+/// [`IncrementalOpener::finish`], which is where a truncated record is an error.
+///
+/// ```
+/// use medvault::{IncrementalOpener, MasterKey, PatientId, ProviderId, RecordId};
+/// let master = MasterKey::generate()?;
+/// let patient = master.patient_key(&ProviderId::new("radiology")?, &PatientId::new("MRN-1")?, 0);
+/// let sealed = medvault::seal(&patient.record_key(RecordId::generate()?), &[7u8; 100_000])?;
+/// let mut opener = IncrementalOpener::new(patient);
+/// let mut plain = Vec::new();
+/// for piece in sealed.chunks(1000) {
+///     opener.update(piece, &mut plain)?;
+/// }
+/// opener.finish(&mut plain)?;
+/// assert_eq!(plain, vec![7u8; 100_000]);
+/// # Ok::<(), medvault::Error>(())
+/// ```
+pub struct IncrementalOpener<K: RecordKeySource> {
+    key: K,
+    /// The header and its cipher, once the header is complete.
+    opened: Option<(RecordHeader, ChunkCipher)>,
+    /// Sealed bytes not yet used: part of the header, or the current chunk and at most
+    /// one byte past it.
+    buffered: Vec<u8>,
+    index: u32,
+    failed: bool,
+}
+
+impl<K: RecordKeySource> IncrementalOpener<K> {
+    /// An opener that will pick the record key from `key` once the header arrived.
+    pub fn new(key: K) -> Self {
+        IncrementalOpener {
+            key,
+            opened: None,
+            buffered: Vec::new(),
+            index: 0,
+            failed: false,
+        }
+    }
+
+    /// The record's header, once enough bytes arrived.
+    pub fn header(&self) -> Option<&RecordHeader> {
+        self.opened.as_ref().map(|(header, _)| header)
+    }
+
+    /// Takes the next piece of the sealed record and appends the plaintext of every
+    /// chunk it completes (and verifies) to `plaintext`. After an error the opener is
+    /// spent: every later call fails.
+    pub fn update(&mut self, sealed: &[u8], plaintext: &mut Vec<u8>) -> Result<()> {
+        if self.failed {
+            return Err(Error::InvalidArgument(
+                "the opener failed earlier; discard it",
+            ));
+        }
+        let result = self.consume(sealed, plaintext);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn consume(&mut self, mut sealed: &[u8], plaintext: &mut Vec<u8>) -> Result<()> {
+        while !sealed.is_empty() {
+            let Some((header, cipher)) = &self.opened else {
+                let taken = self.take_header_bytes(sealed)?;
+                sealed = &sealed[taken..];
+                continue;
+            };
+            let stride = header.chunk_size() as usize + CHUNK_OVERHEAD;
+            // Fill up to one byte past the chunk: that byte proves it is not the last.
+            let take = (stride + 1 - self.buffered.len()).min(sealed.len());
+            self.buffered.extend_from_slice(&sealed[..take]);
+            sealed = &sealed[take..];
+            if self.buffered.len() == stride + 1 {
+                let mut chunk = Zeroizing::new(self.buffered[..stride - CHUNK_OVERHEAD].to_vec());
+                cipher.open_chunk(
+                    self.index,
+                    false,
+                    &mut chunk,
+                    &self.buffered[stride - CHUNK_OVERHEAD..stride],
+                )?;
+                plaintext.extend_from_slice(&chunk);
+                self.buffered.drain(..stride);
+                self.index = self.index.checked_add(1).ok_or(Error::Malformed {
+                    format: "sealed record",
+                    detail: "more than 2^32 chunks",
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves header bytes from `sealed` into the buffer; parses the header once it is
+    /// complete. Returns how many bytes it took.
+    fn take_header_bytes(&mut self, sealed: &[u8]) -> Result<usize> {
+        let need = if self.buffered.len() < HEADER_FIXED_PREFIX {
+            HEADER_FIXED_PREFIX
+        } else {
+            HEADER_FIXED_PREFIX
+                + self.buffered[HEADER_FIXED_PREFIX - 1] as usize
+                + HEADER_FIXED_SUFFIX
+        };
+        let take = (need - self.buffered.len()).min(sealed.len());
+        self.buffered.extend_from_slice(&sealed[..take]);
+        match RecordHeader::parse(&self.buffered) {
+            Ok((header, used)) => {
+                debug_assert_eq!(used, self.buffered.len());
+                let key = self.key.record_key_for(
+                    header.provider(),
+                    header.generation(),
+                    header.record_id(),
+                )?;
+                let cipher = ChunkCipher::new(&key, &header);
+                self.buffered.clear();
+                self.opened = Some((header, cipher));
+            }
+            // Magic, version and algorithm are checked as soon as their bytes arrive.
+            Err(Error::Truncated { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        Ok(take)
+    }
+
+    /// Verifies the final chunk and appends its plaintext. An input that ends before
+    /// its final chunk is [`Error::Truncated`].
+    pub fn finish(self, plaintext: &mut Vec<u8>) -> Result<()> {
+        if self.failed {
+            return Err(Error::InvalidArgument(
+                "the opener failed earlier; discard it",
+            ));
+        }
+        let Some((_, cipher)) = &self.opened else {
+            return Err(Error::Truncated {
+                format: "sealed record",
+                detail: "the header is cut short",
+            });
+        };
+        if self.buffered.len() < CHUNK_OVERHEAD {
+            return Err(Error::Truncated {
+                format: "sealed record",
+                detail: "a chunk is shorter than its tag",
+            });
+        }
+        let split = self.buffered.len() - CHUNK_OVERHEAD;
+        let mut chunk = Zeroizing::new(self.buffered[..split].to_vec());
+        cipher.open_chunk(self.index, true, &mut chunk, &self.buffered[split..])?;
+        plaintext.extend_from_slice(&chunk);
+        Ok(())
     }
 }
 

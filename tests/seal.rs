@@ -7,8 +7,8 @@ use std::io::{Read, Write};
 use common::*;
 use medvault::seal::{CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE};
 use medvault::{
-    Error, KeyMismatch, Opener, PatientKey, RecordHeader, RecordId, Sealer, open, seal,
-    seal_with_chunk_size,
+    Error, IncrementalOpener, KeyMismatch, Opener, PatientKey, RecordHeader, RecordId, Sealer,
+    open, seal, seal_with_chunk_size,
 };
 
 fn stream_seal(key: &medvault::RecordKey, data: &[u8], chunk: u32, write_size: usize) -> Vec<u8> {
@@ -20,10 +20,51 @@ fn stream_seal(key: &medvault::RecordKey, data: &[u8], chunk: u32, write_size: u
 }
 
 /// Reads an opener to the end; returns what it produced before the first error.
+///
+/// The same bytes also go through the push opener in 5-byte pieces: it must reach the
+/// same verdict, and never hand out more than the pull opener did.
 fn stream_open(
     key: &impl medvault::RecordKeySource,
     sealed: &[u8],
 ) -> (Vec<u8>, Result<(), Error>) {
+    let (pulled, pull_result) = pull_open(key, sealed);
+    let (pushed, push_result) = push_open(key, sealed, 5);
+    match (&pull_result, &push_result) {
+        (Ok(()), Ok(())) => assert_eq!(pushed, pulled),
+        (Err(a), Err(b)) => {
+            assert_eq!(
+                std::mem::discriminant(a),
+                std::mem::discriminant(b),
+                "pull: {a:?}, push: {b:?}"
+            );
+            assert!(
+                pulled.starts_with(&pushed),
+                "push handed out more than pull"
+            );
+        }
+        _ => panic!("pull: {pull_result:?}, push: {push_result:?}"),
+    }
+    (pulled, pull_result)
+}
+
+/// Pushes `sealed` through an [`IncrementalOpener`] in pieces of `piece` bytes.
+fn push_open(
+    key: &impl medvault::RecordKeySource,
+    sealed: &[u8],
+    piece: usize,
+) -> (Vec<u8>, Result<(), Error>) {
+    let mut opener = IncrementalOpener::new(key);
+    let mut out = Vec::new();
+    for part in sealed.chunks(piece) {
+        if let Err(e) = opener.update(part, &mut out) {
+            return (out, Err(e));
+        }
+    }
+    let result = opener.finish(&mut out);
+    (out, result)
+}
+
+fn pull_open(key: &impl medvault::RecordKeySource, sealed: &[u8]) -> (Vec<u8>, Result<(), Error>) {
     let mut opener = match Opener::new(sealed, key) {
         Ok(o) => o,
         Err(e) => return (Vec::new(), Err(e)),
@@ -113,7 +154,37 @@ fn streaming_is_independent_of_write_and_read_sizes() {
             data,
             "write size {write_size}"
         );
+        let (out, result) = push_open(&record, &sealed, write_size);
+        result.unwrap();
+        assert_eq!(out, data, "push size {write_size}");
     }
+}
+
+#[test]
+fn the_push_opener_is_spent_after_an_error_and_rejects_trailing_bytes() {
+    let s = sample();
+    let mut bad = s.sealed.clone();
+    bad[s.header_len + 3] ^= 1;
+    let mut opener = IncrementalOpener::new(&s.record);
+    let mut out = Vec::new();
+    assert!(matches!(
+        opener.update(&bad, &mut out),
+        Err(Error::AuthenticationFailed { .. })
+    ));
+    assert!(out.is_empty());
+    assert!(matches!(
+        opener.update(&s.sealed[..1], &mut out),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        opener.finish(&mut out),
+        Err(Error::InvalidArgument(_))
+    ));
+    // A header alone, or nothing at all, is a truncated record.
+    let (_, result) = push_open(&s.record, &s.sealed[..s.header_len], 1000);
+    assert!(matches!(result, Err(Error::Truncated { .. })));
+    let (_, result) = push_open(&s.record, &[], 1000);
+    assert!(matches!(result, Err(Error::Truncated { .. })));
 }
 
 /// A record of several small chunks, and where its parts are.

@@ -1,0 +1,167 @@
+// The EHR example of examples/c/ehr_demo.c in C++, through include/medvault.hpp:
+// RAII handles, exceptions carrying the status and message, spans and vectors.
+//
+//   ehr_demo WORK_DIR IMAGE.dcm KEYS_DIR
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "medvault.hpp"
+
+namespace {
+
+const std::string kHospital = "st-mary-hospital";
+const std::string kPatient = "+15550100";
+
+std::vector<std::uint8_t> read_file(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string read_text(const std::string &path) {
+  auto bytes = read_file(path);
+  return {bytes.begin(), bytes.end()};
+}
+
+medvault::identity load_identity(const std::string &keys, const std::string &who) {
+  return medvault::identity::from_pem(read_text(keys + "/" + who + "-sign.pem"),
+                                      read_text(keys + "/" + who + "-enc.pem"));
+}
+
+std::string text_of(const std::vector<std::uint8_t> &bytes) { return {bytes.begin(), bytes.end()}; }
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 4) {
+    std::cerr << "usage: " << argv[0] << " WORK_DIR IMAGE.dcm KEYS_DIR\n";
+    return 2;
+  }
+  const std::string work = argv[1], image_path = argv[2], keys = argv[3];
+  const auto now = static_cast<std::uint64_t>(std::time(nullptr));
+  try {
+    medvault::cloud cloud(work + "/cloud");
+
+    // The hospital seals and indexes three notes and a DICOM image.
+    auto master = medvault::master_key::generate();
+    medvault::provider hospital(kHospital, master);
+    auto hospital_identity = load_identity(keys, "provider-a");
+    cloud.register_provider(kHospital, hospital_identity.public_keys());
+    struct note {
+      std::string text;
+      std::vector<std::string> keywords;
+    };
+    const std::vector<note> notes = {
+        {"2026-10-01 Endocrinology: type 2 diabetes, HbA1c 8.1 %. Start metformin 500 mg.",
+         {"diabetes", "metformin", "endocrinology"}},
+        {"2026-10-15 Lab: fasting glucose 162 mg/dL.", {"diabetes", "glucose"}},
+        {"2026-11-02 Cardiology: hypertension; lisinopril 10 mg daily.",
+         {"hypertension", "lisinopril"}},
+    };
+    for (const auto &n : notes) {
+      auto record = hospital.add_record(kPatient, medvault::bytes_of(n.text), n.keywords);
+      cloud.put_record(record.bytes);
+    }
+    auto image = read_file(image_path);
+    medvault::record_id image_id{};
+    {
+      auto sealer = hospital.start_record(kPatient, image_id);
+      std::ofstream sealed(work + "/image.sealed", std::ios::binary);
+      for (std::size_t at = 0; at < image.size(); at += 65536) {
+        auto piece = medvault::byte_span(image).subspan(at, std::min<std::size_t>(65536, image.size() - at));
+        auto out = sealer.update(piece);
+        sealed.write(reinterpret_cast<const char *>(out.data()), static_cast<std::streamsize>(out.size()));
+      }
+      auto last = sealer.finish();
+      sealed.write(reinterpret_cast<const char *>(last.data()), static_cast<std::streamsize>(last.size()));
+    }
+    auto size = cloud.put_record_file(work + "/image.sealed");
+    std::cout << "hospital: sealed the DICOM image as a stream and uploaded " << size << " bytes\n";
+    hospital.index(kPatient, image_id, {"radiology", "dicom"});
+    auto batch = hospital.finish_batch();
+    cloud.ingest(batch);
+    std::cout << "hospital: 3 notes and 1 image sealed; index batch of " << batch.size()
+              << " bytes ingested\n";
+    auto follow_up = hospital.add_record(
+        kPatient,
+        medvault::bytes_of("2026-11-20 Follow-up: diabetes controlled on metformin 1000 mg."),
+        {"diabetes", "metformin"});
+    cloud.put_record(follow_up.bytes);
+    cloud.ingest(hospital.finish_batch());
+    cloud.merge();
+    std::cout << "cloud: ingested 2 batches and merged them, without any key\n";
+
+    // The doctor asks, the admin approves, the hospital grants.
+    auto doctor = load_identity(keys, "doctor");
+    auto pinned = cloud.provider_keys(kHospital);
+    auto request = medvault::request_patient(doctor, "Dr. Ada Okafor", kHospital, pinned, kPatient,
+                                             "diabetes follow-up", now);
+    auto request_id = cloud.submit_request(request.bytes);
+    std::cout << "admin: request from Dr. Ada Okafor to " << kHospital << " ("
+              << cloud.request_count_for_admin() << " pending)\n";
+    cloud.decide_request(request_id, true);
+    for (const auto &bytes : cloud.approved_requests(kHospital)) {
+      auto opened = medvault::open_request(bytes, hospital_identity);
+      medvault_opened_request_info info{};
+      medvault::check(medvault_opened_request_get_info(opened.get(), &info));
+      std::cout << "hospital: " << info.requester_name << " asks for patient "
+                << std::string(reinterpret_cast<const char *>(info.patient), info.patient_len)
+                << "; granting for 30 days\n";
+      cloud.post_grant(hospital.grant(hospital_identity, opened.get(), now, 30 * 86400));
+    }
+    medvault::requester requester;
+    auto grants = cloud.fetch_grants(doctor.public_keys());
+    for (const auto &grant : grants) requester.accept_grant(grant, request.pending, pinned, doctor, now);
+    std::cout << "doctor: accepted " << grants.size() << " grant(s)\n";
+
+    // One query across the providers; then the image.
+    auto found = requester.search(cloud, kPatient, {"diabetes", "metformin"}, MEDVAULT_COMBINE_AND);
+    for (const auto &record : found) {
+      std::cout << "doctor: " << record.provider << ": " << text_of(record.plaintext) << "\n";
+    }
+    std::cout << "doctor: diabetes AND metformin found " << found.size() << " records\n";
+    auto sealed_scan = cloud.get_record(kHospital, image_id);
+    auto scan = requester.open_record(kPatient, sealed_scan);
+    bool identical = scan == image;
+    std::cout << "doctor: opened the " << scan.size() << "-byte image, "
+              << (identical ? "identical to the original" : "DIFFERENT FROM THE ORIGINAL") << "\n";
+    auto key = hospital.key_of(kPatient);
+    medvault::opener opener(key.get());
+    std::vector<std::uint8_t> streamed;
+    for (std::size_t at = 0; at < sealed_scan.size(); at += 5000) {
+      auto piece = medvault::byte_span(sealed_scan).subspan(at, std::min<std::size_t>(5000, sealed_scan.size() - at));
+      auto plain = opener.update(piece);
+      streamed.insert(streamed.end(), plain.begin(), plain.end());
+    }
+    auto last = opener.finish();
+    streamed.insert(streamed.end(), last.begin(), last.end());
+    bool stream_ok = streamed == image;
+    std::cout << "hospital: streamed the image back in 5000-byte pieces: " << streamed.size()
+              << " bytes, " << (stream_ok ? "identical" : "DIFFERENT") << "\n";
+
+    // A tampered record is an exception carrying the status.
+    sealed_scan[sealed_scan.size() / 2] ^= 1;
+    try {
+      requester.open_record(kPatient, sealed_scan);
+      std::cerr << "error: a tampered image opened\n";
+      return 1;
+    } catch (const medvault::error &e) {
+      std::cout << "doctor: a tampered image is refused (status " << e.status() << ")\n";
+    }
+    if (found.size() != 2 || !identical || !stream_ok) {
+      std::cerr << "error: unexpected results\n";
+      return 1;
+    }
+    std::cout << "done\n";
+    return 0;
+  } catch (const medvault::error &e) {
+    std::cerr << "error: " << e.what() << " (status " << e.status() << ")\n";
+    return 1;
+  }
+}

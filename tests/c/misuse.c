@@ -1,0 +1,669 @@
+/*
+ * Misuse of the C ABI: NULL for every pointer argument, too-small buffers, freed-then-
+ * NULL handles, garbage, truncated, tampered and replayed inputs, wrong keys, expired
+ * grants. Each must return its documented status; run under valgrind, nothing leaks.
+ *
+ *   misuse WORK_DIR KEYS_DIR
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "medvault.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define EXPECT(expected, call)                                                          \
+  do {                                                                                  \
+    medvault_status got_ = (call);                                                      \
+    checks++;                                                                           \
+    if (got_ != (expected)) {                                                           \
+      char msg_[512] = "";                                                              \
+      medvault_last_error(msg_, sizeof msg_, NULL);                                     \
+      fprintf(stderr, "line %d: %s\n  expected %s, got %u (%s): %s\n", __LINE__, #call, \
+              #expected, (unsigned)got_, medvault_status_message(got_), msg_);          \
+      failures++;                                                                       \
+    }                                                                                   \
+  } while (0)
+#define OK(call) EXPECT(MEDVAULT_STATUS_OK, call)
+#define NUL(call) EXPECT(MEDVAULT_STATUS_NULL_ARGUMENT, call)
+#define INVALID(call) EXPECT(MEDVAULT_STATUS_INVALID_ARGUMENT, call)
+#define TRUE(cond)                                                         \
+  do {                                                                     \
+    checks++;                                                              \
+    if (!(cond)) {                                                         \
+      fprintf(stderr, "line %d: expected %s\n", __LINE__, #cond);          \
+      failures++;                                                          \
+    }                                                                      \
+  } while (0)
+
+static const char PROVIDER[] = "st-mary-hospital";
+static const uint8_t PATIENT[] = "+15550100";
+#define PATIENT_LEN (sizeof PATIENT - 1)
+
+static char *read_text(const char *dir, const char *name) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    fprintf(stderr, "cannot open %s\n", path);
+    exit(2);
+  }
+  char *buf = calloc(1, 1 << 16);
+  size_t n = buf == NULL ? 0 : fread(buf, 1, (1 << 16) - 1, f);
+  fclose(f);
+  if (buf == NULL || n == 0) {
+    fprintf(stderr, "cannot read %s\n", path);
+    exit(2);
+  }
+  return buf;
+}
+
+static medvault_identity *identity_from(const char *keys, const char *sign, const char *enc) {
+  char *s = read_text(keys, sign), *e = read_text(keys, enc);
+  medvault_identity *id = NULL;
+  OK(medvault_identity_from_pem(s, e, NULL, 0, &id));
+  free(s);
+  free(e);
+  return id;
+}
+
+/* A copy of `b` with one byte changed, or cut to `len`. */
+static uint8_t *copy_of(const medvault_bytes *b) {
+  uint8_t *c = malloc(b->len == 0 ? 1 : b->len);
+  if (c == NULL) exit(2);
+  memcpy(c, b->data, b->len);
+  return c;
+}
+
+static void statuses_and_messages(void) {
+  char buf[256];
+  size_t needed = 0;
+  TRUE(medvault_version() != NULL && strlen(medvault_version()) > 0);
+  for (uint32_t s = 0; s < 40; s++) TRUE(medvault_status_message(s) != NULL);
+  TRUE(strcmp(medvault_status_message(9999), "unknown status") == 0);
+  /* Produce an error, then read it with too small, NULL and right-sized buffers. */
+  NUL(medvault_master_key_generate(NULL));
+  EXPECT(MEDVAULT_STATUS_BUFFER_TOO_SMALL, medvault_last_error(NULL, 0, &needed));
+  TRUE(needed > 10);
+  EXPECT(MEDVAULT_STATUS_BUFFER_TOO_SMALL, medvault_last_error(buf, 5, NULL));
+  NUL(medvault_last_error(NULL, sizeof buf, NULL));
+  OK(medvault_last_error(buf, sizeof buf, &needed));
+  TRUE(strstr(buf, "NULL argument: out") != NULL && needed == strlen(buf) + 1);
+}
+
+static void bytes_and_ids(void) {
+  medvault_bytes empty = {0};
+  medvault_bytes_free(NULL);
+  medvault_bytes_free(&empty);
+  medvault_bytes_free(&empty); /* twice: still a no-op */
+  uint8_t id[MEDVAULT_RECORD_ID_LEN];
+  char hex[MEDVAULT_RECORD_ID_HEX_LEN];
+  NUL(medvault_record_id_generate(NULL));
+  OK(medvault_record_id_generate(id));
+  NUL(medvault_record_id_to_hex(NULL, hex, sizeof hex));
+  NUL(medvault_record_id_to_hex(id, NULL, sizeof hex));
+  EXPECT(MEDVAULT_STATUS_BUFFER_TOO_SMALL, medvault_record_id_to_hex(id, hex, sizeof hex - 1));
+  OK(medvault_record_id_to_hex(id, hex, sizeof hex));
+  TRUE(strlen(hex) == 32);
+  TRUE(medvault_list_len(NULL) == 0);
+  const uint8_t *data;
+  size_t len;
+  NUL(medvault_list_get(NULL, 0, &data, &len));
+  medvault_list_free(NULL);
+}
+
+static void keys_and_key_files(medvault_master_key *master) {
+  medvault_password_kdf kdf = medvault_password_kdf_default();
+  TRUE(kdf.algorithm == MEDVAULT_KDF_ALGORITHM_ARGON2ID);
+  medvault_password_kdf cheap = {MEDVAULT_KDF_ALGORITHM_PBKDF2_SHA256, 0, 100000, 0};
+  medvault_password_kdf bogus = {77, 0, 100000, 0};
+  const uint8_t pw[] = "correct horse";
+  medvault_bytes file = {0}, provider_out = {0};
+  NUL(medvault_key_file_lock(NULL, PROVIDER, pw, 13, &cheap, &file));
+  NUL(medvault_key_file_lock(master, NULL, pw, 13, &cheap, &file));
+  NUL(medvault_key_file_lock(master, PROVIDER, NULL, 13, &cheap, &file));
+  NUL(medvault_key_file_lock(master, PROVIDER, pw, 13, &cheap, NULL));
+  INVALID(medvault_key_file_lock(master, PROVIDER, pw, 0, &cheap, &file));
+  INVALID(medvault_key_file_lock(master, PROVIDER, pw, 13, &bogus, &file));
+  INVALID(medvault_key_file_lock(master, "Not A Provider!", pw, 13, &cheap, &file));
+  OK(medvault_key_file_lock(master, PROVIDER, pw, 13, &cheap, &file));
+  /* A non-empty output is refused rather than leaked. */
+  INVALID(medvault_key_file_lock(master, PROVIDER, pw, 13, &cheap, &file));
+
+  medvault_master_key *unlocked = NULL;
+  NUL(medvault_key_file_unlock(NULL, file.len, pw, 13, &unlocked, NULL));
+  NUL(medvault_key_file_unlock(file.data, file.len, NULL, 13, &unlocked, NULL));
+  NUL(medvault_key_file_unlock(file.data, file.len, pw, 13, NULL, NULL));
+  EXPECT(MEDVAULT_STATUS_WRONG_PASSWORD,
+         medvault_key_file_unlock(file.data, file.len, (const uint8_t *)"wrong", 5, &unlocked, NULL));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_key_file_unlock(file.data, 10, pw, 13, &unlocked, NULL));
+  EXPECT(MEDVAULT_STATUS_CORRUPT,
+         medvault_key_file_unlock(file.data, file.len / 2, pw, 13, &unlocked, NULL));
+  EXPECT(MEDVAULT_STATUS_MALFORMED,
+         medvault_key_file_unlock((const uint8_t *)"garbage garbage garbage", 23, pw, 13, &unlocked,
+                                  NULL));
+  uint8_t *bad = copy_of(&file);
+  bad[4] = 99; /* the version byte */
+  EXPECT(MEDVAULT_STATUS_UNSUPPORTED_VERSION,
+         medvault_key_file_unlock(bad, file.len, pw, 13, &unlocked, NULL));
+  memcpy(bad, file.data, file.len);
+  bad[file.len - 40] ^= 1;
+  EXPECT(MEDVAULT_STATUS_CORRUPT, medvault_key_file_unlock(bad, file.len, pw, 13, &unlocked, NULL));
+  free(bad);
+  OK(medvault_key_file_unlock(file.data, file.len, pw, 13, &unlocked, &provider_out));
+  TRUE(provider_out.len == strlen(PROVIDER) && memcmp(provider_out.data, PROVIDER, provider_out.len) == 0);
+  medvault_master_key_free(unlocked);
+  medvault_master_key_free(NULL);
+  medvault_bytes_free(&file);
+  medvault_bytes_free(&provider_out);
+
+  medvault_patient_key *key = NULL;
+  NUL(medvault_patient_key_derive(NULL, PROVIDER, PATIENT, PATIENT_LEN, 0, &key));
+  NUL(medvault_patient_key_derive(master, NULL, PATIENT, PATIENT_LEN, 0, &key));
+  NUL(medvault_patient_key_derive(master, PROVIDER, NULL, PATIENT_LEN, 0, &key));
+  NUL(medvault_patient_key_derive(master, PROVIDER, PATIENT, PATIENT_LEN, 0, NULL));
+  INVALID(medvault_patient_key_derive(master, PROVIDER, PATIENT, 0, 0, &key));
+  INVALID(medvault_patient_key_derive(master, "", PATIENT, PATIENT_LEN, 0, &key));
+  /* Invalid UTF-8 in a string argument. */
+  INVALID(medvault_patient_key_derive(master, "\xff\xfe", PATIENT, PATIENT_LEN, 0, &key));
+  medvault_patient_key_free(NULL);
+}
+
+static void seal_and_open(medvault_master_key *master) {
+  medvault_patient_key *key = NULL, *other_patient = NULL, *other_provider = NULL;
+  OK(medvault_patient_key_derive(master, PROVIDER, PATIENT, PATIENT_LEN, 0, &key));
+  OK(medvault_patient_key_derive(master, PROVIDER, (const uint8_t *)"+15550199", 9, 0, &other_patient));
+  OK(medvault_patient_key_derive(master, "city-lab", PATIENT, PATIENT_LEN, 0, &other_provider));
+  uint8_t id[MEDVAULT_RECORD_ID_LEN];
+  OK(medvault_record_id_generate(id));
+  const uint8_t note[] = "HbA1c 8.1 %; metformin 500 mg";
+  medvault_bytes sealed = {0}, plain = {0};
+  NUL(medvault_seal(NULL, id, note, sizeof note, &sealed));
+  NUL(medvault_seal(key, NULL, note, sizeof note, &sealed));
+  NUL(medvault_seal(key, id, NULL, sizeof note, &sealed));
+  NUL(medvault_seal(key, id, note, sizeof note, NULL));
+  OK(medvault_seal(key, id, NULL, 0, &sealed)); /* an empty record is fine */
+  OK(medvault_open(key, sealed.data, sealed.len, &plain));
+  TRUE(plain.len == 0 && plain.data == NULL);
+  medvault_bytes_free(&sealed);
+  OK(medvault_seal(key, id, note, sizeof note, &sealed));
+
+  NUL(medvault_open(NULL, sealed.data, sealed.len, &plain));
+  NUL(medvault_open(key, NULL, sealed.len, &plain));
+  NUL(medvault_open(key, sealed.data, sealed.len, NULL));
+  EXPECT(MEDVAULT_STATUS_AUTHENTICATION_FAILED, medvault_open(other_patient, sealed.data, sealed.len, &plain));
+  EXPECT(MEDVAULT_STATUS_WRONG_KEY, medvault_open(other_provider, sealed.data, sealed.len, &plain));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_open(key, sealed.data, 20, &plain));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_open(key, (const uint8_t *)"not a sealed record at all", 26, &plain));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_open(key, NULL, 0, &plain));
+  uint8_t *bad = copy_of(&sealed);
+  for (size_t i = 0; i < sealed.len; i++) { /* every flipped byte is refused */
+    bad[i] ^= 0x40;
+    medvault_status s = medvault_open(key, bad, sealed.len, &plain);
+    TRUE(s != MEDVAULT_STATUS_OK && plain.data == NULL);
+    bad[i] ^= 0x40;
+  }
+  bad[4] = 2;
+  EXPECT(MEDVAULT_STATUS_UNSUPPORTED_VERSION, medvault_open(key, bad, sealed.len, &plain));
+  bad[4] = 1;
+  bad[5] = 9;
+  EXPECT(MEDVAULT_STATUS_UNSUPPORTED_ALGORITHM, medvault_open(key, bad, sealed.len, &plain));
+  free(bad);
+  OK(medvault_open(key, sealed.data, sealed.len, &plain));
+  TRUE(plain.len == sizeof note && memcmp(plain.data, note, sizeof note) == 0);
+  medvault_bytes_free(&plain);
+
+  /* Streaming: NULLs, use after finish, truncation, garbage. */
+  medvault_sealer *sealer = NULL;
+  medvault_bytes part = {0};
+  NUL(medvault_sealer_init(NULL, id, &sealer));
+  NUL(medvault_sealer_init(key, NULL, &sealer));
+  NUL(medvault_sealer_init(key, id, NULL));
+  OK(medvault_sealer_init(key, id, &sealer));
+  NUL(medvault_sealer_update(NULL, note, sizeof note, &part));
+  NUL(medvault_sealer_update(sealer, NULL, sizeof note, &part));
+  NUL(medvault_sealer_update(sealer, note, sizeof note, NULL));
+  OK(medvault_sealer_update(sealer, note, sizeof note, &part));
+  NUL(medvault_sealer_finish(NULL, &part));
+  NUL(medvault_sealer_finish(sealer, NULL));
+  INVALID(medvault_sealer_finish(sealer, &part)); /* `part` still holds the header */
+  medvault_bytes_free(&part);
+  OK(medvault_sealer_finish(sealer, &part));
+  medvault_bytes_free(&part);
+  INVALID(medvault_sealer_update(sealer, note, sizeof note, &part));
+  INVALID(medvault_sealer_finish(sealer, &part));
+  medvault_sealer_free(sealer);
+  medvault_sealer_free(NULL);
+
+  medvault_opener *opener = NULL;
+  NUL(medvault_opener_init(NULL, &opener));
+  NUL(medvault_opener_init(key, NULL));
+  OK(medvault_opener_init(key, &opener));
+  NUL(medvault_opener_update(NULL, sealed.data, sealed.len, &part));
+  NUL(medvault_opener_update(opener, NULL, sealed.len, &part));
+  NUL(medvault_opener_update(opener, sealed.data, sealed.len, NULL));
+  NUL(medvault_opener_finish(NULL, &part));
+  NUL(medvault_opener_finish(opener, NULL));
+  OK(medvault_opener_update(opener, sealed.data, sealed.len - 1, &part));
+  TRUE(part.len == 0); /* nothing verified yet: nothing handed out */
+  EXPECT(MEDVAULT_STATUS_AUTHENTICATION_FAILED, medvault_opener_finish(opener, &part));
+  INVALID(medvault_opener_finish(opener, &part)); /* spent */
+  medvault_opener_free(opener);
+  opener = NULL;
+  NUL(medvault_opener_update(opener, sealed.data, sealed.len, &part)); /* freed, then NULL */
+  OK(medvault_opener_init(key, &opener));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_opener_update(opener, (const uint8_t *)"garbage!", 8, &part));
+  INVALID(medvault_opener_update(opener, sealed.data, sealed.len, &part));
+  medvault_opener_free(opener);
+  OK(medvault_opener_init(key, &opener));
+  OK(medvault_opener_update(opener, sealed.data, 10, &part));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_opener_finish(opener, &part));
+  medvault_opener_free(opener);
+  OK(medvault_opener_init(other_provider, &opener));
+  EXPECT(MEDVAULT_STATUS_WRONG_KEY, medvault_opener_update(opener, sealed.data, sealed.len, &part));
+  medvault_opener_free(opener);
+  medvault_opener_free(NULL);
+
+  medvault_bytes_free(&sealed);
+  medvault_patient_key_free(key);
+  medvault_patient_key_free(other_patient);
+  medvault_patient_key_free(other_provider);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: %s WORK_DIR KEYS_DIR\n", argv[0]);
+    return 2;
+  }
+  char store[1024];
+  snprintf(store, sizeof store, "%s/cloud", argv[1]);
+  const char *keys = argv[2];
+
+  statuses_and_messages();
+  bytes_and_ids();
+  medvault_master_key *master = NULL;
+  OK(medvault_master_key_generate(&master));
+  keys_and_key_files(master);
+  seal_and_open(master);
+
+  /* ---- Provider. */
+  medvault_provider *provider = NULL;
+  NUL(medvault_provider_new(NULL, master, &provider));
+  NUL(medvault_provider_new(PROVIDER, NULL, &provider));
+  NUL(medvault_provider_new(PROVIDER, master, NULL));
+  INVALID(medvault_provider_new("no spaces allowed", master, &provider));
+  OK(medvault_provider_new(PROVIDER, master, &provider));
+  const char *keywords[] = {"diabetes", "metformin"};
+  const char *with_null[] = {"diabetes", NULL};
+  const char *with_empty[] = {""};
+  const uint8_t note[] = "2026-10-01 type 2 diabetes; metformin 500 mg";
+  uint8_t id[MEDVAULT_RECORD_ID_LEN];
+  medvault_bytes sealed = {0}, batch = {0}, state = {0};
+  NUL(medvault_provider_add_record(NULL, PATIENT, PATIENT_LEN, note, sizeof note, keywords, 2, id, &sealed));
+  NUL(medvault_provider_add_record(provider, NULL, PATIENT_LEN, note, sizeof note, keywords, 2, id, &sealed));
+  NUL(medvault_provider_add_record(provider, PATIENT, PATIENT_LEN, NULL, sizeof note, keywords, 2, id, &sealed));
+  NUL(medvault_provider_add_record(provider, PATIENT, PATIENT_LEN, note, sizeof note, NULL, 2, id, &sealed));
+  NUL(medvault_provider_add_record(provider, PATIENT, PATIENT_LEN, note, sizeof note, with_null, 2, id, &sealed));
+  NUL(medvault_provider_add_record(provider, PATIENT, PATIENT_LEN, note, sizeof note, keywords, 2, NULL, &sealed));
+  NUL(medvault_provider_add_record(provider, PATIENT, PATIENT_LEN, note, sizeof note, keywords, 2, id, NULL));
+  INVALID(medvault_provider_add_record(provider, PATIENT, PATIENT_LEN, note, sizeof note, with_empty, 1, id, &sealed));
+  OK(medvault_provider_add_record(provider, PATIENT, PATIENT_LEN, note, sizeof note, keywords, 2, id, &sealed));
+  medvault_sealer *sealer = NULL;
+  uint8_t image_id[MEDVAULT_RECORD_ID_LEN];
+  OK(medvault_record_id_generate(image_id)); /* an id the cloud does not hold */
+  NUL(medvault_provider_sealer_init(NULL, PATIENT, PATIENT_LEN, image_id, &sealer));
+  NUL(medvault_provider_sealer_init(provider, NULL, PATIENT_LEN, image_id, &sealer));
+  NUL(medvault_provider_sealer_init(provider, PATIENT, PATIENT_LEN, NULL, &sealer));
+  NUL(medvault_provider_sealer_init(provider, PATIENT, PATIENT_LEN, image_id, NULL));
+  NUL(medvault_provider_index(NULL, PATIENT, PATIENT_LEN, id, keywords, 2));
+  NUL(medvault_provider_index(provider, NULL, PATIENT_LEN, id, keywords, 2));
+  NUL(medvault_provider_index(provider, PATIENT, PATIENT_LEN, NULL, keywords, 2));
+  NUL(medvault_provider_index(provider, PATIENT, PATIENT_LEN, id, NULL, 2));
+  NUL(medvault_provider_delete(NULL, PATIENT, PATIENT_LEN, id, keywords, 2));
+  NUL(medvault_provider_delete(provider, NULL, PATIENT_LEN, id, keywords, 2));
+  NUL(medvault_provider_delete(provider, PATIENT, PATIENT_LEN, NULL, keywords, 2));
+  NUL(medvault_provider_delete(provider, PATIENT, PATIENT_LEN, id, NULL, 2));
+  NUL(medvault_provider_finish_batch(NULL, &batch));
+  NUL(medvault_provider_finish_batch(provider, NULL));
+  NUL(medvault_provider_rotate(NULL, NULL));
+  INVALID(medvault_provider_rotate(provider, NULL)); /* a batch is pending */
+  NUL(medvault_provider_state(NULL, &state));
+  NUL(medvault_provider_state(provider, NULL));
+  medvault_patient_key *pkey = NULL;
+  NUL(medvault_provider_patient_key(NULL, PATIENT, PATIENT_LEN, &pkey));
+  NUL(medvault_provider_patient_key(provider, NULL, PATIENT_LEN, &pkey));
+  NUL(medvault_provider_patient_key(provider, PATIENT, PATIENT_LEN, NULL));
+  OK(medvault_provider_finish_batch(provider, &batch));
+  OK(medvault_provider_state(provider, &state));
+  medvault_provider *resumed = NULL;
+  NUL(medvault_provider_resume(NULL, master, state.data, state.len, &resumed));
+  NUL(medvault_provider_resume(PROVIDER, NULL, state.data, state.len, &resumed));
+  NUL(medvault_provider_resume(PROVIDER, master, NULL, state.len, &resumed));
+  NUL(medvault_provider_resume(PROVIDER, master, state.data, state.len, NULL));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_provider_resume(PROVIDER, master, state.data, 3, &resumed));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_provider_resume(PROVIDER, master, (const uint8_t *)"garbage garbage!", 16, &resumed));
+  OK(medvault_provider_resume(PROVIDER, master, state.data, state.len, &resumed));
+  medvault_provider_free(resumed);
+  medvault_provider_free(NULL);
+  medvault_bytes_free(&state);
+
+  /* ---- Cloud. */
+  medvault_cloud *cloud = NULL, *second = NULL;
+  NUL(medvault_cloud_open(NULL, &cloud));
+  NUL(medvault_cloud_open(store, NULL));
+  OK(medvault_cloud_open(store, &cloud));
+  EXPECT(MEDVAULT_STATUS_STORE_LOCKED, medvault_cloud_open(store, &second));
+  NUL(medvault_cloud_put_record(NULL, sealed.data, sealed.len, NULL));
+  NUL(medvault_cloud_put_record(cloud, NULL, sealed.len, NULL));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_put_record(cloud, (const uint8_t *)"garbage garbage", 15, NULL));
+  OK(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
+  NUL(medvault_cloud_put_record_file(NULL, "x", NULL, NULL));
+  NUL(medvault_cloud_put_record_file(cloud, NULL, NULL, NULL));
+  EXPECT(MEDVAULT_STATUS_IO, medvault_cloud_put_record_file(cloud, "/nonexistent/sealed", NULL, NULL));
+  medvault_bytes got = {0};
+  NUL(medvault_cloud_get_record(NULL, PROVIDER, id, &got));
+  NUL(medvault_cloud_get_record(cloud, NULL, id, &got));
+  NUL(medvault_cloud_get_record(cloud, PROVIDER, NULL, &got));
+  NUL(medvault_cloud_get_record(cloud, PROVIDER, id, NULL));
+  EXPECT(MEDVAULT_STATUS_NOT_FOUND, medvault_cloud_get_record(cloud, PROVIDER, image_id, &got));
+  NUL(medvault_cloud_get_record_file(NULL, PROVIDER, id, "x", NULL));
+  NUL(medvault_cloud_get_record_file(cloud, NULL, id, "x", NULL));
+  NUL(medvault_cloud_get_record_file(cloud, PROVIDER, NULL, "x", NULL));
+  NUL(medvault_cloud_get_record_file(cloud, PROVIDER, id, NULL, NULL));
+  EXPECT(MEDVAULT_STATUS_NOT_FOUND, medvault_cloud_get_record_file(cloud, PROVIDER, image_id, "x", NULL));
+  NUL(medvault_cloud_ingest(NULL, batch.data, batch.len));
+  NUL(medvault_cloud_ingest(cloud, NULL, batch.len));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_ingest(cloud, (const uint8_t *)"garbage garbage", 15));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_cloud_ingest(cloud, batch.data, 5));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_ingest(cloud, batch.data, batch.len - 1));
+  OK(medvault_cloud_ingest(cloud, batch.data, batch.len));
+  EXPECT(MEDVAULT_STATUS_EPOCH_OUT_OF_ORDER, medvault_cloud_ingest(cloud, batch.data, batch.len)); /* replay */
+  NUL(medvault_cloud_merge(NULL));
+  OK(medvault_cloud_merge(cloud));
+  medvault_bytes manifest = {0};
+  NUL(medvault_cloud_manifest(NULL, &manifest));
+  NUL(medvault_cloud_manifest(cloud, NULL));
+  OK(medvault_cloud_manifest(cloud, &manifest));
+  medvault_bytes response = {0};
+  NUL(medvault_cloud_search(NULL, manifest.data, manifest.len, &response));
+  NUL(medvault_cloud_search(cloud, NULL, 5, &response));
+  NUL(medvault_cloud_search(cloud, manifest.data, manifest.len, NULL));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_search(cloud, manifest.data, manifest.len, &response));
+
+  /* ---- Identities. */
+  medvault_identity *hospital_id = identity_from(keys, "provider-a-sign.pem", "provider-a-enc.pem");
+  medvault_identity *doctor = identity_from(keys, "doctor-sign.pem", "doctor-enc.pem");
+  medvault_identity *other = identity_from(keys, "provider-b-sign.pem", "provider-b-enc.pem");
+  medvault_identity *generated = NULL;
+  NUL(medvault_identity_generate(2048, NULL));
+  INVALID(medvault_identity_generate(1024, &generated));
+  char *sign_pem = read_text(keys, "doctor-sign.pem");
+  NUL(medvault_identity_from_pem(NULL, sign_pem, NULL, 0, &generated));
+  NUL(medvault_identity_from_pem(sign_pem, NULL, NULL, 0, &generated));
+  NUL(medvault_identity_from_pem(sign_pem, sign_pem, NULL, 0, NULL));
+  INVALID(medvault_identity_from_pem(sign_pem, sign_pem, NULL, 0, &generated)); /* one key twice */
+  TRUE(medvault_identity_from_pem("not a pem", sign_pem, NULL, 0, &generated) != MEDVAULT_STATUS_OK);
+  free(sign_pem);
+  medvault_bytes spem = {0}, dpem = {0};
+  NUL(medvault_identity_to_pem(NULL, NULL, 0, &spem, &dpem));
+  NUL(medvault_identity_to_pem(doctor, NULL, 0, NULL, &dpem));
+  NUL(medvault_identity_to_pem(doctor, NULL, 0, &spem, NULL));
+  OK(medvault_identity_to_pem(doctor, NULL, 0, &spem, &dpem));
+  medvault_bytes_free(&spem);
+  medvault_bytes_free(&dpem);
+  medvault_public_identity *hospital_pub = NULL, *doctor_pub = NULL, *imported = NULL;
+  NUL(medvault_identity_public(NULL, &hospital_pub));
+  NUL(medvault_identity_public(hospital_id, NULL));
+  OK(medvault_identity_public(hospital_id, &hospital_pub));
+  OK(medvault_identity_public(doctor, &doctor_pub));
+  medvault_bytes vpem = {0}, epem = {0};
+  NUL(medvault_public_identity_to_pem(NULL, &vpem, &epem));
+  NUL(medvault_public_identity_to_pem(doctor_pub, NULL, &epem));
+  NUL(medvault_public_identity_to_pem(doctor_pub, &vpem, NULL));
+  OK(medvault_public_identity_to_pem(doctor_pub, &vpem, &epem));
+  char *v = calloc(1, vpem.len + 1), *e = calloc(1, epem.len + 1);
+  if (v == NULL || e == NULL) return 2;
+  memcpy(v, vpem.data, vpem.len);
+  memcpy(e, epem.data, epem.len);
+  NUL(medvault_public_identity_from_pem(NULL, e, &imported));
+  NUL(medvault_public_identity_from_pem(v, NULL, &imported));
+  NUL(medvault_public_identity_from_pem(v, e, NULL));
+  TRUE(medvault_public_identity_from_pem("garbage", e, &imported) != MEDVAULT_STATUS_OK);
+  OK(medvault_public_identity_from_pem(v, e, &imported));
+  uint8_t fp1[MEDVAULT_FINGERPRINT_LEN], fp2[MEDVAULT_FINGERPRINT_LEN];
+  NUL(medvault_public_identity_fingerprint(NULL, fp1));
+  NUL(medvault_public_identity_fingerprint(imported, NULL));
+  OK(medvault_public_identity_fingerprint(imported, fp1));
+  OK(medvault_public_identity_fingerprint(doctor_pub, fp2));
+  TRUE(memcmp(fp1, fp2, sizeof fp1) == 0);
+  free(v);
+  free(e);
+  medvault_bytes_free(&vpem);
+  medvault_bytes_free(&epem);
+  medvault_public_identity_free(imported);
+  medvault_public_identity_free(NULL);
+  medvault_identity_free(NULL);
+
+  /* ---- Requests and grants through the cloud. */
+  NUL(medvault_cloud_register_provider(NULL, PROVIDER, hospital_pub));
+  NUL(medvault_cloud_register_provider(cloud, NULL, hospital_pub));
+  NUL(medvault_cloud_register_provider(cloud, PROVIDER, NULL));
+  OK(medvault_cloud_register_provider(cloud, PROVIDER, hospital_pub));
+  medvault_public_identity *pinned = NULL;
+  NUL(medvault_cloud_provider_keys(NULL, PROVIDER, &pinned));
+  NUL(medvault_cloud_provider_keys(cloud, NULL, &pinned));
+  NUL(medvault_cloud_provider_keys(cloud, PROVIDER, NULL));
+  EXPECT(MEDVAULT_STATUS_NOT_FOUND, medvault_cloud_provider_keys(cloud, "unknown-provider", &pinned));
+  OK(medvault_cloud_provider_keys(cloud, PROVIDER, &pinned));
+  uint64_t now = 1790000000;
+  medvault_bytes request = {0};
+  medvault_pending_request *pending = NULL;
+#define REQ(r, n, p, k, kind, pat, rec, reason, out, pend) \
+  medvault_access_request_create(r, n, p, k, kind, pat, PATIENT_LEN, rec, reason, now, out, pend)
+  NUL(REQ(NULL, "Dr. A", PROVIDER, pinned, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, NULL, "care", &request, &pending));
+  NUL(REQ(doctor, NULL, PROVIDER, pinned, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, NULL, "care", &request, &pending));
+  NUL(REQ(doctor, "Dr. A", NULL, pinned, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, NULL, "care", &request, &pending));
+  NUL(REQ(doctor, "Dr. A", PROVIDER, NULL, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, NULL, "care", &request, &pending));
+  NUL(REQ(doctor, "Dr. A", PROVIDER, pinned, MEDVAULT_SCOPE_KIND_PATIENT, NULL, NULL, "care", &request, &pending));
+  NUL(REQ(doctor, "Dr. A", PROVIDER, pinned, MEDVAULT_SCOPE_KIND_RECORD, PATIENT, NULL, "care", &request, &pending));
+  NUL(REQ(doctor, "Dr. A", PROVIDER, pinned, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, NULL, NULL, &request, &pending));
+  NUL(REQ(doctor, "Dr. A", PROVIDER, pinned, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, NULL, "care", NULL, &pending));
+  NUL(REQ(doctor, "Dr. A", PROVIDER, pinned, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, NULL, "care", &request, NULL));
+  INVALID(REQ(doctor, "Dr. A", PROVIDER, pinned, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, id, "care", &request, &pending));
+  INVALID(REQ(doctor, "Dr. A", PROVIDER, pinned, 7, PATIENT, NULL, "care", &request, &pending));
+  INVALID(REQ(doctor, "", PROVIDER, pinned, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, NULL, "care", &request, &pending));
+  OK(REQ(doctor, "Dr. A", PROVIDER, pinned, MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, NULL, "care", &request, &pending));
+  uint8_t request_id[MEDVAULT_RECORD_ID_LEN];
+  NUL(medvault_cloud_submit_request(NULL, request.data, request.len, request_id));
+  NUL(medvault_cloud_submit_request(cloud, NULL, request.len, request_id));
+  uint8_t *bad = copy_of(&request);
+  bad[request.len - 10] ^= 1;
+  EXPECT(MEDVAULT_STATUS_SIGNATURE_INVALID, medvault_cloud_submit_request(cloud, bad, request.len, request_id));
+  free(bad);
+  OK(medvault_cloud_submit_request(cloud, request.data, request.len, request_id));
+  NUL(medvault_cloud_decide_request(NULL, request_id, true));
+  NUL(medvault_cloud_decide_request(cloud, NULL, true));
+  EXPECT(MEDVAULT_STATUS_NOT_FOUND, medvault_cloud_decide_request(cloud, id, true));
+  OK(medvault_cloud_decide_request(cloud, request_id, true));
+
+  medvault_admin_view *view = NULL;
+  medvault_request_summary summary;
+  medvault_file_details details;
+  NUL(medvault_cloud_admin_view(NULL, &view));
+  NUL(medvault_cloud_admin_view(cloud, NULL));
+  OK(medvault_cloud_admin_view(cloud, &view));
+  TRUE(medvault_admin_view_request_count(NULL) == 0 && medvault_admin_view_request_count(view) == 1);
+  TRUE(medvault_admin_view_file_count(NULL) == 0 && medvault_admin_view_file_count(view) == 1);
+  NUL(medvault_admin_view_request(NULL, 0, &summary));
+  NUL(medvault_admin_view_request(view, 0, NULL));
+  INVALID(medvault_admin_view_request(view, 1, &summary));
+  OK(medvault_admin_view_request(view, 0, &summary));
+  TRUE(strcmp(summary.requester_name, "Dr. A") == 0 && summary.status == MEDVAULT_REQUEST_STATUS_APPROVED);
+  NUL(medvault_admin_view_file(NULL, 0, &details));
+  NUL(medvault_admin_view_file(view, 0, NULL));
+  INVALID(medvault_admin_view_file(view, 1, &details));
+  OK(medvault_admin_view_file(view, 0, &details));
+  TRUE(strcmp(details.provider_id, PROVIDER) == 0 && memcmp(details.record_id, id, 16) == 0);
+  medvault_admin_view_free(view);
+  medvault_admin_view_free(NULL);
+
+  medvault_list *approved = NULL;
+  NUL(medvault_cloud_approved_requests(NULL, PROVIDER, &approved));
+  NUL(medvault_cloud_approved_requests(cloud, NULL, &approved));
+  NUL(medvault_cloud_approved_requests(cloud, PROVIDER, NULL));
+  OK(medvault_cloud_approved_requests(cloud, PROVIDER, &approved));
+  TRUE(medvault_list_len(approved) == 1);
+  const uint8_t *req_data;
+  size_t req_len;
+  NUL(medvault_list_get(approved, 0, NULL, &req_len));
+  NUL(medvault_list_get(approved, 0, &req_data, NULL));
+  INVALID(medvault_list_get(approved, 1, &req_data, &req_len));
+  OK(medvault_list_get(approved, 0, &req_data, &req_len));
+  medvault_opened_request *opened = NULL;
+  NUL(medvault_access_request_open(NULL, req_len, hospital_id, &opened));
+  NUL(medvault_access_request_open(req_data, req_len, NULL, &opened));
+  NUL(medvault_access_request_open(req_data, req_len, hospital_id, NULL));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_access_request_open(req_data, 12, hospital_id, &opened));
+  TRUE(medvault_access_request_open(req_data, req_len, other, &opened) != MEDVAULT_STATUS_OK);
+  OK(medvault_access_request_open(req_data, req_len, hospital_id, &opened));
+  medvault_opened_request_info info;
+  NUL(medvault_opened_request_get_info(NULL, &info));
+  NUL(medvault_opened_request_get_info(opened, NULL));
+  OK(medvault_opened_request_get_info(opened, &info));
+  TRUE(info.patient_len == PATIENT_LEN && memcmp(info.patient, PATIENT, PATIENT_LEN) == 0);
+  medvault_bytes grant = {0}, expired = {0};
+  NUL(medvault_grant_issue(NULL, hospital_id, opened, -1, now, 3600, &grant));
+  NUL(medvault_grant_issue(provider, NULL, opened, -1, now, 3600, &grant));
+  NUL(medvault_grant_issue(provider, hospital_id, NULL, -1, now, 3600, &grant));
+  NUL(medvault_grant_issue(provider, hospital_id, opened, -1, now, 3600, NULL));
+  INVALID(medvault_grant_issue(provider, hospital_id, opened, -1, now, 0, &grant));
+  INVALID(medvault_grant_issue(provider, hospital_id, opened, 5, now, 3600, &grant));
+  OK(medvault_grant_issue(provider, hospital_id, opened, 0, now - 7200, 3600, &expired));
+  OK(medvault_grant_issue(provider, hospital_id, opened, -1, now, 3600, &grant));
+  medvault_opened_request_free(opened);
+  medvault_opened_request_free(NULL);
+  medvault_list_free(approved);
+  NUL(medvault_cloud_post_grant(NULL, grant.data, grant.len));
+  NUL(medvault_cloud_post_grant(cloud, NULL, grant.len));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_post_grant(cloud, (const uint8_t *)"garbage garbage", 15));
+  OK(medvault_cloud_post_grant(cloud, grant.data, grant.len));
+  medvault_list *grants = NULL;
+  NUL(medvault_cloud_fetch_grants(NULL, doctor_pub, &grants));
+  NUL(medvault_cloud_fetch_grants(cloud, NULL, &grants));
+  NUL(medvault_cloud_fetch_grants(cloud, doctor_pub, NULL));
+  OK(medvault_cloud_fetch_grants(cloud, doctor_pub, &grants));
+  TRUE(medvault_list_len(grants) == 1);
+  medvault_list_free(grants);
+
+  /* ---- Requester. */
+  medvault_requester *requester = NULL;
+  NUL(medvault_requester_new(NULL));
+  OK(medvault_requester_new(&requester));
+  medvault_prepared_query *prepared = NULL;
+  const char *words[] = {"diabetes"};
+  EXPECT(MEDVAULT_STATUS_NOT_FOUND, medvault_requester_query(requester, PATIENT, PATIENT_LEN, words, 1, MEDVAULT_COMBINE_AND, manifest.data, manifest.len, &prepared));
+  NUL(medvault_requester_accept_grant(NULL, grant.data, grant.len, pending, pinned, doctor, now));
+  NUL(medvault_requester_accept_grant(requester, NULL, grant.len, pending, pinned, doctor, now));
+  NUL(medvault_requester_accept_grant(requester, grant.data, grant.len, NULL, pinned, doctor, now));
+  NUL(medvault_requester_accept_grant(requester, grant.data, grant.len, pending, NULL, doctor, now));
+  NUL(medvault_requester_accept_grant(requester, grant.data, grant.len, pending, pinned, NULL, now));
+  EXPECT(MEDVAULT_STATUS_EXPIRED, medvault_requester_accept_grant(requester, expired.data, expired.len, pending, pinned, doctor, now));
+  EXPECT(MEDVAULT_STATUS_EXPIRED, medvault_requester_accept_grant(requester, grant.data, grant.len, pending, pinned, doctor, now + 7200));
+  EXPECT(MEDVAULT_STATUS_WRONG_RECIPIENT, medvault_requester_accept_grant(requester, grant.data, grant.len, pending, pinned, other, now));
+  EXPECT(MEDVAULT_STATUS_SIGNATURE_INVALID, medvault_requester_accept_grant(requester, grant.data, grant.len, pending, doctor_pub, doctor, now));
+  bad = copy_of(&grant);
+  bad[grant.len / 2] ^= 1;
+  TRUE(medvault_requester_accept_grant(requester, bad, grant.len, pending, pinned, doctor, now) != MEDVAULT_STATUS_OK);
+  free(bad);
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_requester_accept_grant(requester, grant.data, grant.len - 1, pending, pinned, doctor, now));
+  OK(medvault_requester_accept_grant(requester, grant.data, grant.len, pending, pinned, doctor, now));
+
+#define QUERY(r, pat, w, n, c, m, out) \
+  medvault_requester_query(r, pat, PATIENT_LEN, w, n, c, m, manifest.len, out)
+  NUL(QUERY(NULL, PATIENT, words, 1, MEDVAULT_COMBINE_AND, manifest.data, &prepared));
+  NUL(QUERY(requester, NULL, words, 1, MEDVAULT_COMBINE_AND, manifest.data, &prepared));
+  NUL(QUERY(requester, PATIENT, NULL, 1, MEDVAULT_COMBINE_AND, manifest.data, &prepared));
+  NUL(QUERY(requester, PATIENT, words, 1, MEDVAULT_COMBINE_AND, NULL, &prepared));
+  NUL(QUERY(requester, PATIENT, words, 1, MEDVAULT_COMBINE_AND, manifest.data, NULL));
+  INVALID(QUERY(requester, PATIENT, words, 0, MEDVAULT_COMBINE_AND, manifest.data, &prepared));
+  INVALID(QUERY(requester, PATIENT, words, 1, 9, manifest.data, &prepared));
+  OK(QUERY(requester, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, &prepared));
+  medvault_bytes query = {0};
+  NUL(medvault_prepared_query_bytes(NULL, &query));
+  NUL(medvault_prepared_query_bytes(prepared, NULL));
+  OK(medvault_prepared_query_bytes(prepared, &query));
+  OK(medvault_cloud_search(cloud, query.data, query.len, &response));
+  medvault_search_results *results = NULL;
+  NUL(medvault_requester_open_response(NULL, prepared, response.data, response.len, &results));
+  NUL(medvault_requester_open_response(requester, NULL, response.data, response.len, &results));
+  NUL(medvault_requester_open_response(requester, prepared, NULL, response.len, &results));
+  NUL(medvault_requester_open_response(requester, prepared, response.data, response.len, NULL));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_requester_open_response(requester, prepared, response.data, response.len - 1, &results));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_requester_open_response(requester, prepared, (const uint8_t *)"garbage garbage", 15, &results));
+  OK(medvault_requester_open_response(requester, prepared, response.data, response.len, &results));
+  TRUE(medvault_search_results_provider_count(NULL) == 0 && medvault_search_results_provider_count(results) == 1);
+  medvault_provider_results pr;
+  medvault_opened_record rec;
+  NUL(medvault_search_results_provider(NULL, 0, &pr));
+  NUL(medvault_search_results_provider(results, 0, NULL));
+  INVALID(medvault_search_results_provider(results, 1, &pr));
+  OK(medvault_search_results_provider(results, 0, &pr));
+  TRUE(pr.record_count == 1 && pr.missing_count == 0 && strcmp(pr.provider_id, PROVIDER) == 0);
+  NUL(medvault_search_results_record(NULL, 0, 0, &rec));
+  NUL(medvault_search_results_record(results, 0, 0, NULL));
+  INVALID(medvault_search_results_record(results, 0, 1, &rec));
+  INVALID(medvault_search_results_record(results, 1, 0, &rec));
+  OK(medvault_search_results_record(results, 0, 0, &rec));
+  TRUE(rec.plaintext_len == sizeof note && memcmp(rec.plaintext, note, sizeof note) == 0);
+  medvault_search_results_free(results);
+  medvault_search_results_free(NULL);
+  medvault_bytes plain = {0};
+  NUL(medvault_requester_open_record(NULL, PATIENT, PATIENT_LEN, sealed.data, sealed.len, &plain));
+  NUL(medvault_requester_open_record(requester, PATIENT, PATIENT_LEN, NULL, sealed.len, &plain));
+  NUL(medvault_requester_open_record(requester, PATIENT, PATIENT_LEN, sealed.data, sealed.len, NULL));
+  EXPECT(MEDVAULT_STATUS_NOT_FOUND, medvault_requester_open_record(requester, NULL, 0, sealed.data, sealed.len, &plain));
+  OK(medvault_requester_open_record(requester, PATIENT, PATIENT_LEN, sealed.data, sealed.len, &plain));
+  medvault_bytes_free(&plain);
+  medvault_prepared_query_free(prepared);
+  medvault_prepared_query_free(NULL);
+
+  /* Freed, then NULL: every later call is a clean NULL_ARGUMENT. */
+  medvault_requester_free(requester);
+  requester = NULL;
+  NUL(medvault_requester_open_record(requester, PATIENT, PATIENT_LEN, sealed.data, sealed.len, &plain));
+  medvault_requester_free(NULL);
+  medvault_provider_free(provider);
+  provider = NULL;
+  NUL(medvault_provider_finish_batch(provider, &batch));
+  medvault_cloud_free(cloud);
+  cloud = NULL;
+  NUL(medvault_cloud_merge(cloud));
+  medvault_cloud_free(NULL);
+
+  medvault_bytes_free(&query);
+  medvault_bytes_free(&response);
+  medvault_bytes_free(&grant);
+  medvault_bytes_free(&expired);
+  medvault_bytes_free(&request);
+  medvault_bytes_free(&manifest);
+  medvault_bytes_free(&batch);
+  medvault_bytes_free(&sealed);
+  medvault_pending_request_free(pending);
+  medvault_pending_request_free(NULL);
+  medvault_public_identity_free(pinned);
+  medvault_public_identity_free(hospital_pub);
+  medvault_public_identity_free(doctor_pub);
+  medvault_identity_free(hospital_id);
+  medvault_identity_free(doctor);
+  medvault_identity_free(other);
+  medvault_master_key_free(master);
+
+  if (failures > 0) {
+    fprintf(stderr, "misuse: %d of %d checks failed\n", failures, checks);
+    return 1;
+  }
+  printf("misuse: all checks passed (%d)\n", checks);
+  return 0;
+}
