@@ -228,3 +228,22 @@ fn the_misuse_test_covers_every_exported_function() {
     }
     assert!(exported > 80, "found only {exported} exported functions");
 }
+
+/// The README's C quick start compiles, runs clean under the sanitizers, and prints the
+/// note it sealed and opened.
+#[test]
+fn the_readme_c_quick_start_works() {
+    let readme = std::fs::read_to_string(crate_dir().join("README.md")).unwrap();
+    let start = readme.find("```c\n").expect("README has a ```c block") + 5;
+    let len = readme[start..].find("```").unwrap();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-abi-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("readme_quick_start.c");
+    std::fs::write(&source, &readme[start..start + len]).unwrap();
+    let exe = compile(
+        "readme_quick_start",
+        &[source.to_str().unwrap()],
+        Link::Sanitized,
+    );
+    assert_eq!(run(&exe, &[], false), "HbA1c 7.9 %\n");
+}

@@ -230,3 +230,51 @@ pub(crate) unsafe fn keyword_list<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::status::medvault_status;
+    use std::ffi::c_char;
+
+    fn last_error() -> String {
+        let mut buf = [0 as c_char; 256];
+        // SAFETY: `buf` is 256 writable bytes.
+        let status = unsafe {
+            super::status::medvault_last_error(buf.as_mut_ptr(), buf.len(), std::ptr::null_mut())
+        };
+        assert_eq!(status, medvault_status::Ok);
+        // SAFETY: medvault_last_error wrote a NUL-terminated string into `buf`.
+        unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_never_unwinds_into_c() {
+        let status = ffi_status!({
+            if last_error().len() < usize::MAX {
+                panic!("a bug");
+            }
+            Ok(())
+        });
+        assert_eq!(status, medvault_status::Panic);
+        assert!(last_error().contains("panic was caught"));
+        let value: usize = ffi_value!(7, {
+            if last_error().len() < usize::MAX {
+                panic!("a bug");
+            }
+            0
+        });
+        assert_eq!(value, 7);
+    }
+
+    #[test]
+    fn errors_keep_their_message_and_status() {
+        let status = ffi_status!({ Err(crate::Error::NotFound("a record").into()) });
+        assert_eq!(status, medvault_status::NotFound);
+        assert_eq!(last_error(), "not found: a record");
+        let status = ffi_status!({ Err(super::FfiError::Null("cloud")) });
+        assert_eq!(status, medvault_status::NullArgument);
+        assert_eq!(last_error(), "NULL argument: cloud");
+    }
+}
