@@ -164,6 +164,10 @@ impl Coverage {
     }
 }
 
+/// `(first epoch, end epoch, segment index)`: epochs `first..end` of a provider are in
+/// that segment.
+type EpochSpan = (u32, u32, usize);
+
 /// A consistent snapshot of the index: every provider's epochs and the segments, oldest
 /// first, each with the epochs it covers. Cheap to take (an `Arc`), and never changes
 /// once taken.
@@ -172,6 +176,12 @@ pub struct View {
     epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
     segments: Vec<Arc<dyn SegmentSource>>,
     coverage: Vec<Coverage>,
+    /// Per provider, every `(first epoch, end epoch, segment index)` some segment
+    /// covers, sorted, so a probe finds its segment by binary search instead of testing
+    /// every segment's coverage (256 segments × 256 epochs made that the cost of a
+    /// search). `None` if two segments' ranges overlap, which the stores never produce;
+    /// lookups then test every segment.
+    epoch_index: BTreeMap<ProviderId, Option<Vec<EpochSpan>>>,
 }
 
 impl View {
@@ -181,11 +191,27 @@ impl View {
         epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
         segments: Vec<(Arc<dyn SegmentSource>, Coverage)>,
     ) -> Self {
-        let (segments, coverage) = segments.into_iter().unzip();
+        let (segments, coverage): (Vec<_>, Vec<Coverage>) = segments.into_iter().unzip();
+        let mut index: BTreeMap<ProviderId, Vec<EpochSpan>> = BTreeMap::new();
+        for (position, cover) in coverage.iter().enumerate() {
+            for (provider, ranges) in cover.ranges() {
+                let entry = index.entry(provider.clone()).or_default();
+                entry.extend(ranges.iter().map(|r| (r.start, r.end, position)));
+            }
+        }
+        let epoch_index = index
+            .into_iter()
+            .map(|(provider, mut ranges)| {
+                ranges.sort_unstable();
+                let disjoint = ranges.windows(2).all(|w| w[0].1 <= w[1].0);
+                (provider, disjoint.then_some(ranges))
+            })
+            .collect();
         View {
             epochs,
             segments,
             coverage,
+            epoch_index,
         }
     }
 
@@ -222,6 +248,17 @@ impl View {
         epoch: u32,
         label: &Label,
     ) -> Result<Option<Value>> {
+        match self.epoch_index.get(provider) {
+            None => return Ok(None),
+            Some(Some(ranges)) => {
+                let after = ranges.partition_point(|&(first, _, _)| first <= epoch);
+                return match after.checked_sub(1).map(|i| ranges[i]) {
+                    Some((_, end, segment)) if epoch < end => self.segments[segment].get(label),
+                    _ => Ok(None),
+                };
+            }
+            Some(None) => {}
+        }
         for (segment, coverage) in self.segments.iter().zip(&self.coverage).rev() {
             if coverage.contains(provider, epoch)
                 && let Some(value) = segment.get(label)?
@@ -326,5 +363,52 @@ mod tests {
             Coverage::union([&union, &Coverage::epoch(&a, 3)]).ranges()[&a],
             vec![0..4, 5..6]
         );
+    }
+
+    /// A segment holding one entry, `label → [tag; VALUE_LEN]`.
+    fn one_entry(label: u8, tag: u8) -> Arc<dyn SegmentSource> {
+        let table =
+            crate::index::Table::from_unsorted(vec![([label; 16], [tag; crate::index::VALUE_LEN])])
+                .unwrap();
+        Arc::new(Segment::new(table))
+    }
+
+    #[test]
+    fn epoch_lookups_find_the_covering_segment_and_only_it() {
+        let (a, b) = (ProviderId::new("a").unwrap(), ProviderId::new("b").unwrap());
+        let merged = Coverage::union(&[Coverage::epoch(&a, 0), Coverage::epoch(&a, 1)]);
+        let view = View::new(
+            BTreeMap::new(),
+            vec![
+                (one_entry(1, 10), merged),
+                (one_entry(2, 20), Coverage::epoch(&b, 0)),
+                (one_entry(3, 30), Coverage::epoch(&a, 2)),
+            ],
+        );
+        let found = |p: &ProviderId, epoch, label| {
+            view.lookup_in_epoch(p, epoch, &[label; 16])
+                .unwrap()
+                .map(|v| v[0])
+        };
+        assert_eq!(found(&a, 0, 1), Some(10));
+        assert_eq!(found(&a, 1, 1), Some(10));
+        assert_eq!(found(&a, 2, 3), Some(30));
+        assert_eq!(found(&a, 2, 1), None, "label of another segment");
+        assert_eq!(found(&a, 3, 3), None, "epoch no segment covers");
+        assert_eq!(found(&b, 0, 2), Some(20));
+        assert_eq!(found(&b, 0, 1), None);
+        assert_eq!(found(&ProviderId::new("c").unwrap(), 0, 1), None);
+        // Overlapping coverage (never written by the stores) falls back to a scan.
+        let overlapping = View::new(
+            BTreeMap::new(),
+            vec![
+                (one_entry(1, 10), Coverage::epoch(&a, 0)),
+                (one_entry(2, 20), Coverage::epoch(&a, 0)),
+            ],
+        );
+        for (label, tag) in [(1, 10), (2, 20)] {
+            let value = overlapping.lookup_in_epoch(&a, 0, &[label; 16]).unwrap();
+            assert_eq!(value.map(|v| v[0]), Some(tag));
+        }
     }
 }
