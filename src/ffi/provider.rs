@@ -11,7 +11,7 @@ use super::{
     array, check_out, ffi_status, ffi_value, free_handle, handle, handle_mut, input, into_handle,
     keyword_list, output, text, write_array,
 };
-use crate::keys::RecordId;
+use crate::keys::{PatientId, RecordId};
 use crate::provider::{Provider, ProviderState};
 
 /// A provider's client: its master key, the pending index postings and its epoch
@@ -186,21 +186,16 @@ pub unsafe extern "C" fn medvault_provider_index(
     keywords: *const *const c_char,
     keyword_count: usize,
 ) -> medvault_status {
-    ffi_status!({
-        // SAFETY: contract above; each pointer checked for NULL.
-        let (provider, patient, record, keywords) = unsafe {
-            (
-                handle_mut(provider, "provider")?,
-                input(patient, patient_len, "patient")?,
-                RecordId::from_bytes(array(record_id, "record_id")?),
-                keyword_list(keywords, keyword_count)?,
-            )
-        };
-        provider
-            .provider
-            .index(&parse_patient(patient)?, record, &keywords)?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        queue(
+            provider,
+            (patient, patient_len),
+            record_id,
+            (keywords, keyword_count),
+            |p, patient, record, words| p.index(patient, record, words),
+        )
+    }
 }
 
 /// Queues the removal of `keywords` from record `record_id`: from the next epoch on,
@@ -217,8 +212,33 @@ pub unsafe extern "C" fn medvault_provider_delete(
     keywords: *const *const c_char,
     keyword_count: usize,
 ) -> medvault_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        queue(
+            provider,
+            (patient, patient_len),
+            record_id,
+            (keywords, keyword_count),
+            |p, patient, record, words| p.delete(patient, record, words),
+        )
+    }
+}
+
+type QueueOp = fn(&mut Provider, &PatientId, RecordId, &[&str]) -> crate::Result<()>;
+
+/// The body of `medvault_provider_index` and `_delete`, which differ only in `op`.
+///
+/// # Safety
+/// As `medvault_provider_index`.
+unsafe fn queue(
+    provider: *mut medvault_provider,
+    (patient, patient_len): (*const u8, usize),
+    record_id: *const u8,
+    (keywords, keyword_count): (*const *const c_char, usize),
+    op: QueueOp,
+) -> medvault_status {
     ffi_status!({
-        // SAFETY: contract above; each pointer checked for NULL.
+        // SAFETY: the callers' contract; each pointer checked for NULL.
         let (provider, patient, record, keywords) = unsafe {
             (
                 handle_mut(provider, "provider")?,
@@ -227,9 +247,12 @@ pub unsafe extern "C" fn medvault_provider_delete(
                 keyword_list(keywords, keyword_count)?,
             )
         };
-        provider
-            .provider
-            .delete(&parse_patient(patient)?, record, &keywords)?;
+        op(
+            &mut provider.provider,
+            &parse_patient(patient)?,
+            record,
+            &keywords,
+        )?;
         Ok(())
     })
 }
