@@ -282,11 +282,13 @@ impl ChunkCipher {
             });
         }
         let nonce_mac = self.nonce_mac(index, last);
-        if self.eax.decrypt(&nonce_mac, &self.header_mac, buf, tag) {
+        let Err(ct_mac) = self
+            .eax
+            .decrypt_or_mac(&nonce_mac, &self.header_mac, buf, tag)
+        else {
             return Ok(());
-        }
+        };
         if last && buf.len() == self.chunk_size {
-            let ct_mac = self.eax.ciphertext_mac(buf);
             let as_middle = combine(&self.nonce_mac(index, false), &self.header_mac, &ct_mac);
             if tags_equal(&as_middle, tag) {
                 return Err(Error::Truncated {
@@ -336,20 +338,25 @@ pub(crate) fn seal_with_prefix(
     let stride = chunk + CHUNK_OVERHEAD;
     let chunks = plaintext.len().div_ceil(chunk).max(1);
     let last_index = chunk_index(chunks - 1)?;
-    let mut out = header.to_bytes();
-    let header_len = out.len();
-    out.resize(header_len + plaintext.len() + chunks * CHUNK_OVERHEAD, 0);
+    let header_bytes = header.to_bytes();
+    let header_len = header_bytes.len();
+    // `vec![0; n]` asks the allocator for zeroed pages it maps lazily: a large record's
+    // pages are then faulted in by the threads that fill them, not zeroed up front by
+    // one.
+    let mut out = vec![0u8; header_len + plaintext.len() + chunks * CHUNK_OVERHEAD];
+    out[..header_len].copy_from_slice(&header_bytes);
     let body = &mut out[header_len..];
+    let lanes = LANES;
     let seal_group = |group: usize, regions: &mut [u8], input: &[u8]| {
         let mut views: Vec<&mut [u8]> = regions.chunks_mut(stride).collect();
         let mut pieces: Vec<&[u8]> = input.chunks(chunk).collect();
         if pieces.is_empty() {
             pieces.push(&[]); // the empty record: one empty last chunk
         }
-        cipher.seal_group((group * LANES) as u32, last_index, &pieces, &mut views);
+        cipher.seal_group((group * lanes) as u32, last_index, &pieces, &mut views);
     };
-    let group_out = LANES * stride;
-    let group_in = LANES * chunk;
+    let group_out = lanes * stride;
+    let group_in = lanes * chunk;
     if chunks > PARALLEL_MIN_CHUNKS {
         body.par_chunks_mut(group_out)
             .zip(plaintext.par_chunks(group_in))
@@ -368,7 +375,7 @@ pub(crate) fn seal_with_prefix(
 }
 
 /// Records with more chunks than this are sealed and opened on all cores.
-const PARALLEL_MIN_CHUNKS: usize = 2 * LANES;
+const PARALLEL_MIN_CHUNKS: usize = 16;
 
 pub(crate) fn chunk_index(index: usize) -> Result<u32> {
     u32::try_from(index).map_err(|_| Error::InvalidArgument("a record has at most 2^32 chunks"))
@@ -396,18 +403,19 @@ pub fn open(key: &impl RecordKeySource, sealed: &[u8]) -> Result<Vec<u8>> {
     let middle_plain = (chunks - 1) * chunk;
     let (out_middle, out_last) = out.split_at_mut(middle_plain.min(plain_len));
     // Every chunk but the last is full size and not final: verified over the sealed bytes
-    // in groups of LANES (on all cores for large records) and decrypted straight into
+    // in groups of `lanes` (on all cores for large records) and decrypted straight into
     // place.
+    let lanes = LANES;
     let open_group = |g: usize, regions: &[u8], outputs: &mut [u8]| {
         let regions: Vec<&[u8]> = regions.chunks(stride).collect();
         let mut outputs: Vec<&mut [u8]> = outputs.chunks_mut(chunk).collect();
-        cipher.open_group((g * LANES) as u32, &regions, &mut outputs)
+        cipher.open_group((g * lanes) as u32, &regions, &mut outputs)
     };
     let middle = &body[..last_start];
     let middle_result = if chunks > PARALLEL_MIN_CHUNKS {
         middle
-            .par_chunks(LANES * stride)
-            .zip(out_middle.par_chunks_mut(LANES * chunk))
+            .par_chunks(lanes * stride)
+            .zip(out_middle.par_chunks_mut(lanes * chunk))
             .enumerate()
             .map(|(g, (regions, outputs))| open_group(g, regions, outputs))
             .collect::<Vec<_>>()
@@ -415,8 +423,8 @@ pub fn open(key: &impl RecordKeySource, sealed: &[u8]) -> Result<Vec<u8>> {
             .collect::<Result<()>>()
     } else {
         middle
-            .chunks(LANES * stride)
-            .zip(out_middle.chunks_mut(LANES * chunk))
+            .chunks(lanes * stride)
+            .zip(out_middle.chunks_mut(lanes * chunk))
             .enumerate()
             .try_for_each(|(g, (regions, outputs))| open_group(g, regions, outputs))
     };
