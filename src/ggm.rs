@@ -12,7 +12,7 @@
 //! Forward privacy rests here: AES is a PRF, so nothing computable from the nodes of a
 //! cover of `[0, E)` tells anything about the leaf of an epoch `≥ E`.
 
-use aes::Aes256;
+use aes::Aes256Enc;
 use cipher::{Array, BlockCipherEncrypt, KeyInit};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -25,7 +25,7 @@ pub(crate) struct NodeKey(pub(crate) [u8; 32]);
 
 /// `AES_k(first) ‖ AES_k(first + 1)` into `out`: one key schedule, two blocks.
 fn expand_pair(key: &[u8; 32], first: u8, out: &mut [u8; 32]) {
-    let cipher = Aes256::new(key.into());
+    let cipher = Aes256Enc::new(key.into());
     let mut blocks = [Array::from([0u8; 16]), Array::from([0u8; 16])];
     blocks[0][15] = first;
     blocks[1][15] = first + 1;
@@ -39,7 +39,7 @@ fn expand_pair(key: &[u8; 32], first: u8, out: &mut [u8; 32]) {
 impl NodeKey {
     /// Both children: one key schedule, four blocks.
     fn children(&self) -> (NodeKey, NodeKey) {
-        let cipher = Aes256::new(&self.0.into());
+        let cipher = Aes256Enc::new(&self.0.into());
         let mut blocks: [Array<u8, _>; 4] = core::array::from_fn(|i| {
             let mut b = [0u8; 16];
             b[15] = i as u8;

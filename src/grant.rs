@@ -22,7 +22,7 @@
 //! provider, recipient key fingerprint, scope kind, key generation and validity. Never the
 //! patient id, the record id asked for, or any key.
 
-use aes::Aes256;
+use aes::Aes256Enc;
 use cipher::KeyInit;
 use pem_rfc7468::LineEnding;
 use zeroize::Zeroizing;
@@ -163,7 +163,7 @@ fn seal_to(out: &mut Vec<u8>, to: &EncryptionKey, label: &[u8], payload: &[u8]) 
     let nonce: [u8; 16] = rng::array()?;
     out.extend_from_slice(&nonce);
     let mut body = Zeroizing::new(payload.to_vec());
-    let eax = Eax::new(Aes256::new((&*key).into()));
+    let eax = Eax::new(Aes256Enc::new((&*key).into()));
     let tag = eax.seal_detached(&nonce, out, &mut body);
     put_u16_bytes(out, &body)?;
     out.extend_from_slice(&tag);
@@ -194,7 +194,7 @@ fn open_sealed(
         });
     }
     let key: Zeroizing<[u8; 32]> = Zeroizing::new(key[..].try_into().unwrap_or([0; 32]));
-    let eax = Eax::new(Aes256::new((&*key).into()));
+    let eax = Eax::new(Aes256Enc::new((&*key).into()));
     let mut body = Zeroizing::new(sealed.ciphertext.to_vec());
     if !eax.open_detached(sealed.nonce, associated, &mut body, sealed.tag) {
         return Err(Error::AuthenticationFailed {

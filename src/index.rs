@@ -23,7 +23,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use aes::Aes256;
+use aes::Aes256Enc;
 use cipher::{Array, BlockCipherEncrypt, KeyInit};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -83,11 +83,11 @@ impl Op {
 pub type Posting = (RecordId, Op);
 
 /// The per-(patient, keyword, epoch) PRF: the leaf key as an AES-256 instance.
-pub(crate) struct EpochKey(Aes256);
+pub(crate) struct EpochKey(Aes256Enc);
 
 impl EpochKey {
     pub(crate) fn new(leaf: &NodeKey) -> Self {
-        EpochKey(Aes256::new(&leaf.0.into()))
+        EpochKey(Aes256Enc::new(&leaf.0.into()))
     }
 
     pub(crate) fn label(&self, i: u32) -> Label {

@@ -9,7 +9,7 @@
 //!
 //! Every derived key has its own label, so no key is ever used for two purposes.
 
-use aes::Aes256;
+use aes::Aes256Enc;
 use cmac::{Cmac, KeyInit, Mac};
 use zeroize::Zeroize;
 
@@ -31,7 +31,7 @@ pub(crate) mod label {
 /// AES-256-CMAC over the concatenation of `parts` (the PRF `F`; the KDF inlines it).
 #[cfg(test)]
 pub(crate) fn prf(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 16] {
-    let mut mac = <Cmac<Aes256> as KeyInit>::new(key.into());
+    let mut mac = <Cmac<Aes256Enc> as KeyInit>::new(key.into());
     for part in parts {
         mac.update(part);
     }
@@ -45,7 +45,7 @@ pub(crate) fn prf(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 16] {
 pub(crate) fn derive_into(key: &[u8; 32], label: &[u8], context: &[u8], out: &mut [u8]) {
     let bits = u32::try_from(out.len() * 8).expect("KDF output length fits in 32 bits");
     // One key schedule for all output blocks.
-    let keyed = <Cmac<Aes256> as KeyInit>::new(key.into());
+    let keyed = <Cmac<Aes256Enc> as KeyInit>::new(key.into());
     for (index, chunk) in out.chunks_mut(16).enumerate() {
         let counter = u32::try_from(index + 1).expect("KDF block counter fits in 32 bits");
         let mut mac = keyed.clone();

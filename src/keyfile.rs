@@ -25,7 +25,7 @@
 //! # Ok::<(), medvault::Error>(())
 //! ```
 
-use aes::Aes256;
+use aes::Aes256Enc;
 use argon2::{Algorithm, Argon2, Params, Version};
 use cipher::KeyInit;
 use sha2::{Digest, Sha256};
@@ -208,7 +208,7 @@ pub(crate) fn lock_with(
     provider.encode_into(&mut out);
     out.extend_from_slice(&nonce);
     let wrapping_key = kdf.derive(password, &salt)?;
-    let eax = Eax::new(Aes256::new((&*wrapping_key).into()));
+    let eax = Eax::new(Aes256Enc::new((&*wrapping_key).into()));
     let mut wrapped = Zeroizing::new(*master.expose_secret());
     let tag = eax.seal_detached(&nonce, &out, &mut *wrapped);
     out.extend_from_slice(&*wrapped);
@@ -299,7 +299,7 @@ fn parse(file: &[u8]) -> Result<Parsed<'_>> {
 pub fn unlock(file: &[u8], password: &[u8]) -> Result<Unlocked> {
     let parsed = parse(file)?;
     let wrapping_key = parsed.kdf.derive(password, parsed.salt)?;
-    let eax = Eax::new(Aes256::new((&*wrapping_key).into()));
+    let eax = Eax::new(Aes256Enc::new((&*wrapping_key).into()));
     let mut key = Zeroizing::new(parsed.wrapped);
     if !eax.open_detached(parsed.nonce, parsed.associated, &mut *key, parsed.tag) {
         return Err(Error::WrongPassword);

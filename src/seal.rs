@@ -16,7 +16,7 @@
 //! chunk size and the plaintext length (to within nothing: length = body − 16 × chunks).
 //! Pad the plaintext yourself if its length is sensitive.
 
-use aes::Aes256;
+use aes::Aes256Enc;
 use cipher::KeyInit;
 use zeroize::Zeroizing;
 
@@ -157,7 +157,7 @@ pub(crate) fn check_chunk_size(chunk_size: u32) -> Result<()> {
 
 /// Encrypts and decrypts the chunks of one record.
 pub(crate) struct ChunkCipher {
-    eax: Eax<Aes256>,
+    eax: Eax<Aes256Enc>,
     header_mac: Block,
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     chunk_size: usize,
@@ -165,7 +165,7 @@ pub(crate) struct ChunkCipher {
 
 impl ChunkCipher {
     pub(crate) fn new(key: &RecordKey, header: &RecordHeader) -> Self {
-        let eax = Eax::new(Aes256::new(key.expose_secret().into()));
+        let eax = Eax::new(Aes256Enc::new(key.expose_secret().into()));
         let header_mac = eax.header_mac(&header.to_bytes());
         ChunkCipher {
             eax,
