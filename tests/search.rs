@@ -704,3 +704,55 @@ fn queries_are_checked() {
         Err(Error::Malformed { .. })
     ));
 }
+
+/// Long posting lists (4 postings a block, up to 150 blocks) are probed to their end and
+/// no further: lists of lengths around block boundaries, in two epochs of different
+/// lengths, give exactly their records, before and after merging.
+#[test]
+fn long_posting_lists_are_found_whole() {
+    use std::collections::BTreeSet;
+    let cloud = Cloud::new();
+    let mut lab = Provider::new(
+        ProviderId::new("lab").unwrap(),
+        MasterKey::from_bytes([4; 32]),
+    );
+    let lengths = [63usize, 64, 65, 300, 320, 321, 600];
+    let patients: Vec<PatientId> = (0..lengths.len())
+        .map(|i| PatientId::new(format!("patient-{i}")).unwrap())
+        .collect();
+    let mut expected: Vec<BTreeSet<medvault::RecordId>> = vec![BTreeSet::new(); lengths.len()];
+    for epoch in 0..2 {
+        for ((patient, &n), ids) in patients.iter().zip(&lengths).zip(&mut expected) {
+            // The second epoch holds a shorter list, so each epoch ends somewhere else.
+            for r in 0..n / (epoch + 1) {
+                let rec = lab
+                    .add_record(
+                        patient,
+                        format!("{epoch}/{r}").as_bytes(),
+                        &["hypertension"],
+                    )
+                    .unwrap();
+                ids.insert(rec.id);
+                cloud.put_record(rec.bytes).unwrap();
+            }
+        }
+        cloud.ingest(lab.finish().unwrap()).unwrap();
+    }
+    let mut doctor = Requester::new();
+    for patient in &patients {
+        doctor.add_patient_key(patient.clone(), lab.patient_key(patient));
+    }
+    for merged in [false, true] {
+        if merged {
+            cloud.merge().unwrap();
+        }
+        for (patient, ids) in patients.iter().zip(&expected) {
+            let q = doctor
+                .query(patient, &["hypertension"], Combine::Or, &cloud.manifest())
+                .unwrap();
+            let opened = doctor.open(&q, &cloud.search(q.query()).unwrap()).unwrap();
+            let got: BTreeSet<_> = opened.providers[0].records.iter().map(|r| r.id).collect();
+            assert_eq!(&got, ids, "{} records, merged: {merged}", ids.len());
+        }
+    }
+}
