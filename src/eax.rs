@@ -526,6 +526,35 @@ impl<C: EaxCipher> Eax<C> {
         }
     }
 
+    /// One lane per `inputs[i]` → `outputs[i]` pair with its nonce MAC. A pair that
+    /// cannot run (lengths differ, or beyond the nonces given; callers rule both out)
+    /// fails closed: its output is zero-filled and the first such slot is returned.
+    fn apart_lanes<'a>(
+        &self,
+        nonce_macs: &[Block],
+        inputs: &[&'a [u8]],
+        outputs: &'a mut [&mut [u8]],
+    ) -> (Vec<Lane<Apart<'a>>>, Option<usize>) {
+        let mut lanes = Vec::with_capacity(nonce_macs.len());
+        let mut rejected = None;
+        for (slot, (input, output)) in inputs.iter().zip(outputs.iter_mut()).enumerate() {
+            match nonce_macs.get(slot) {
+                Some(nonce_mac) if input.len() == output.len() => {
+                    let io = Apart {
+                        input,
+                        output: &mut output[..],
+                    };
+                    lanes.push(self.lane(io, slot, nonce_mac));
+                }
+                _ => {
+                    output.fill(0);
+                    rejected.get_or_insert(slot);
+                }
+            }
+        }
+        (lanes, rejected)
+    }
+
     /// Encrypts up to [`LANES`] messages from `inputs` into `outputs` (same lengths),
     /// each under its own 16-byte nonce, all with the same associated-data MAC; writes
     /// tags.
@@ -540,19 +569,7 @@ impl<C: EaxCipher> Eax<C> {
         let n = inputs.len().min(LANES);
         let mut nonce_macs = [[0u8; 16]; LANES];
         self.nonce_macs(&nonces[..n], &mut nonce_macs);
-        let mut lanes: Vec<Lane<Apart>> = Vec::with_capacity(n);
-        for (slot, (input, output)) in inputs.iter().zip(outputs.iter_mut()).enumerate() {
-            if input.len() != output.len() || slot >= n {
-                // Callers rule this out; fail closed rather than panic.
-                output.fill(0);
-                continue;
-            }
-            let io = Apart {
-                input,
-                output: &mut output[..],
-            };
-            lanes.push(self.lane(io, slot, &nonce_macs[slot]));
-        }
+        let (mut lanes, _) = self.apart_lanes(&nonce_macs[..n], inputs, outputs);
         let mut ct_macs = [[0u8; 16]; LANES];
         self.run_lanes(&mut lanes, Direction::Seal, &mut ct_macs);
         for (i, tag) in tags.iter_mut().enumerate().take(n) {
@@ -575,20 +592,7 @@ impl<C: EaxCipher> Eax<C> {
         let n = ciphertexts.len().min(LANES);
         let mut nonce_macs = [[0u8; 16]; LANES];
         self.nonce_macs(&nonces[..n], &mut nonce_macs);
-        let mut lanes: Vec<Lane<Apart>> = Vec::with_capacity(n);
-        let mut first_bad = None;
-        for (slot, (input, output)) in ciphertexts.iter().zip(outputs.iter_mut()).enumerate() {
-            if input.len() != output.len() || slot >= n {
-                output.fill(0);
-                first_bad.get_or_insert(slot);
-                continue;
-            }
-            let io = Apart {
-                input,
-                output: &mut output[..],
-            };
-            lanes.push(self.lane(io, slot, &nonce_macs[slot]));
-        }
+        let (mut lanes, mut first_bad) = self.apart_lanes(&nonce_macs[..n], ciphertexts, outputs);
         let mut ct_macs = [[0u8; 16]; LANES];
         self.run_lanes(&mut lanes, Direction::Verify, &mut ct_macs);
         for lane in &mut lanes {
