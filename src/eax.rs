@@ -817,7 +817,7 @@ mod tests {
     }
 
     /// Wycheproof's AES-256 cases with 16-byte nonces through the multi-lane path: one
-    /// lane, eight copies at once and the most lanes at once.
+    /// lane, three at once (a batch padded to the backend's width) and eight at once.
     #[test]
     fn wycheproof_aes256_eax_through_the_lanes() {
         let path = concat!(
@@ -833,7 +833,7 @@ mod tests {
                 let nonce: [u8; 16] = unhex(&case.iv).try_into().unwrap();
                 let header_mac = eax.header_mac(&unhex(&case.aad));
                 let (msg, ct, tag) = (unhex(&case.msg), unhex(&case.ct), unhex(&case.tag));
-                for lanes in [1, 8, LANES] {
+                for lanes in [1, 3, LANES] {
                     let nonces = vec![nonce; lanes];
                     let cts: Vec<&[u8]> = vec![&ct[..]; lanes];
                     let tags: Vec<&[u8]> = vec![&tag[..]; lanes];
