@@ -9,8 +9,8 @@ use super::keys::MEDVAULT_RECORD_ID_LEN;
 use super::keys::parse_provider;
 use super::status::medvault_status;
 use super::{
-    array, ffi_status, ffi_value, free_handle, handle, input, into_handle, invalid, output, text,
-    write_array,
+    array, c_text, ffi_status, ffi_value, free_handle, handle, input, into_handle, invalid, output,
+    text, write_array,
 };
 use crate::broker::{AdminView, RequestStatus};
 use crate::cloud::Cloud;
@@ -111,11 +111,6 @@ pub(crate) fn scope_kind_code(kind: ScopeKind) -> u32 {
         ScopeKind::Patient => medvault_scope_kind::Patient as u32,
         ScopeKind::Record => medvault_scope_kind::Record as u32,
     }
-}
-
-fn c_string(value: &str) -> CString {
-    // Ids and names are validated text; a NUL inside would only shorten what C sees.
-    CString::new(value.replace('\0', " ")).unwrap_or_default()
 }
 
 /// Opens (or creates) the cloud's store in directory `dir`, verifying every file.
@@ -561,9 +556,9 @@ fn admin_view(view: AdminView) -> medvault_admin_view {
         .iter()
         .map(|r| RequestRow {
             id: r.id,
-            requester_name: c_string(&r.requester_name),
-            provider: c_string(r.provider.as_str()),
-            reason: c_string(&r.reason),
+            requester_name: c_text(&r.requester_name),
+            provider: c_text(r.provider.as_str()),
+            reason: c_text(&r.reason),
             scope_kind: scope_kind_code(r.scope),
             created_at: r.created_at,
             status: match r.status {
@@ -578,7 +573,7 @@ fn admin_view(view: AdminView) -> medvault_admin_view {
         .files
         .iter()
         .map(|f| FileRow {
-            provider: c_string(f.provider.as_str()),
+            provider: c_text(f.provider.as_str()),
             record: *f.record.as_bytes(),
             size: f.size,
             uploaded_at: f.uploaded_at,

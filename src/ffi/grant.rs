@@ -12,7 +12,7 @@ use super::keys::{parse_patient, parse_provider};
 use super::provider::medvault_provider;
 use super::status::medvault_status;
 use super::{
-    ffi_status, ffi_value, free_handle, handle, input, into_handle, invalid, output, text,
+    c_text, ffi_status, ffi_value, free_handle, handle, input, into_handle, invalid, output, text,
 };
 use crate::grant::{AccessRequest, Grant, OpenedRequest, PendingRequest, Scope};
 use crate::keys::RecordId;
@@ -154,10 +154,9 @@ pub unsafe extern "C" fn medvault_access_request_open(
             )
         };
         let opened = AccessRequest::from_bytes(request)?.open(&identity.identity.decryption)?;
-        let clean = |s: &str| CString::new(s.replace('\0', " ")).unwrap_or_default();
         *out = into_handle(medvault_opened_request {
-            requester_name: clean(&opened.requester_name),
-            reason: clean(&opened.reason),
+            requester_name: c_text(&opened.requester_name),
+            reason: c_text(&opened.reason),
             request: opened,
         });
         Ok(())

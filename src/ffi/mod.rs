@@ -183,6 +183,11 @@ pub(crate) fn check_out(out: *mut u8, name: &'static str) -> FfiResult {
     }
 }
 
+/// Text for C: interior NULs (which would cut the string short there) become spaces.
+pub(crate) fn c_text(value: &str) -> std::ffi::CString {
+    std::ffi::CString::new(value.replace('\0', " ")).unwrap_or_default()
+}
+
 /// Hands a new handle to C.
 pub(crate) fn into_handle<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))

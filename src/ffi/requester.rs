@@ -10,7 +10,7 @@ use super::keys::MEDVAULT_RECORD_ID_LEN;
 use super::keys::parse_patient;
 use super::status::medvault_status;
 use super::{
-    ffi_status, ffi_value, free_handle, handle, handle_mut, input, into_handle, invalid,
+    c_text, ffi_status, ffi_value, free_handle, handle, handle_mut, input, into_handle, invalid,
     keyword_list, output,
 };
 use crate::grant::Grant;
@@ -242,7 +242,7 @@ pub unsafe extern "C" fn medvault_requester_open_response(
         let provider_ids = results
             .providers
             .iter()
-            .map(|p| CString::new(p.provider.as_str()).unwrap_or_default())
+            .map(|p| c_text(p.provider.as_str()))
             .collect();
         *out = into_handle(medvault_search_results {
             results,

@@ -173,8 +173,7 @@ thread_local! {
 /// Keeps `message` as this thread's last error (interior NULs would truncate it in C,
 /// so they are replaced).
 pub(crate) fn set_last_error(message: &str) {
-    let clean = message.replace('\0', " ");
-    let c = CString::new(clean).unwrap_or_default();
+    let c = super::c_text(message);
     LAST_ERROR.with(|slot| *slot.borrow_mut() = c);
 }
 
