@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "medvault.h"
+#include "common.h"
 
 static int failures = 0;
 static int checks = 0;
@@ -41,24 +42,6 @@ static int checks = 0;
 static const char PROVIDER[] = "st-mary-hospital";
 static const uint8_t PATIENT[] = "+15550100";
 #define PATIENT_LEN (sizeof PATIENT - 1)
-
-static char *read_text(const char *dir, const char *name) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    fprintf(stderr, "cannot open %s\n", path);
-    exit(2);
-  }
-  char *buf = calloc(1, 1 << 16);
-  size_t n = buf == NULL ? 0 : fread(buf, 1, (1 << 16) - 1, f);
-  fclose(f);
-  if (buf == NULL || n == 0) {
-    fprintf(stderr, "cannot read %s\n", path);
-    exit(2);
-  }
-  return buf;
-}
 
 static medvault_identity *identity_from(const char *keys, const char *sign, const char *enc) {
   char *s = read_text(keys, sign), *e = read_text(keys, enc);

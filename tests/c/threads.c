@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "medvault.h"
+#include "common.h"
 
 #define ROUNDS 12
 static const char PROVIDER[] = "st-mary-hospital";
@@ -107,19 +108,6 @@ static void *shared_reader(void *arg) {
   MUST(medvault_last_error(msg, sizeof msg, NULL));
   if (strstr(msg, "NULL argument: sealed") == NULL) return (void *)1;
   return NULL;
-}
-
-static char *read_text(const char *dir, const char *name) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "rb");
-  char *buf = calloc(1, 1 << 16);
-  if (f == NULL || buf == NULL || fread(buf, 1, (1 << 16) - 1, f) == 0) {
-    fprintf(stderr, "cannot read %s\n", path);
-    exit(2);
-  }
-  fclose(f);
-  return buf;
 }
 
 static medvault_identity *identity_from(const char *keys, const char *who) {
