@@ -155,15 +155,19 @@ impl<Io: LaneIo> Lane<Io> {
     }
 }
 
-/// What the kernel does with each block: sealing encrypts and MACs the ciphertext it
-/// has just produced; opening MACs the ciphertext it reads and decrypts it in the same
-/// pass (one lane, in place: the caller undoes it if the tag is wrong); verifying only
-/// MACs, so that several lanes are decrypted only once their tags are known good.
+/// What the kernel does with each block. One lane alone seals or opens in one pass:
+/// its MAC chain is latency-bound, so the keystream block beside it is free (opening
+/// decrypts in place before the tag is known; the caller undoes it if the tag is
+/// wrong). Several lanes only MAC (`MacOnly`): the ciphertext a lane reads is already
+/// there, produced by the `ctr` crate before (sealing) or decrypted only after its tag
+/// verified (opening). Fusing CTR into the multi-lane MAC step was measured slower:
+/// sixteen AES blocks per step leave the compiler short of vector registers, and the
+/// MAC step then waits on the keystream batch before it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {
     Seal,
     Open,
-    Verify,
+    MacOnly,
 }
 
 /// Encrypts `blocks` in place through the backend's parallel path: whole batches, then
@@ -212,14 +216,12 @@ impl<Io: LaneIo> BlockCipherEncClosure for LaneKernel<'_, Io> {
     #[inline(always)]
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
         let (from, to, direction) = (self.from, self.to, self.direction);
-        if direction == Direction::Open {
-            // Decrypting before the tag is known is for one lane in place only.
+        if direction != Direction::MacOnly {
             for lane in self.lanes.iter_mut() {
                 single_lane(backend, lane, from, to, direction);
             }
             return;
         }
-        let seal = direction == Direction::Seal;
         for batch in self.lanes.chunks_mut(LANES) {
             // Fixed-size batches: the compiler unrolls the per-lane loops and keeps the
             // blocks in registers.
@@ -228,7 +230,7 @@ impl<Io: LaneIo> BlockCipherEncClosure for LaneKernel<'_, Io> {
                     match batch.len() {
                         $($n => {
                             if let Ok(lanes) = <&mut [Lane<Io>; $n]>::try_from(&mut *batch) {
-                                lane_batch(backend, lanes, from, to, seal);
+                                mac_batch(backend, lanes, from, to);
                                 continue;
                             }
                         })*
@@ -252,11 +254,6 @@ fn block_at(bytes: &[u8], j: usize) -> [u8; 16] {
     block
 }
 
-#[inline(always)]
-fn put_block(bytes: &mut [u8], j: usize, block: &[u8; 16]) {
-    bytes[16 * j..16 * j + 16].copy_from_slice(block);
-}
-
 /// A 16-byte XOR the compiler turns into one vector instruction (a `u128` XOR would
 /// go through two general-purpose registers).
 #[inline(always)]
@@ -266,83 +263,26 @@ fn xor16(acc: &mut [u8], other: &[u8; 16]) {
     }
 }
 
-/// Ciphertext block `j` of every lane from its plaintext and keystream block: kept in
-/// `text` for the MAC of the next step and written out.
+/// The CBC-MAC chains of `N` lanes (at most [`LANES`]) over blocks `from..to`, one
+/// parallel-blocks call of `N` per step.
 #[inline(always)]
-fn seal_step<const N: usize, Io: LaneIo>(
-    keystream: &[Array<u8, U16>; N],
-    text: &mut [[u8; 16]; N],
-    lanes: &mut [Lane<Io>; N],
-    j: usize,
-) {
-    for ((lane, text), keystream) in lanes.iter_mut().zip(text.iter_mut()).zip(keystream) {
-        *text = block_at(lane.io.input(), j);
-        xor16(text, &(*keystream).into());
-        put_block(lane.io.output_mut(), j, text);
-    }
-}
-
-/// `N` lanes (at most [`LANES`]) over blocks `from..to`. Sealing (`seal`): each step
-/// runs every lane's keystream block and the MAC of its previous ciphertext block, two
-/// parallel-blocks calls of `N` (the MAC needs the keystream first, so it trails by a
-/// step). Otherwise the MACs of the ciphertexts only (verifying before decrypting).
-#[inline(always)]
-fn lane_batch<const N: usize, B: BlockCipherEncBackend<BlockSize = U16>, Io: LaneIo>(
+fn mac_batch<const N: usize, B: BlockCipherEncBackend<BlockSize = U16>, Io: LaneIo>(
     backend: &B,
     lanes: &mut [Lane<Io>; N],
     from: usize,
     to: usize,
-    seal: bool,
 ) {
-    if from >= to {
-        return;
-    }
-    let counters: [u128; N] = core::array::from_fn(|i| lanes[i].counter);
     let mut macs: [Array<u8, U16>; N] =
         core::array::from_fn(|i| Array::from(lanes[i].state.to_ne_bytes()));
-    let mut keystream = [Array::<u8, U16>::default(); N];
-    // The ciphertext block of each lane at the current step.
-    let mut text = [[0u8; 16]; N];
-    let next_counters = |keystream: &mut [Array<u8, U16>; N], j: usize| {
-        for (block, counter) in keystream.iter_mut().zip(&counters) {
-            *block = Array::from(counter.wrapping_add(j as u128).to_be_bytes());
+    for j in from..to {
+        for (mac, lane) in macs.iter_mut().zip(lanes.iter()) {
+            xor16(mac, &block_at(lane.io.input(), j));
         }
-    };
-    match seal {
-        // Several lanes are opened by verifying them first: MACs only.
-        false => {
-            for j in from..to {
-                for (mac, lane) in macs.iter_mut().zip(lanes.iter()) {
-                    xor16(mac, &block_at(lane.io.input(), j));
-                }
-                encrypt_all(backend, &mut macs);
-            }
-        }
-        true => {
-            next_counters(&mut keystream, from);
-            encrypt_all(backend, &mut keystream);
-            seal_step(&keystream, &mut text, lanes, from);
-            for j in from + 1..to {
-                // MAC block j − 1 while making the keystream of block j.
-                for (mac, block) in macs.iter_mut().zip(&text) {
-                    xor16(mac, block);
-                }
-                next_counters(&mut keystream, j);
-                encrypt_all(backend, &mut macs);
-                encrypt_all(backend, &mut keystream);
-                seal_step(&keystream, &mut text, lanes, j);
-            }
-            for (mac, block) in macs.iter_mut().zip(&text) {
-                xor16(mac, block);
-            }
-            encrypt_all(backend, &mut macs);
-        }
+        encrypt_all(backend, &mut macs);
     }
     for (lane, mac) in lanes.iter_mut().zip(&macs) {
         lane.state = u128::from_ne_bytes((*mac).into());
     }
-    keystream.zeroize();
-    text.zeroize();
 }
 
 /// One lane alone: its chain is latency-bound, so the loop keeps the MAC state and the
@@ -360,7 +300,7 @@ fn single_lane<B: BlockCipherEncBackend<BlockSize = U16>, Io: LaneIo>(
         Array::from((u128::from_ne_bytes(block.into()) ^ word).to_ne_bytes())
     };
     let mut state = Array::<u8, U16>::from(lane.state.to_ne_bytes());
-    if direction == Direction::Verify {
+    if direction == Direction::MacOnly {
         for j in from..to {
             state = xor(state, load(lane.io.input(), j));
             backend.encrypt_block_inplace(&mut state);
@@ -375,7 +315,7 @@ fn single_lane<B: BlockCipherEncBackend<BlockSize = U16>, Io: LaneIo>(
         let input = load(lane.io.input(), j);
         let ciphertext = match direction {
             Direction::Seal => input ^ keystream_word,
-            Direction::Open | Direction::Verify => input,
+            Direction::Open | Direction::MacOnly => input,
         };
         store(lane.io.output_mut(), j, input ^ keystream_word);
         state = xor(state, ciphertext);
@@ -557,7 +497,9 @@ impl<C: EaxCipher> Eax<C> {
 
     /// Encrypts up to [`LANES`] messages from `inputs` into `outputs` (same lengths),
     /// each under its own 16-byte nonce, all with the same associated-data MAC; writes
-    /// tags.
+    /// tags. Each message is encrypted by the `ctr` crate first, then the lanes' MAC
+    /// chains run interleaved over the ciphertexts just written (still in cache). A
+    /// pair whose lengths differ (callers rule it out) fails closed: zero-filled.
     pub(crate) fn seal_lanes(
         &self,
         nonces: &[[u8; 16]],
@@ -569,9 +511,15 @@ impl<C: EaxCipher> Eax<C> {
         let n = inputs.len().min(LANES);
         let mut nonce_macs = [[0u8; 16]; LANES];
         self.nonce_macs(&nonces[..n], &mut nonce_macs);
-        let (mut lanes, _) = self.apart_lanes(&nonce_macs[..n], inputs, outputs);
+        let mut lanes = Vec::with_capacity(n);
+        for (slot, (input, output)) in inputs.iter().zip(outputs.iter_mut()).enumerate().take(n) {
+            self.apply_keystream_b2b(&nonce_macs[slot], input, output);
+            if input.len() == output.len() {
+                lanes.push(self.lane(InPlace(&mut output[..]), slot, &nonce_macs[slot]));
+            }
+        }
         let mut ct_macs = [[0u8; 16]; LANES];
-        self.run_lanes(&mut lanes, Direction::Seal, &mut ct_macs);
+        self.run_lanes(&mut lanes, Direction::MacOnly, &mut ct_macs);
         for (i, tag) in tags.iter_mut().enumerate().take(n) {
             *tag = combine(&nonce_macs[i], header_mac, &ct_macs[i]);
         }
@@ -594,7 +542,7 @@ impl<C: EaxCipher> Eax<C> {
         self.nonce_macs(&nonces[..n], &mut nonce_macs);
         let (mut lanes, mut first_bad) = self.apart_lanes(&nonce_macs[..n], ciphertexts, outputs);
         let mut ct_macs = [[0u8; 16]; LANES];
-        self.run_lanes(&mut lanes, Direction::Verify, &mut ct_macs);
+        self.run_lanes(&mut lanes, Direction::MacOnly, &mut ct_macs);
         for lane in &mut lanes {
             let i = lane.slot;
             let expected = combine(&nonce_macs[i], header_mac, &ct_macs[i]);
