@@ -11,11 +11,13 @@
 //!
 //! Speed. CMAC is a chain: each block waits ≈ 14 AES rounds of latency for the one
 //! before it, while the AES unit could have many blocks in flight. So messages
-//! (STREAM chunks) are processed in *lanes*: at every step the kernel below feeds the
-//! block cipher's parallel-blocks path with the CMAC state of every lane and, beside
-//! it, the CTR counter block of every lane — sixteen independent blocks for eight
-//! lanes. The plaintext is read once and the ciphertext written once, in one pass. One
-//! message alone still gets its keystream for free, hidden in its chain's latency.
+//! (STREAM chunks) are MACed in *lanes*: at every step the kernel below feeds the
+//! block cipher's parallel-blocks path with the CMAC state of every lane, eight
+//! independent blocks for eight lanes. Their CTR runs apart, through the `ctr` crate:
+//! before the MACs when sealing (the MACs then read the ciphertext just written,
+//! still in cache), after them when opening (only chunks whose tags verified are ever
+//! decrypted). One message alone is sealed or opened in one pass instead: its chain is
+//! latency-bound, and the keystream block computed beside it costs nothing.
 //! The backend (AES-NI, VAES or software) is picked at run time by `aes`.
 //!
 //! The `cmac` and `ctr` crates remain the reference: the tests check the kernel against
@@ -188,12 +190,15 @@ fn encrypt_all<B: BlockCipherEncBackend<BlockSize = U16>>(
         [] => {}
         [block] => backend.encrypt_block_inplace(block),
         rest => {
+            // Padded with copies of its own blocks, not zeros: the spare outputs then
+            // equal ones the caller gets anyway, while zeros would encrypt to E(0), the
+            // root of CMAC's subkeys, to be wiped on every call.
             let mut padded = ParBlocks::<B>::default();
-            padded[..rest.len()].copy_from_slice(rest);
+            for (slot, block) in padded.iter_mut().zip(rest.iter().cycle()) {
+                *slot = *block;
+            }
             backend.encrypt_par_blocks_inplace(&mut padded);
             rest.copy_from_slice(&padded[..rest.len()]);
-            // The padding blocks encrypted to E(0), from which CMAC's subkeys come.
-            padded.zeroize();
         }
     }
 }
@@ -467,8 +472,9 @@ impl<C: EaxCipher> Eax<C> {
     }
 
     /// One lane per `inputs[i]` → `outputs[i]` pair with its nonce MAC. A pair that
-    /// cannot run (lengths differ, or beyond the nonces given; callers rule both out)
-    /// fails closed: its output is zero-filled and the first such slot is returned.
+    /// cannot run (lengths differ, beyond the nonces given, or an input without an
+    /// output; callers rule all out) fails closed: its output is zero-filled and the
+    /// first such slot is returned.
     fn apart_lanes<'a>(
         &self,
         nonce_macs: &[Block],
@@ -476,7 +482,7 @@ impl<C: EaxCipher> Eax<C> {
         outputs: &'a mut [&mut [u8]],
     ) -> (Vec<Lane<Apart<'a>>>, Option<usize>) {
         let mut lanes = Vec::with_capacity(nonce_macs.len());
-        let mut rejected = None;
+        let mut rejected = (inputs.len() > outputs.len()).then_some(outputs.len());
         for (slot, (input, output)) in inputs.iter().zip(outputs.iter_mut()).enumerate() {
             match nonce_macs.get(slot) {
                 Some(nonce_mac) if input.len() == output.len() => {
@@ -488,7 +494,7 @@ impl<C: EaxCipher> Eax<C> {
                 }
                 _ => {
                     output.fill(0);
-                    rejected.get_or_insert(slot);
+                    rejected = Some(rejected.map_or(slot, |first: usize| first.min(slot)));
                 }
             }
         }
@@ -527,8 +533,9 @@ impl<C: EaxCipher> Eax<C> {
 
     /// Verifies up to [`LANES`] ciphertexts and decrypts into `outputs` only those whose
     /// tag verified (the others' outputs are left as they were): the lanes' MACs run
-    /// interleaved first, then each good lane's keystream. Returns the index of the
-    /// first lane that failed, if any.
+    /// interleaved first, then each good lane's keystream. Returns the first lane that
+    /// failed, if any, with `OMAC²` of its ciphertext (so the caller can test the tag
+    /// under another nonce without a second pass).
     pub(crate) fn open_lanes(
         &self,
         nonces: &[[u8; 16]],
@@ -536,7 +543,7 @@ impl<C: EaxCipher> Eax<C> {
         ciphertexts: &[&[u8]],
         tags: &[&[u8]],
         outputs: &mut [&mut [u8]],
-    ) -> Option<usize> {
+    ) -> Option<(usize, Block)> {
         let n = ciphertexts.len().min(LANES);
         let mut nonce_macs = [[0u8; 16]; LANES];
         self.nonce_macs(&nonces[..n], &mut nonce_macs);
@@ -553,7 +560,7 @@ impl<C: EaxCipher> Eax<C> {
                 first_bad = Some(first_bad.map_or(i, |bad: usize| bad.min(i)));
             }
         }
-        first_bad
+        first_bad.map(|bad| (bad, ct_macs[bad]))
     }
 
     fn omac(&self, domain: usize, data: &[u8]) -> Block {
@@ -787,7 +794,9 @@ mod tests {
                     let tags: Vec<&[u8]> = vec![&tag[..]; lanes];
                     let mut bufs: Vec<Vec<u8>> = vec![vec![0xee; ct.len()]; lanes];
                     let mut views: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
-                    let bad = eax.open_lanes(&nonces, &header_mac, &cts, &tags, &mut views);
+                    let bad = eax
+                        .open_lanes(&nonces, &header_mac, &cts, &tags, &mut views)
+                        .map(|(lane, _)| lane);
                     if case.result == "valid" {
                         assert_eq!(bad, None, "tcId {}", case.id);
                         assert!(bufs.iter().all(|b| *b == msg), "tcId {}", case.id);
@@ -888,7 +897,7 @@ mod tests {
             let mut views: Vec<&mut [u8]> = opened.iter_mut().map(|b| &mut b[..]).collect();
             assert_eq!(
                 eax.open_lanes(&nonces, &header_mac, &cts, &tag_views, &mut views),
-                Some(bad)
+                Some((bad, eax.omac(2, &sealed[bad])))
             );
             for i in 0..n {
                 if i == bad {

@@ -225,22 +225,26 @@ impl ChunkCipher {
         }
     }
 
-    /// Verifies up to [`LANES`] consecutive non-final chunks, each a `ciphertext ‖ tag`
-    /// region, the first being chunk `first`, and decrypts them into `outputs`. Nothing
-    /// of a chunk that failed is written.
+    /// Verifies up to [`LANES`] consecutive chunks, each a `ciphertext ‖ tag` region,
+    /// the first being chunk `first` (the chunk with index `last_index`, if among them,
+    /// is checked as the final one), and decrypts them into `outputs`. Nothing of a
+    /// chunk that failed is written; the first failure, in chunk order, is reported.
     pub(crate) fn open_group(
         &self,
         first: u32,
+        last_index: u32,
         regions: &[&[u8]],
         outputs: &mut [&mut [u8]],
     ) -> Result<()> {
         let n = regions.len();
-        let nonces: [[u8; 16]; LANES] =
-            core::array::from_fn(|i| self.nonce(first.wrapping_add(i as u32), false));
+        let nonces: [[u8; 16]; LANES] = core::array::from_fn(|i| {
+            let index = first.wrapping_add(i as u32);
+            self.nonce(index, index == last_index)
+        });
         let split: [(&[u8], &[u8]); LANES] = core::array::from_fn(|i| {
-            regions
-                .get(i)
-                .map_or((&[][..], &[][..]), |r| r.split_at(r.len() - CHUNK_OVERHEAD))
+            regions.get(i).map_or((&[][..], &[][..]), |r| {
+                r.split_at(r.len().saturating_sub(CHUNK_OVERHEAD))
+            })
         });
         let bodies: [&[u8]; LANES] = core::array::from_fn(|i| split[i].0);
         let tags: [&[u8]; LANES] = core::array::from_fn(|i| split[i].1);
@@ -252,9 +256,29 @@ impl ChunkCipher {
             outputs,
         ) {
             None => Ok(()),
-            Some(_) => Err(Error::AuthenticationFailed {
-                what: "sealed record chunk",
-            }),
+            Some((bad, ct_mac)) => {
+                let index = first.wrapping_add(bad as u32);
+                let last = index == last_index;
+                Err(self.rejection(index, last, bodies[bad].len(), &ct_mac, tags[bad]))
+            }
+        }
+    }
+
+    /// Why chunk `index` (`len` bytes of ciphertext, `OMAC²` of it `ct_mac`) failed to
+    /// verify: a final chunk of full size whose tag verifies as a middle chunk's means
+    /// the record was cut at a chunk boundary; anything else is tampering.
+    fn rejection(&self, index: u32, last: bool, len: usize, ct_mac: &Block, tag: &[u8]) -> Error {
+        if last && len == self.chunk_size {
+            let as_middle = combine(&self.nonce_mac(index, false), &self.header_mac, ct_mac);
+            if tags_equal(&as_middle, tag) {
+                return Error::Truncated {
+                    format: FORMAT,
+                    detail: "the record ends before its final chunk",
+                };
+            }
+        }
+        Error::AuthenticationFailed {
+            what: "sealed record chunk",
         }
     }
 
@@ -282,24 +306,13 @@ impl ChunkCipher {
             });
         }
         let nonce_mac = self.nonce_mac(index, last);
-        let Err(ct_mac) = self
+        match self
             .eax
             .decrypt_or_mac(&nonce_mac, &self.header_mac, buf, tag)
-        else {
-            return Ok(());
-        };
-        if last && buf.len() == self.chunk_size {
-            let as_middle = combine(&self.nonce_mac(index, false), &self.header_mac, &ct_mac);
-            if tags_equal(&as_middle, tag) {
-                return Err(Error::Truncated {
-                    format: FORMAT,
-                    detail: "the record ends before its final chunk",
-                });
-            }
+        {
+            Ok(()) => Ok(()),
+            Err(ct_mac) => Err(self.rejection(index, last, buf.len(), &ct_mac, tag)),
         }
-        Err(Error::AuthenticationFailed {
-            what: "sealed record chunk",
-        })
     }
 }
 
@@ -392,53 +405,72 @@ pub fn open(key: &impl RecordKeySource, sealed: &[u8]) -> Result<Vec<u8>> {
     let record_key = key.record_key_for(&header.provider, header.generation, header.record)?;
     let cipher = ChunkCipher::new(&record_key, &header);
     let body = &sealed[header_len..];
-    let stride = header.chunk_size as usize + CHUNK_OVERHEAD;
-    let chunks = body.len().div_ceil(stride).max(1);
-    chunk_index(chunks - 1)?;
-    let last_start = (chunks - 1) * stride;
     let chunk = header.chunk_size as usize;
-    let plain_len = body.len().saturating_sub(chunks * CHUNK_OVERHEAD);
+    let stride = chunk + CHUNK_OVERHEAD;
+    let chunks = body.len().div_ceil(stride).max(1);
+    let last_index = chunk_index(chunks - 1)?;
+    let last_start = (chunks - 1) * stride;
+    let last = &body[last_start..];
+    // A final chunk shorter than its tag, or only a tag after other chunks (writers put
+    // at least one byte in a final chunk unless the record is empty), is a cut record:
+    // reported once the chunks before it verified, as a sequential reader meets them.
+    // Every other chunk, the final one included, is verified in groups of `LANES` (on
+    // all cores for large records) and decrypted straight into place.
+    let final_is_whole =
+        last.len() > CHUNK_OVERHEAD || (last.len() == CHUNK_OVERHEAD && last_index == 0);
+    let (verified, verified_chunks) = if final_is_whole {
+        (body, chunks)
+    } else {
+        (&body[..last_start], chunks - 1)
+    };
     // Zeroized if we fail half way: no partial plaintext is left behind in memory.
-    let mut out = Zeroizing::new(vec![0u8; plain_len]);
-    let middle_plain = (chunks - 1) * chunk;
-    let (out_middle, out_last) = out.split_at_mut(middle_plain.min(plain_len));
-    // Every chunk but the last is full size and not final: verified over the sealed bytes
-    // in groups of `lanes` (on all cores for large records) and decrypted straight into
-    // place.
+    let mut out = Zeroizing::new(vec![0u8; verified.len() - verified_chunks * CHUNK_OVERHEAD]);
     let lanes = LANES;
     let open_group = |g: usize, regions: &[u8], outputs: &mut [u8]| {
         let regions: Vec<&[u8]> = regions.chunks(stride).collect();
-        let mut outputs: Vec<&mut [u8]> = outputs.chunks_mut(chunk).collect();
-        cipher.open_group((g * lanes) as u32, &regions, &mut outputs)
+        let mut outputs = split_by_bodies(&regions, outputs);
+        cipher.open_group((g * lanes) as u32, last_index, &regions, &mut outputs)
     };
-    let middle = &body[..last_start];
-    let middle_result = if chunks > PARALLEL_MIN_CHUNKS {
-        middle
+    if verified_chunks > PARALLEL_MIN_CHUNKS {
+        verified
             .par_chunks(lanes * stride)
-            .zip(out_middle.par_chunks_mut(lanes * chunk))
+            .zip(out.par_chunks_mut(lanes * chunk))
             .enumerate()
             .map(|(g, (regions, outputs))| open_group(g, regions, outputs))
             .collect::<Vec<_>>()
             .into_iter()
-            .collect::<Result<()>>()
+            .collect::<Result<()>>()?;
     } else {
-        middle
-            .chunks(lanes * stride)
-            .zip(out_middle.chunks_mut(lanes * chunk))
-            .enumerate()
-            .try_for_each(|(g, (regions, outputs))| open_group(g, regions, outputs))
-    };
-    middle_result?;
-    // Checked after the middle chunks, as a sequential reader meets them.
-    let last = &body[last_start..];
-    if last.len() < CHUNK_OVERHEAD {
+        let plain = out.len();
+        for (g, regions) in verified.chunks(lanes * stride).enumerate() {
+            let from = (g * lanes * chunk).min(plain);
+            let to = (from + lanes * chunk).min(plain);
+            open_group(g, regions, &mut out[from..to])?;
+        }
+    }
+    if !final_is_whole {
         return Err(Error::Truncated {
             format: FORMAT,
-            detail: "a chunk is shorter than its tag",
+            detail: if last.len() < CHUNK_OVERHEAD {
+                "a chunk is shorter than its tag"
+            } else {
+                "the record ends inside a chunk"
+            },
         });
     }
-    let (ciphertext, tag) = last.split_at(last.len() - CHUNK_OVERHEAD);
-    out_last.copy_from_slice(ciphertext);
-    cipher.open_chunk(chunk_index(chunks - 1)?, true, out_last, tag)?;
     Ok(std::mem::take(&mut *out))
+}
+
+/// `outputs` cut into one piece per `ciphertext ‖ tag` region, each the length of the
+/// region's ciphertext (as far as `outputs` reaches).
+fn split_by_bodies<'a>(regions: &[&[u8]], outputs: &'a mut [u8]) -> Vec<&'a mut [u8]> {
+    let mut rest = outputs;
+    let mut pieces = Vec::with_capacity(regions.len());
+    for region in regions {
+        let len = region.len().saturating_sub(CHUNK_OVERHEAD).min(rest.len());
+        let (piece, tail) = core::mem::take(&mut rest).split_at_mut(len);
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces
 }
