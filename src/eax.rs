@@ -940,6 +940,30 @@ mod tests {
         }
     }
 
+    /// A lane that cannot run is reported, never skipped: a ciphertext without an
+    /// output slot, or one whose output has another length, fails closed.
+    #[test]
+    fn lanes_that_cannot_run_fail_closed() {
+        let eax = Eax::new(Aes256::new(&[5u8; 32].into()));
+        let header_mac = eax.header_mac(b"");
+        let nonces = [[1u8; 16], [2; 16], [3; 16]];
+        let plain: [&[u8]; 3] = [&[7u8; 40], &[8; 33], &[9; 16]];
+        let mut sealed = [vec![0u8; 40], vec![0; 33], vec![0; 16]];
+        let mut views: Vec<&mut [u8]> = sealed.iter_mut().map(|b| &mut b[..]).collect();
+        let mut tags = [[0u8; 16]; 3];
+        eax.seal_lanes(&nonces, &header_mac, &plain, &mut views, &mut tags);
+        let cts: Vec<&[u8]> = sealed.iter().map(|c| &c[..]).collect();
+        let tag_views: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
+        let mut outs = [vec![0u8; 40], vec![0; 33]];
+        let mut two: Vec<&mut [u8]> = outs.iter_mut().map(|b| &mut b[..]).collect();
+        let failed = eax.open_lanes(&nonces, &header_mac, &cts, &tag_views, &mut two);
+        assert_eq!(failed.map(|(lane, _)| lane), Some(2));
+        let mut outs = [vec![0u8; 40], vec![0; 32], vec![0; 16]];
+        let mut short: Vec<&mut [u8]> = outs.iter_mut().map(|b| &mut b[..]).collect();
+        let failed = eax.open_lanes(&nonces, &header_mac, &cts, &tag_views, &mut short);
+        assert_eq!(failed.map(|(lane, _)| lane), Some(1));
+    }
+
     #[test]
     fn truncated_or_long_tags_never_match() {
         let expected = [7u8; 16];
