@@ -170,6 +170,9 @@ impl std::fmt::Debug for Table {
     }
 }
 
+/// Tables with more entries than this are sorted on all cores.
+const PARALLEL_SORT_MIN: usize = 1 << 14;
+
 impl Table {
     /// Sorts `pairs` by label; a repeated label is a collision.
     pub(crate) fn from_unsorted(pairs: Vec<(Label, Value)>) -> Result<Self> {
@@ -179,7 +182,11 @@ impl Table {
             .enumerate()
             .map(|(i, p)| (p.0, i as u32))
             .collect();
-        order.sort_unstable();
+        if order.len() > PARALLEL_SORT_MIN {
+            order.par_sort_unstable();
+        } else {
+            order.sort_unstable();
+        }
         if order.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(Error::LabelCollision);
         }

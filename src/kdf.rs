@@ -43,24 +43,38 @@ pub(crate) fn prf(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 16] {
 /// `out.len()` must be below 2^29 bytes (the 32-bit length field counts bits); every
 /// caller in the library asks for 32 or 64 bytes.
 pub(crate) fn derive_into(key: &[u8; 32], label: &[u8], context: &[u8], out: &mut [u8]) {
-    let bits = u32::try_from(out.len() * 8).expect("KDF output length fits in 32 bits");
-    // One key schedule for all output blocks.
-    let keyed = <Cmac<Aes256Enc> as KeyInit>::new(key.into());
-    for (index, chunk) in out.chunks_mut(16).enumerate() {
-        let counter = u32::try_from(index + 1).expect("KDF block counter fits in 32 bits");
-        let mut mac = keyed.clone();
-        for part in [
-            &counter.to_be_bytes()[..],
-            label,
-            &[0u8],
-            context,
-            &bits.to_be_bytes(),
-        ] {
-            mac.update(part);
+    Kdf::new(key).derive_into(label, context, out);
+}
+
+/// The KDF keyed once, for many derivations under the same key (one key schedule and
+/// one CMAC subkey computation for all of them). Wiped on drop (`cmac`'s `zeroize`).
+#[derive(Clone)]
+pub(crate) struct Kdf(Cmac<Aes256Enc>);
+
+impl Kdf {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        Kdf(<Cmac<Aes256Enc> as KeyInit>::new(key.into()))
+    }
+
+    /// As [`derive_into`] under this key.
+    pub(crate) fn derive_into(&self, label: &[u8], context: &[u8], out: &mut [u8]) {
+        let bits = u32::try_from(out.len() * 8).expect("KDF output length fits in 32 bits");
+        for (index, chunk) in out.chunks_mut(16).enumerate() {
+            let counter = u32::try_from(index + 1).expect("KDF block counter fits in 32 bits");
+            let mut mac = self.0.clone();
+            for part in [
+                &counter.to_be_bytes()[..],
+                label,
+                &[0u8],
+                context,
+                &bits.to_be_bytes(),
+            ] {
+                mac.update(part);
+            }
+            let mut block: [u8; 16] = mac.finalize().into_bytes().into();
+            chunk.copy_from_slice(&block[..chunk.len()]);
+            block.zeroize();
         }
-        let mut block: [u8; 16] = mac.finalize().into_bytes().into();
-        chunk.copy_from_slice(&block[..chunk.len()]);
-        block.zeroize();
     }
 }
 

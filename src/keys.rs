@@ -17,7 +17,7 @@ use std::str::FromStr;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, KeyMismatch, Result};
-use crate::kdf::{derive_key, label};
+use crate::kdf::{Kdf, derive_key, label};
 use crate::rng;
 
 /// Longest provider id, in bytes.
@@ -295,6 +295,24 @@ impl SearchKey {
     pub(crate) fn keyword_root(&self, normalized: &str) -> crate::ggm::NodeKey {
         crate::ggm::NodeKey(derive_key(&self.0, label::KEYWORD, normalized.as_bytes()))
     }
+
+    /// The KDF keyed with `S`, for deriving the roots of many keywords.
+    pub(crate) fn keyword_roots(&self) -> KeywordRoots {
+        KeywordRoots(Kdf::new(&self.0))
+    }
+}
+
+/// `S` as a keyed KDF: [`SearchKey::keyword_root`] for many keywords of one patient.
+pub(crate) struct KeywordRoots(Kdf);
+
+impl KeywordRoots {
+    /// `root(w) = KDF(S, "keyword", w)` for a normalized keyword `w`.
+    pub(crate) fn root(&self, normalized: &str) -> crate::ggm::NodeKey {
+        let mut root = crate::ggm::NodeKey([0; 32]);
+        self.0
+            .derive_into(label::KEYWORD, normalized.as_bytes(), &mut root.0);
+        root
+    }
 }
 
 /// `R`: opens exactly one record (the paper's per-file request).
@@ -485,6 +503,14 @@ mod tests {
         assert_ne!(r1.expose_secret(), base.expose_secret());
         assert_ne!(&base.search_key().0, base.expose_secret());
         assert_ne!(&base.search_key().0, r1.expose_secret());
+        // The keyed KDF the provider builds batches with gives the roots the requester
+        // derives one at a time.
+        let search = base.search_key();
+        let roots = search.keyword_roots();
+        for keyword in ["diabetes", "metformin", "", "x".repeat(300).as_str()] {
+            assert_eq!(roots.root(keyword).0, search.keyword_root(keyword).0);
+        }
+        assert_ne!(roots.root("a").0, roots.root("b").0);
     }
 
     #[test]

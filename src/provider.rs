@@ -23,8 +23,12 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::ggm;
 use crate::grant::{GrantedKey, Scope};
-use crate::index::{ENTRIES_PER_BLOCK, EpochKey, IndexBatch, Label, Op, Posting, Table, Value};
-use crate::keys::{MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey};
+use crate::index::{
+    ENTRIES_PER_BLOCK, EpochKey, IndexBatch, LABEL_LEN, Label, Op, Posting, Table, VALUE_LEN, Value,
+};
+use crate::keys::{
+    KeywordRoots, MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey,
+};
 use crate::keyword;
 use crate::manifest::Manifest;
 use crate::seal::seal;
@@ -98,15 +102,48 @@ pub struct SealedRecord {
     pub bytes: Vec<u8>,
 }
 
+/// Index blocks of a list of `postings` entries: [`ENTRIES_PER_BLOCK`] per block, the
+/// last one padded; with `pad`, padded blocks up to a power of two.
+fn blocks_for(postings: usize, pad: bool) -> usize {
+    let blocks = postings.div_ceil(ENTRIES_PER_BLOCK);
+    if pad {
+        blocks.next_power_of_two()
+    } else {
+        blocks
+    }
+}
+
+/// Writes the index entries of one posting list in `epoch` into `out` (one per block,
+/// [`blocks_for`] of them): its GGM leaf from the keyword's root, then its blocks.
+fn fill_list(
+    roots: &KeywordRoots,
+    keyword: &str,
+    postings: &[Posting],
+    epoch: u32,
+    out: &mut [(Label, Value)],
+) {
+    let epoch_key = EpochKey::new(&ggm::leaf(&roots.root(keyword), epoch));
+    for (i, entry) in out.iter_mut().enumerate() {
+        let start = (i * ENTRIES_PER_BLOCK).min(postings.len());
+        let end = (start + ENTRIES_PER_BLOCK).min(postings.len());
+        // i < 2^32: a list longer than 2^34 postings cannot be queued.
+        let index = i as u32;
+        *entry = (
+            epoch_key.label(index),
+            epoch_key.seal_block(index, &postings[start..end]),
+        );
+    }
+}
+
 /// A data owner: seals records and builds index batches under its own keys.
 pub struct Provider {
     id: ProviderId,
     master: MasterKey,
     state: ProviderState,
     options: IndexOptions,
-    /// Postings waiting for the next batch, by (patient, normalized keyword), in the
+    /// Postings waiting for the next batch, by patient and normalized keyword, in the
     /// order they were added.
-    pending: HashMap<(PatientId, String), Vec<Posting>>,
+    pending: HashMap<PatientId, HashMap<String, Vec<Posting>>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -114,7 +151,10 @@ impl std::fmt::Debug for Provider {
         f.debug_struct("Provider")
             .field("id", &self.id)
             .field("state", &self.state)
-            .field("pending_lists", &self.pending.len())
+            .field(
+                "pending_lists",
+                &self.pending.values().map(HashMap::len).sum::<usize>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -244,17 +284,32 @@ impl Provider {
     }
 
     fn queue(&mut self, patient: &PatientId, record: RecordId, keywords: Vec<String>, op: Op) {
-        for keyword in keywords {
-            let list = self.pending.entry((patient.clone(), keyword)).or_default();
-            if list.last() != Some(&(record, op)) {
-                list.push((record, op));
+        let push = |lists: &mut HashMap<String, Vec<Posting>>| {
+            for keyword in keywords {
+                let list = lists.entry(keyword).or_default();
+                if list.last() != Some(&(record, op)) {
+                    list.push((record, op));
+                }
+            }
+        };
+        // The patient id is cloned only for a patient new to this batch.
+        match self.pending.get_mut(patient) {
+            Some(lists) => push(lists),
+            None => {
+                let mut lists = HashMap::new();
+                push(&mut lists);
+                self.pending.insert(patient.clone(), lists);
             }
         }
     }
 
     /// Number of postings waiting for the next batch.
     pub fn pending_postings(&self) -> usize {
-        self.pending.values().map(Vec::len).sum()
+        self.pending
+            .values()
+            .flat_map(HashMap::values)
+            .map(Vec::len)
+            .sum()
     }
 
     /// Builds the batch of the next epoch from everything queued, and advances the
@@ -268,48 +323,61 @@ impl Provider {
         }
         let generation = self.state.generation;
         let pad = self.options.pad_to_power_of_two;
-        let blocks_of = |postings: usize| {
-            let blocks = postings.div_ceil(ENTRIES_PER_BLOCK);
-            if pad {
-                blocks.next_power_of_two()
-            } else {
-                blocks
-            }
-        };
-        // One search key per patient, then one GGM walk per (patient, keyword) list: the
+        // One keyed KDF per patient, then one GGM walk per (patient, keyword) list: the
         // walks are independent, so they run on all cores.
-        let mut search_keys = HashMap::new();
-        for (patient, _) in self.pending.keys() {
-            search_keys.entry(patient.clone()).or_insert_with(|| {
-                self.master
+        let roots: Vec<(KeywordRoots, &HashMap<String, Vec<Posting>>)> = self
+            .pending
+            .iter()
+            .map(|(patient, lists)| {
+                let search_key = self
+                    .master
                     .patient_key(&self.id, patient, generation)
-                    .search_key()
-            });
+                    .search_key();
+                (search_key.keyword_roots(), lists)
+            })
+            .collect();
+        let lists: Vec<(&KeywordRoots, &String, &Vec<Posting>)> = roots
+            .iter()
+            .flat_map(|(roots, lists)| {
+                lists
+                    .iter()
+                    .map(move |(kw, postings)| (roots, kw, postings))
+            })
+            .collect();
+        // Every list's entries go straight to their place in one preallocated vector
+        // (collecting a parallel iterator would grow and copy it).
+        let blocks: Vec<usize> = lists
+            .iter()
+            .map(|(_, _, postings)| blocks_for(postings.len(), pad))
+            .collect();
+        let mut pairs = vec![([0u8; LABEL_LEN], [0u8; VALUE_LEN]); blocks.iter().sum()];
+        let mut slots: Vec<&mut [(Label, Value)]> = Vec::with_capacity(lists.len());
+        let mut rest = &mut pairs[..];
+        for &n in &blocks {
+            let (slot, tail) = core::mem::take(&mut rest).split_at_mut(n);
+            slots.push(slot);
+            rest = tail;
         }
-        let lists: Vec<_> = self.pending.iter().collect();
-        let build = |((patient, keyword), postings): &(&(PatientId, String), &Vec<Posting>)| {
-            let leaf = ggm::leaf(&search_keys[patient].keyword_root(keyword), epoch);
-            let epoch_key = EpochKey::new(&leaf);
-            (0..blocks_of(postings.len()))
-                .map(|i| {
-                    let start = (i * ENTRIES_PER_BLOCK).min(postings.len());
-                    let end = (start + ENTRIES_PER_BLOCK).min(postings.len());
-                    // i < 2^32: a list longer than 2^34 postings cannot be queued.
-                    let index = i as u32;
-                    (
-                        epoch_key.label(index),
-                        epoch_key.seal_block(index, &postings[start..end]),
-                    )
-                })
-                .collect::<Vec<(Label, Value)>>()
-        };
-        let pairs: Vec<(Label, Value)> = if lists.len() > PARALLEL_MIN_LISTS {
-            lists.par_iter().flat_map_iter(build).collect()
+        let parallel = lists.len() > PARALLEL_MIN_LISTS;
+        if parallel {
+            lists.par_iter().zip(slots.par_iter_mut()).for_each(
+                |(&(roots, keyword, postings), slot)| {
+                    fill_list(roots, keyword, postings, epoch, slot)
+                },
+            );
         } else {
-            lists.iter().flat_map(build).collect()
-        };
+            for (&(roots, keyword, postings), slot) in lists.iter().zip(slots.iter_mut()) {
+                fill_list(roots, keyword, postings, epoch, slot);
+            }
+        }
+        drop(slots);
         let table = Table::from_unsorted(pairs)?;
-        self.pending.clear();
+        // Only now is the queue spent (a failed build keeps it); its many small
+        // allocations are freed on all cores too.
+        let spent = std::mem::take(&mut self.pending);
+        if parallel {
+            spent.into_par_iter().for_each(drop);
+        }
         self.state.next_epoch = epoch + 1;
         Ok(IndexBatch {
             provider: self.id.clone(),
