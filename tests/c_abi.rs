@@ -3,9 +3,10 @@
 //! and the shared library, run, run again under valgrind (no errors, no leaks), and
 //! built again with `-fsanitize=address,undefined`.
 //!
-//! The libraries are built by a nested `cargo build` into a separate target directory:
-//! `cargo test` itself only builds the rlib. Needs gcc, g++ and valgrind (present on
-//! the project's machines; `.ci/run` installs them if missing).
+//! The libraries are the ones `cargo test` has just built: it builds the library with
+//! every crate type `Cargo.toml` declares (rlib, cdylib, staticlib) before running any
+//! test, into the profile directory above this test's executable. Needs gcc, g++ and
+//! valgrind (present on the project's machines; `.ci/run` installs them if missing).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -15,23 +16,23 @@ fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds `libmedvault.a` and `libmedvault.so` once per test run; returns their
-/// directory.
+/// The directory of the `libmedvault.a` and `libmedvault.so` this test run was built
+/// with: `target/<profile>/`, above `target/<profile>/deps/` where test executables go.
 fn library_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-abi-target");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "--lib", "--quiet", "--target-dir"])
-            .arg(&target)
-            .current_dir(crate_dir())
-            .status()
-            .expect("cannot run cargo to build the C libraries");
-        assert!(status.success(), "building libmedvault.a/.so failed");
-        let dir = target.join("debug");
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executables live in target/<profile>/deps")
+            .to_path_buf();
         for lib in ["libmedvault.a", "libmedvault.so"] {
-            assert!(dir.join(lib).exists(), "{lib} was not built");
+            assert!(
+                dir.join(lib).exists(),
+                "{lib} is missing from {}: cargo builds it with the tests",
+                dir.display()
+            );
         }
         dir
     })
