@@ -524,10 +524,46 @@ impl<C: EaxCipher> Eax<C> {
                 lanes.push(self.lane(InPlace(&mut output[..]), slot, &nonce_macs[slot]));
             }
         }
+        self.tag_lanes(&mut lanes, &nonce_macs[..n], header_mac, tags);
+    }
+
+    /// As [`Eax::seal_lanes`], encrypting each of `bufs` in place (one alone in one
+    /// pass, its keystream beside its MAC chain).
+    pub(crate) fn seal_lanes_in_place(
+        &self,
+        nonces: &[[u8; 16]],
+        header_mac: &Block,
+        bufs: &mut [&mut [u8]],
+        tags: &mut [Block],
+    ) {
+        let n = bufs.len().min(LANES);
+        let mut nonce_macs = [[0u8; 16]; LANES];
+        self.nonce_macs(&nonces[..n], &mut nonce_macs);
+        if let ([buf], [tag, ..]) = (&mut bufs[..n], &mut tags[..]) {
+            *tag = self.encrypt(&nonce_macs[0], header_mac, buf);
+            return;
+        }
+        let mut lanes = Vec::with_capacity(n);
+        for (slot, buf) in bufs.iter_mut().enumerate().take(n) {
+            self.apply_keystream(&nonce_macs[slot], buf);
+            lanes.push(self.lane(InPlace(&mut buf[..]), slot, &nonce_macs[slot]));
+        }
+        self.tag_lanes(&mut lanes, &nonce_macs[..n], header_mac, tags);
+    }
+
+    /// The tags of freshly encrypted lanes: their MAC chains interleaved over the
+    /// ciphertext, combined with each nonce's and the header's MAC.
+    fn tag_lanes(
+        &self,
+        lanes: &mut [Lane<InPlace<'_>>],
+        nonce_macs: &[Block],
+        header_mac: &Block,
+        tags: &mut [Block],
+    ) {
         let mut ct_macs = [[0u8; 16]; LANES];
-        self.run_lanes(&mut lanes, Direction::MacOnly, &mut ct_macs);
-        for (i, tag) in tags.iter_mut().enumerate().take(n) {
-            *tag = combine(&nonce_macs[i], header_mac, &ct_macs[i]);
+        self.run_lanes(lanes, Direction::MacOnly, &mut ct_macs);
+        for ((tag, nonce_mac), ct_mac) in tags.iter_mut().zip(nonce_macs).zip(&ct_macs) {
+            *tag = combine(nonce_mac, header_mac, ct_mac);
         }
     }
 

@@ -189,6 +189,15 @@ impl ChunkCipher {
         out[0]
     }
 
+    /// Nonces of up to [`LANES`] consecutive chunks from `first`; the chunk with index
+    /// `last_index`, if any, gets the last flag.
+    fn nonces(&self, first: u32, last_index: Option<u32>) -> [[u8; 16]; LANES] {
+        core::array::from_fn(|i| {
+            let index = first.wrapping_add(i as u32);
+            self.nonce(index, Some(index) == last_index)
+        })
+    }
+
     /// Seals up to [`LANES`] consecutive chunks from `inputs` into `ciphertext ‖ tag`
     /// regions, the first being chunk `first`; the chunk with index `last_index` (if
     /// among them) gets the last flag.
@@ -200,19 +209,9 @@ impl ChunkCipher {
         regions: &mut [&mut [u8]],
     ) {
         let n = inputs.len();
-        let nonces: [[u8; 16]; LANES] = core::array::from_fn(|i| {
-            let index = first.wrapping_add(i as u32);
-            self.nonce(index, index == last_index)
-        });
+        let nonces = self.nonces(first, Some(last_index));
         let mut tags = [[0u8; 16]; LANES];
-        let mut bodies: Vec<&mut [u8]> = Vec::with_capacity(n);
-        let mut tag_slots: Vec<&mut [u8]> = Vec::with_capacity(n);
-        for region in regions.iter_mut() {
-            let len = region.len() - CHUNK_OVERHEAD;
-            let (body, tag) = region.split_at_mut(len);
-            bodies.push(body);
-            tag_slots.push(tag);
-        }
+        let (mut bodies, mut tag_slots) = split_regions(regions);
         self.eax.seal_lanes(
             &nonces[..n],
             &self.header_mac,
@@ -220,6 +219,26 @@ impl ChunkCipher {
             &mut bodies,
             &mut tags[..n],
         );
+        for (slot, tag) in tag_slots.iter_mut().zip(&tags) {
+            slot.copy_from_slice(tag);
+        }
+    }
+
+    /// Seals up to [`LANES`] consecutive `plaintext ‖ tag space` regions in place into
+    /// `ciphertext ‖ tag`, the first being chunk `first`; the chunk with index
+    /// `last_index` (if any, and among them) gets the last flag.
+    pub(crate) fn seal_group_in_place(
+        &self,
+        first: u32,
+        last_index: Option<u32>,
+        regions: &mut [&mut [u8]],
+    ) {
+        let n = regions.len();
+        let nonces = self.nonces(first, last_index);
+        let mut tags = [[0u8; 16]; LANES];
+        let (mut bodies, mut tag_slots) = split_regions(regions);
+        self.eax
+            .seal_lanes_in_place(&nonces[..n], &self.header_mac, &mut bodies, &mut tags[..n]);
         for (slot, tag) in tag_slots.iter_mut().zip(&tags) {
             slot.copy_from_slice(tag);
         }
@@ -280,12 +299,6 @@ impl ChunkCipher {
         Error::AuthenticationFailed {
             what: "sealed record chunk",
         }
-    }
-
-    /// Encrypts chunk `index` in place and returns its tag.
-    pub(crate) fn seal_chunk(&self, index: u32, last: bool, buf: &mut [u8]) -> Block {
-        self.eax
-            .encrypt(&self.nonce_mac(index, last), &self.header_mac, buf)
     }
 
     /// Verifies and decrypts chunk `index` in place. A final-position chunk that
@@ -459,6 +472,18 @@ pub fn open(key: &impl RecordKeySource, sealed: &[u8]) -> Result<Vec<u8>> {
         });
     }
     Ok(std::mem::take(&mut *out))
+}
+
+/// Each `body ‖ tag` region split into its body and its last [`CHUNK_OVERHEAD`] bytes
+/// (a region shorter than that is all tag).
+fn split_regions<'a>(regions: &'a mut [&mut [u8]]) -> (Vec<&'a mut [u8]>, Vec<&'a mut [u8]>) {
+    regions
+        .iter_mut()
+        .map(|region| {
+            let len = region.len().saturating_sub(CHUNK_OVERHEAD);
+            region.split_at_mut(len)
+        })
+        .unzip()
 }
 
 /// `outputs` cut into one piece per `ciphertext ‖ tag` region, each the length of the
