@@ -5,8 +5,8 @@
 //!
 //! The libraries are the ones `cargo test` has just built: it builds the library with
 //! every crate type `Cargo.toml` declares (rlib, cdylib, staticlib) before running any
-//! test, into the profile directory above this test's executable. Needs gcc, g++ and
-//! valgrind (present on the project's machines; `.ci/run` installs them if missing).
+//! test, into `target/<profile>/deps/`, beside this test's executable. Needs gcc, g++
+//! and valgrind (present on the project's machines; `.ci/run` installs them if missing).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,24 +17,32 @@ fn crate_dir() -> &'static Path {
 }
 
 /// The directory of the `libmedvault.a` and `libmedvault.so` this test run was built
-/// with: `target/<profile>/`, above `target/<profile>/deps/` where test executables go.
+/// with: `target/<profile>/deps/`, where cargo writes them (without a hash in their
+/// names) beside the test executables; `target/<profile>/` if a `cargo build` put them
+/// only there.
 fn library_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let exe = std::env::current_exe().expect("the test executable's path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executables live in target/<profile>/deps")
-            .to_path_buf();
-        for lib in ["libmedvault.a", "libmedvault.so"] {
-            assert!(
-                dir.join(lib).exists(),
-                "{lib} is missing from {}: cargo builds it with the tests",
-                dir.display()
-            );
-        }
-        dir
+        let deps = exe.parent().expect("test executables live in a directory");
+        let candidates = [Some(deps), deps.parent()];
+        let has_both = |dir: &&Path| {
+            ["libmedvault.a", "libmedvault.so"]
+                .iter()
+                .all(|lib| dir.join(lib).exists())
+        };
+        candidates
+            .into_iter()
+            .flatten()
+            .find(has_both)
+            .unwrap_or_else(|| {
+                panic!(
+                    "libmedvault.a and libmedvault.so are missing from {} and its parent: \
+                     cargo builds them with the tests",
+                    deps.display()
+                )
+            })
+            .to_path_buf()
     })
 }
 
