@@ -25,6 +25,10 @@ use crate::seal::{
 /// Call [`Sealer::finish`] at the end: it writes the final chunk. A sealer dropped
 /// without `finish` leaves a record that every opener rejects as truncated.
 ///
+/// Memory: one chunk's buffer for a record of one chunk, four chunks' for a longer one
+/// (four chunks are sealed together, so the inner writer receives output in steps of up
+/// to four chunks). The buffered plaintext is wiped when the sealer is dropped.
+///
 /// ```
 /// use std::io::{Read, Write};
 /// use medvault::{MasterKey, Opener, PatientId, ProviderId, RecordId, Sealer};
