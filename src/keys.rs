@@ -293,7 +293,7 @@ pub(crate) struct SearchKey([u8; 32]);
 impl SearchKey {
     /// `root(w) = KDF(S, "keyword", w)` for a normalized keyword `w`.
     pub(crate) fn keyword_root(&self, normalized: &str) -> crate::ggm::NodeKey {
-        crate::ggm::NodeKey(derive_key(&self.0, label::KEYWORD, normalized.as_bytes()))
+        self.keyword_roots().root(normalized)
     }
 
     /// The KDF keyed with `S`, for deriving the roots of many keywords.
@@ -503,12 +503,14 @@ mod tests {
         assert_ne!(r1.expose_secret(), base.expose_secret());
         assert_ne!(&base.search_key().0, base.expose_secret());
         assert_ne!(&base.search_key().0, r1.expose_secret());
-        // The keyed KDF the provider builds batches with gives the roots the requester
-        // derives one at a time.
+        // The keyed KDF the provider builds batches with (and the requester's one-off
+        // roots) give `root(w) = KDF(S, "keyword", w)`.
         let search = base.search_key();
         let roots = search.keyword_roots();
         for keyword in ["diabetes", "metformin", "", "x".repeat(300).as_str()] {
-            assert_eq!(roots.root(keyword).0, search.keyword_root(keyword).0);
+            let expected = derive_key(&search.0, label::KEYWORD, keyword.as_bytes());
+            assert_eq!(roots.root(keyword).0, expected);
+            assert_eq!(search.keyword_root(keyword).0, expected);
         }
         assert_ne!(roots.root("a").0, roots.root("b").0);
     }
