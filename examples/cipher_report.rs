@@ -4,13 +4,17 @@
 //!
 //! ```text
 //! cargo run --release --example cipher_report -- [--quick] [--rsa-max-mb N] [--out DIR]
+//!     [--only ID]... [--kind text|image] [--sizes 1,10,100]
 //! ```
 //!
 //! Operations under 0.2 s are repeated and the median kept; longer ones run once.
 //! `--quick` runs 1 MB only (what CI runs). Chunked RSA costs one private-key operation
 //! per 190 or 318 bytes, so `--rsa-max-mb` (default 10) caps its sizes; larger RSA
 //! cells are extrapolated linearly from the largest measured one and marked `≈`.
-//! The program checks that every cell of the table is filled and exits 1 otherwise.
+//! `--only` (an algorithm id such as `rsa3072-chunked`, repeatable), `--kind` and
+//! `--sizes` run part of the table, so the hours of chunked RSA at 100 MB can be split
+//! across runs. The program checks that every cell of the selected table is filled
+//! and exits 1 otherwise.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -96,6 +100,9 @@ fn main() {
     let mut quick = false;
     let mut rsa_max_mb = 10usize;
     let mut out_dir = PathBuf::from("target/cipher-report");
+    let mut only: Vec<String> = Vec::new();
+    let mut kinds: Vec<Kind> = Kind::ALL.to_vec();
+    let mut chosen_sizes: Option<Vec<usize>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -107,12 +114,61 @@ fn main() {
                     .unwrap_or_else(|| usage())
             }
             "--out" => out_dir = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
+            "--only" => only.push(args.next().unwrap_or_else(|| usage())),
+            "--kind" => {
+                let name = args.next().unwrap_or_else(|| usage());
+                kinds = vec![
+                    Kind::ALL
+                        .into_iter()
+                        .find(|k| k.name() == name)
+                        .unwrap_or_else(|| usage()),
+                ];
+            }
+            "--sizes" => {
+                let list = args.next().unwrap_or_else(|| usage());
+                let parsed: Option<Vec<usize>> = list
+                    .split(',')
+                    .map(|v| v.parse().ok().filter(|mb| SIZES_MB.contains(mb)))
+                    .collect();
+                chosen_sizes = Some(parsed.unwrap_or_else(|| usage()));
+            }
             _ => usage(),
         }
     }
-    let sizes: Vec<usize> = if quick { vec![1] } else { SIZES_MB.to_vec() };
-    let algorithms = Algorithm::all();
-    let total = algorithms.len() * Kind::ALL.len() * sizes.len();
+    let mut sizes: Vec<usize> = match (quick, chosen_sizes) {
+        (true, _) => vec![1],
+        (false, Some(chosen)) => chosen,
+        (false, None) => SIZES_MB.to_vec(),
+    };
+    sizes.sort_unstable();
+    sizes.dedup();
+    let algorithms: Vec<Algorithm> = Algorithm::all()
+        .into_iter()
+        .filter(|a| only.is_empty() || only.contains(&a.id()))
+        .collect();
+    if algorithms.is_empty() {
+        eprintln!(
+            "--only matches no algorithm; the ids are: {}",
+            Algorithm::all()
+                .iter()
+                .map(|a| a.id())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        std::process::exit(2);
+    }
+    // An RSA size above the cap is scaled from a measured one, so one must be run.
+    let has_rsa = algorithms
+        .iter()
+        .any(|a| matches!(a, Algorithm::RsaChunked(_)));
+    if has_rsa && sizes.iter().any(|&mb| mb > rsa_max_mb) && sizes[0] > rsa_max_mb {
+        eprintln!(
+            "RSA above --rsa-max-mb {rsa_max_mb} is extrapolated from a measured size: \
+             include one at or below it in --sizes, or raise --rsa-max-mb"
+        );
+        std::process::exit(2);
+    }
+    let total = algorithms.len() * kinds.len() * sizes.len();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
@@ -123,7 +179,7 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     for &algorithm in &algorithms {
         let runner = Runner::new(algorithm);
-        for kind in Kind::ALL {
+        for &kind in &kinds {
             for &mb in &sizes {
                 bar.set_message(format!("{} {} {mb} MB", algorithm.name(), kind.name()));
                 let is_rsa = matches!(algorithm, Algorithm::RsaChunked(_));
@@ -180,10 +236,11 @@ fn main() {
     let table_path = out_dir.join("results.md");
     std::fs::write(&table_path, &table).expect("write the table");
     let chart_path = out_dir.join("chart.svg");
-    chart(&rows, &sizes, &chart_path).expect("draw the chart");
+    chart(&rows, &algorithms, &sizes, &chart_path).expect("draw the chart");
 
-    // The table is complete: every algorithm, file kind and size, every figure finite.
-    let expected = algorithms.len() * Kind::ALL.len() * sizes.len();
+    // The table is complete: every selected algorithm, file kind and size, every
+    // figure finite.
+    let expected = algorithms.len() * kinds.len() * sizes.len();
     let complete = rows.len() == expected
         && rows
             .iter()
@@ -205,7 +262,10 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: cipher_report [--quick] [--rsa-max-mb N] [--out DIR]");
+    eprintln!(
+        "usage: cipher_report [--quick] [--rsa-max-mb N] [--out DIR] [--only ID]... \
+         [--kind text|image] [--sizes 1,10,100]"
+    );
     std::process::exit(2)
 }
 
@@ -288,13 +348,13 @@ fn markdown(
 /// side by side, log-log: the shape of the paper's figures.
 fn chart(
     rows: &[Row],
+    algorithms: &[Algorithm],
     sizes: &[usize],
     path: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (1400, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
-    let algorithms = Algorithm::all();
     let (min_s, max_s) = rows
         .iter()
         .flat_map(|r| [r.seconds[0], r.seconds[1]])
