@@ -212,7 +212,7 @@ typedef struct medvault_master_key medvault_master_key;
 typedef struct medvault_opened_request medvault_opened_request;
 
 // Opens one sealed record as it is fed, handing out only verified plaintext. Holds
-// at most one chunk. Not thread-safe: one thread at a time.
+// at most four chunks (and one byte). Not thread-safe: one thread at a time.
 typedef struct medvault_opener medvault_opener;
 
 // The key of one patient at one provider and key generation: seals and opens that
@@ -240,7 +240,7 @@ typedef struct medvault_public_identity medvault_public_identity;
 // shared by threads that only query and open. Wiped when freed.
 typedef struct medvault_requester medvault_requester;
 
-// Seals one record as it is fed. Holds at most one chunk (64 KiB) of plaintext. Not
+// Seals one record as it is fed. Holds at most four chunks (256 KiB) of plaintext. Not
 // thread-safe: one thread at a time.
 typedef struct medvault_sealer medvault_sealer;
 

@@ -599,6 +599,39 @@ impl<C: EaxCipher> Eax<C> {
         first_bad.map(|bad| (bad, ct_macs[bad]))
     }
 
+    /// As [`Eax::open_lanes`], each of `bufs` holding a ciphertext that is decrypted in
+    /// place once its tag verified (a buffer that failed keeps its ciphertext). A buffer
+    /// beyond the nonces given, or beyond [`LANES`], is reported as failing.
+    pub(crate) fn open_lanes_in_place(
+        &self,
+        nonces: &[[u8; 16]],
+        header_mac: &Block,
+        bufs: &mut [&mut [u8]],
+        tags: &[&[u8]],
+    ) -> Option<(usize, Block)> {
+        let n = bufs.len().min(nonces.len()).min(LANES);
+        let mut first_bad = (bufs.len() > n).then_some(n);
+        let mut nonce_macs = [[0u8; 16]; LANES];
+        self.nonce_macs(&nonces[..n], &mut nonce_macs);
+        let mut lanes: Vec<Lane<InPlace<'_>>> = bufs[..n]
+            .iter_mut()
+            .enumerate()
+            .map(|(slot, buf)| self.lane(InPlace(&mut buf[..]), slot, &nonce_macs[slot]))
+            .collect();
+        let mut ct_macs = [[0u8; 16]; LANES];
+        self.run_lanes(&mut lanes, Direction::MacOnly, &mut ct_macs);
+        for lane in &mut lanes {
+            let i = lane.slot;
+            let expected = combine(&nonce_macs[i], header_mac, &ct_macs[i]);
+            if tags.get(i).is_some_and(|tag| tags_equal(&expected, tag)) {
+                self.apply_keystream(&nonce_macs[i], lane.io.0);
+            } else {
+                first_bad = Some(first_bad.map_or(i, |bad: usize| bad.min(i)));
+            }
+        }
+        first_bad.map(|bad| (bad, ct_macs[bad]))
+    }
+
     fn omac(&self, domain: usize, data: &[u8]) -> Block {
         let mut mac = self.omac[domain].clone();
         mac.update(data);
@@ -945,6 +978,28 @@ mod tests {
                     assert_eq!(opened[i], plain[i]);
                 }
             }
+            // Opening in place: the same verdict; the good lanes hold their plaintext,
+            // the bad one still its ciphertext.
+            let mut in_place = sealed.clone();
+            let mut views: Vec<&mut [u8]> = in_place.iter_mut().map(|b| &mut b[..]).collect();
+            assert_eq!(
+                eax.open_lanes_in_place(&nonces, &header_mac, &mut views, &tag_views),
+                Some((bad, eax.omac(2, &sealed[bad])))
+            );
+            for i in 0..n {
+                let expected = if i == bad { &sealed[i] } else { &plain[i] };
+                assert_eq!(&in_place[i], expected, "in place, lane {i} of {n}");
+            }
+            tags[bad][0] ^= 1;
+            let tag_views: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
+            let mut in_place = sealed.clone();
+            let mut views: Vec<&mut [u8]> = in_place.iter_mut().map(|b| &mut b[..]).collect();
+            assert_eq!(
+                eax.open_lanes_in_place(&nonces, &header_mac, &mut views, &tag_views),
+                None
+            );
+            assert_eq!(in_place, plain);
+            tags[bad][0] ^= 1;
             // The in-place path restores the ciphertext when the tag is wrong, and hands
             // back OMAC²(C) so the caller can test another nonce.
             let mut rejected = sealed[bad].clone();
@@ -998,6 +1053,20 @@ mod tests {
         let mut short: Vec<&mut [u8]> = outs.iter_mut().map(|b| &mut b[..]).collect();
         let failed = eax.open_lanes(&nonces, &header_mac, &cts, &tag_views, &mut short);
         assert_eq!(failed.map(|(lane, _)| lane), Some(1));
+        // In place: a buffer beyond the nonces given, or without a tag, fails.
+        let mut bufs = sealed.clone();
+        let mut views: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        let failed = eax.open_lanes_in_place(&nonces[..2], &header_mac, &mut views, &tag_views);
+        assert_eq!(failed.map(|(lane, _)| lane), Some(2));
+        assert_eq!(
+            bufs[2], sealed[2],
+            "the lane that could not run is untouched"
+        );
+        let mut bufs = sealed.clone();
+        let mut views: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        let failed = eax.open_lanes_in_place(&nonces, &header_mac, &mut views, &tag_views[..1]);
+        assert_eq!(failed.map(|(lane, _)| lane), Some(1));
+        assert_eq!(bufs[0], plain[0]);
     }
 
     #[test]

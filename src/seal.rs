@@ -283,6 +283,39 @@ impl ChunkCipher {
         }
     }
 
+    /// Verifies up to [`LANES`] consecutive `ciphertext ‖ tag` regions, the first being
+    /// chunk `first` (the chunk with index `last_index`, if any and among them, is
+    /// checked as the final one), and decrypts each ciphertext in place. The first
+    /// failure in chunk order is reported; a chunk that failed keeps its ciphertext.
+    /// One chunk alone is opened in one pass.
+    pub(crate) fn open_group_in_place(
+        &self,
+        first: u32,
+        last_index: Option<u32>,
+        regions: &mut [&mut [u8]],
+    ) -> Result<()> {
+        let (mut bodies, tag_slots) = split_regions(regions);
+        if let ([body], [tag]) = (&mut bodies[..], &tag_slots[..]) {
+            return self.open_chunk(first, last_index == Some(first), body, tag);
+        }
+        let nonces = self.nonces(first, last_index);
+        let n = bodies.len().min(LANES);
+        let tags: Vec<&[u8]> = tag_slots.iter().map(|tag| &tag[..]).collect();
+        match self
+            .eax
+            .open_lanes_in_place(&nonces[..n], &self.header_mac, &mut bodies, &tags)
+        {
+            None => Ok(()),
+            Some((bad, ct_mac)) => {
+                let index = first.wrapping_add(bad as u32);
+                let last = Some(index) == last_index;
+                let len = bodies.get(bad).map_or(0, |body| body.len());
+                let tag = tags.get(bad).copied().unwrap_or_default();
+                Err(self.rejection(index, last, len, &ct_mac, tag))
+            }
+        }
+    }
+
     /// Why chunk `index` (`len` bytes of ciphertext, `OMAC²` of it `ct_mac`) failed to
     /// verify: a final chunk of full size whose tag verifies as a middle chunk's means
     /// the record was cut at a chunk boundary; anything else is tampering.

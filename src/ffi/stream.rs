@@ -11,14 +11,14 @@ use super::{
 use crate::keys::{PatientKey, RecordId};
 use crate::stream::{IncrementalOpener, Sealer};
 
-/// Seals one record as it is fed. Holds at most one chunk (64 KiB) of plaintext. Not
+/// Seals one record as it is fed. Holds at most four chunks (256 KiB) of plaintext. Not
 /// thread-safe: one thread at a time.
 pub struct medvault_sealer {
     sealer: Option<Sealer<Vec<u8>>>,
 }
 
 /// Opens one sealed record as it is fed, handing out only verified plaintext. Holds
-/// at most one chunk. Not thread-safe: one thread at a time.
+/// at most four chunks (and one byte). Not thread-safe: one thread at a time.
 pub struct medvault_opener {
     opener: Option<IncrementalOpener<PatientKey>>,
 }
