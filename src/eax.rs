@@ -583,20 +583,15 @@ impl<C: EaxCipher> Eax<C> {
         let n = ciphertexts.len().min(LANES);
         let mut nonce_macs = [[0u8; 16]; LANES];
         self.nonce_macs(&nonces[..n], &mut nonce_macs);
-        let (mut lanes, mut first_bad) = self.apart_lanes(&nonce_macs[..n], ciphertexts, outputs);
-        let mut ct_macs = [[0u8; 16]; LANES];
-        self.run_lanes(&mut lanes, Direction::MacOnly, &mut ct_macs);
-        for lane in &mut lanes {
-            let i = lane.slot;
-            let expected = combine(&nonce_macs[i], header_mac, &ct_macs[i]);
-            if tags.get(i).is_some_and(|tag| tags_equal(&expected, tag)) {
-                let Apart { input, output } = &mut lane.io;
-                self.apply_keystream_b2b(&nonce_macs[i], input, output);
-            } else {
-                first_bad = Some(first_bad.map_or(i, |bad: usize| bad.min(i)));
-            }
-        }
-        first_bad.map(|bad| (bad, ct_macs[bad]))
+        let (mut lanes, first_bad) = self.apart_lanes(&nonce_macs[..n], ciphertexts, outputs);
+        self.verify_then_decrypt(
+            &mut lanes,
+            &nonce_macs,
+            header_mac,
+            tags,
+            first_bad,
+            |nonce_mac, Apart { input, output }| self.apply_keystream_b2b(nonce_mac, input, output),
+        )
     }
 
     /// As [`Eax::open_lanes`], each of `bufs` holding a ciphertext that is decrypted in
@@ -610,7 +605,7 @@ impl<C: EaxCipher> Eax<C> {
         tags: &[&[u8]],
     ) -> Option<(usize, Block)> {
         let n = bufs.len().min(nonces.len()).min(LANES);
-        let mut first_bad = (bufs.len() > n).then_some(n);
+        let first_bad = (bufs.len() > n).then_some(n);
         let mut nonce_macs = [[0u8; 16]; LANES];
         self.nonce_macs(&nonces[..n], &mut nonce_macs);
         let mut lanes: Vec<Lane<InPlace<'_>>> = bufs[..n]
@@ -618,13 +613,36 @@ impl<C: EaxCipher> Eax<C> {
             .enumerate()
             .map(|(slot, buf)| self.lane(InPlace(&mut buf[..]), slot, &nonce_macs[slot]))
             .collect();
+        self.verify_then_decrypt(
+            &mut lanes,
+            &nonce_macs,
+            header_mac,
+            tags,
+            first_bad,
+            |nonce_mac, InPlace(buf)| self.apply_keystream(nonce_mac, buf),
+        )
+    }
+
+    /// The opening half both `open_lanes` variants share: the lanes' MAC chains run
+    /// interleaved over the ciphertexts, then `decrypt` runs for each lane whose tag
+    /// verified. Returns the first failing slot (from `first_bad`, lanes that could not
+    /// run, or a wrong tag) with `OMAC²` of its ciphertext.
+    fn verify_then_decrypt<Io: LaneIo>(
+        &self,
+        lanes: &mut [Lane<Io>],
+        nonce_macs: &[Block; LANES],
+        header_mac: &Block,
+        tags: &[&[u8]],
+        mut first_bad: Option<usize>,
+        decrypt: impl Fn(&Block, &mut Io),
+    ) -> Option<(usize, Block)> {
         let mut ct_macs = [[0u8; 16]; LANES];
-        self.run_lanes(&mut lanes, Direction::MacOnly, &mut ct_macs);
-        for lane in &mut lanes {
+        self.run_lanes(lanes, Direction::MacOnly, &mut ct_macs);
+        for lane in lanes.iter_mut() {
             let i = lane.slot;
             let expected = combine(&nonce_macs[i], header_mac, &ct_macs[i]);
             if tags.get(i).is_some_and(|tag| tags_equal(&expected, tag)) {
-                self.apply_keystream(&nonce_macs[i], lane.io.0);
+                decrypt(&nonce_macs[i], &mut lane.io);
             } else {
                 first_bad = Some(first_bad.map_or(i, |bad: usize| bad.min(i)));
             }

@@ -662,19 +662,24 @@ mod tests {
     use crate::keys::{MasterKey, PatientId, ProviderId, RecordId};
     use crate::seal::seal_with_prefix;
 
+    /// The key of record `[record; 16]` of patient `patient` at provider "lab".
+    fn record_key(master: u8, patient: &str, generation: u32, record: u8) -> RecordKey {
+        MasterKey::from_bytes([master; 32])
+            .patient_key(
+                &ProviderId::new("lab").unwrap(),
+                &PatientId::new(patient).unwrap(),
+                generation,
+            )
+            .record_key(RecordId::from_bytes([record; 16]))
+    }
+
     /// The streaming sealer, which seals up to [`STREAM_LANES`] chunks together, writes
     /// exactly the bytes of the one-shot `seal` for the same nonce prefix: whatever the
     /// length (empty, around one chunk, around a batch of chunks, many batches) and
     /// however the input is split into writes.
     #[test]
     fn the_sealer_writes_what_seal_writes() {
-        let master = MasterKey::from_bytes([4; 32]);
-        let patient = master.patient_key(
-            &ProviderId::new("lab").unwrap(),
-            &PatientId::new("MRN-2").unwrap(),
-            1,
-        );
-        let key = patient.record_key(RecordId::from_bytes([6; 16]));
+        let key = record_key(4, "MRN-2", 1, 6);
         let prefix = [9u8; NONCE_PREFIX_LEN];
         for chunk in [16usize, 48] {
             let batch = STREAM_LANES * chunk;
@@ -744,13 +749,7 @@ mod tests {
     /// and however the bytes arrive.
     #[test]
     fn the_openers_open_every_length_and_split() {
-        let master = MasterKey::from_bytes([4; 32]);
-        let patient = master.patient_key(
-            &ProviderId::new("lab").unwrap(),
-            &PatientId::new("MRN-2").unwrap(),
-            1,
-        );
-        let key = patient.record_key(RecordId::from_bytes([6; 16]));
+        let key = record_key(4, "MRN-2", 1, 6);
         for chunk in [16usize, 48] {
             let batch = STREAM_LANES * chunk;
             let lengths = [
@@ -784,13 +783,7 @@ mod tests {
     /// the one-shot `open` fails: same error.
     #[test]
     fn the_openers_fail_as_open_fails() {
-        let master = MasterKey::from_bytes([8; 32]);
-        let patient = master.patient_key(
-            &ProviderId::new("lab").unwrap(),
-            &PatientId::new("MRN-3").unwrap(),
-            0,
-        );
-        let key = patient.record_key(RecordId::from_bytes([2; 16]));
+        let key = record_key(8, "MRN-3", 0, 2);
         let chunk = 16usize;
         let data: Vec<u8> = (0..10 * chunk + 7).map(|i| i as u8).collect();
         let sealed = crate::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
