@@ -306,32 +306,26 @@ impl Cloud {
                 .ok_or(Error::NotFound("a provider named in the query"))?;
             let mut hits = Vec::with_capacity(tokens.tokens.len());
             for token in &tokens.tokens {
+                // Many epochs are probed on all cores; the hits keep epoch order.
                 let mut list = Vec::new();
-                let mut failure = None;
                 for node in token {
-                    ggm::expand(
+                    ggm::try_expand(
                         &node.key,
                         node.depth,
                         node.index,
                         epochs.len() as u64,
-                        &mut |epoch, leaf| {
-                            if failure.is_none()
-                                && let Err(e) = probe(
-                                    &view,
-                                    &tokens.provider,
-                                    epochs[epoch as usize].entries,
-                                    epoch,
-                                    leaf,
-                                    &mut list,
-                                )
-                            {
-                                failure = Some(e);
-                            }
+                        &mut list,
+                        &|epoch, leaf, out| {
+                            probe(
+                                &view,
+                                &tokens.provider,
+                                epochs[epoch as usize].entries,
+                                epoch,
+                                leaf,
+                                out,
+                            )
                         },
-                    );
-                }
-                if let Some(e) = failure {
-                    return Err(e);
+                    )?;
                 }
                 hits.push(list);
             }
@@ -355,8 +349,11 @@ impl Cloud {
     }
 }
 
-/// Probes `label_0, label_1, …` of one epoch (in the segments covering it) until a miss (or the epoch's entry count,
-/// a bound no honest list exceeds) and appends the decrypted postings.
+/// Probes `label_0, label_1, …` of one epoch (in the segments covering it) until a miss
+/// (or the epoch's entry count, a bound no honest list exceeds) and appends the
+/// decrypted postings. One list's blocks are probed in order on one thread: windows of
+/// 64 blocks looked up on all cores were measured slower (a 250-block list: 322 µs
+/// against 200 µs), the pool's wake-up costing more than the lookups it shares.
 fn probe(
     view: &View,
     provider: &ProviderId,

@@ -147,6 +147,63 @@ pub(crate) fn expand(
     }
 }
 
+/// Subtrees with fewer leaves below the limit than this are expanded on one thread:
+/// below it, waking the pool costs more than the walk saves.
+const PARALLEL_MIN_LEAVES: u64 = 256;
+
+/// As [`expand`], but `visit(epoch, leaf, out)` may fail, and a subtree of many leaves
+/// is split between cores. Every leaf's output is appended to `out` in epoch order, as
+/// the one-thread walk would write it; the error returned is the first in epoch order
+/// (a failed subtree visits no further leaf).
+pub(crate) fn try_expand<T: Send, E: Send>(
+    key: &NodeKey,
+    depth: u8,
+    index: u32,
+    limit: u64,
+    out: &mut Vec<T>,
+    visit: &(impl Fn(u32, &NodeKey, &mut Vec<T>) -> Result<(), E> + Sync),
+) -> Result<(), E> {
+    let (first, width) = span(depth, index);
+    if first >= limit {
+        return Ok(());
+    }
+    if (limit - first).min(width) < PARALLEL_MIN_LEAVES {
+        let mut failure = None;
+        expand(key, depth, index, limit, &mut |epoch, leaf| {
+            if failure.is_none()
+                && let Err(e) = visit(epoch, leaf, out)
+            {
+                failure = Some(e);
+            }
+        });
+        return failure.map_or(Ok(()), Err);
+    }
+    // At least two leaves below the limit, so this is not a leaf.
+    let (_, half) = span(depth + 1, 0);
+    if first + half >= limit {
+        return try_expand(&key.child(false), depth + 1, index << 1, limit, out, visit);
+    }
+    let (left, right) = key.children();
+    let (left, right) = rayon::join(
+        || try_expand(&left, depth + 1, index << 1, limit, out, visit),
+        || {
+            let mut right_out = Vec::new();
+            try_expand(
+                &right,
+                depth + 1,
+                (index << 1) | 1,
+                limit,
+                &mut right_out,
+                visit,
+            )
+            .map(|()| right_out)
+        },
+    );
+    left?;
+    out.extend(right?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +268,54 @@ mod tests {
                 .collect();
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn the_parallel_expansion_visits_what_the_serial_one_does() {
+        let root = root();
+        // Limits below, at and above the split threshold, odd ones included.
+        for end in [0u64, 1, 255, 256, 257, 1000, 4097] {
+            for (depth, index) in cover(0, end).into_iter().chain([(0, 0), (20, 0)]) {
+                let key = node(&root, depth, index);
+                let mut want = Vec::new();
+                expand(&key, depth, index, end, &mut |e, leaf| {
+                    want.push((e, leaf.0))
+                });
+                let mut got = vec![(u32::MAX, [0; 32])];
+                let done: Result<(), ()> =
+                    try_expand(&key, depth, index, end, &mut got, &|e, leaf, out| {
+                        out.push((e, leaf.0));
+                        Ok(())
+                    });
+                done.unwrap();
+                // Appended after what `out` held.
+                assert_eq!(got.remove(0).0, u32::MAX);
+                assert_eq!(got, want, "{depth}/{index} below {end}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_parallel_expansion_reports_the_first_failure_in_epoch_order() {
+        let root = root();
+        // Failing epochs on both sides of several splits: the earliest one is reported.
+        let failing = [700u32, 3000, 100, 2049];
+        let mut out = Vec::new();
+        let got = try_expand(&root, 0, 0, 4096, &mut out, &|e, _, out| {
+            if failing.contains(&e) {
+                return Err(e);
+            }
+            out.push(e);
+            Ok(())
+        });
+        assert_eq!(got, Err(100));
+        let mut out = Vec::new();
+        let got: Result<(), u32> = try_expand(&root, 0, 0, 4096, &mut out, &|e, _, out| {
+            out.push(e);
+            Ok(())
+        });
+        assert_eq!(got, Ok(()));
+        assert_eq!(out, (0..4096).collect::<Vec<_>>());
     }
 
     #[test]
