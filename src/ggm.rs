@@ -13,7 +13,7 @@
 //! cover of `[0, E)` tells anything about the leaf of an epoch `≥ E`.
 
 use aes::Aes256Enc;
-use cipher::{Array, BlockCipherEncrypt, KeyInit};
+use cipher::{Array, BlockCipherEncrypt, KeyInit, consts::U16};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Depth of the tree: one level per bit of the epoch number.
@@ -23,38 +23,32 @@ pub(crate) const DEPTH: u8 = 32;
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct NodeKey(pub(crate) [u8; 32]);
 
-/// `AES_k(first) ‖ AES_k(first + 1)` into `out`: one key schedule, two blocks.
+/// `AES_k(first) ‖ AES_k(first + 1)` into `out`: one key schedule, two blocks,
+/// encrypted in place in `out` (no copy of the child leaves a stack slot to wipe).
 fn expand_pair(key: &[u8; 32], first: u8, out: &mut [u8; 32]) {
     let cipher = Aes256Enc::new(key.into());
-    let mut blocks = [Array::from([0u8; 16]), Array::from([0u8; 16])];
-    blocks[0][15] = first;
-    blocks[1][15] = first + 1;
-    cipher.encrypt_blocks(&mut blocks);
-    out[..16].copy_from_slice(&blocks[0]);
-    out[16..].copy_from_slice(&blocks[1]);
-    blocks[0].zeroize();
-    blocks[1].zeroize();
+    *out = [0; 32];
+    out[15] = first;
+    out[31] = first + 1;
+    let (blocks, _) = Array::<u8, U16>::slice_as_chunks_mut(out);
+    cipher.encrypt_blocks(blocks);
 }
 
 impl NodeKey {
-    /// Both children: one key schedule, four blocks.
+    /// Both children: one key schedule, four blocks, encrypted in place.
     fn children(&self) -> (NodeKey, NodeKey) {
         let cipher = Aes256Enc::new(&self.0.into());
-        let mut blocks: [Array<u8, _>; 4] = core::array::from_fn(|i| {
-            let mut b = [0u8; 16];
-            b[15] = i as u8;
-            Array::from(b)
-        });
-        cipher.encrypt_blocks(&mut blocks);
+        let mut both = [0u8; 64];
+        for (i, counter) in both.chunks_exact_mut(16).enumerate() {
+            counter[15] = i as u8;
+        }
+        let (blocks, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut both);
+        cipher.encrypt_blocks(blocks);
         let mut left = NodeKey([0; 32]);
         let mut right = NodeKey([0; 32]);
-        left.0[..16].copy_from_slice(&blocks[0]);
-        left.0[16..].copy_from_slice(&blocks[1]);
-        right.0[..16].copy_from_slice(&blocks[2]);
-        right.0[16..].copy_from_slice(&blocks[3]);
-        for b in &mut blocks {
-            b.zeroize();
-        }
+        left.0.copy_from_slice(&both[..32]);
+        right.0.copy_from_slice(&both[32..]);
+        both.zeroize();
         (left, right)
     }
 

@@ -24,7 +24,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use aes::Aes256Enc;
-use cipher::{Array, BlockCipherEncrypt, KeyInit};
+use cipher::{Array, BlockCipherEncrypt, KeyInit, consts::U16};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
@@ -100,19 +100,15 @@ impl EpochKey {
     }
 
     fn keystream(&self, i: u32) -> [u8; 80] {
-        let mut blocks: [Array<u8, _>; 5] = core::array::from_fn(|j| {
-            let mut b = [0u8; 16];
-            b[0] = 2;
-            b[4..8].copy_from_slice(&(j as u32).to_be_bytes());
-            b[12..].copy_from_slice(&i.to_be_bytes());
-            Array::from(b)
-        });
-        self.0.encrypt_blocks(&mut blocks);
         let mut out = [0u8; 80];
-        for (j, b) in blocks.iter_mut().enumerate() {
-            out[16 * j..16 * j + 16].copy_from_slice(b);
-            b.zeroize();
+        for (j, counter) in out.chunks_exact_mut(16).enumerate() {
+            counter[0] = 2;
+            counter[4..8].copy_from_slice(&(j as u32).to_be_bytes());
+            counter[12..].copy_from_slice(&i.to_be_bytes());
         }
+        // Encrypted in place: no copy of the keystream is left behind.
+        let (blocks, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut out);
+        self.0.encrypt_blocks(blocks);
         out
     }
 
