@@ -9,8 +9,11 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::io::{Read, Write};
 
-use medvault::{MasterKey, Opener, PatientId, ProviderId, RecordId, Sealer, open, seal};
-use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
+use medvault::{
+    MasterKey, Opener, PatientId, ProviderId, RecordId, Sealer, open, open_into, seal, seal_into,
+    sealed_len,
+};
+use openssl::symm::{Cipher, Crypter, Mode, decrypt_aead, encrypt_aead};
 
 fn sizes() -> [(usize, &'static str); 4] {
     [
@@ -60,6 +63,59 @@ fn bench_seal(c: &mut Criterion) {
                 b.iter(|| {
                     let mut tag = [0u8; 16];
                     encrypt_aead(gcm, &key, Some(&iv), b"", black_box(data), &mut tag).unwrap()
+                })
+            },
+        );
+        // Into a buffer the caller keeps (no fresh pages to fault in), on both sides.
+        let mut buffer = vec![0u8; sealed_len(&record, size).unwrap() + 16];
+        group.bench_with_input(BenchmarkId::new("seal-into", name), &data, |b, data| {
+            b.iter(|| seal_into(&record, black_box(data), &mut buffer).unwrap())
+        });
+        group.bench_with_input(
+            BenchmarkId::new("seal-into-1-thread", name),
+            &data,
+            |b, data| {
+                b.iter(|| {
+                    one_thread.install(|| seal_into(&record, black_box(data), &mut buffer).unwrap())
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("openssl-aes256gcm-seal-into", name),
+            &data,
+            |b, data| {
+                b.iter(|| {
+                    let mut crypter = Crypter::new(gcm, Mode::Encrypt, &key, Some(&iv)).unwrap();
+                    let n = crypter.update(black_box(data), &mut buffer).unwrap();
+                    let n = n + crypter.finalize(&mut buffer[n..]).unwrap();
+                    let mut tag = [0u8; 16];
+                    crypter.get_tag(&mut tag).unwrap();
+                    (n, tag)
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("open-into", name), &sealed, |b, sealed| {
+            b.iter(|| open_into(&record, black_box(sealed), &mut buffer).unwrap())
+        });
+        group.bench_with_input(
+            BenchmarkId::new("open-into-1-thread", name),
+            &sealed,
+            |b, sealed| {
+                b.iter(|| {
+                    one_thread
+                        .install(|| open_into(&record, black_box(sealed), &mut buffer).unwrap())
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("openssl-aes256gcm-open-into", name),
+            &gcm_sealed,
+            |b, ct| {
+                b.iter(|| {
+                    let mut crypter = Crypter::new(gcm, Mode::Decrypt, &key, Some(&iv)).unwrap();
+                    crypter.set_tag(&tag).unwrap();
+                    let n = crypter.update(black_box(ct), &mut buffer).unwrap();
+                    n + crypter.finalize(&mut buffer[n..]).unwrap()
                 })
             },
         );

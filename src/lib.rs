@@ -71,7 +71,9 @@ pub use manifest::Manifest;
 pub use provider::{IndexOptions, Provider, ProviderState, SealedRecord};
 pub use query::{Combine, Query, SearchResponse};
 pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
-pub use seal::{RecordHeader, open, seal, seal_with_chunk_size};
+pub use seal::{
+    RecordHeader, open, open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
+};
 pub use store::{Coverage, DirStore, MemStore, RecordInfo, SegmentSource, Store, View};
 pub use stream::{IncrementalOpener, Opener, Sealer};
 

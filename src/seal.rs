@@ -18,7 +18,7 @@
 
 use aes::Aes256Enc;
 use cipher::KeyInit;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use rayon::prelude::*;
 
@@ -384,6 +384,42 @@ pub fn seal_with_chunk_size(key: &RecordKey, plaintext: &[u8], chunk_size: u32) 
     seal_with_prefix(key, plaintext, chunk_size, rng::array()?)
 }
 
+/// Length of the sealed record of `plaintext_len` bytes under `key`, with the default
+/// chunk size: how much room [`seal_into`] needs.
+pub fn sealed_len(key: &RecordKey, plaintext_len: usize) -> Result<usize> {
+    sealed_len_with_chunk_size(key, plaintext_len, DEFAULT_CHUNK_SIZE)
+}
+
+fn sealed_len_with_chunk_size(
+    key: &RecordKey,
+    plaintext_len: usize,
+    chunk_size: u32,
+) -> Result<usize> {
+    check_chunk_size(chunk_size)?;
+    let chunks = plaintext_len.div_ceil(chunk_size as usize).max(1);
+    chunk_index(chunks - 1)?;
+    let header_len = HEADER_FIXED_PREFIX + key.provider().as_str().len() + HEADER_FIXED_SUFFIX;
+    header_len
+        .checked_add(plaintext_len)
+        .and_then(|n| n.checked_add(chunks * CHUNK_OVERHEAD))
+        .ok_or(Error::InvalidArgument(
+            "the sealed record would not fit in memory",
+        ))
+}
+
+/// Seals `plaintext` into the front of `out`, a buffer the caller owns (reused, or a
+/// mapped file), and returns the sealed length ([`sealed_len`]); the bytes are those
+/// [`seal`] would return. Fails with [`Error::InvalidArgument`], writing nothing, if
+/// `out` is shorter than that.
+pub fn seal_into(key: &RecordKey, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
+    let len = sealed_len(key, plaintext.len())?;
+    let out = out.get_mut(..len).ok_or(Error::InvalidArgument(
+        "the output buffer is shorter than the sealed record (see sealed_len)",
+    ))?;
+    seal_with_prefix_into(key, plaintext, DEFAULT_CHUNK_SIZE, rng::array()?, out)?;
+    Ok(len)
+}
+
 /// The deterministic core of sealing; the nonce prefix must be fresh for the key.
 pub(crate) fn seal_with_prefix(
     key: &RecordKey,
@@ -391,6 +427,22 @@ pub(crate) fn seal_with_prefix(
     chunk_size: u32,
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
 ) -> Result<Vec<u8>> {
+    // `vec![0; n]` asks the allocator for zeroed pages it maps lazily: a large record's
+    // pages are then faulted in by the threads that fill them, not zeroed up front by
+    // one.
+    let mut out = vec![0u8; sealed_len_with_chunk_size(key, plaintext.len(), chunk_size)?];
+    seal_with_prefix_into(key, plaintext, chunk_size, nonce_prefix, &mut out)?;
+    Ok(out)
+}
+
+/// Seals into `out`, exactly [`sealed_len_with_chunk_size`] bytes long.
+fn seal_with_prefix_into(
+    key: &RecordKey,
+    plaintext: &[u8],
+    chunk_size: u32,
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    out: &mut [u8],
+) -> Result<()> {
     let header = RecordHeader::new(key, chunk_size, nonce_prefix)?;
     let cipher = ChunkCipher::new(key, &header);
     let chunk = chunk_size as usize;
@@ -399,10 +451,10 @@ pub(crate) fn seal_with_prefix(
     let last_index = chunk_index(chunks - 1)?;
     let header_bytes = header.to_bytes();
     let header_len = header_bytes.len();
-    // `vec![0; n]` asks the allocator for zeroed pages it maps lazily: a large record's
-    // pages are then faulted in by the threads that fill them, not zeroed up front by
-    // one.
-    let mut out = vec![0u8; header_len + plaintext.len() + chunks * CHUNK_OVERHEAD];
+    debug_assert_eq!(
+        out.len(),
+        header_len + plaintext.len() + chunks * CHUNK_OVERHEAD
+    );
     out[..header_len].copy_from_slice(&header_bytes);
     let body = &mut out[header_len..];
     let lanes = LANES;
@@ -430,7 +482,7 @@ pub(crate) fn seal_with_prefix(
             seal_group(g, regions, input);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Records with more chunks than this are sealed and opened on all cores.
@@ -440,6 +492,99 @@ pub(crate) fn chunk_index(index: usize) -> Result<u32> {
     u32::try_from(index).map_err(|_| Error::InvalidArgument("a record has at most 2^32 chunks"))
 }
 
+/// Where a sealed record's chunks lie, from its header and length alone.
+struct SealedLayout<'a> {
+    header: RecordHeader,
+    /// Every chunk but a cut final one: verified in groups and decrypted.
+    verified: &'a [u8],
+    verified_chunks: usize,
+    last_index: u32,
+    /// The final chunk, and whether it is whole (else the record was cut).
+    last: &'a [u8],
+    final_is_whole: bool,
+    /// Plaintext bytes in `verified`.
+    plain_len: usize,
+}
+
+impl<'a> SealedLayout<'a> {
+    fn parse(sealed: &'a [u8]) -> Result<Self> {
+        let (header, header_len) = RecordHeader::parse(sealed)?;
+        let body = &sealed[header_len..];
+        let stride = header.chunk_size as usize + CHUNK_OVERHEAD;
+        let chunks = body.len().div_ceil(stride).max(1);
+        let last_index = chunk_index(chunks - 1)?;
+        let last_start = (chunks - 1) * stride;
+        let last = &body[last_start..];
+        // A final chunk shorter than its tag, or only a tag after other chunks (writers
+        // put at least one byte in a final chunk unless the record is empty), is a cut
+        // record: reported once the chunks before it verified, as a sequential reader
+        // meets them.
+        let final_is_whole =
+            last.len() > CHUNK_OVERHEAD || (last.len() == CHUNK_OVERHEAD && last_index == 0);
+        let (verified, verified_chunks) = if final_is_whole {
+            (body, chunks)
+        } else {
+            (&body[..last_start], chunks - 1)
+        };
+        Ok(SealedLayout {
+            header,
+            verified,
+            verified_chunks,
+            last_index,
+            last,
+            final_is_whole,
+            plain_len: verified.len() - verified_chunks * CHUNK_OVERHEAD,
+        })
+    }
+
+    /// Verifies and decrypts into `out` (`plain_len` bytes). On failure `out` may hold
+    /// the plaintext of chunks that verified; the callers wipe it.
+    fn open_into(&self, key: &impl RecordKeySource, out: &mut [u8]) -> Result<()> {
+        let header = &self.header;
+        let record_key = key.record_key_for(&header.provider, header.generation, header.record)?;
+        let cipher = ChunkCipher::new(&record_key, header);
+        let chunk = header.chunk_size as usize;
+        let stride = chunk + CHUNK_OVERHEAD;
+        let (verified, last_index) = (self.verified, self.last_index);
+        // Every chunk but a cut final one is verified in groups of `LANES` (on all cores
+        // for large records) and decrypted straight into place.
+        let lanes = LANES;
+        let open_group = |g: usize, regions: &[u8], outputs: &mut [u8]| {
+            let regions: Vec<&[u8]> = regions.chunks(stride).collect();
+            let mut outputs = split_by_bodies(&regions, outputs);
+            cipher.open_group((g * lanes) as u32, last_index, &regions, &mut outputs)
+        };
+        if self.verified_chunks > PARALLEL_MIN_CHUNKS {
+            verified
+                .par_chunks(lanes * stride)
+                .zip(out.par_chunks_mut(lanes * chunk))
+                .enumerate()
+                .map(|(g, (regions, outputs))| open_group(g, regions, outputs))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect::<Result<()>>()?;
+        } else {
+            let plain = out.len();
+            for (g, regions) in verified.chunks(lanes * stride).enumerate() {
+                let from = (g * lanes * chunk).min(plain);
+                let to = (from + lanes * chunk).min(plain);
+                open_group(g, regions, &mut out[from..to])?;
+            }
+        }
+        if !self.final_is_whole {
+            return Err(Error::Truncated {
+                format: FORMAT,
+                detail: if self.last.len() < CHUNK_OVERHEAD {
+                    "a chunk is shorter than its tag"
+                } else {
+                    "the record ends inside a chunk"
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Opens a sealed record with a key that covers it (a [`RecordKey`] for that record, or
 /// the [`crate::PatientKey`] it was sealed under).
 ///
@@ -447,64 +592,33 @@ pub(crate) fn chunk_index(index: usize) -> Result<u32> {
 /// record, [`Error::AuthenticationFailed`] if any byte was changed,
 /// [`Error::Truncated`] if the record was cut, and a parse error for anything else.
 pub fn open(key: &impl RecordKeySource, sealed: &[u8]) -> Result<Vec<u8>> {
-    let (header, header_len) = RecordHeader::parse(sealed)?;
-    let record_key = key.record_key_for(&header.provider, header.generation, header.record)?;
-    let cipher = ChunkCipher::new(&record_key, &header);
-    let body = &sealed[header_len..];
-    let chunk = header.chunk_size as usize;
-    let stride = chunk + CHUNK_OVERHEAD;
-    let chunks = body.len().div_ceil(stride).max(1);
-    let last_index = chunk_index(chunks - 1)?;
-    let last_start = (chunks - 1) * stride;
-    let last = &body[last_start..];
-    // A final chunk shorter than its tag, or only a tag after other chunks (writers put
-    // at least one byte in a final chunk unless the record is empty), is a cut record:
-    // reported once the chunks before it verified, as a sequential reader meets them.
-    // Every other chunk, the final one included, is verified in groups of `LANES` (on
-    // all cores for large records) and decrypted straight into place.
-    let final_is_whole =
-        last.len() > CHUNK_OVERHEAD || (last.len() == CHUNK_OVERHEAD && last_index == 0);
-    let (verified, verified_chunks) = if final_is_whole {
-        (body, chunks)
-    } else {
-        (&body[..last_start], chunks - 1)
-    };
+    let layout = SealedLayout::parse(sealed)?;
     // Zeroized if we fail half way: no partial plaintext is left behind in memory.
-    let mut out = Zeroizing::new(vec![0u8; verified.len() - verified_chunks * CHUNK_OVERHEAD]);
-    let lanes = LANES;
-    let open_group = |g: usize, regions: &[u8], outputs: &mut [u8]| {
-        let regions: Vec<&[u8]> = regions.chunks(stride).collect();
-        let mut outputs = split_by_bodies(&regions, outputs);
-        cipher.open_group((g * lanes) as u32, last_index, &regions, &mut outputs)
-    };
-    if verified_chunks > PARALLEL_MIN_CHUNKS {
-        verified
-            .par_chunks(lanes * stride)
-            .zip(out.par_chunks_mut(lanes * chunk))
-            .enumerate()
-            .map(|(g, (regions, outputs))| open_group(g, regions, outputs))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .collect::<Result<()>>()?;
-    } else {
-        let plain = out.len();
-        for (g, regions) in verified.chunks(lanes * stride).enumerate() {
-            let from = (g * lanes * chunk).min(plain);
-            let to = (from + lanes * chunk).min(plain);
-            open_group(g, regions, &mut out[from..to])?;
-        }
-    }
-    if !final_is_whole {
-        return Err(Error::Truncated {
-            format: FORMAT,
-            detail: if last.len() < CHUNK_OVERHEAD {
-                "a chunk is shorter than its tag"
-            } else {
-                "the record ends inside a chunk"
-            },
-        });
-    }
+    let mut out = Zeroizing::new(vec![0u8; layout.plain_len]);
+    layout.open_into(key, &mut out)?;
     Ok(std::mem::take(&mut *out))
+}
+
+/// Plaintext length of a sealed record, from its header and length: how much room
+/// [`open_into`] needs. Fails only if the header does not parse.
+pub fn opened_len(sealed: &[u8]) -> Result<usize> {
+    Ok(SealedLayout::parse(sealed)?.plain_len)
+}
+
+/// Opens a sealed record into the front of `out`, a buffer the caller owns, and returns
+/// the plaintext length ([`opened_len`]). Fails as [`open`] does, and with
+/// [`Error::InvalidArgument`] if `out` is shorter than that; on any failure the part of
+/// `out` it may have written is zeroed, so no plaintext of a rejected record is left in
+/// it.
+pub fn open_into(key: &impl RecordKeySource, sealed: &[u8], out: &mut [u8]) -> Result<usize> {
+    let layout = SealedLayout::parse(sealed)?;
+    let out = out
+        .get_mut(..layout.plain_len)
+        .ok_or(Error::InvalidArgument(
+            "the output buffer is shorter than the opened record (see opened_len)",
+        ))?;
+    layout.open_into(key, out).inspect_err(|_| out.zeroize())?;
+    Ok(layout.plain_len)
 }
 
 /// Each `body ‖ tag` region split into its body and its last [`CHUNK_OVERHEAD`] bytes

@@ -8,7 +8,7 @@ use common::*;
 use medvault::seal::{CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE};
 use medvault::{
     Error, IncrementalOpener, KeyMismatch, Opener, PatientKey, RecordHeader, RecordId, Sealer,
-    open, seal, seal_with_chunk_size,
+    open, open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
 };
 
 fn stream_seal(key: &medvault::RecordKey, data: &[u8], chunk: u32, write_size: usize) -> Vec<u8> {
@@ -80,15 +80,70 @@ fn pull_open(key: &impl medvault::RecordKeySource, sealed: &[u8]) -> (Vec<u8>, R
     }
 }
 
+/// [`open_into`] a buffer with room to spare, checked against [`open`]: the same
+/// verdict (the same error kind), nothing written past the plaintext, and on failure
+/// nothing of it left in the buffer.
+fn open_into_checked(
+    key: &impl medvault::RecordKeySource,
+    sealed: &[u8],
+) -> Result<Vec<u8>, Error> {
+    const FILL: u8 = 0xa5;
+    const SPARE: usize = 7;
+    let by_open = open(key, sealed);
+    let Ok(len) = opened_len(sealed) else {
+        let err = open_into(key, sealed, &mut [FILL; 64]).expect_err("no length, no open");
+        let want = by_open.expect_err("open agrees");
+        assert_eq!(std::mem::discriminant(&err), std::mem::discriminant(&want));
+        return Err(err);
+    };
+    let mut buf = vec![FILL; len + SPARE];
+    let result = open_into(key, sealed, &mut buf);
+    assert!(
+        buf[len..].iter().all(|&b| b == FILL),
+        "wrote past the plaintext"
+    );
+    match (result, by_open) {
+        (Ok(n), Ok(want)) => {
+            assert_eq!(n, len);
+            assert_eq!(&buf[..n], &want[..]);
+            buf.truncate(n);
+            Ok(buf)
+        }
+        (Err(err), Err(want)) => {
+            assert_eq!(
+                std::mem::discriminant(&err),
+                std::mem::discriminant(&want),
+                "open_into: {err:?}, open: {want:?}"
+            );
+            assert!(buf[..len].iter().all(|&b| b == 0), "plaintext left behind");
+            Err(err)
+        }
+        (got, want) => panic!("open_into: {got:?}, open: {want:?}"),
+    }
+}
+
 fn round_trip(key: &PatientKey, data: &[u8], chunk: u32) {
     let record = key.record_key(RecordId::generate().unwrap());
     let one_shot = seal_with_chunk_size(&record, data, chunk).unwrap();
     let streamed = stream_seal(&record, data, chunk, 4093);
     // Same plaintext, same layout; only the random nonce prefix differs.
     assert_eq!(one_shot.len(), streamed.len());
-    for sealed in [&one_shot, &streamed] {
+    // Into a caller's buffer: the same layout, and nothing written past it.
+    let into = if chunk == DEFAULT_CHUNK_SIZE {
+        let len = sealed_len(&record, data.len()).unwrap();
+        assert_eq!(len, one_shot.len());
+        let mut buf = vec![0x5a; len + 3];
+        assert_eq!(seal_into(&record, data, &mut buf).unwrap(), len);
+        assert_eq!(&buf[len..], &[0x5a; 3]);
+        buf.truncate(len);
+        buf
+    } else {
+        one_shot.clone()
+    };
+    for sealed in [&one_shot, &streamed, &into] {
         assert_eq!(open(key, sealed).unwrap(), data);
         assert_eq!(open(&record, sealed).unwrap(), data);
+        assert_eq!(open_into_checked(key, sealed).unwrap(), data);
         let (out, result) = stream_open(key, sealed);
         result.unwrap();
         assert_eq!(out, data);
@@ -286,6 +341,7 @@ fn every_flipped_bit_is_rejected_with_the_right_error() {
             let what = format!("byte {pos} bit {bit}");
             let err = open(&s.record, &bad).expect_err(&what);
             assert!(expected_for_flip(&s, pos, &err), "{what}: {err:?}");
+            open_into_checked(&s.record, &bad).expect_err(&what);
             let (out, result) = stream_open(&s.record, &bad);
             let err = result.expect_err(&what);
             assert!(expected_for_flip(&s, pos, &err), "{what} (stream): {err:?}");
@@ -306,6 +362,7 @@ fn truncation_at_every_byte_is_rejected() {
         let cut = &s.sealed[..len];
         let what = format!("cut at {len}");
         let err = open(&s.record, cut).expect_err(&what);
+        open_into_checked(&s.record, cut).expect_err(&what);
         let (out, result) = stream_open(&s.record, cut);
         let stream_err = result.expect_err(&what);
         let body = len.saturating_sub(s.header_len);
@@ -447,6 +504,11 @@ fn wrong_keys_are_rejected() {
         open(&forged, &s.sealed),
         Err(Error::AuthenticationFailed { .. })
     ));
+    for key in [&other_patient, &other_master, &other_provider, &rotated] {
+        open_into_checked(key, &s.sealed).expect_err("wrong key");
+    }
+    open_into_checked(&other_record, &s.sealed).expect_err("wrong record key");
+    open_into_checked(&forged, &s.sealed).expect_err("forged record key");
     let (out, result) = stream_open(&other_patient, &s.sealed);
     assert!(out.is_empty());
     assert!(matches!(result, Err(Error::AuthenticationFailed { .. })));
@@ -464,6 +526,7 @@ fn garbage_and_bad_arguments_get_typed_errors() {
         &[0xff; 200],
     ] {
         assert!(open(&key, garbage).is_err());
+        assert!(open_into_checked(&key, garbage).is_err());
         assert!(stream_open(&key, garbage).1.is_err());
     }
     let mut future = sample().sealed;
@@ -481,6 +544,41 @@ fn garbage_and_bad_arguments_get_typed_errors() {
         assert!(matches!(
             Sealer::with_chunk_size(Vec::new(), &record, bad_chunk),
             Err(Error::InvalidArgument(_))
+        ));
+    }
+}
+
+#[test]
+fn buffers_too_short_are_refused_untouched() {
+    let key = patient_key(1, "lab", "p", 0);
+    let record = key.record_key(RecordId::generate().unwrap());
+    // Large enough to take the all-cores path, which must refuse just as early.
+    for data in [
+        noise(100, 1),
+        noise(40 * DEFAULT_CHUNK_SIZE as usize + 9, 2),
+    ] {
+        let len = sealed_len(&record, data.len()).unwrap();
+        let mut short = vec![0x77; len - 1];
+        assert!(matches!(
+            seal_into(&record, &data, &mut short),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(short.iter().all(|&b| b == 0x77), "a refused seal wrote");
+        let sealed = seal(&record, &data).unwrap();
+        let mut short = vec![0x77; data.len() - 1];
+        assert!(matches!(
+            open_into(&record, &sealed, &mut short),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(short.iter().all(|&b| b == 0x77), "a refused open wrote");
+        // A tampered large record: the chunks that verified before the bad one were
+        // decrypted into the buffer, and are wiped again.
+        let mut bad = sealed.clone();
+        let at = bad.len() * 3 / 4;
+        bad[at] ^= 1;
+        assert!(matches!(
+            open_into_checked(&record, &bad),
+            Err(Error::AuthenticationFailed { .. })
         ));
     }
 }
