@@ -413,16 +413,24 @@ impl Segment {
                     .collect()
             })
             .collect();
-        let merged: Vec<Table> = slices
-            .par_iter()
-            .map(|runs| merge_runs(runs))
-            .collect::<Result<Vec<Table>>>()?;
-        let mut labels = Vec::with_capacity(total);
-        let mut values = Vec::with_capacity(total);
-        for part in merged {
-            labels.extend_from_slice(&part.labels);
-            values.extend_from_slice(&part.values);
+        // Every range merges straight into its place in the output, on all cores (the
+        // zeroed output pages are faulted in by the threads that fill them).
+        let mut labels = vec![[0u8; LABEL_LEN]; total];
+        let mut values = vec![[0u8; VALUE_LEN]; total];
+        let mut outputs = Vec::with_capacity(parts);
+        let (mut labels_left, mut values_left) = (&mut labels[..], &mut values[..]);
+        for runs in &slices {
+            let n = runs.iter().map(|(l, _)| l.len()).sum();
+            let (l, l_rest) = core::mem::take(&mut labels_left).split_at_mut(n);
+            let (v, v_rest) = core::mem::take(&mut values_left).split_at_mut(n);
+            outputs.push((l, v));
+            (labels_left, values_left) = (l_rest, v_rest);
         }
+        slices
+            .par_iter()
+            .zip(outputs.into_par_iter())
+            .map(|(runs, (l, v))| merge_runs(runs, l, v))
+            .collect::<Result<()>>()?;
         Ok(Segment::new(Table { labels, values }))
     }
 
@@ -470,27 +478,42 @@ impl Segment {
 }
 
 /// k-way merge of sorted runs (a min-heap of run heads); a repeated label is a collision.
-fn merge_runs(runs: &[(&[Label], &[Value])]) -> Result<Table> {
-    let total: usize = runs.iter().map(|r| r.0.len()).sum();
-    let mut labels: Vec<Label> = Vec::with_capacity(total);
-    let mut values = Vec::with_capacity(total);
-    let mut heap: BinaryHeap<std::cmp::Reverse<(Label, usize, usize)>> = runs
+/// Merges sorted runs into `labels` and `values` (exactly as long as the runs together).
+/// Labels compare as big-endian integers, which orders them as bytes do.
+fn merge_runs(
+    runs: &[(&[Label], &[Value])],
+    labels: &mut [Label],
+    values: &mut [Value],
+) -> Result<()> {
+    use std::cmp::Reverse;
+    use std::collections::binary_heap::PeekMut;
+    let mut heap: BinaryHeap<Reverse<(u128, usize, usize)>> = runs
         .iter()
         .enumerate()
         .filter(|(_, r)| !r.0.is_empty())
-        .map(|(i, r)| std::cmp::Reverse((r.0[0], i, 0)))
+        .map(|(i, r)| Reverse((u128::from_be_bytes(r.0[0]), i, 0)))
         .collect();
-    while let Some(std::cmp::Reverse((label, run, pos))) = heap.pop() {
-        if labels.last() == Some(&label) {
+    let mut last = None;
+    let mut written = 0;
+    while let Some(mut top) = heap.peek_mut() {
+        let Reverse((key, run, pos)) = *top;
+        if last == Some(key) {
             return Err(Error::LabelCollision);
         }
-        labels.push(label);
-        values.push(runs[run].1[pos]);
-        if let Some(next) = runs[run].0.get(pos + 1) {
-            heap.push(std::cmp::Reverse((*next, run, pos + 1)));
+        last = Some(key);
+        labels[written] = runs[run].0[pos];
+        values[written] = runs[run].1[pos];
+        written += 1;
+        // The run's next label replaces the top in one sift, not a pop and a push.
+        match runs[run].0.get(pos + 1) {
+            Some(next) => *top = Reverse((u128::from_be_bytes(*next), run, pos + 1)),
+            None => {
+                PeekMut::pop(top);
+            }
         }
     }
-    Ok(Table { labels, values })
+    debug_assert_eq!(written, labels.len());
+    Ok(())
 }
 
 fn prefix(label: &Label, bits: u32) -> u32 {
@@ -573,9 +596,23 @@ mod tests {
             }
             label
         };
+        // Each value starts with its label, so a value merged beside the wrong label shows.
+        let value_of = |label: &Label| {
+            let mut value = [1; VALUE_LEN];
+            value[..16].copy_from_slice(label);
+            value
+        };
         let make = |n: usize, next: &mut dyn FnMut() -> Label| {
             Segment::new(
-                Table::from_unsorted((0..n).map(|_| (next(), [1; VALUE_LEN])).collect()).unwrap(),
+                Table::from_unsorted(
+                    (0..n)
+                        .map(|_| {
+                            let label = next();
+                            (label, value_of(&label))
+                        })
+                        .collect(),
+                )
+                .unwrap(),
             )
         };
         let a = make(50_000, &mut random_label);
@@ -584,6 +621,13 @@ mod tests {
         let merged = Segment::merge(&[&a, &b, &c]).unwrap();
         assert_eq!(merged.len(), 120_000);
         assert!(merged.table().labels().windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            merged
+                .table()
+                .labels()
+                .iter()
+                .all(|l| merged.get(l) == Some(&value_of(l)))
+        );
         for s in [&a, &b, &c] {
             assert!(
                 s.table()
