@@ -1035,6 +1035,55 @@ medvault_status medvault_open(const struct medvault_patient_key *key,
                               size_t sealed_len,
                               struct medvault_bytes *out);
 
+// Writes to `out_len` the length of the sealed record of `plaintext_len` bytes, as
+// `medvault_seal_into` writes it under `key`: the room its buffer needs.
+//
+// # Safety
+// `key` live; `record_id` 16 readable bytes; `out_len` writable.
+medvault_status medvault_sealed_len(const struct medvault_patient_key *key,
+                                    const uint8_t *record_id,
+                                    size_t plaintext_len,
+                                    size_t *out_len);
+
+// Seals `plaintext` as record `record_id` into the caller's buffer `out` (`out_capacity`
+// bytes, not overlapping `plaintext`): the same bytes `medvault_seal` returns, with no
+// allocation by the library. `out_len` receives their length. A buffer shorter than
+// `medvault_sealed_len` is `MEDVAULT_STATUS_INVALID_ARGUMENT`, and nothing is written.
+//
+// # Safety
+// `key` live; `record_id` 16 readable bytes; `plaintext` `plaintext_len` bytes; `out`
+// `out_capacity` writable bytes; `out_len` writable.
+medvault_status medvault_seal_into(const struct medvault_patient_key *key,
+                                   const uint8_t *record_id,
+                                   const uint8_t *plaintext,
+                                   size_t plaintext_len,
+                                   uint8_t *out,
+                                   size_t out_capacity,
+                                   size_t *out_len);
+
+// Writes to `out_len` the plaintext length of the sealed record `sealed`, from its
+// header and length: the room `medvault_open_into`'s buffer needs.
+//
+// # Safety
+// `sealed` `sealed_len` bytes; `out_len` writable.
+medvault_status medvault_opened_len(const uint8_t *sealed, size_t sealed_len, size_t *out_len);
+
+// Opens a sealed record into the caller's buffer `out` (`out_capacity` bytes, not
+// overlapping `sealed`); `out_len` receives the plaintext length. Fails as
+// `medvault_open` does, and with `MEDVAULT_STATUS_INVALID_ARGUMENT` if the buffer is
+// shorter than `medvault_opened_len`; on any failure the part of `out` it wrote is
+// zeroed, so no plaintext of a rejected record is left in it.
+//
+// # Safety
+// `key` live; `sealed` `sealed_len` bytes; `out` `out_capacity` writable bytes;
+// `out_len` writable.
+medvault_status medvault_open_into(const struct medvault_patient_key *key,
+                                   const uint8_t *sealed,
+                                   size_t sealed_len,
+                                   uint8_t *out,
+                                   size_t out_capacity,
+                                   size_t *out_len);
+
 // A short, static description of `status` (never NULL; unknown numbers get a generic
 // text). The string is owned by the library.
 const char *medvault_status_message(uint32_t status);

@@ -105,6 +105,41 @@ pub(crate) unsafe fn input<'a>(
     Ok(unsafe { std::slice::from_raw_parts(data, len) })
 }
 
+/// A writable byte buffer of the caller's, `capacity` bytes at `data`, that must not
+/// overlap `input` (a Rust `&[u8]` and `&mut [u8]` over the same bytes would be
+/// undefined behaviour, so an overlap is refused).
+///
+/// # Safety
+/// A non-NULL `data` must point to `capacity` writable bytes, valid and not otherwise
+/// accessed for `'a`.
+pub(crate) unsafe fn output_buffer<'a>(
+    data: *mut u8,
+    capacity: usize,
+    input: &[u8],
+    name: &'static str,
+) -> FfiResult<&'a mut [u8]> {
+    if capacity == 0 {
+        return Ok(&mut []);
+    }
+    if data.is_null() {
+        return Err(FfiError::Null(name));
+    }
+    if capacity > isize::MAX as usize {
+        return Err(invalid("a buffer length is larger than memory"));
+    }
+    let (start, end) = (data as usize, data as usize + capacity);
+    let (in_start, in_end) = (
+        input.as_ptr() as usize,
+        input.as_ptr() as usize + input.len(),
+    );
+    if !input.is_empty() && start < in_end && in_start < end {
+        return Err(invalid("the output buffer overlaps the input"));
+    }
+    // SAFETY: non-NULL, `capacity` writable bytes by the caller's contract, the length
+    // fits `isize`, and the range does not overlap `input` (checked above).
+    Ok(unsafe { std::slice::from_raw_parts_mut(data, capacity) })
+}
+
 /// A NUL-terminated UTF-8 string argument.
 ///
 /// # Safety

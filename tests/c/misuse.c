@@ -198,6 +198,50 @@ static void seal_and_open(medvault_master_key *master) {
   TRUE(plain.len == sizeof note && memcmp(plain.data, note, sizeof note) == 0);
   medvault_bytes_free(&plain);
 
+  /* Into the caller's buffers: the same lengths, refusals before any write, no
+     plaintext of a rejected record left behind. */
+  size_t need = 0, got = 0, plain_need = 0, opened_len = 0;
+  NUL(medvault_sealed_len(NULL, id, sizeof note, &need));
+  NUL(medvault_sealed_len(key, NULL, sizeof note, &need));
+  NUL(medvault_sealed_len(key, id, sizeof note, NULL));
+  OK(medvault_sealed_len(key, id, sizeof note, &need));
+  TRUE(need == sealed.len);
+  uint8_t *buf = malloc(need + 1);
+  TRUE(buf != NULL);
+  NUL(medvault_seal_into(NULL, id, note, sizeof note, buf, need, &got));
+  NUL(medvault_seal_into(key, NULL, note, sizeof note, buf, need, &got));
+  NUL(medvault_seal_into(key, id, NULL, sizeof note, buf, need, &got));
+  NUL(medvault_seal_into(key, id, note, sizeof note, NULL, need, &got));
+  NUL(medvault_seal_into(key, id, note, sizeof note, buf, need, NULL));
+  memset(buf, 0x77, need + 1);
+  INVALID(medvault_seal_into(key, id, note, sizeof note, buf, need - 1, &got));
+  TRUE(buf[0] == 0x77 && buf[need - 2] == 0x77);
+  INVALID(medvault_seal_into(key, id, buf, 8, buf + 4, need - 4, &got)); /* overlap */
+  OK(medvault_seal_into(key, id, note, sizeof note, buf, need + 1, &got));
+  TRUE(got == need && buf[need] == 0x77);
+  NUL(medvault_opened_len(NULL, got, &plain_need));
+  NUL(medvault_opened_len(buf, got, NULL));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_opened_len((const uint8_t *)"garbage, not a record", 21, &plain_need));
+  OK(medvault_opened_len(buf, got, &plain_need));
+  TRUE(plain_need == sizeof note);
+  uint8_t opened[sizeof note + 4];
+  NUL(medvault_open_into(NULL, buf, got, opened, sizeof opened, &opened_len));
+  NUL(medvault_open_into(key, NULL, got, opened, sizeof opened, &opened_len));
+  NUL(medvault_open_into(key, buf, got, NULL, sizeof opened, &opened_len));
+  NUL(medvault_open_into(key, buf, got, opened, sizeof opened, NULL));
+  INVALID(medvault_open_into(key, buf, got, opened, sizeof note - 1, &opened_len));
+  INVALID(medvault_open_into(key, buf, got, buf + 2, got, &opened_len)); /* overlap */
+  EXPECT(MEDVAULT_STATUS_WRONG_KEY, medvault_open_into(other_provider, buf, got, opened, sizeof opened, &opened_len));
+  OK(medvault_open_into(key, buf, got, opened, sizeof opened, &opened_len));
+  TRUE(opened_len == sizeof note && memcmp(opened, note, sizeof note) == 0);
+  buf[got - 1] ^= 1;
+  memset(opened, 0x5a, sizeof opened);
+  EXPECT(MEDVAULT_STATUS_AUTHENTICATION_FAILED, medvault_open_into(key, buf, got, opened, sizeof opened, &opened_len));
+  for (size_t i = 0; i < sizeof opened; i++) {
+    TRUE(opened[i] == (i < sizeof note ? 0 : 0x5a));
+  }
+  free(buf);
+
   /* Streaming: NULLs, use after finish, truncation, garbage. */
   medvault_sealer *sealer = NULL;
   medvault_bytes part = {0};
