@@ -65,7 +65,7 @@ const STREAM_LANES: usize = 4;
 
 impl<W: Write> Sealer<W> {
     /// Starts sealing to `inner` with [`DEFAULT_CHUNK_SIZE`]; writes the header. (The
-    /// one-shot [`crate::seal`] cuts records of 1 to 512 KiB smaller, which seals them
+    /// one-shot [`crate::seal()`] cuts records of 1 to 512 KiB smaller, which seals them
     /// faster; a caller who knows the length ahead can pass
     /// [`crate::seal::chunk_size_for`] to [`Sealer::with_chunk_size`].)
     pub fn new(inner: W, key: &RecordKey) -> Result<Self> {
