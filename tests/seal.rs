@@ -171,7 +171,18 @@ fn round_trips_at_chunk_boundaries() {
         round_trip(&key, &noise(len, len as u64), chunk);
     }
     let chunk = DEFAULT_CHUNK_SIZE as usize;
-    for len in [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk] {
+    // Both sides of the one-core / all-cores boundary (11 and 12 chunks) too.
+    for len in [
+        0,
+        1,
+        chunk - 1,
+        chunk,
+        chunk + 1,
+        3 * chunk,
+        11 * chunk,
+        11 * chunk + 1,
+        16 * chunk + 5,
+    ] {
         round_trip(&key, &noise(len, len as u64), DEFAULT_CHUNK_SIZE);
     }
 }
