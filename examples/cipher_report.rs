@@ -304,7 +304,7 @@ fn markdown(
     );
     let _ = writeln!(
         md,
-        "Wall-clock seconds per operation (one run when it takes 0.2 s or more, else the median of 3–15), one thread except medvault's sealing of records over 1 MiB; \
+        "Wall-clock seconds per operation (one run when it takes 0.2 s or more, else the median of 3–15), one thread except medvault's sealing of records over 704 KiB (more than 11 chunks); \
          MB = 10^6 bytes. `≈`: RSA above {rsa_max_mb} MB, extrapolated linearly from the \
          largest measured size (or from a {rsa_max_mb} MB sample when none was). Ratio = medvault MB/s ÷ OpenSSL MB/s.\n"
     );
