@@ -590,8 +590,8 @@ fn admin_view(view: AdminView) -> medvault_admin_view {
 pub unsafe extern "C" fn medvault_admin_view_request_count(
     view: *const medvault_admin_view,
 ) -> usize {
-    // SAFETY: NULL or live (contract).
     ffi_value!(0, {
+        // SAFETY: NULL or live (contract).
         unsafe { view.as_ref() }.map_or(0, |v| v.requests.len())
     })
 }

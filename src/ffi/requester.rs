@@ -297,8 +297,8 @@ pub unsafe extern "C" fn medvault_requester_open_record(
 pub unsafe extern "C" fn medvault_search_results_provider_count(
     results: *const medvault_search_results,
 ) -> usize {
-    // SAFETY: NULL or live (contract).
     ffi_value!(0, {
+        // SAFETY: NULL or live (contract).
         unsafe { results.as_ref() }.map_or(0, |r| r.results.providers.len())
     })
 }
