@@ -57,6 +57,10 @@ impl Kdf {
     }
 
     /// As [`derive_into`] under this key.
+    #[allow(
+        clippy::expect_used,
+        reason = "every caller asks for 32 or 64 bytes, far below 2^29"
+    )]
     pub(crate) fn derive_into(&self, label: &[u8], context: &[u8], out: &mut [u8]) {
         let bits = u32::try_from(out.len() * 8).expect("KDF output length fits in 32 bits");
         for (index, chunk) in out.chunks_mut(16).enumerate() {

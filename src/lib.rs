@@ -26,6 +26,12 @@
 //! `SECURITY.md`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// Bad input gets a typed error, never a panic: library code has no `unwrap`, `expect` or
+// `panic!` (an internal invariant that needs one says why where it is allowed).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod broker;
 pub mod cloud;
