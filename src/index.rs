@@ -173,6 +173,10 @@ impl Table {
     /// Sorts `pairs` by label; a repeated label is a collision.
     pub(crate) fn from_unsorted(pairs: Vec<(Label, Value)>) -> Result<Self> {
         // Sort small (label, position) pairs, then gather the 68-byte values once.
+        // Positions are kept as u32 (a sort key of 20 bytes, not 24).
+        if u32::try_from(pairs.len()).is_err() {
+            return Err(Error::InvalidArgument("a table holds at most 2^32 entries"));
+        }
         let mut order: Vec<(Label, u32)> = pairs
             .iter()
             .enumerate()

@@ -53,6 +53,7 @@ pub mod lab;
 pub mod manifest;
 pub mod provider;
 pub mod query;
+mod queue;
 pub mod requester;
 mod rng;
 pub mod seal;

@@ -16,8 +16,6 @@
 //!
 //! [`finish`]: Provider::finish
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -31,6 +29,7 @@ use crate::keys::{
 };
 use crate::keyword;
 use crate::manifest::Manifest;
+use crate::queue::Queue;
 use crate::seal::seal;
 use crate::stream::Sealer;
 use crate::wire::{Reader, put_preamble};
@@ -141,9 +140,8 @@ pub struct Provider {
     master: MasterKey,
     state: ProviderState,
     options: IndexOptions,
-    /// Postings waiting for the next batch, by patient and normalized keyword, in the
-    /// order they were added.
-    pending: HashMap<PatientId, HashMap<String, Vec<Posting>>>,
+    /// Postings waiting for the next batch.
+    pending: Queue,
 }
 
 impl std::fmt::Debug for Provider {
@@ -151,10 +149,7 @@ impl std::fmt::Debug for Provider {
         f.debug_struct("Provider")
             .field("id", &self.id)
             .field("state", &self.state)
-            .field(
-                "pending_lists",
-                &self.pending.values().map(HashMap::len).sum::<usize>(),
-            )
+            .field("pending_lists", &self.pending.list_count())
             .finish_non_exhaustive()
     }
 }
@@ -172,7 +167,7 @@ impl Provider {
             master,
             state,
             options: IndexOptions::default(),
-            pending: HashMap::new(),
+            pending: Queue::default(),
         }
     }
 
@@ -284,32 +279,12 @@ impl Provider {
     }
 
     fn queue(&mut self, patient: &PatientId, record: RecordId, keywords: Vec<String>, op: Op) {
-        let push = |lists: &mut HashMap<String, Vec<Posting>>| {
-            for keyword in keywords {
-                let list = lists.entry(keyword).or_default();
-                if list.last() != Some(&(record, op)) {
-                    list.push((record, op));
-                }
-            }
-        };
-        // The patient id is cloned only for a patient new to this batch.
-        match self.pending.get_mut(patient) {
-            Some(lists) => push(lists),
-            None => {
-                let mut lists = HashMap::new();
-                push(&mut lists);
-                self.pending.insert(patient.clone(), lists);
-            }
-        }
+        self.pending.push(patient, record, &keywords, op);
     }
 
     /// Number of postings waiting for the next batch.
     pub fn pending_postings(&self) -> usize {
-        self.pending
-            .values()
-            .flat_map(HashMap::values)
-            .map(Vec::len)
-            .sum()
+        self.pending.len()
     }
 
     /// Builds the batch of the next epoch from everything queued, and advances the
@@ -323,61 +298,62 @@ impl Provider {
         }
         let generation = self.state.generation;
         let pad = self.options.pad_to_power_of_two;
-        // One keyed KDF per patient, then one GGM walk per (patient, keyword) list: the
-        // walks are independent, so they run on all cores.
-        let roots: Vec<(KeywordRoots, &HashMap<String, Vec<Posting>>)> = self
-            .pending
-            .iter()
-            .map(|(patient, lists)| {
-                let search_key = self
-                    .master
-                    .patient_key(&self.id, patient, generation)
-                    .search_key();
-                (search_key.keyword_roots(), lists)
-            })
-            .collect();
-        let lists: Vec<(&KeywordRoots, &String, &Vec<Posting>)> = roots
-            .iter()
-            .flat_map(|(roots, lists)| {
-                lists
-                    .iter()
-                    .map(move |(kw, postings)| (roots, kw, postings))
-            })
-            .collect();
+        // One keyed KDF per patient, then one GGM walk per (patient, keyword) list: both
+        // are independent, so they run on all cores.
+        let queue = &self.pending;
+        let parallel = queue.list_count() > PARALLEL_MIN_LISTS;
+        let roots_of = |patient: &PatientId| {
+            self.master
+                .patient_key(&self.id, patient, generation)
+                .search_key()
+                .keyword_roots()
+        };
+        let roots: Vec<KeywordRoots> = if parallel {
+            queue.patients().par_iter().map(roots_of).collect()
+        } else {
+            queue.patients().iter().map(roots_of).collect()
+        };
+        let grouped = queue.grouped();
         // Every list's entries go straight to their place in one preallocated vector
         // (collecting a parallel iterator would grow and copy it).
-        let blocks: Vec<usize> = lists
-            .iter()
-            .map(|(_, _, postings)| blocks_for(postings.len(), pad))
-            .collect();
-        let mut pairs = vec![([0u8; LABEL_LEN], [0u8; VALUE_LEN]); blocks.iter().sum()];
-        let mut slots: Vec<&mut [(Label, Value)]> = Vec::with_capacity(lists.len());
+        let entries = queue
+            .lists(&grouped)
+            .map(|list| blocks_for(list.postings.len(), pad))
+            .sum();
+        let mut pairs = vec![([0u8; LABEL_LEN], [0u8; VALUE_LEN]); entries];
+        let mut slots: Vec<&mut [(Label, Value)]> = Vec::with_capacity(queue.list_count());
         let mut rest = &mut pairs[..];
-        for &n in &blocks {
-            let (slot, tail) = core::mem::take(&mut rest).split_at_mut(n);
+        for list in queue.lists(&grouped) {
+            let blocks = blocks_for(list.postings.len(), pad);
+            let (slot, tail) = core::mem::take(&mut rest).split_at_mut(blocks);
             slots.push(slot);
             rest = tail;
         }
-        let parallel = lists.len() > PARALLEL_MIN_LISTS;
-        if parallel {
-            lists.par_iter().zip(slots.par_iter_mut()).for_each(
-                |(&(roots, keyword, postings), slot)| {
-                    fill_list(roots, keyword, postings, epoch, slot)
-                },
+        let fill = |i: usize, slot: &mut [(Label, Value)]| {
+            let list = queue.list(&grouped, i);
+            fill_list(
+                &roots[list.patient],
+                list.keyword,
+                list.postings,
+                epoch,
+                slot,
             );
+        };
+        if parallel {
+            slots
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(i, slot)| fill(i, slot));
         } else {
-            for (&(roots, keyword, postings), slot) in lists.iter().zip(slots.iter_mut()) {
-                fill_list(roots, keyword, postings, epoch, slot);
+            for (i, slot) in slots.iter_mut().enumerate() {
+                fill(i, slot);
             }
         }
         drop(slots);
         let table = Table::from_unsorted(pairs)?;
-        // Only now is the queue spent (a failed build keeps it); its many small
-        // allocations are freed on all cores too.
-        let spent = std::mem::take(&mut self.pending);
-        if parallel {
-            spent.into_par_iter().for_each(drop);
-        }
+        // Only now is the queue spent (a failed build keeps it).
+        drop(grouped);
+        self.pending = Queue::default();
         self.state.next_epoch = epoch + 1;
         Ok(IndexBatch {
             provider: self.id.clone(),
