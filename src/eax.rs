@@ -75,7 +75,7 @@ impl<C: CmacCipher + Clone> Drop for Eax<C> {
 }
 
 /// Doubling in GF(2^128) (the CMAC subkey step), without a secret-dependent branch.
-fn dbl(block: Block) -> Block {
+pub(crate) fn dbl(block: Block) -> Block {
     let v = u128::from_be_bytes(block);
     let carry = 0u128.wrapping_sub(v >> 127) & 0x87;
     ((v << 1) ^ carry).to_be_bytes()

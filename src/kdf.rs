@@ -10,8 +10,10 @@
 //! Every derived key has its own label, so no key is ever used for two purposes.
 
 use aes::Aes256Enc;
-use cmac::{Cmac, KeyInit, Mac};
-use zeroize::Zeroize;
+use cipher::{Array, BlockCipherEncrypt, KeyInit, consts::U16};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::eax::dbl;
 
 /// Derivation labels. Each is used for exactly one kind of key; changing one changes
 /// every key derived under it, so they are versioned with the format.
@@ -31,11 +33,10 @@ pub(crate) mod label {
 /// AES-256-CMAC over the concatenation of `parts` (the PRF `F`; the KDF inlines it).
 #[cfg(test)]
 pub(crate) fn prf(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 16] {
-    let mut mac = <Cmac<Aes256Enc> as KeyInit>::new(key.into());
-    for part in parts {
-        mac.update(part);
-    }
-    mac.finalize().into_bytes().into()
+    let message = parts.concat();
+    let mut tag = [Array::<u8, U16>::default()];
+    Kdf::new(key).cmac_lanes(&message, &[0], &mut tag);
+    tag[0].into()
 }
 
 /// SP 800-108 counter-mode KDF with AES-256-CMAC, filling all of `out`.
@@ -46,14 +47,69 @@ pub(crate) fn derive_into(key: &[u8; 32], label: &[u8], context: &[u8], out: &mu
     Kdf::new(key).derive_into(label, context, out);
 }
 
-/// The KDF keyed once, for many derivations under the same key (one key schedule and
-/// one CMAC subkey computation for all of them). Wiped on drop (`cmac`'s `zeroize`).
+/// The KDF keyed once, for many derivations under the same key: one key schedule and
+/// one CMAC subkey computation for all of them. The output blocks of one derivation
+/// (`K(1)`, `K(2)`, …) are CMACs of messages that differ only in their counter, so
+/// their CBC-MAC chains run side by side through one AES call per block instead of one
+/// after the other. The cipher and the subkeys are wiped on drop.
 #[derive(Clone)]
-pub(crate) struct Kdf(Cmac<Aes256Enc>);
+pub(crate) struct Kdf {
+    cipher: Aes256Enc,
+    subkeys: Subkeys,
+}
+
+/// CMAC's subkeys `K1 = dbl(E(0))` and `K2 = dbl(K1)`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+struct Subkeys {
+    k1: [u8; 16],
+    k2: [u8; 16],
+}
+
+/// Output blocks computed together: every caller asks for 32 or 64 bytes (2 or 4).
+const LANES: usize = 4;
 
 impl Kdf {
     pub(crate) fn new(key: &[u8; 32]) -> Self {
-        Kdf(<Cmac<Aes256Enc> as KeyInit>::new(key.into()))
+        let cipher = Aes256Enc::new(key.into());
+        let mut zero = Array::from([0u8; 16]);
+        cipher.encrypt_block(&mut zero);
+        let k1 = dbl(zero.into());
+        zero.zeroize();
+        let subkeys = Subkeys { k1, k2: dbl(k1) };
+        Kdf { cipher, subkeys }
+    }
+
+    /// AES-256-CMAC of `message` once per entry of `counters`, lane `i` with
+    /// `counters[i]` (32-bit big-endian) XORed into the message's first four bytes
+    /// (those of them the message has), into `tags[i]`.
+    fn cmac_lanes(&self, message: &[u8], counters: &[u32], tags: &mut [Array<u8, U16>]) {
+        let lanes = counters.len().min(tags.len());
+        let states = &mut tags[..lanes];
+        states.fill(Array::default());
+        // Every block but the last is chained as it is; the last (1 to 16 bytes, or
+        // none for an empty message) is masked with K1 if full, else padded and masked
+        // with K2.
+        let before_last = message.len().saturating_sub(1) / 16;
+        for j in 0..=before_last {
+            let start = 16 * j;
+            let block = &message[start.min(message.len())..(start + 16).min(message.len())];
+            for (state, counter) in states.iter_mut().zip(counters) {
+                xor_into(state, block);
+                if j == 0 {
+                    let counter = counter.to_be_bytes();
+                    xor_into(state, &counter[..block.len().min(4)]);
+                }
+                if j == before_last {
+                    if block.len() == 16 {
+                        xor_into(state, &self.subkeys.k1);
+                    } else {
+                        state[block.len()] ^= 0x80;
+                        xor_into(state, &self.subkeys.k2);
+                    }
+                }
+            }
+            self.cipher.encrypt_blocks(states);
+        }
     }
 
     /// As [`derive_into`] under this key.
@@ -63,22 +119,35 @@ impl Kdf {
     )]
     pub(crate) fn derive_into(&self, label: &[u8], context: &[u8], out: &mut [u8]) {
         let bits = u32::try_from(out.len() * 8).expect("KDF output length fits in 32 bits");
-        for (index, chunk) in out.chunks_mut(16).enumerate() {
-            let counter = u32::try_from(index + 1).expect("KDF block counter fits in 32 bits");
-            let mut mac = self.0.clone();
-            for part in [
-                &counter.to_be_bytes()[..],
-                label,
-                &[0u8],
-                context,
-                &bits.to_be_bytes(),
-            ] {
-                mac.update(part);
+        // `[i]_32 ‖ Label ‖ 0x00 ‖ Context ‖ [L]_32` with the counter left zero; each
+        // lane XORs its own in. It holds the context (a keyword, a patient id): wiped.
+        let mut message =
+            Zeroizing::new(Vec::with_capacity(4 + label.len() + 1 + context.len() + 4));
+        message.extend_from_slice(&[0; 4]);
+        message.extend_from_slice(label);
+        message.push(0);
+        message.extend_from_slice(context);
+        message.extend_from_slice(&bits.to_be_bytes());
+        let mut tags = [Array::<u8, U16>::default(); LANES];
+        for (group, chunks) in out.chunks_mut(16 * LANES).enumerate() {
+            let first = group * LANES + 1;
+            let mut counters = [0u32; LANES];
+            for (lane, counter) in counters.iter_mut().enumerate() {
+                *counter = u32::try_from(first + lane).expect("KDF block counter fits in 32 bits");
             }
-            let mut block: [u8; 16] = mac.finalize().into_bytes().into();
-            chunk.copy_from_slice(&block[..chunk.len()]);
-            block.zeroize();
+            let lanes = chunks.len().div_ceil(16);
+            self.cmac_lanes(&message, &counters[..lanes], &mut tags);
+            for (chunk, tag) in chunks.chunks_mut(16).zip(&tags) {
+                chunk.copy_from_slice(&tag[..chunk.len()]);
+            }
         }
+        tags.zeroize();
+    }
+}
+
+fn xor_into(acc: &mut [u8], other: &[u8]) {
+    for (a, b) in acc.iter_mut().zip(other) {
+        *a ^= b;
     }
 }
 
@@ -132,6 +201,51 @@ mod tests {
             .to_vec(),
             unhex("c4f1b4d654bc1f6e362b23ceddf6125db907f633289bbddc8c5b5f9a6c796f8e")
         );
+    }
+
+    /// SP 800-108 counter mode written out with the `cmac` crate, one output block at a
+    /// time: what the lanes must reproduce.
+    fn reference(key: &[u8; 32], label: &[u8], context: &[u8], out: &mut [u8]) {
+        use cmac::{Cmac, Mac};
+        let bits = (out.len() as u32 * 8).to_be_bytes();
+        for (i, chunk) in out.chunks_mut(16).enumerate() {
+            let mut mac = <Cmac<Aes256Enc> as cmac::KeyInit>::new(key.into());
+            for part in [
+                &(i as u32 + 1).to_be_bytes()[..],
+                label,
+                &[0],
+                context,
+                &bits,
+            ] {
+                mac.update(part);
+            }
+            let tag = mac.finalize().into_bytes();
+            chunk.copy_from_slice(&tag[..chunk.len()]);
+        }
+    }
+
+    #[test]
+    fn lanes_match_one_cmac_per_block_for_every_length() {
+        let key: [u8; 32] = core::array::from_fn(|i| (i * 7 + 1) as u8);
+        let kdf = Kdf::new(&key);
+        let bytes: Vec<u8> = (0..200u32).map(|i| (i * 31 + 5) as u8).collect();
+        // Message lengths 9 to 109 bytes cross every block boundary and both masks;
+        // outputs of 1 to 80 bytes use one to five lanes, over two groups.
+        for label_len in [0usize, 1, 7, 19, 23] {
+            for context_len in 0..=86 {
+                for out_len in [1usize, 15, 16, 17, 32, 48, 64, 65, 80] {
+                    let (label, context) = (&bytes[..label_len], &bytes[100..100 + context_len]);
+                    let mut expected = vec![0u8; out_len];
+                    reference(&key, label, context, &mut expected);
+                    let mut got = vec![0u8; out_len];
+                    kdf.derive_into(label, context, &mut got);
+                    assert_eq!(
+                        got, expected,
+                        "label {label_len}, context {context_len}, out {out_len}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
