@@ -113,6 +113,9 @@ impl Queue {
         keywords: &[String],
         op: Op,
     ) {
+        if keywords.is_empty() {
+            return;
+        }
         let (patient, new) = self.patients.number(patient, PatientId::clone);
         if new {
             self.lists_of_patient.push(HashMap::new());
@@ -233,7 +236,10 @@ mod tests {
 
     #[test]
     fn an_empty_queue_has_no_lists() {
-        let queue = Queue::default();
+        let mut queue = Queue::default();
+        // A record without keywords queues nothing, not even its patient.
+        queue.push(&patient("alice"), record(1), &[], Op::Add);
+        assert!(queue.patients().is_empty());
         assert!(queue.is_empty());
         assert_eq!(queue.len(), 0);
         assert_eq!(queue.list_count(), 0);
