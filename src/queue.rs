@@ -128,9 +128,10 @@ impl Queue {
                 .number(keyword.as_str(), |text| QueuedKeyword(text.to_owned()));
             let list = match lists_of_patient.get(&keyword) {
                 Some(&list) => {
-                    if self.latest.get(list) == Some(&posting) {
+                    if self.latest[list] == posting {
                         continue;
                     }
+                    self.latest[list] = posting;
                     list
                 }
                 None => {
@@ -141,9 +142,6 @@ impl Queue {
                     list
                 }
             };
-            if let Some(latest) = self.latest.get_mut(list) {
-                *latest = posting;
-            }
             self.postings.push((list, posting));
         }
     }
