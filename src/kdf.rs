@@ -73,9 +73,10 @@ impl Kdf {
         let cipher = Aes256Enc::new(key.into());
         let mut zero = Array::from([0u8; 16]);
         cipher.encrypt_block(&mut zero);
-        let k1 = dbl(zero.into());
+        let mut k1 = dbl(zero.into());
         zero.zeroize();
         let subkeys = Subkeys { k1, k2: dbl(k1) };
+        k1.zeroize();
         Kdf { cipher, subkeys }
     }
 
