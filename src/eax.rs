@@ -81,7 +81,7 @@ pub(crate) fn dbl(block: Block) -> Block {
     ((v << 1) ^ carry).to_be_bytes()
 }
 
-fn xor_into(acc: &mut [u8], other: &[u8]) {
+pub(crate) fn xor_into(acc: &mut [u8], other: &[u8]) {
     for (a, b) in acc.iter_mut().zip(other) {
         *a ^= b;
     }

@@ -208,7 +208,7 @@ impl Provider {
         let normalized = normalize_all(keywords)?;
         let id = RecordId::generate()?;
         let bytes = seal(&self.patient_key(patient).record_key(id), plaintext)?;
-        self.queue(patient, id, normalized, Op::Add);
+        self.pending.push(patient, id, &normalized, Op::Add);
         Ok(SealedRecord { id, bytes })
     }
 
@@ -261,7 +261,7 @@ impl Provider {
         keywords: &[impl AsRef<str>],
     ) -> Result<()> {
         let normalized = normalize_all(keywords)?;
-        self.queue(patient, record, normalized, Op::Add);
+        self.pending.push(patient, record, &normalized, Op::Add);
         Ok(())
     }
 
@@ -274,12 +274,8 @@ impl Provider {
         keywords: &[impl AsRef<str>],
     ) -> Result<()> {
         let normalized = normalize_all(keywords)?;
-        self.queue(patient, record, normalized, Op::Delete);
+        self.pending.push(patient, record, &normalized, Op::Delete);
         Ok(())
-    }
-
-    fn queue(&mut self, patient: &PatientId, record: RecordId, keywords: Vec<String>, op: Op) {
-        self.pending.push(patient, record, &keywords, op);
     }
 
     /// Number of postings waiting for the next batch.
