@@ -72,7 +72,7 @@ fn bench_build(c: &mut Criterion) {
 /// A merged cloud with about `background` pairs over `epochs` epochs, plus a target
 /// patient with `n` records for keyword `r{n}`, for each n in `RESULTS`, spread over the
 /// epochs.
-const RESULTS: [usize; 4] = [1, 10, 100, 1000];
+const RESULTS: [usize; 5] = [1, 10, 100, 1000, 100_000];
 
 fn search_cloud(epochs: u32, background: usize) -> (Cloud, Requester, PatientId) {
     let cloud = Cloud::new();

@@ -71,7 +71,7 @@ pub enum Op {
 }
 
 impl Op {
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Op::Add => 1,
             Op::Delete => 2,
