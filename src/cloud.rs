@@ -441,9 +441,7 @@ mod tests {
     use crate::index::{Op, Table};
     use crate::keys::ProviderId;
 
-    /// The entries of one list under `leaf`: `blocks` blocks of 4 postings, then the
-    /// blocks in `after` (labels past a gap, which no prober may count), and `noise`
-    /// entries of another list. `bad` blocks decrypt to an unknown operation.
+    /// A cloud holding one epoch, and the postings a probe of its list must find.
     struct World {
         cloud: Cloud,
         provider: ProviderId,
@@ -451,6 +449,9 @@ mod tests {
         expected: Vec<Posting>,
     }
 
+    /// The entries of one list under `leaf`: `blocks` blocks of 4 postings, then the
+    /// blocks in `after` (labels past a gap, which no prober may count), and `noise`
+    /// entries of another list. `bad` blocks decrypt to an unknown operation.
     fn world(leaf: &ggm::NodeKey, blocks: u32, bad: &[u32], after: &[u32], noise: u32) -> World {
         let key = EpochKey::new(leaf);
         let other = EpochKey::new(&ggm::NodeKey([0x77; 32]));
