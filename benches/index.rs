@@ -69,6 +69,45 @@ fn bench_build(c: &mut Criterion) {
     group.finish();
 }
 
+/// `Provider::index`, one call per record with one keyword, ids and keywords made
+/// beforehand: what queueing a batch costs before `finish`.
+fn bench_queue(c: &mut Criterion) {
+    let mut group = c.benchmark_group("index/queue");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    let pairs = 100_000;
+    group.throughput(Throughput::Elements(pairs as u64));
+    let keywords: Vec<String> = (0..WORDS).map(|w| format!("word{w}")).collect();
+    for per_list in [1usize, 4, 16] {
+        let lists = pairs / per_list;
+        let patients: Vec<PatientId> = (0..lists.div_ceil(WORDS)).map(patient).collect();
+        group.bench_function(
+            BenchmarkId::new("pairs", format!("{per_list}-per-list")),
+            |b| {
+                b.iter_batched(
+                    provider,
+                    |mut p| {
+                        for list in 0..lists {
+                            for r in 0..per_list {
+                                p.index(
+                                    &patients[list / WORDS],
+                                    record(list * per_list + r),
+                                    &[&keywords[list % WORDS]],
+                                )
+                                .unwrap();
+                            }
+                        }
+                        p
+                    },
+                    BatchSize::LargeInput,
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
 /// A merged cloud with about `background` pairs over `epochs` epochs, plus a target
 /// patient with `n` records for keyword `r{n}`, for each n in `RESULTS`, spread over the
 /// epochs.
@@ -177,5 +216,5 @@ fn bench_merge(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_build, bench_search, bench_merge);
+criterion_group!(benches, bench_build, bench_queue, bench_search, bench_merge);
 criterion_main!(benches);

@@ -35,7 +35,13 @@ pub fn normalize(keyword: &str) -> String {
         if !out.is_empty() {
             out.push(' ');
         }
-        out.extend(word.chars().flat_map(char::to_lowercase));
+        if word.is_ascii() {
+            // The common case, a byte at a time: for ASCII, Unicode lowercase is ASCII
+            // lowercase.
+            out.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        } else {
+            out.extend(word.chars().flat_map(char::to_lowercase));
+        }
     }
     out
 }
@@ -111,6 +117,19 @@ mod tests {
         assert!(checked("  ").is_err());
         assert!(checked(&"x".repeat(256)).is_err());
         assert_eq!(checked(" HbA1c ").unwrap(), "hba1c");
+    }
+
+    #[test]
+    fn the_ascii_path_lowercases_as_unicode_does() {
+        for byte in 0u8..=127 {
+            let c = char::from(byte);
+            let word = format!("x{c}y");
+            let unicode: String = word.trim().chars().flat_map(char::to_lowercase).collect();
+            if !c.is_whitespace() {
+                assert_eq!(normalize(&word), unicode, "byte {byte:#04x}");
+            }
+        }
+        assert_eq!(normalize("MIXED Été\tCASE"), "mixed été case");
     }
 
     #[test]

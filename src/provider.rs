@@ -379,11 +379,23 @@ impl Provider {
 /// Batches with more (patient, keyword) lists than this are built on all cores.
 const PARALLEL_MIN_LISTS: usize = 256;
 
-/// Normalized keywords, duplicates dropped, first occurrence kept (a note can carry
-/// hundreds of tokens, so the dedupe is hashed rather than quadratic).
+/// Normalized keywords, duplicates dropped, first occurrence kept. Up to 16 keywords
+/// (most records) are deduplicated by comparing each with those kept so far, which
+/// costs no hashing and no copies; a note can carry hundreds of tokens, so more are
+/// deduplicated through a hash set rather than quadratically.
 fn normalize_all(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
+    const LINEAR_DEDUPE_MAX: usize = 16;
+    let mut out: Vec<String> = Vec::with_capacity(keywords.len());
+    if keywords.len() <= LINEAR_DEDUPE_MAX {
+        for k in keywords {
+            let k = keyword::checked(k.as_ref())?;
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        return Ok(out);
+    }
     let mut seen = std::collections::HashSet::with_capacity(keywords.len());
-    let mut out = Vec::with_capacity(keywords.len());
     for k in keywords {
         let k = keyword::checked(k.as_ref())?;
         if seen.insert(k.clone()) {
@@ -391,4 +403,28 @@ fn normalize_all(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_normalized_and_deduplicated_in_order_at_every_count() {
+        assert_eq!(
+            normalize_all(&["Asthma", " asthma ", "ASTHMA", "b"]).unwrap(),
+            ["asthma", "b"]
+        );
+        assert!(normalize_all(&["ok", "  "]).is_err());
+        assert!(normalize_all(&[] as &[&str]).unwrap().is_empty());
+        // Below, at and above the count where the dedupe switches to hashing: the same
+        // first occurrences, in the same order.
+        for n in [1usize, 15, 16, 17, 40, 200] {
+            let keywords: Vec<String> = (0..n)
+                .map(|i| format!("{} W{}", if i % 2 == 0 { "Term" } else { "TERM" }, i % 7))
+                .collect();
+            let want: Vec<String> = (0..n.min(7)).map(|i| format!("term w{i}")).collect();
+            assert_eq!(normalize_all(&keywords).unwrap(), want, "{n} keywords");
+        }
+    }
 }

@@ -11,7 +11,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use zeroize::Zeroize;
 
@@ -29,11 +29,35 @@ pub(crate) struct Queue {
     lists: Vec<(usize, usize)>,
     /// By patient number: the list number of each of the patient's keyword numbers
     /// (small maps, touched while that patient's records arrive, stay in cache).
-    lists_of_patient: Vec<HashMap<usize, usize>>,
+    lists_of_patient: Vec<HashMap<usize, usize, BuildHasherDefault<NumberHasher>>>,
     /// Each list's latest posting: an immediate repeat of it is queued once.
     latest: Vec<Posting>,
     /// Every posting with its list's number, in order of arrival.
     postings: Vec<(usize, Posting)>,
+}
+
+/// Hashes the queue's own keyword numbers with one multiplication. They are handed
+/// out `0, 1, 2, …`, so no input can choose them to collide, and keyed hashing (which
+/// the patient ids and keyword texts keep) is not needed here.
+#[derive(Default)]
+struct NumberHasher(u64);
+
+impl Hasher for NumberHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: odd, so distinct numbers keep distinct low bits.
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
 }
 
 /// Values numbered `0, 1, 2, …` in order of arrival.
@@ -118,7 +142,7 @@ impl Queue {
         }
         let (patient, new) = self.patients.number(patient, PatientId::clone);
         if new {
-            self.lists_of_patient.push(HashMap::new());
+            self.lists_of_patient.push(HashMap::default());
         }
         let lists_of_patient = &mut self.lists_of_patient[patient];
         let posting = (record, op);
