@@ -331,11 +331,19 @@ impl Cloud {
                 }
                 hits.push(list);
             }
-            let selected = evaluate(&hits, query.combine);
+            let selected: Vec<RecordId> = evaluate(&hits, query.combine).into_iter().collect();
+            // Many records are read on all cores (on the directory store each is a file
+            // to open, read and check); the first failure in id order is reported.
+            let fetch = |id: &RecordId| self.store.record(&tokens.provider, *id);
+            let fetched: Vec<Result<Option<Vec<u8>>>> = if selected.len() >= PARALLEL_MIN_RECORDS {
+                selected.par_iter().map(fetch).collect()
+            } else {
+                selected.iter().map(fetch).collect()
+            };
             let mut records = Vec::new();
             let mut missing = Vec::new();
-            for id in selected {
-                match self.store.record(&tokens.provider, id)? {
+            for (id, record) in selected.into_iter().zip(fetched) {
+                match record? {
                     Some(bytes) => records.push((id, bytes)),
                     None => missing.push(id),
                 }
@@ -350,6 +358,9 @@ impl Cloud {
         Ok(SearchResponse { providers })
     }
 }
+
+/// Results with at least this many records have them read on all cores.
+const PARALLEL_MIN_RECORDS: usize = 16;
 
 /// Blocks of one list probed one by one before the rest of the list is looked up on
 /// all cores: most lists end well before this, and waking the pool for a short list

@@ -20,6 +20,8 @@ const ALG_SHA256: u8 = 1;
 const HEADER_LEN: u64 = 8;
 const TRAILER_LEN: u64 = 8 + 8 + 32;
 const COPY_BUFFER: usize = 1 << 20;
+/// The largest read buffer of a record file reader.
+const READ_BUFFER: usize = 256 * 1024;
 
 fn header() -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
@@ -74,16 +76,20 @@ pub(crate) fn write(
 /// The size and upload time of a record file, from its header and trailer (the
 /// checksum is checked when the record is read).
 pub(crate) fn stat(path: &Path, name: &str) -> Result<(u64, u64)> {
-    let file = File::open(path)?;
+    stat_open(&File::open(path)?, name)
+}
+
+/// [`stat`] of a file already open.
+fn stat_open(file: &File, name: &str) -> Result<(u64, u64)> {
     let len = file.metadata()?.len();
     if len < HEADER_LEN + TRAILER_LEN {
         return Err(corrupt(name, "shorter than its header and trailer"));
     }
     let mut head = [0u8; HEADER_LEN as usize];
-    read_exact_at(&file, &mut head, 0)?;
+    read_exact_at(file, &mut head, 0)?;
     check_header(&head, name)?;
     let mut tail = [0u8; 16];
-    read_exact_at(&file, &mut tail, len - TRAILER_LEN)?;
+    read_exact_at(file, &mut tail, len - TRAILER_LEN)?;
     let uploaded_at = u64::from_be_bytes(tail[..8].try_into().unwrap_or_default());
     let size = u64::from_be_bytes(tail[8..].try_into().unwrap_or_default());
     if size != len - HEADER_LEN - TRAILER_LEN {
@@ -131,8 +137,14 @@ pub(crate) struct RecordFileReader {
 
 impl RecordFileReader {
     pub(crate) fn open(path: &Path, name: &str) -> Result<Self> {
-        let (size, _) = stat(path, name)?;
-        let mut file = io::BufReader::with_capacity(256 * 1024, File::open(path)?);
+        // One open for the checks and the read (positioned reads leave the cursor at 0),
+        // and a buffer no larger than the file: a small note then costs no 256 KiB
+        // allocation, which the allocator would map and unmap for every record.
+        let file = File::open(path)?;
+        let (size, _) = stat_open(&file, name)?;
+        let whole = size.saturating_add(HEADER_LEN + TRAILER_LEN + 1);
+        let capacity = usize::try_from(whole).map_or(READ_BUFFER, |n| n.min(READ_BUFFER));
+        let mut file = io::BufReader::with_capacity(capacity, file);
         let mut head = [0u8; HEADER_LEN as usize];
         file.read_exact(&mut head)?;
         check_header(&head, name)?;
