@@ -1,5 +1,6 @@
 //! The directory store on disk: ingest rate, search latency (p50 / p99 printed beside
-//! criterion's estimate) and merge throughput at 10^6 and 10^7 entries.
+//! criterion's estimate) and merge throughput at 10^6 and 10^7 entries, and searches
+//! whose answers carry many stored records.
 //!
 //! `cargo bench --bench store`. The 10^8 run is `examples/store_scale.rs`.
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use medvault::index::PAIR_LEN;
-use medvault::{Cloud, MasterKey, Provider, ProviderId};
+use medvault::{Cloud, Combine, MasterKey, PatientId, Provider, ProviderId, Requester};
 
 #[path = "common/store_fixture.rs"]
 mod store_fixture;
@@ -104,6 +105,51 @@ fn bench_search(c: &mut Criterion) {
     group.finish();
 }
 
+/// A search whose answer carries many sealed records, read back from their files
+/// (warm page cache): 1,000 notes of 2 KiB, and 200 images of 200 KB.
+fn bench_search_records(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store/search-records");
+    group.sample_size(20);
+    for (count, size, name) in [
+        (1_000usize, 2_048usize, "1000x2KiB"),
+        (200, 200_000, "200x200KB"),
+    ] {
+        group.throughput(Throughput::Bytes((count * size) as u64));
+        let mut built: Option<(tempfile::TempDir, Cloud, Requester, PatientId)> = None;
+        group.bench_function(BenchmarkId::new("records", name), |b| {
+            let (_, cloud, doctor, patient) = built.get_or_insert_with(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let cloud = Cloud::open(dir.path()).unwrap();
+                let mut lab = Provider::new(
+                    ProviderId::new("bench-lab").unwrap(),
+                    MasterKey::from_bytes([5; 32]),
+                );
+                let patient = PatientId::new("+15550100").unwrap();
+                let body = vec![b'x'; size];
+                for _ in 0..count {
+                    let record = lab.add_record(&patient, &body, &["asthma"]).unwrap();
+                    cloud.put_record(record.bytes).unwrap();
+                }
+                cloud.ingest(lab.finish().unwrap()).unwrap();
+                let mut doctor = Requester::new();
+                doctor.add_patient_key(patient.clone(), lab.patient_key(&patient));
+                (dir, cloud, doctor, patient)
+            });
+            let query = doctor
+                .query(patient, &["asthma"], Combine::Or, &cloud.manifest())
+                .unwrap();
+            assert_eq!(
+                cloud.search(query.query()).unwrap().providers[0]
+                    .records
+                    .len(),
+                count
+            );
+            b.iter(|| black_box(cloud.search(black_box(query.query())).unwrap()));
+        });
+    }
+    group.finish();
+}
+
 fn bench_merge(c: &mut Criterion) {
     let mut group = c.benchmark_group("store/merge");
     group.sample_size(10);
@@ -137,5 +183,11 @@ fn bench_merge(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_ingest, bench_search, bench_merge);
+criterion_group!(
+    benches,
+    bench_ingest,
+    bench_search,
+    bench_search_records,
+    bench_merge
+);
 criterion_main!(benches);
