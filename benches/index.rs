@@ -186,6 +186,43 @@ fn bench_search(c: &mut Criterion) {
     group.finish();
 }
 
+/// `Requester::open` of a search's answer: checking it against the postings and
+/// opening every sealed record (1,000 notes of 2 KiB, 200 images of 200 KB).
+fn bench_open_results(c: &mut Criterion) {
+    let mut group = c.benchmark_group("index/open-results");
+    group.sample_size(20);
+    for (count, size, name) in [
+        (1_000usize, 2_048usize, "1000x2KiB"),
+        (200, 200_000, "200x200KB"),
+    ] {
+        group.throughput(Throughput::Bytes((count * size) as u64));
+        let world = OnceCell::new();
+        group.bench_function(BenchmarkId::new("records", name), |b| {
+            let (doctor, query, answer) = world.get_or_init(|| {
+                let cloud = Cloud::new();
+                let mut lab = provider();
+                let who = patient(1);
+                let body = vec![b'x'; size];
+                for _ in 0..count {
+                    let record = lab.add_record(&who, &body, &["asthma"]).unwrap();
+                    cloud.put_record(record.bytes).unwrap();
+                }
+                cloud.ingest(lab.finish().unwrap()).unwrap();
+                let mut doctor = Requester::new();
+                doctor.add_patient_key(who.clone(), lab.patient_key(&who));
+                let query = doctor
+                    .query(&who, &["asthma"], Combine::Or, &cloud.manifest())
+                    .unwrap();
+                let answer = cloud.search(query.query()).unwrap();
+                (doctor, query, answer)
+            });
+            assert_eq!(doctor.open(query, answer).unwrap().record_count(), count);
+            b.iter(|| black_box(doctor.open(query, black_box(answer)).unwrap()))
+        });
+    }
+    group.finish();
+}
+
 fn bench_merge(c: &mut Criterion) {
     let mut group = c.benchmark_group("index/merge");
     group
@@ -216,5 +253,12 @@ fn bench_merge(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_build, bench_queue, bench_search, bench_merge);
+criterion_group!(
+    benches,
+    bench_build,
+    bench_queue,
+    bench_search,
+    bench_open_results,
+    bench_merge
+);
 criterion_main!(benches);

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -78,6 +79,9 @@ impl SearchResults {
         self.providers.iter().map(|p| p.records.len()).sum()
     }
 }
+
+/// Answers with at least this many records have them opened on all cores.
+const PARALLEL_MIN_RECORDS: usize = 16;
 
 /// A requester's keyring and query builder.
 #[derive(Default)]
@@ -287,8 +291,7 @@ impl Requester {
                 .keys
                 .get(&(answer.provider.clone(), prepared.patient.clone()))
                 .ok_or(Error::NotFound("keys for a provider in the response"))?;
-            let mut records = Vec::with_capacity(answer.records.len());
-            for (id, sealed) in &answer.records {
+            let open_one = |(id, sealed): &(RecordId, Vec<u8>)| -> Result<OpenedRecord> {
                 let (header, _) = RecordHeader::parse(sealed)?;
                 if header.record_id() != *id {
                     return Err(Error::InconsistentResponse(
@@ -298,12 +301,21 @@ impl Requester {
                 let key = keys
                     .get(&header.generation())
                     .ok_or(Error::WrongKey(crate::KeyMismatch::Generation))?;
-                records.push(OpenedRecord {
+                Ok(OpenedRecord {
                     id: *id,
                     generation: header.generation(),
                     plaintext: Zeroizing::new(open(key, sealed)?),
-                });
-            }
+                })
+            };
+            // Many records are opened on all cores; the first failure in the answer's
+            // order is the one reported, as opening them one by one would report it.
+            let opened: Vec<Result<OpenedRecord>> = if answer.records.len() >= PARALLEL_MIN_RECORDS
+            {
+                answer.records.par_iter().map(open_one).collect()
+            } else {
+                answer.records.iter().map(open_one).collect()
+            };
+            let records = opened.into_iter().collect::<Result<Vec<_>>>()?;
             providers.push(ProviderResults {
                 provider: answer.provider.clone(),
                 records,

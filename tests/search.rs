@@ -777,3 +777,62 @@ fn long_posting_lists_are_found_whole() {
         }
     }
 }
+
+/// An answer of many records is opened on all cores: every plaintext comes back in the
+/// answer's order, and of two bad records the first in that order decides the error.
+#[test]
+fn many_records_open_in_order_and_the_first_bad_one_is_reported() {
+    let cloud = Cloud::new();
+    let mut lab = Provider::new(
+        ProviderId::new("lab").unwrap(),
+        MasterKey::from_bytes([6; 32]),
+    );
+    let patient = PatientId::new("patient-many").unwrap();
+    let mut notes = std::collections::BTreeMap::new();
+    for i in 0..50 {
+        let note = format!("note {i}: ").repeat(i + 1).into_bytes();
+        let record = lab.add_record(&patient, &note, &["asthma"]).unwrap();
+        notes.insert(record.id, note);
+        cloud.put_record(record.bytes).unwrap();
+    }
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+    let mut doctor = Requester::new();
+    doctor.add_patient_key(patient.clone(), lab.patient_key(&patient));
+    let q = doctor
+        .query(&patient, &["asthma"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    let good = cloud.search(q.query()).unwrap();
+    let opened = doctor.open(&q, &good).unwrap();
+    let got: Vec<_> = opened.providers[0]
+        .records
+        .iter()
+        .map(|r| (r.id, r.plaintext.to_vec()))
+        .collect();
+    let want: Vec<_> = notes.into_iter().collect();
+    assert_eq!(got, want);
+
+    // Record 10 modified, record 30 under another record's bytes: the modification is
+    // reported; and the other way round, the mix-up is.
+    let modify = |response: &mut medvault::SearchResponse, at: usize| {
+        let last = response.providers[0].records[at].1.len() - 1;
+        response.providers[0].records[at].1[last] ^= 1;
+    };
+    let mix_up = |response: &mut medvault::SearchResponse, at: usize| {
+        let other = response.providers[0].records[at + 1].1.clone();
+        response.providers[0].records[at].1 = other;
+    };
+    let mut bad = good.clone();
+    modify(&mut bad, 10);
+    mix_up(&mut bad, 30);
+    assert!(matches!(
+        doctor.open(&q, &bad),
+        Err(Error::AuthenticationFailed { .. })
+    ));
+    let mut bad = good.clone();
+    mix_up(&mut bad, 10);
+    modify(&mut bad, 30);
+    assert!(matches!(
+        doctor.open(&q, &bad),
+        Err(Error::InconsistentResponse(_))
+    ));
+}
