@@ -10,6 +10,10 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use medvault::index::{PAIR_LEN, Segment};
 use medvault::{Cloud, Combine, MasterKey, PatientId, Provider, ProviderId, RecordId, Requester};
 
+#[path = "common/answer_fixture.rs"]
+mod answer_fixture;
+use answer_fixture::{ANSWERS, records_answer};
+
 fn provider() -> Provider {
     Provider::new(
         ProviderId::new("bench-lab").unwrap(),
@@ -187,32 +191,17 @@ fn bench_search(c: &mut Criterion) {
 }
 
 /// `Requester::open` of a search's answer: checking it against the postings and
-/// opening every sealed record (1,000 notes of 2 KiB, 200 images of 200 KB).
+/// opening every sealed record.
 fn bench_open_results(c: &mut Criterion) {
     let mut group = c.benchmark_group("index/open-results");
     group.sample_size(20);
-    for (count, size, name) in [
-        (1_000usize, 2_048usize, "1000x2KiB"),
-        (200, 200_000, "200x200KB"),
-    ] {
+    for (count, size, name) in ANSWERS {
         group.throughput(Throughput::Bytes((count * size) as u64));
         let world = OnceCell::new();
         group.bench_function(BenchmarkId::new("records", name), |b| {
             let (doctor, query, answer) = world.get_or_init(|| {
                 let cloud = Cloud::new();
-                let mut lab = provider();
-                let who = patient(1);
-                let body = vec![b'x'; size];
-                for _ in 0..count {
-                    let record = lab.add_record(&who, &body, &["asthma"]).unwrap();
-                    cloud.put_record(record.bytes).unwrap();
-                }
-                cloud.ingest(lab.finish().unwrap()).unwrap();
-                let mut doctor = Requester::new();
-                doctor.add_patient_key(who.clone(), lab.patient_key(&who));
-                let query = doctor
-                    .query(&who, &["asthma"], Combine::Or, &cloud.manifest())
-                    .unwrap();
+                let (doctor, query) = records_answer(&cloud, count, size);
                 let answer = cloud.search(query.query()).unwrap();
                 (doctor, query, answer)
             });

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use medvault::index::PAIR_LEN;
-use medvault::{Cloud, Combine, MasterKey, PatientId, Provider, ProviderId, Requester};
+use medvault::{Cloud, MasterKey, PreparedQuery, Provider, ProviderId};
 
+#[path = "common/answer_fixture.rs"]
+mod answer_fixture;
 #[path = "common/store_fixture.rs"]
 mod store_fixture;
+use answer_fixture::{ANSWERS, records_answer};
 use store_fixture::{StoreFixture, build, padded_batch, search_latency};
 
 /// `count` batches of random entries summing to `entries`, as MVIB bytes.
@@ -106,44 +109,20 @@ fn bench_search(c: &mut Criterion) {
 }
 
 /// A search whose answer carries many sealed records, read back from their files
-/// (warm page cache): 1,000 notes of 2 KiB, and 200 images of 200 KB.
+/// (warm page cache).
 fn bench_search_records(c: &mut Criterion) {
     let mut group = c.benchmark_group("store/search-records");
     group.sample_size(20);
-    for (count, size, name) in [
-        (1_000usize, 2_048usize, "1000x2KiB"),
-        (200, 200_000, "200x200KB"),
-    ] {
+    for (count, size, name) in ANSWERS {
         group.throughput(Throughput::Bytes((count * size) as u64));
-        let mut built: Option<(tempfile::TempDir, Cloud, Requester, PatientId)> = None;
+        let mut built: Option<(tempfile::TempDir, Cloud, PreparedQuery)> = None;
         group.bench_function(BenchmarkId::new("records", name), |b| {
-            let (_, cloud, doctor, patient) = built.get_or_insert_with(|| {
+            let (_, cloud, query) = built.get_or_insert_with(|| {
                 let dir = tempfile::tempdir().unwrap();
                 let cloud = Cloud::open(dir.path()).unwrap();
-                let mut lab = Provider::new(
-                    ProviderId::new("bench-lab").unwrap(),
-                    MasterKey::from_bytes([5; 32]),
-                );
-                let patient = PatientId::new("+15550100").unwrap();
-                let body = vec![b'x'; size];
-                for _ in 0..count {
-                    let record = lab.add_record(&patient, &body, &["asthma"]).unwrap();
-                    cloud.put_record(record.bytes).unwrap();
-                }
-                cloud.ingest(lab.finish().unwrap()).unwrap();
-                let mut doctor = Requester::new();
-                doctor.add_patient_key(patient.clone(), lab.patient_key(&patient));
-                (dir, cloud, doctor, patient)
+                let (_, query) = records_answer(&cloud, count, size);
+                (dir, cloud, query)
             });
-            let query = doctor
-                .query(patient, &["asthma"], Combine::Or, &cloud.manifest())
-                .unwrap();
-            assert_eq!(
-                cloud.search(query.query()).unwrap().providers[0]
-                    .records
-                    .len(),
-                count
-            );
             b.iter(|| black_box(cloud.search(black_box(query.query())).unwrap()));
         });
     }
