@@ -296,8 +296,9 @@ impl Cloud {
     /// Answers a query in one call: for every provider and keyword, expands the token
     /// to the epochs that exist, probes and decrypts the matching blocks, evaluates AND /
     /// OR on the record ids, and returns the postings and the sealed records. A token
-    /// covering 256 epochs or more is expanded and probed on all cores; the answer is
-    /// the same, in the same order.
+    /// covering 256 epochs or more is expanded and probed on all cores, so is a list
+    /// longer than 256 blocks, and 16 records or more are read on all cores; the answer
+    /// is the same, in the same order, and so is the error if one occurs.
     pub fn search(&self, query: &Query) -> Result<SearchResponse> {
         let view = self.store.view();
         let mut providers = Vec::with_capacity(query.providers.len());
