@@ -4,7 +4,7 @@
 //! record. The trailer comes last so a large record streams to disk in one pass.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -137,11 +137,13 @@ pub(crate) struct RecordFileReader {
 
 impl RecordFileReader {
     pub(crate) fn open(path: &Path, name: &str) -> Result<Self> {
-        // One open for the checks and the read (positioned reads leave the cursor at 0),
-        // and a buffer no larger than the file: a small note then costs no 256 KiB
-        // allocation, which the allocator would map and unmap for every record.
-        let file = File::open(path)?;
+        // One open for the checks and the read, and a buffer no larger than the file: a
+        // small note then costs no 256 KiB allocation, which the allocator would map
+        // and unmap for every record.
+        let mut file = File::open(path)?;
         let (size, _) = stat_open(&file, name)?;
+        // Positioned reads move the cursor on Windows (not on Unix): start over.
+        file.seek(io::SeekFrom::Start(0))?;
         let whole = size.saturating_add(HEADER_LEN + TRAILER_LEN + 1);
         let capacity = usize::try_from(whole).map_or(READ_BUFFER, |n| n.min(READ_BUFFER));
         let mut file = io::BufReader::with_capacity(capacity, file);
