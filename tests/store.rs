@@ -435,6 +435,11 @@ fn ingest_survives_sigkill_at_random_moments() {
             "round {kills}: {epochs} epochs, acked up to {:?}",
             acked.last()
         );
+        if epochs == 0 {
+            // Killed before its first ingest returned (a slow start on a busy machine):
+            // the provider is not in the manifest yet, and there is nothing to find.
+            continue;
+        }
         let ward = kill_test_provider(ProviderState::default());
         let patient = PatientId::new("+15550777").unwrap();
         let found = search(&cloud, &ward, &patient, "vitals").unwrap();
