@@ -296,7 +296,7 @@ impl Cloud {
     /// Answers a query in one call: for every provider and keyword, expands the token
     /// to the epochs that exist, probes and decrypts the matching blocks, evaluates AND /
     /// OR on the record ids, and returns the postings and the sealed records. A token
-    /// covering 256 epochs or more is expanded and probed on all cores, so is a list
+    /// covering 16 epochs or more is expanded and probed on all cores, so is a list
     /// longer than 256 blocks, and 16 records or more are read on all cores; the answer
     /// is the same, in the same order, and so is the error if one occurs.
     pub fn search(&self, query: &Query) -> Result<SearchResponse> {
@@ -393,14 +393,20 @@ fn probe(
     let lookup = |i: u32| view.lookup_in_epoch(provider, epoch, &key.label(i));
     let mut postings: Vec<Posting> = Vec::new();
     let mut ended = false;
-    for i in 0..entries.min(SERIAL_PROBES) {
+    // With one thread in the pool the windows would only add the hand-off to it.
+    let serial = if rayon::current_num_threads() < 2 {
+        entries
+    } else {
+        entries.min(SERIAL_PROBES)
+    };
+    for i in 0..serial {
         let Some(value) = lookup(i)? else {
             ended = true;
             break;
         };
         key.open_block(i, &value, &mut postings)?;
     }
-    let mut at = SERIAL_PROBES;
+    let mut at = serial;
     let mut window = SERIAL_PROBES;
     while !ended && at < entries {
         let end = at.saturating_add(window).min(entries);

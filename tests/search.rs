@@ -56,8 +56,9 @@ fn encrypted_search_equals_a_plaintext_index_before_and_after_merging() {
 
 #[test]
 fn searches_over_hundreds_of_epochs_equal_a_plaintext_index() {
-    // Above 256 epochs a token's leaves are split between cores: the answers, their
-    // epoch order and the deletions applied in it must not change.
+    // From 16 epochs on a token's leaves are split between cores, and hundreds of
+    // epochs split many times over: the answers, their epoch order and the deletions
+    // applied in it must not change.
     let cloud = Cloud::new();
     let corpus = Corpus::build(&cloud, 11, &PROVIDERS[..2], 6, 600, 12);
     let requester = corpus.requester_with_all_keys();
