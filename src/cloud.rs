@@ -393,20 +393,21 @@ fn probe(
     let lookup = |i: u32| view.lookup_in_epoch(provider, epoch, &key.label(i));
     let mut postings: Vec<Posting> = Vec::new();
     let mut ended = false;
-    // With one thread in the pool the windows would only add the hand-off to it.
-    let serial = if rayon::current_num_threads() < 2 {
-        entries
-    } else {
-        entries.min(SERIAL_PROBES)
-    };
-    for i in 0..serial {
-        let Some(value) = lookup(i)? else {
-            ended = true;
-            break;
-        };
-        key.open_block(i, &value, &mut postings)?;
+    let mut at = 0;
+    // One by one up to `SERIAL_PROBES`, and to the end with one thread in the pool (the
+    // windows would only add the hand-off to it). The pool is asked only for a list
+    // that goes on: asking starts it.
+    let mut serial_end = entries.min(SERIAL_PROBES);
+    while !ended && at < serial_end {
+        match lookup(at)? {
+            Some(value) => key.open_block(at, &value, &mut postings)?,
+            None => ended = true,
+        }
+        at += 1;
+        if !ended && at == SERIAL_PROBES && at < entries && rayon::current_num_threads() < 2 {
+            serial_end = entries;
+        }
     }
-    let mut at = serial;
     let mut window = SERIAL_PROBES;
     while !ended && at < entries {
         let end = at.saturating_add(window).min(entries);

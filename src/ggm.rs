@@ -163,7 +163,8 @@ pub(crate) fn try_expand<T: Send, E: Send>(
     if first >= limit {
         return Ok(());
     }
-    // With one thread in the pool a split only adds the hand-off to it.
+    // With one thread in the pool a split only adds the hand-off to it. (Asked last:
+    // asking starts the pool.)
     if (limit - first).min(width) < PARALLEL_MIN_LEAVES || rayon::current_num_threads() < 2 {
         let mut failure = None;
         expand(key, depth, index, limit, &mut |epoch, leaf| {
