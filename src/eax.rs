@@ -755,7 +755,7 @@ impl<C: EaxCipher> Eax<C> {
                 (self.starts[domain], &data[..len - last_len], last)
             }
         };
-        let full = data.is_empty() || data.len() % 16 == 0;
+        let full = data.len().is_multiple_of(16);
         let mut last = Array::<u8, U16>::from(last);
         xor_into(&mut last, if full { &self.k1 } else { &self.k2 });
         let mut chain = Array::<u8, U16>::from(state);
