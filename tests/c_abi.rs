@@ -117,7 +117,11 @@ fn run(exe: &Path, args: &[&Path], valgrind: bool) -> String {
     } else {
         Command::new(exe)
     };
+    // `cargo test` puts `target/<profile>` on LD_LIBRARY_PATH, which the loader searches
+    // before the executable's RUNPATH: a `libmedvault.so` left there by an earlier
+    // `cargo build` would be the one loaded, not the one this run built.
     cmd.args(args)
+        .env("LD_LIBRARY_PATH", library_dir())
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
     let output: Output = cmd
