@@ -268,12 +268,24 @@ mod tests {
         }
     }
 
+    /// Runs `f` in a pool of each size: one thread (nothing split), two (this
+    /// machine's cores) and four (more threads than cores), whatever the machine.
+    fn in_pools(f: impl Fn() + Sync) {
+        for threads in [1, 2, 4] {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(&f);
+        }
+    }
+
     #[test]
     fn the_parallel_expansion_visits_what_the_serial_one_does() {
         let root = root();
         // Limits below, at and above the split threshold, odd ones included.
         let t = PARALLEL_MIN_LEAVES;
-        for end in [
+        let ends = [
             0u64,
             1,
             t - 1,
@@ -283,50 +295,70 @@ mod tests {
             255,
             256,
             257,
+            511,
+            512,
+            513,
             1000,
+            1025,
             4097,
-        ] {
-            for (depth, index) in cover(0, end).into_iter().chain([(0, 0), (20, 0)]) {
-                let key = node(&root, depth, index);
-                let mut want = Vec::new();
-                expand(&key, depth, index, end, &mut |e, leaf| {
-                    want.push((e, leaf.0))
-                });
-                let mut got = vec![(u32::MAX, [0; 32])];
-                let done: Result<(), ()> =
-                    try_expand(&key, depth, index, end, &mut got, &|e, leaf, out| {
-                        out.push((e, leaf.0));
-                        Ok(())
+        ];
+        in_pools(|| {
+            for end in ends {
+                for (depth, index) in cover(0, end).into_iter().chain([(0, 0), (20, 0)]) {
+                    let key = node(&root, depth, index);
+                    let mut want = Vec::new();
+                    expand(&key, depth, index, end, &mut |e, leaf| {
+                        want.push((e, leaf.0))
                     });
-                done.unwrap();
-                // Appended after what `out` held.
-                assert_eq!(got.remove(0).0, u32::MAX);
-                assert_eq!(got, want, "{depth}/{index} below {end}");
+                    let mut got = vec![(u32::MAX, [0; 32])];
+                    let done: Result<(), ()> =
+                        try_expand(&key, depth, index, end, &mut got, &|e, leaf, out| {
+                            out.push((e, leaf.0));
+                            Ok(())
+                        });
+                    done.unwrap();
+                    // Appended after what `out` held.
+                    assert_eq!(got.remove(0).0, u32::MAX);
+                    assert_eq!(got, want, "{depth}/{index} below {end}");
+                }
             }
-        }
+        });
     }
 
     #[test]
     fn the_parallel_expansion_reports_the_first_failure_in_epoch_order() {
         let root = root();
-        // Failing epochs on both sides of several splits: the earliest one is reported.
-        let failing = [700u32, 3000, 100, 2049];
-        let mut out = Vec::new();
-        let got = try_expand(&root, 0, 0, 4096, &mut out, &|e, _, out| {
-            if failing.contains(&e) {
-                return Err(e);
+        // Failing epochs on both sides of several splits, in the last leaf, and
+        // everywhere: the earliest one is reported, whichever thread meets it first.
+        let cases: [(&[u32], u32); 5] = [
+            (&[700, 3000, 100, 2049], 100),
+            (&[4095], 4095),
+            (&[64, 63, 4000], 63),
+            (&[2048, 2047], 2047),
+            (&(0..4096).rev().collect::<Vec<u32>>(), 0),
+        ];
+        in_pools(|| {
+            for (failing, first) in cases {
+                for _ in 0..20 {
+                    let mut out = Vec::new();
+                    let got = try_expand(&root, 0, 0, 4096, &mut out, &|e, _, out| {
+                        if failing.contains(&e) {
+                            return Err(e);
+                        }
+                        out.push(e);
+                        Ok(())
+                    });
+                    assert_eq!(got, Err(first));
+                }
             }
-            out.push(e);
-            Ok(())
+            let mut out = Vec::new();
+            let got: Result<(), u32> = try_expand(&root, 0, 0, 4096, &mut out, &|e, _, out| {
+                out.push(e);
+                Ok(())
+            });
+            assert_eq!(got, Ok(()));
+            assert_eq!(out, (0..4096).collect::<Vec<_>>());
         });
-        assert_eq!(got, Err(100));
-        let mut out = Vec::new();
-        let got: Result<(), u32> = try_expand(&root, 0, 0, 4096, &mut out, &|e, _, out| {
-            out.push(e);
-            Ok(())
-        });
-        assert_eq!(got, Ok(()));
-        assert_eq!(out, (0..4096).collect::<Vec<_>>());
     }
 
     #[test]
