@@ -170,6 +170,11 @@ fn round_trips_at_chunk_boundaries() {
     for len in [0usize, 1, 63, 64, 65, 127, 128, 129, 1000] {
         round_trip(&key, &noise(len, len as u64), chunk);
     }
+    // Small records in tiny chunks stay on the calling thread and larger ones go to all
+    // cores (the split counts bytes and chunks): both sides, in 16-byte and 1 KiB chunks.
+    for (len, chunk) in [(2000, 16), (8000, 16), (16 << 10, 1024), (128 << 10, 1024)] {
+        round_trip(&key, &noise(len, len as u64), chunk);
+    }
     let chunk = DEFAULT_CHUNK_SIZE as usize;
     // Both sides of the one-core / all-cores boundary (11 and 12 chunks) too.
     for len in [
