@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::grant::{AccessRequest, Grant, ScopeKind};
-use crate::identity::{Fingerprint, PublicIdentity};
+use crate::keys::identity::{Fingerprint, PublicIdentity};
 use crate::keys::{ProviderId, RecordId};
 
 /// Where a request stands.

@@ -10,7 +10,7 @@
 //! **Leaks** (what the cloud and its admin learn): the [`Manifest`] (providers, epochs,
 //! generations, entry counts, record counts); each sealed record's header and size; per
 //! search, the access pattern, the result count per epoch and the search pattern (see
-//! [`crate::query`]).
+//! [`crate::index::query`]).
 
 use std::io::Read;
 use std::path::Path;
@@ -20,18 +20,16 @@ use rayon::prelude::*;
 
 use crate::broker::{AdminView, Broker, FileDetails};
 use crate::error::{Error, Result};
-use crate::ggm;
 use crate::grant::{AccessRequest, Grant, now_unix};
-use crate::identity::{Fingerprint, PublicIdentity};
-use crate::index::{ENTRIES_PER_BLOCK, EpochKey, IndexBatch, Posting, Value};
+use crate::keys::identity::{Fingerprint, PublicIdentity};
+use crate::index::IndexBatch;
+use crate::index::search;
+use crate::parallel::{self, Work};
 use crate::keys::{ProviderId, RecordId};
-use crate::manifest::{EpochInfo, Manifest, ProviderManifest};
-use crate::query::{Hit, ProviderResponse, Query, SearchResponse, evaluate};
-use crate::seal::RecordHeader;
-use crate::store::{DirStore, MemStore, RecordInfo, SegmentSource, Store, View};
-
-/// Batches with at least this many labels are checked for collisions on all cores.
-const PARALLEL_CHECK_MIN_LABELS: usize = 4096;
+use crate::index::manifest::{EpochInfo, Manifest, ProviderManifest};
+use crate::index::query::{ProviderResponse, Query, SearchResponse, evaluate};
+use crate::record::seal::RecordHeader;
+use crate::store::{DirStore, MemStore, RecordInfo, SegmentSource, Store};
 
 /// The longest sealed-record header (42 bytes and a provider id of up to 64).
 const MAX_RECORD_HEADER: usize = 42 + 64;
@@ -232,8 +230,8 @@ impl Cloud {
             None => Ok(()),
         };
         let labels = batch.table.labels();
-        if labels.len() >= PARALLEL_CHECK_MIN_LABELS {
-            labels.par_iter().try_for_each(fresh)?;
+        if parallel::worth_splitting(Work::label_checks(labels.len())) {
+            parallel::run(|| labels.par_iter().try_for_each(fresh))?;
         } else {
             labels.iter().try_for_each(fresh)?;
         }
@@ -307,37 +305,14 @@ impl Cloud {
                 .epochs()
                 .get(&tokens.provider)
                 .ok_or(Error::NotFound("a provider named in the query"))?;
-            let mut hits = Vec::with_capacity(tokens.tokens.len());
-            for token in &tokens.tokens {
-                // Many epochs are probed on all cores; the hits keep epoch order.
-                let mut list = Vec::new();
-                for node in token {
-                    ggm::try_expand(
-                        &node.key,
-                        node.depth,
-                        node.index,
-                        epochs.len() as u64,
-                        &mut list,
-                        &|epoch, leaf, out| {
-                            probe(
-                                &view,
-                                &tokens.provider,
-                                epochs[epoch as usize].entries,
-                                epoch,
-                                leaf,
-                                out,
-                            )
-                        },
-                    )?;
-                }
-                hits.push(list);
-            }
+            let hits = search::postings(&view, tokens, epochs)?;
             let selected: Vec<RecordId> = evaluate(&hits, query.combine).into_iter().collect();
             // Many records are read on all cores (on the directory store each is a file
             // to open, read and check); the first failure in id order is reported.
             let fetch = |id: &RecordId| self.store.record(&tokens.provider, *id);
-            let fetched: Vec<Result<Option<Vec<u8>>>> = if selected.len() >= PARALLEL_MIN_RECORDS {
-                selected.par_iter().map(fetch).collect()
+            let fetched: Vec<Result<Option<Vec<u8>>>> =
+                if parallel::worth_splitting(Work::records(selected.len())) {
+                parallel::run(|| selected.par_iter().map(fetch).collect())
             } else {
                 selected.iter().map(fetch).collect()
             };
@@ -357,231 +332,5 @@ impl Cloud {
             });
         }
         Ok(SearchResponse { providers })
-    }
-}
-
-/// Results with at least this many records have them read on all cores.
-const PARALLEL_MIN_RECORDS: usize = 16;
-
-/// Blocks of one list probed one by one before the rest of the list is looked up on
-/// all cores: most lists end well before this, and waking the pool for a short list
-/// was measured slower (a 250-block list in windows of 64: 322 µs against 200 µs).
-const SERIAL_PROBES: u32 = 256;
-
-/// The largest window of blocks looked up on all cores at once (its values are held
-/// until the window is decrypted: 4,096 × 68 bytes).
-const MAX_PROBE_WINDOW: u32 = 4096;
-
-/// Probes `label_0, label_1, …` of one epoch (in the segments covering it) until a miss
-/// (or the epoch's entry count, a bound no honest list exceeds) and appends the
-/// decrypted postings, in block order.
-///
-/// The first [`SERIAL_PROBES`] blocks are probed in order on this thread. A list that
-/// goes on is then probed in windows (doubling up to [`MAX_PROBE_WINDOW`]) whose
-/// lookups and decryptions run on all cores; a window may look past the list's end,
-/// but only blocks before the first miss count, and the error reported is the first
-/// in block order, as probing one by one would report it.
-fn probe(
-    view: &View,
-    provider: &ProviderId,
-    entries: u32,
-    epoch: u32,
-    leaf: &ggm::NodeKey,
-    out: &mut Vec<Hit>,
-) -> Result<()> {
-    let key = EpochKey::new(leaf);
-    let lookup = |i: u32| view.lookup_in_epoch(provider, epoch, &key.label(i));
-    let mut postings: Vec<Posting> = Vec::new();
-    let mut ended = false;
-    let mut at = 0;
-    // One by one up to `SERIAL_PROBES`, and to the end with one thread in the pool (the
-    // windows would only add the hand-off to it). The pool is asked only for a list
-    // that goes on: asking starts it.
-    let mut serial_end = entries.min(SERIAL_PROBES);
-    while !ended && at < serial_end {
-        match lookup(at)? {
-            Some(value) => key.open_block(at, &value, &mut postings)?,
-            None => ended = true,
-        }
-        at += 1;
-        if !ended && at == SERIAL_PROBES && at < entries && rayon::current_num_threads() < 2 {
-            serial_end = entries;
-        }
-    }
-    let mut window = SERIAL_PROBES;
-    while !ended && at < entries {
-        let end = at.saturating_add(window).min(entries);
-        let looked_up: Vec<Result<Option<Value>>> = (at..end).into_par_iter().map(lookup).collect();
-        let mut found = Vec::with_capacity(looked_up.len());
-        for value in looked_up {
-            match value? {
-                Some(value) => found.push(value),
-                None => {
-                    ended = true;
-                    break;
-                }
-            }
-        }
-        // Decrypted in runs of blocks, each run in order on one core; the runs are
-        // then taken in order, so the first undecodable block is the one reported.
-        let runs: Vec<Result<Vec<Posting>>> = found
-            .par_chunks(DECRYPT_RUN)
-            .enumerate()
-            .map(|(run, values)| {
-                let mut postings = Vec::with_capacity(values.len() * ENTRIES_PER_BLOCK);
-                for (k, value) in values.iter().enumerate() {
-                    // `at + run·DECRYPT_RUN + k < end ≤ entries`: a u32.
-                    let i = at + (run * DECRYPT_RUN + k) as u32;
-                    key.open_block(i, value, &mut postings)?;
-                }
-                Ok(postings)
-            })
-            .collect();
-        for run in runs {
-            postings.extend(run?);
-        }
-        at = end;
-        window = (window * 2).min(MAX_PROBE_WINDOW);
-    }
-    out.extend(
-        postings
-            .into_iter()
-            .map(|(record, op)| Hit { epoch, record, op }),
-    );
-    Ok(())
-}
-
-/// Blocks decrypted in order by one task of a parallel window.
-const DECRYPT_RUN: usize = 64;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::index::{Op, Table};
-    use crate::keys::ProviderId;
-
-    /// A cloud holding one epoch, and the postings a probe of its list must find.
-    struct World {
-        cloud: Cloud,
-        provider: ProviderId,
-        entries: u32,
-        expected: Vec<Posting>,
-    }
-
-    /// The entries of one list under `leaf`: `blocks` blocks of 4 postings, then the
-    /// blocks in `after` (labels past a gap, which no prober may count), and `noise`
-    /// entries of another list. `bad` blocks decrypt to an unknown operation.
-    fn world(leaf: &ggm::NodeKey, blocks: u32, bad: &[u32], after: &[u32], noise: u32) -> World {
-        let key = EpochKey::new(leaf);
-        let other = EpochKey::new(&ggm::NodeKey([0x77; 32]));
-        let mut pairs = Vec::new();
-        let mut expected = Vec::new();
-        for i in (0..blocks).chain(after.iter().copied()) {
-            let postings: Vec<Posting> = (0..ENTRIES_PER_BLOCK as u32)
-                .map(|k| {
-                    let mut id = [0u8; 16];
-                    id[..4].copy_from_slice(&i.to_be_bytes());
-                    id[4..8].copy_from_slice(&k.to_be_bytes());
-                    let op = if (i + k) % 5 == 0 {
-                        Op::Delete
-                    } else {
-                        Op::Add
-                    };
-                    (RecordId::from_bytes(id), op)
-                })
-                .collect();
-            let mut value = key.seal_block(i, &postings);
-            if bad.contains(&i) {
-                // The first entry's operation byte becomes 7 (add is 1, delete 2).
-                value[0] ^= postings[0].1.code() ^ 7;
-            }
-            if i < blocks {
-                expected.extend(postings);
-            }
-            pairs.push((key.label(i), value));
-        }
-        for i in 0..noise {
-            pairs.push((other.label(i), other.seal_block(i, &[])));
-        }
-        let entries = pairs.len() as u32;
-        let provider = ProviderId::new("probe-lab").unwrap();
-        let cloud = Cloud::new();
-        cloud
-            .ingest(IndexBatch {
-                provider: provider.clone(),
-                epoch: 0,
-                generation: 0,
-                table: Table::from_unsorted(pairs).unwrap(),
-            })
-            .unwrap();
-        World {
-            cloud,
-            provider,
-            entries,
-            expected,
-        }
-    }
-
-    fn run_probe(world: &World, leaf: &ggm::NodeKey) -> Result<Vec<Posting>> {
-        let view = world.cloud.store.view();
-        let mut hits = Vec::new();
-        probe(&view, &world.provider, world.entries, 0, leaf, &mut hits)?;
-        assert!(hits.iter().all(|hit| hit.epoch == 0));
-        Ok(hits.into_iter().map(|hit| (hit.record, hit.op)).collect())
-    }
-
-    #[test]
-    fn lists_across_the_parallel_windows_are_found_whole_and_in_order() {
-        let leaf = ggm::NodeKey([0x42; 32]);
-        let serial = SERIAL_PROBES;
-        // Around the end of the serial part and of the first windows (256, 512, …).
-        for blocks in [
-            0,
-            1,
-            serial - 1,
-            serial,
-            serial + 1,
-            3 * serial - 1,
-            3 * serial,
-            3 * serial + 1,
-            7 * serial + 5,
-            40 * serial + 3,
-        ] {
-            // Ended by a miss (other entries in the epoch), and by the entry count.
-            for noise in [300, 0] {
-                let world = world(&leaf, blocks, &[], &[], noise);
-                let found = run_probe(&world, &leaf).unwrap();
-                assert!(found == world.expected, "{blocks} blocks, {noise} others");
-            }
-        }
-    }
-
-    #[test]
-    fn only_blocks_before_the_first_miss_count() {
-        let leaf = ggm::NodeKey([0x43; 32]);
-        // Undecodable blocks just past the gap a window looks across: never reported.
-        let blocks = SERIAL_PROBES + 100;
-        let after: Vec<u32> = (blocks + 1..blocks + 50).collect();
-        let world = world(&leaf, blocks, &after, &after, 10);
-        assert!(run_probe(&world, &leaf).unwrap() == world.expected);
-    }
-
-    #[test]
-    fn an_undecodable_block_anywhere_in_the_list_is_an_error() {
-        let leaf = ggm::NodeKey([0x44; 32]);
-        let blocks = 6 * SERIAL_PROBES;
-        for bad in [
-            0,
-            SERIAL_PROBES - 1,
-            SERIAL_PROBES,
-            2 * SERIAL_PROBES + 7,
-            blocks - 1,
-        ] {
-            let world = world(&leaf, blocks, &[bad, bad + 1], &[], 10);
-            assert!(
-                matches!(run_probe(&world, &leaf), Err(Error::Corrupt { .. })),
-                "bad block {bad}"
-            );
-        }
     }
 }

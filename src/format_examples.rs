@@ -1,8 +1,8 @@
 //! Checks the worked examples in FORMAT.md against the code, byte for byte.
 
-use crate::keyfile::{self, PasswordKdf};
+use crate::keys::keyfile::{self, PasswordKdf};
 use crate::keys::{MasterKey, PatientId, ProviderId, RecordId};
-use crate::seal::{open, seal_with_prefix};
+use crate::record::seal::{open, seal_with_prefix};
 
 const FORMAT_MD: &str = include_str!("../FORMAT.md");
 
@@ -82,7 +82,7 @@ fn key_file_example_matches() {
 
 #[test]
 fn index_example_matches() {
-    use crate::ggm;
+    use crate::crypto::ggm;
     use crate::index::{EpochKey, Op};
     let (master, provider, patient) = example_inputs();
     let patient_key = master.patient_key(&provider, &patient, 0);

@@ -27,13 +27,13 @@ use cipher::KeyInit;
 use pem_rfc7468::LineEnding;
 use zeroize::Zeroizing;
 
-use crate::eax::{Eax, TAG_LEN};
+use crate::crypto::eax::{Eax, TAG_LEN};
 use crate::error::{Error, Result};
-use crate::identity::{
+use crate::keys::identity::{
     DecryptionKey, EncryptionKey, Fingerprint, Identity, PublicIdentity, VerifyingKey,
 };
 use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey};
-use crate::rng;
+use crate::crypto::rng;
 use crate::wire::{Reader, put_preamble};
 
 /// Magic bytes of an access request.

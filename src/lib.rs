@@ -33,56 +33,53 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-pub mod broker;
-pub mod cloud;
-mod eax;
-pub mod error;
+mod broker;
+mod cloud;
+mod crypto;
+mod error;
 mod ffi;
 #[cfg(test)]
 mod format_examples;
-mod ggm;
-pub mod grant;
-pub mod identity;
-pub mod index;
-mod kdf;
-pub mod keyfile;
-pub mod keys;
-pub mod keyword;
+mod grant;
+mod index;
+mod keys;
 #[cfg(feature = "lab")]
 pub mod lab;
-pub mod manifest;
-pub mod provider;
-pub mod query;
-mod queue;
-pub mod requester;
-mod rng;
-pub mod seal;
-pub mod store;
-pub mod stream;
+mod parallel;
+mod provider;
+mod record;
+mod requester;
+mod store;
 mod wire;
 
-pub use broker::{AdminView, FileDetails, RequestStatus, RequestSummary};
+// One path per item: types at the crate root, free functions of a concept in its
+// namespace (`keyword`, `keyfile`, `lab`). Everything else is internal.
+pub use broker::{AdminView, RequestStatus, RequestSummary};
 pub use cloud::Cloud;
 pub use error::{Error, KeyMismatch, Result};
 pub use grant::{
     AccessRequest, Grant, GrantedKey, OpenedGrant, OpenedRequest, PendingRequest, Scope, ScopeKind,
 };
-pub use identity::{
-    DecryptionKey, EncryptionKey, Identity, PublicIdentity, SigningKey, VerifyingKey,
+pub use index::keyword;
+pub use index::manifest::Manifest;
+pub use index::query::{Combine, Query, SearchResponse};
+pub use index::{IndexBatch, Op};
+pub use keys::identity::{
+    DecryptionKey, EncryptionKey, Fingerprint, Identity, PublicIdentity, SigningKey, VerifyingKey,
 };
-pub use index::{IndexBatch, Op, Segment};
+pub use keys::keyfile;
 pub use keys::{
     MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey, RecordKeySource,
 };
-pub use manifest::Manifest;
+pub use parallel::set_threads;
 pub use provider::{IndexOptions, Provider, ProviderState, SealedRecord};
-pub use query::{Combine, Query, SearchResponse};
-pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
-pub use seal::{
-    RecordHeader, open, open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
+pub use record::seal::{
+    CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, RecordHeader, open,
+    open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
 };
-pub use store::{Coverage, DirStore, MemStore, RecordInfo, SegmentSource, Store, View};
-pub use stream::{IncrementalOpener, Opener, Sealer};
+pub use record::stream::{IncrementalOpener, Opener, Sealer};
+pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
+pub use store::{DirStore, MemStore, RecordInfo};
 
 /// Compiles and runs the README's code blocks as doctests, so they cannot rot.
 #[cfg(doctest)]

@@ -16,22 +16,17 @@
 //!
 //! [`finish`]: Provider::finish
 
-use rayon::prelude::*;
-
 use crate::error::{Error, Result};
-use crate::ggm;
 use crate::grant::{GrantedKey, Scope};
-use crate::index::{
-    ENTRIES_PER_BLOCK, EpochKey, IndexBatch, LABEL_LEN, Label, Op, Posting, Table, VALUE_LEN, Value,
-};
+use crate::index::build::{self, normalize_all};
+use crate::index::{IndexBatch, Op};
 use crate::keys::{
-    KeywordRoots, MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey,
+    MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey,
 };
-use crate::keyword;
-use crate::manifest::Manifest;
-use crate::queue::Queue;
-use crate::seal::seal;
-use crate::stream::Sealer;
+use crate::index::manifest::Manifest;
+use crate::index::queue::Queue;
+use crate::record::seal::seal;
+use crate::record::stream::Sealer;
 use crate::wire::{Reader, put_preamble};
 
 /// Magic bytes of a saved provider state.
@@ -99,39 +94,6 @@ pub struct SealedRecord {
     pub id: RecordId,
     /// The sealed bytes (`FORMAT.md`, "Sealed record").
     pub bytes: Vec<u8>,
-}
-
-/// Index blocks of a list of `postings` entries: [`ENTRIES_PER_BLOCK`] per block, the
-/// last one padded; with `pad`, padded blocks up to a power of two.
-fn blocks_for(postings: usize, pad: bool) -> usize {
-    let blocks = postings.div_ceil(ENTRIES_PER_BLOCK);
-    if pad {
-        blocks.next_power_of_two()
-    } else {
-        blocks
-    }
-}
-
-/// Writes the index entries of one posting list in `epoch` into `out` (one per block,
-/// [`blocks_for`] of them): its GGM leaf from the keyword's root, then its blocks.
-fn fill_list(
-    roots: &KeywordRoots,
-    keyword: &str,
-    postings: &[Posting],
-    epoch: u32,
-    out: &mut [(Label, Value)],
-) {
-    let epoch_key = EpochKey::new(&ggm::leaf(&roots.root(keyword), epoch));
-    for (i, entry) in out.iter_mut().enumerate() {
-        let start = (i * ENTRIES_PER_BLOCK).min(postings.len());
-        let end = (start + ENTRIES_PER_BLOCK).min(postings.len());
-        // i < 2^32: a list longer than 2^34 postings cannot be queued.
-        let index = i as u32;
-        *entry = (
-            epoch_key.label(index),
-            epoch_key.seal_block(index, &postings[start..end]),
-        );
-    }
 }
 
 /// A data owner: seals records and builds index batches under its own keys.
@@ -293,62 +255,15 @@ impl Provider {
             ));
         }
         let generation = self.state.generation;
-        let pad = self.options.pad_to_power_of_two;
-        // One keyed KDF per patient, then one GGM walk per (patient, keyword) list: both
-        // are independent, so they run on all cores.
-        let queue = &self.pending;
-        let parallel = queue.list_count() > PARALLEL_MIN_LISTS;
-        let roots_of = |patient: &PatientId| {
-            self.master
-                .patient_key(&self.id, patient, generation)
-                .search_key()
-                .keyword_roots()
-        };
-        let roots: Vec<KeywordRoots> = if parallel {
-            queue.patients().par_iter().map(roots_of).collect()
-        } else {
-            queue.patients().iter().map(roots_of).collect()
-        };
-        let grouped = queue.grouped();
-        // Every list's entries go straight to their place in one preallocated vector
-        // (collecting a parallel iterator would grow and copy it).
-        let entries = queue
-            .lists(&grouped)
-            .map(|list| blocks_for(list.postings.len(), pad))
-            .sum();
-        let mut pairs = vec![([0u8; LABEL_LEN], [0u8; VALUE_LEN]); entries];
-        let mut slots: Vec<&mut [(Label, Value)]> = Vec::with_capacity(queue.list_count());
-        let mut rest = &mut pairs[..];
-        for list in queue.lists(&grouped) {
-            let blocks = blocks_for(list.postings.len(), pad);
-            let (slot, tail) = core::mem::take(&mut rest).split_at_mut(blocks);
-            slots.push(slot);
-            rest = tail;
-        }
-        let fill = |i: usize, slot: &mut [(Label, Value)]| {
-            let list = queue.list(&grouped, i);
-            fill_list(
-                &roots[list.patient],
-                list.keyword,
-                list.postings,
-                epoch,
-                slot,
-            );
-        };
-        if parallel {
-            slots
-                .par_iter_mut()
-                .enumerate()
-                .for_each(|(i, slot)| fill(i, slot));
-        } else {
-            for (i, slot) in slots.iter_mut().enumerate() {
-                fill(i, slot);
-            }
-        }
-        drop(slots);
-        let table = Table::from_unsorted(pairs)?;
+        let table = build::entries(
+            &self.master,
+            &self.id,
+            &self.pending,
+            epoch,
+            generation,
+            self.options.pad_to_power_of_two,
+        )?;
         // Only now is the queue spent (a failed build keeps it).
-        drop(grouped);
         self.pending = Queue::default();
         self.state.next_epoch = epoch + 1;
         Ok(IndexBatch {
@@ -373,58 +288,5 @@ impl Provider {
             .checked_add(1)
             .ok_or(Error::InvalidArgument("no key generation left"))?;
         Ok(self.state.generation)
-    }
-}
-
-/// Batches with more (patient, keyword) lists than this are built on all cores.
-const PARALLEL_MIN_LISTS: usize = 256;
-
-/// Normalized keywords, duplicates dropped, first occurrence kept. Up to 16 keywords
-/// (most records) are deduplicated by comparing each with those kept so far, which
-/// costs no hashing and no copies; a note can carry hundreds of tokens, so more are
-/// deduplicated through a hash set rather than quadratically.
-fn normalize_all(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
-    const LINEAR_DEDUPE_MAX: usize = 16;
-    let mut out: Vec<String> = Vec::with_capacity(keywords.len());
-    if keywords.len() <= LINEAR_DEDUPE_MAX {
-        for k in keywords {
-            let k = keyword::checked(k.as_ref())?;
-            if !out.contains(&k) {
-                out.push(k);
-            }
-        }
-        return Ok(out);
-    }
-    let mut seen = std::collections::HashSet::with_capacity(keywords.len());
-    for k in keywords {
-        let k = keyword::checked(k.as_ref())?;
-        if seen.insert(k.clone()) {
-            out.push(k);
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keywords_are_normalized_and_deduplicated_in_order_at_every_count() {
-        assert_eq!(
-            normalize_all(&["Asthma", " asthma ", "ASTHMA", "b"]).unwrap(),
-            ["asthma", "b"]
-        );
-        assert!(normalize_all(&["ok", "  "]).is_err());
-        assert!(normalize_all(&[] as &[&str]).unwrap().is_empty());
-        // Below, at and above the count where the dedupe switches to hashing: the same
-        // first occurrences, in the same order.
-        for n in [1usize, 15, 16, 17, 40, 200] {
-            let keywords: Vec<String> = (0..n)
-                .map(|i| format!("{} W{}", if i % 2 == 0 { "Term" } else { "TERM" }, i % 7))
-                .collect();
-            let want: Vec<String> = (0..n.min(7)).map(|i| format!("term w{i}")).collect();
-            assert_eq!(normalize_all(&keywords).unwrap(), want, "{n} keywords");
-        }
     }
 }

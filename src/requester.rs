@@ -12,17 +12,18 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::ggm;
+use crate::parallel::{self, Work};
+use crate::crypto::ggm;
 use crate::grant::{Grant, GrantedKey, OpenedGrant, PendingRequest};
-use crate::identity::{Identity, VerifyingKey};
+use crate::keys::identity::{Identity, VerifyingKey};
 use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey};
-use crate::keyword;
-use crate::manifest::Manifest;
-use crate::query::{
+use crate::index::keyword;
+use crate::index::manifest::Manifest;
+use crate::index::query::{
     Combine, MAX_KEYWORDS, MAX_PROVIDERS, ProviderTokens, Query, SearchResponse, TokenNode,
     check_epoch_order, evaluate,
 };
-use crate::seal::{RecordHeader, open};
+use crate::record::seal::{RecordHeader, open};
 
 /// A query together with what only the requester knows about it.
 #[derive(Debug)]
@@ -79,9 +80,6 @@ impl SearchResults {
         self.providers.iter().map(|p| p.records.len()).sum()
     }
 }
-
-/// Answers with at least this many records have them opened on all cores.
-const PARALLEL_MIN_RECORDS: usize = 16;
 
 /// A requester's keyring and query builder.
 #[derive(Default)]
@@ -309,9 +307,9 @@ impl Requester {
             };
             // Many records are opened on all cores; the first failure in the answer's
             // order is the one reported, as opening them one by one would report it.
-            let opened: Vec<Result<OpenedRecord>> = if answer.records.len() >= PARALLEL_MIN_RECORDS
-            {
-                answer.records.par_iter().map(open_one).collect()
+            let opened: Vec<Result<OpenedRecord>> =
+                if parallel::worth_splitting(Work::records(answer.records.len())) {
+                    parallel::run(|| answer.records.par_iter().map(open_one).collect())
             } else {
                 answer.records.iter().map(open_one).collect()
             };

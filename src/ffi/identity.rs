@@ -9,7 +9,7 @@ use super::{
     check_out, ffi_status, ffi_value, free_handle, handle, input, into_handle, output, text,
     write_array,
 };
-use crate::identity::{
+use crate::keys::identity::{
     DecryptionKey, EncryptionKey, Identity, PublicIdentity, SigningKey, VerifyingKey,
 };
 

@@ -8,7 +8,7 @@ use super::{
     FfiError, array, check_out, ffi_status, ffi_value, free_handle, handle, input, into_handle,
     invalid, output, text, write_array,
 };
-use crate::keyfile::{self, PasswordKdf};
+use crate::keys::keyfile::{self, PasswordKdf};
 use crate::keys::{MasterKey, PatientId, PatientKey, ProviderId, RecordId};
 
 /// Length of a record id in bytes.

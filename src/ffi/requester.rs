@@ -14,8 +14,8 @@ use super::{
     keyword_list, output,
 };
 use crate::grant::Grant;
-use crate::manifest::Manifest;
-use crate::query::{Combine, SearchResponse};
+use crate::index::manifest::Manifest;
+use crate::index::query::{Combine, SearchResponse};
 use crate::requester::{PreparedQuery, Requester, SearchResults};
 
 /// A requester's keys from accepted grants. Adding grants needs exclusive use; queries

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 use crate::keys::ProviderId;
-use crate::manifest::EpochInfo;
+use crate::index::manifest::EpochInfo;
 use crate::store::Coverage;
 use crate::wire::{CountWidth, Reader, put_preamble};
 

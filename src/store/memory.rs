@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::index::{Segment, Table};
 use crate::keys::{ProviderId, RecordId};
-use crate::manifest::EpochInfo;
+use crate::index::manifest::EpochInfo;
 use crate::store::{
     Coverage, RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write,
 };

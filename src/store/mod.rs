@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::index::{Label, Segment, Table, Value};
 use crate::keys::{ProviderId, RecordId};
-use crate::manifest::EpochInfo;
+use crate::index::manifest::EpochInfo;
 
 mod catalog;
 mod dir;
@@ -32,11 +32,11 @@ mod memory;
 mod record_file;
 mod segment_file;
 
-pub use catalog::{CATALOG_MAGIC, CATALOG_VERSION};
+
 pub use dir::DirStore;
 pub use memory::MemStore;
-pub use record_file::{RECORD_FILE_MAGIC, RECORD_FILE_VERSION};
-pub use segment_file::{SEGMENT_FILE_MAGIC, SEGMENT_FILE_VERSION, SegmentFile};
+
+pub(crate) use segment_file::SegmentFile;
 
 // Every state change in the stores is a single assignment after all checks, so a lock
 // poisoned by a panic elsewhere guards a consistent state and is safe to use.

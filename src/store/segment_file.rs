@@ -232,11 +232,6 @@ impl SegmentFile {
         self.layout.entries
     }
 
-    /// True for a segment without entries.
-    pub fn is_empty(&self) -> bool {
-        self.layout.entries == 0
-    }
-
     fn corrupt(&self, what: impl std::fmt::Display) -> Error {
         Error::Corrupt {
             what: format!("segment file {}: {what}", self.name),

@@ -14,7 +14,7 @@
 //!   did; [`hybrid_encrypt`]: what to do instead (RSA-OAEP wraps a fresh key, the file
 //!   is sealed as a medvault record).
 //!
-//! What these schemes miss, and why records use [`crate::seal()`] instead: CBC without a
+//! What these schemes miss, and why records use [`crate::record::seal()`] instead: CBC without a
 //! MAC is malleable (flipping a ciphertext bit flips the same bit of the next plaintext
 //! block, undetected); a wrong password is caught only by the padding check, which a
 //! random key passes about once in 256 tries, yielding garbage instead of an error;
@@ -25,7 +25,7 @@ use cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::identity::{DecryptionKey, EncryptionKey};
+use crate::keys::identity::{DecryptionKey, EncryptionKey};
 use crate::keys::{ProviderId, RecordId, RecordKey};
 
 /// The header `openssl enc` writes before the salt.
@@ -236,7 +236,7 @@ impl PbeKey {
     /// A fresh random salt, then [`PbeKey::derive`].
     pub fn generate(cipher: LabCipher, password: &[u8], iterations: u32) -> Result<Self> {
         let mut salt = [0u8; 8];
-        crate::rng::fill(&mut salt)?;
+        crate::crypto::rng::fill(&mut salt)?;
         PbeKey::derive(cipher, password, salt, iterations)
     }
 
@@ -378,11 +378,11 @@ fn hybrid_scope() -> Result<(ProviderId, RecordId)> {
 /// FORMAT.md): preamble ‖ `[len]₁₆` ‖ RSA-OAEP(key) ‖ sealed record.
 pub fn hybrid_encrypt(key: &EncryptionKey, plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut file_key = Zeroizing::new([0u8; 32]);
-    crate::rng::fill(file_key.as_mut())?;
+    crate::crypto::rng::fill(file_key.as_mut())?;
     let wrapped = key.wrap(HYBRID_LABEL, file_key.as_ref())?;
     let (provider, record) = hybrid_scope()?;
     let record_key = RecordKey::from_bytes(provider, 0, record, *file_key);
-    let sealed = crate::seal::seal(&record_key, plaintext)?;
+    let sealed = crate::record::seal::seal(&record_key, plaintext)?;
     let mut out = Vec::with_capacity(8 + wrapped.len() + sealed.len());
     crate::wire::put_preamble(&mut out, HYBRID_MAGIC, HYBRID_VERSION, 1);
     out.extend_from_slice(&(wrapped.len() as u16).to_be_bytes());
@@ -408,5 +408,5 @@ pub fn hybrid_decrypt(key: &DecryptionKey, file: &[u8]) -> Result<Vec<u8>> {
             })?;
     let (provider, record) = hybrid_scope()?;
     let record_key = RecordKey::from_bytes(provider, 0, record, file_key);
-    crate::seal::open(&record_key, sealed)
+    crate::record::seal::open(&record_key, sealed)
 }

@@ -6,7 +6,7 @@
 //! openers one byte more, of look-ahead) at a time, so memory does not grow with the
 //! record; four chunks go through AES together, their MAC chains interleaved.
 //!
-//! The wire format is the one [`crate::seal()`] writes: a record sealed by either path
+//! The wire format is the one [`crate::record::seal()`] writes: a record sealed by either path
 //! opens with either path.
 
 use std::io::{self, Read, Write};
@@ -15,8 +15,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 use crate::keys::{RecordKey, RecordKeySource};
-use crate::rng;
-use crate::seal::{
+use crate::crypto::rng;
+use crate::record::seal::{
     CHUNK_OVERHEAD, ChunkCipher, DEFAULT_CHUNK_SIZE, HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX,
     NONCE_PREFIX_LEN, RecordHeader, check_chunk_size,
 };
@@ -65,9 +65,9 @@ const STREAM_LANES: usize = 4;
 
 impl<W: Write> Sealer<W> {
     /// Starts sealing to `inner` with [`DEFAULT_CHUNK_SIZE`]; writes the header. (The
-    /// one-shot [`crate::seal()`] cuts records of 1 to 512 KiB smaller, which seals them
+    /// one-shot [`crate::record::seal()`] cuts records of 1 to 512 KiB smaller, which seals them
     /// faster; a caller who knows the length ahead can pass
-    /// [`crate::seal::chunk_size_for`] to [`Sealer::with_chunk_size`].)
+    /// [`crate::record::seal::chunk_size_for`] to [`Sealer::with_chunk_size`].)
     pub fn new(inner: W, key: &RecordKey) -> Result<Self> {
         Self::with_chunk_size(inner, key, DEFAULT_CHUNK_SIZE)
     }
@@ -663,7 +663,7 @@ fn read_header(inner: &mut impl Read) -> Result<RecordHeader> {
 mod tests {
     use super::*;
     use crate::keys::{MasterKey, PatientId, ProviderId, RecordId};
-    use crate::seal::seal_with_prefix;
+    use crate::record::seal::seal_with_prefix;
 
     /// The key of record `[record; 16]` of patient `patient` at provider "lab".
     fn record_key(master: u8, patient: &str, generation: u32, record: u8) -> RecordKey {
@@ -770,7 +770,7 @@ mod tests {
             ];
             for len in lengths {
                 let data: Vec<u8> = (0..len).map(|i| (i * 5 + len) as u8).collect();
-                let sealed = crate::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
+                let sealed = crate::record::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
                 for split in [1, 5, chunk, chunk + 3, sealed.len()] {
                     let (pulled, pushed) = both_openers(&key, &sealed, split, split);
                     let what = format!("chunk {chunk}, {len} bytes, pieces of {split}");
@@ -789,12 +789,12 @@ mod tests {
         let key = record_key(8, "MRN-3", 0, 2);
         let chunk = 16usize;
         let data: Vec<u8> = (0..10 * chunk + 7).map(|i| i as u8).collect();
-        let sealed = crate::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
+        let sealed = crate::record::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
         let header_len = RecordHeader::parse(&sealed).unwrap().1;
         // Inside the header the readers word a cut their own way: the same kind of
         // error is enough there. In the chunks, the very same error.
         let same = |bad: &[u8], in_header: bool, what: &str| {
-            let expected = crate::seal::open(&key, bad).expect_err(what);
+            let expected = crate::record::seal::open(&key, bad).expect_err(what);
             for split in [1, 7, sealed.len()] {
                 let (pulled, pushed) = both_openers(&key, bad, split, split);
                 for (how, got) in [("pull", pulled), ("push", pushed)] {

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
-use crate::ggm::{DEPTH, NodeKey};
+use crate::crypto::ggm::{DEPTH, NodeKey};
 use crate::index::Op;
 use crate::keys::{ProviderId, RecordId};
 use crate::wire::{CountWidth, Reader, put_preamble};
@@ -160,7 +160,7 @@ impl Query {
                     {
                         return Err(r.malformed("token node outside the tree"));
                     }
-                    let (first, width) = crate::ggm::span(depth, index);
+                    let (first, width) = crate::crypto::ggm::span(depth, index);
                     if first < next_free {
                         return Err(r.malformed("token nodes overlap or are out of order"));
                     }

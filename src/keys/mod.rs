@@ -11,14 +11,17 @@
 //! Every key type zeroizes its bytes on drop and prints as `<redacted>` in `Debug`.
 //! [`PatientId`] is personal data: it is also zeroized and redacted.
 
+pub(crate) mod identity;
+pub mod keyfile;
+
 use std::fmt;
 use std::str::FromStr;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, KeyMismatch, Result};
-use crate::kdf::{Kdf, derive_key, label};
-use crate::rng;
+use crate::crypto::kdf::{Kdf, derive_key, label};
+use crate::crypto::rng;
 
 /// Longest provider id, in bytes.
 pub const MAX_PROVIDER_ID_LEN: usize = 64;
@@ -186,7 +189,7 @@ macro_rules! redacted_debug {
 /// A provider's master key: the root of all its patient and record keys.
 ///
 /// Generate it once with [`MasterKey::generate`] and keep it in a password-protected
-/// key file ([`crate::keyfile`]).
+/// key file ([`crate::keys::keyfile`]).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey([u8; 32]);
 redacted_debug!(MasterKey);
@@ -292,7 +295,7 @@ pub(crate) struct SearchKey([u8; 32]);
 
 impl SearchKey {
     /// `root(w) = KDF(S, "keyword", w)` for a normalized keyword `w`.
-    pub(crate) fn keyword_root(&self, normalized: &str) -> crate::ggm::NodeKey {
+    pub(crate) fn keyword_root(&self, normalized: &str) -> crate::crypto::ggm::NodeKey {
         self.keyword_roots().root(normalized)
     }
 
@@ -307,8 +310,8 @@ pub(crate) struct KeywordRoots(Kdf);
 
 impl KeywordRoots {
     /// `root(w) = KDF(S, "keyword", w)` for a normalized keyword `w`.
-    pub(crate) fn root(&self, normalized: &str) -> crate::ggm::NodeKey {
-        let mut root = crate::ggm::NodeKey([0; 32]);
+    pub(crate) fn root(&self, normalized: &str) -> crate::crypto::ggm::NodeKey {
+        let mut root = crate::crypto::ggm::NodeKey([0; 32]);
         self.0
             .derive_into(label::KEYWORD, normalized.as_bytes(), &mut root.0);
         root

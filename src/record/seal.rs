@@ -22,10 +22,11 @@ use zeroize::{Zeroize, Zeroizing};
 
 use rayon::prelude::*;
 
-use crate::eax::{Block, Eax, LANES, TAG_LEN, combine, tags_equal};
+use crate::crypto::eax::{Block, Eax, LANES, TAG_LEN, combine, tags_equal};
 use crate::error::{Error, Result};
+use crate::parallel::{self, Work};
 use crate::keys::{ProviderId, RecordId, RecordKey, RecordKeySource};
-use crate::rng;
+use crate::crypto::rng;
 use crate::wire::{Reader, put_preamble};
 
 /// Magic bytes of a sealed record.
@@ -505,10 +506,12 @@ fn seal_with_prefix_into(
     let group_out = lanes * stride;
     let group_in = lanes * chunk;
     if worth_splitting(plaintext.len(), chunks) {
-        body.par_chunks_mut(group_out)
-            .zip(plaintext.par_chunks(group_in))
-            .enumerate()
-            .for_each(|(g, (regions, input))| seal_group(g, regions, input));
+        parallel::run(|| {
+            body.par_chunks_mut(group_out)
+                .zip(plaintext.par_chunks(group_in))
+                .enumerate()
+                .for_each(|(g, (regions, input))| seal_group(g, regions, input))
+        });
     } else {
         // Small records: the multi-lane path on this thread, no pool overhead.
         for (g, regions) in body.chunks_mut(group_out).enumerate() {
@@ -522,36 +525,19 @@ fn seal_with_prefix_into(
 }
 
 /// Whether a record of `bytes` in `chunks` chunks is sealed or opened on all cores
-/// rather than on the calling thread.
-///
-/// It needs more than [`PARALLEL_MIN_CHUNKS`] chunks, so that both halves get work, and
-/// enough work to pay for the hand-off: waking the pool and joining cost 10–14 µs on the
-/// project's machine, so a record that one thread seals in under about 30 µs is done
-/// faster where it is. Work is counted in bytes plus [`PARALLEL_WORK_PER_CHUNK`] per
-/// chunk, because tiny chunks (a record may declare 16 bytes) cost mostly per chunk.
-/// Records chunked by [`chunk_size_for`] cross the chunk count first; the work bound
-/// only keeps small records with small declared chunks (and hostile headers) off the
-/// pool.
+/// rather than on the calling thread: enough work by the library's policy
+/// ([`crate::parallel`]), and more than [`PARALLEL_MIN_CHUNKS`] chunks so that both
+/// halves get work. Records chunked by [`chunk_size_for`] cross the chunk count first;
+/// the work bound keeps small records with small declared chunks (and hostile headers)
+/// off the pool.
 fn worth_splitting(bytes: usize, chunks: usize) -> bool {
-    chunks > PARALLEL_MIN_CHUNKS
-        && bytes.saturating_add(chunks.saturating_mul(PARALLEL_WORK_PER_CHUNK)) >= PARALLEL_MIN_WORK
+    chunks > PARALLEL_MIN_CHUNKS && parallel::worth_splitting(Work::seal(bytes, chunks))
 }
 
 /// Records with more chunks than this may go to all cores: two groups of [`LANES`], the
-/// second at least half full. (At 16, a 1 MiB record ran on one core; with two groups
-/// of eight it sealed about 40 % faster, while 8 + 2 chunks split over two cores was
-/// slower than one.)
+/// second at least half full (bench `seal`, 1 MiB rows: two groups of eight beat one
+/// core, eight plus two did not).
 const PARALLEL_MIN_CHUNKS: usize = 11;
-
-/// Work, in bytes, that one thread does in about 30 µs (2026-11-30, seal and open of
-/// records with 16-byte to 16 KiB chunks, pool against calling thread: the pool won from
-/// about 25 µs of one-thread time).
-const PARALLEL_MIN_WORK: usize = 96 * 1024;
-
-/// What one chunk costs beyond its bytes, in bytes of work: its tag, its nonce's and
-/// padding's blocks and its lane's set-up (about 85 ns per 16-byte chunk, measured the
-/// same day, against 0.34 ns per byte).
-const PARALLEL_WORK_PER_CHUNK: usize = 256;
 
 pub(crate) fn chunk_index(index: usize) -> Result<u32> {
     u32::try_from(index).map_err(|_| Error::InvalidArgument("a record has at most 2^32 chunks"))
@@ -620,14 +606,16 @@ impl<'a> SealedLayout<'a> {
             cipher.open_group((g * lanes) as u32, last_index, &regions, &mut outputs)
         };
         if worth_splitting(verified.len(), self.verified_chunks) {
-            verified
-                .par_chunks(lanes * stride)
-                .zip(out.par_chunks_mut(lanes * chunk))
-                .enumerate()
-                .map(|(g, (regions, outputs))| open_group(g, regions, outputs))
-                .collect::<Vec<_>>()
-                .into_iter()
-                .collect::<Result<()>>()?;
+            parallel::run(|| {
+                verified
+                    .par_chunks(lanes * stride)
+                    .zip(out.par_chunks_mut(lanes * chunk))
+                    .enumerate()
+                    .map(|(g, (regions, outputs))| open_group(g, regions, outputs))
+                    .collect::<Vec<_>>()
+            })
+            .into_iter()
+            .collect::<Result<()>>()?;
         } else {
             let plain = out.len();
             for (g, regions) in verified.chunks(lanes * stride).enumerate() {

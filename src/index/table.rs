@@ -1,157 +1,20 @@
-//! The encrypted index: per-epoch entries, the batches providers upload, and the sorted
-//! segments the cloud keeps and merges without any key.
-//!
-//! For one patient `u`, keyword `w` and epoch `e`, the GGM leaf `leaf(w, e)` keys an
-//! AES-256 instance `A` used as a PRF on domain-separated single blocks:
-//!
-//! * `label_i = A(01 ‖ 0³ ‖ 0⁴ ‖ 0⁴ ‖ [i]₃₂)`: where block `i` of the posting list lives;
-//! * `value_i = block_i ⊕ (A(02 ‖ 0³ ‖ [j]₃₂ ‖ 0⁴ ‖ [i]₃₂) for j = 0..5)[..68]`.
-//!
-//! `block_i` packs [`ENTRIES_PER_BLOCK`] entries `op ‖ record_id` (`op` 1 = add,
-//! 2 = delete, 0 = empty slot), so every value in every segment is [`VALUE_LEN`] bytes.
-//! A single-block PRF call on AES is a PRF up to the birthday bound (2⁶⁴ blocks per leaf),
-//! far beyond any posting list.
+//! The sorted label-value tables of the index: [`Table`] (a batch's entries) and
+//! [`Segment`] (what the cloud keeps, from one batch or merged from many, from any
+//! providers).
 //!
 //! Labels are pseudorandom 128-bit strings under independent keys, so segments from any
 //! providers merge by label alone. A repeated label is reported as
 //! [`Error::LabelCollision`], never overwritten.
-//!
-//! **Leaks**: a batch reveals its provider, epoch, key generation and entry count; every
-//! value has the same size. Nothing in a batch links entries to each other, to a patient
-//! or to a keyword.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use aes::Aes256Enc;
-use cipher::{Array, BlockCipherEncrypt, KeyInit, consts::U16};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use zeroize::Zeroize;
-
 use rayon::prelude::*;
 
+use super::entry::{LABEL_LEN, Label, PAIR_LEN, VALUE_LEN, Value};
 use crate::error::{Error, Result};
-use crate::ggm::NodeKey;
-use crate::keys::{ProviderId, RecordId};
-use crate::wire::{Reader, put_preamble};
-
-/// Bytes of a label.
-pub const LABEL_LEN: usize = 16;
-/// Entries packed in one value block.
-pub const ENTRIES_PER_BLOCK: usize = 4;
-/// Bytes of one packed entry: op ‖ record id.
-pub const ENTRY_LEN: usize = 1 + 16;
-/// Bytes of every value.
-pub const VALUE_LEN: usize = ENTRIES_PER_BLOCK * ENTRY_LEN;
-/// Bytes of one label-value pair on the wire.
-pub const PAIR_LEN: usize = LABEL_LEN + VALUE_LEN;
-
-/// Magic bytes of an index batch.
-pub const BATCH_MAGIC: &[u8; 4] = b"MVIB";
-/// Magic bytes of a segment.
-pub const SEGMENT_MAGIC: &[u8; 4] = b"MVSG";
-/// Version of the batch and segment formats.
-pub const INDEX_VERSION: u8 = 1;
-/// Algorithm id: GGM over AES-256, AES-256 block PRF labels, 4-entry packed values.
-pub const ALG_GGM_AES256_PACKED4: u8 = 1;
-
-/// A label.
-pub type Label = [u8; LABEL_LEN];
-/// An encrypted packed block.
-pub type Value = [u8; VALUE_LEN];
-
-/// What an index entry says about a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// The record has the keyword.
-    Add,
-    /// The record no longer has the keyword (from this epoch on).
-    Delete,
-}
-
-impl Op {
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            Op::Add => 1,
-            Op::Delete => 2,
-        }
-    }
-}
-
-/// One decrypted entry: a record id and what happened to it.
-pub type Posting = (RecordId, Op);
-
-/// The per-(patient, keyword, epoch) PRF: the leaf key as an AES-256 instance.
-pub(crate) struct EpochKey(Aes256Enc);
-
-impl EpochKey {
-    pub(crate) fn new(leaf: &NodeKey) -> Self {
-        EpochKey(Aes256Enc::new(&leaf.0.into()))
-    }
-
-    pub(crate) fn label(&self, i: u32) -> Label {
-        let mut block = [0u8; 16];
-        block[0] = 1;
-        block[12..].copy_from_slice(&i.to_be_bytes());
-        let mut block = Array::from(block);
-        self.0.encrypt_block(&mut block);
-        block.into()
-    }
-
-    fn keystream(&self, i: u32) -> [u8; 80] {
-        let mut out = [0u8; 80];
-        for (j, counter) in out.chunks_exact_mut(16).enumerate() {
-            counter[0] = 2;
-            counter[4..8].copy_from_slice(&(j as u32).to_be_bytes());
-            counter[12..].copy_from_slice(&i.to_be_bytes());
-        }
-        // Encrypted in place: no copy of the keystream is left behind.
-        let (blocks, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut out);
-        self.0.encrypt_blocks(blocks);
-        out
-    }
-
-    /// Encrypts block `i` of a posting list (at most [`ENTRIES_PER_BLOCK`] entries).
-    pub(crate) fn seal_block(&self, i: u32, postings: &[Posting]) -> Value {
-        debug_assert!(postings.len() <= ENTRIES_PER_BLOCK);
-        let mut value = [0u8; VALUE_LEN];
-        for (slot, (record, op)) in value.chunks_exact_mut(ENTRY_LEN).zip(postings) {
-            slot[0] = op.code();
-            slot[1..].copy_from_slice(record.as_bytes());
-        }
-        let stream = self.keystream(i);
-        for (v, k) in value.iter_mut().zip(stream.iter()) {
-            *v ^= k;
-        }
-        value
-    }
-
-    /// Decrypts block `i`, appending its entries to `out`.
-    pub(crate) fn open_block(&self, i: u32, value: &Value, out: &mut Vec<Posting>) -> Result<()> {
-        let mut plain = *value;
-        for (v, k) in plain.iter_mut().zip(self.keystream(i).iter()) {
-            *v ^= k;
-        }
-        for slot in plain.chunks_exact(ENTRY_LEN) {
-            let op = match slot[0] {
-                0 => continue,
-                1 => Op::Add,
-                2 => Op::Delete,
-                _ => {
-                    return Err(Error::Corrupt {
-                        what: "index entry (undecodable block)".to_owned(),
-                    });
-                }
-            };
-            let mut id = [0u8; 16];
-            id.copy_from_slice(&slot[1..]);
-            out.push((RecordId::from_bytes(id), op));
-        }
-        plain.zeroize();
-        Ok(())
-    }
-}
+use crate::parallel::{self, Work};
+use crate::wire::Reader;
 
 /// A label-value table sorted by label with no repeats.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -166,8 +29,6 @@ impl std::fmt::Debug for Table {
     }
 }
 
-/// Tables with more entries than this are sorted on all cores.
-const PARALLEL_SORT_MIN: usize = 1 << 14;
 
 impl Table {
     /// Sorts `pairs` by label; a repeated label is a collision.
@@ -182,8 +43,8 @@ impl Table {
             .enumerate()
             .map(|(i, p)| (p.0, i as u32))
             .collect();
-        if order.len() > PARALLEL_SORT_MIN {
-            order.par_sort_unstable();
+        if parallel::worth_splitting(Work::label_sort(order.len())) {
+            parallel::run(|| order.par_sort_unstable());
         } else {
             order.sort_unstable();
         }
@@ -222,7 +83,7 @@ impl Table {
         &self.values[at]
     }
 
-    fn write_pairs(&self, out: &mut Vec<u8>) {
+    pub(super) fn write_pairs(&self, out: &mut Vec<u8>) {
         out.reserve(self.len() * PAIR_LEN);
         for (label, value) in self.labels.iter().zip(&self.values) {
             out.extend_from_slice(label);
@@ -231,7 +92,7 @@ impl Table {
     }
 
     /// Reads `count` pairs that must be strictly ascending by label.
-    fn read_pairs(r: &mut Reader<'_>, count: usize) -> Result<Self> {
+    pub(super) fn read_pairs(r: &mut Reader<'_>, count: usize) -> Result<Self> {
         // The count must match the bytes present before anything is allocated for it.
         if count.checked_mul(PAIR_LEN) != Some(r.remaining_before_trailer()) {
             return Err(r.malformed("entry count does not match the length"));
@@ -251,75 +112,6 @@ impl Table {
             values.push(r.array("value")?);
         }
         Ok(Table { labels, values })
-    }
-}
-
-/// An index batch: one provider's entries for one epoch, sorted by label.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexBatch {
-    pub(crate) provider: ProviderId,
-    pub(crate) epoch: u32,
-    pub(crate) generation: u32,
-    pub(crate) table: Table,
-}
-
-impl IndexBatch {
-    /// The provider that built the batch.
-    pub fn provider(&self) -> &ProviderId {
-        &self.provider
-    }
-    /// The batch's epoch at its provider.
-    pub fn epoch(&self) -> u32 {
-        self.epoch
-    }
-    /// The key generation its entries were made under.
-    pub fn generation(&self) -> u32 {
-        self.generation
-    }
-    /// Number of label-value entries.
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-    /// True for a batch without entries (a provider may upload one to advance its epoch).
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-    /// The entries.
-    pub fn table(&self) -> &Table {
-        &self.table
-    }
-
-    /// The wire form (`FORMAT.md`, "Index batch").
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.table.len() * PAIR_LEN);
-        put_preamble(&mut out, BATCH_MAGIC, INDEX_VERSION, ALG_GGM_AES256_PACKED4);
-        self.provider.encode_into(&mut out);
-        out.extend_from_slice(&self.epoch.to_be_bytes());
-        out.extend_from_slice(&self.generation.to_be_bytes());
-        out.extend_from_slice(&(self.table.len() as u32).to_be_bytes());
-        self.table.write_pairs(&mut out);
-        out
-    }
-
-    /// Parses and checks a batch: sorted, no repeated label, nothing trailing.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::new(bytes, "index batch");
-        r.preamble(BATCH_MAGIC, INDEX_VERSION, &[ALG_GGM_AES256_PACKED4])?;
-        let provider = ProviderId::decode(&mut r)?;
-        let epoch = r.u32("epoch")?;
-        if epoch == u32::MAX {
-            return Err(r.malformed("epoch out of range"));
-        }
-        let generation = r.u32("key generation")?;
-        let count = r.u32("entry count")? as usize;
-        let table = Table::read_pairs(&mut r, count)?;
-        r.finish()?;
-        Ok(IndexBatch {
-            provider,
-            epoch,
-            generation,
-            table,
-        })
     }
 }
 
@@ -389,7 +181,11 @@ impl Segment {
     /// ranges merge independently on all cores and concatenate in order.
     pub fn merge(segments: &[&Segment]) -> Result<Segment> {
         let total: usize = segments.iter().map(|s| s.len()).sum();
-        let parts = if total > 1 << 16 { 64 } else { 1 };
+        let parts = if parallel::worth_splitting(Work::merge(total)) {
+            64
+        } else {
+            1
+        };
         // Range r holds labels whose first two bytes, as a u16, fall in [r·2^16/parts, …).
         let bound = |r: usize| -> Label {
             let mut label = [0u8; LABEL_LEN];
@@ -430,54 +226,14 @@ impl Segment {
             outputs.push((l, v));
             (labels_left, values_left) = (l_rest, v_rest);
         }
-        slices
-            .par_iter()
-            .zip(outputs.into_par_iter())
-            .map(|(runs, (l, v))| merge_runs(runs, l, v))
-            .collect::<Result<()>>()?;
-        Ok(Segment::new(Table { labels, values }))
-    }
-
-    /// The wire form (`FORMAT.md`, "Segment"), ending in a SHA-256 checksum.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(48 + self.len() * PAIR_LEN);
-        put_preamble(
-            &mut out,
-            SEGMENT_MAGIC,
-            INDEX_VERSION,
-            ALG_GGM_AES256_PACKED4,
-        );
-        out.extend_from_slice(&(self.len() as u64).to_be_bytes());
-        self.table.write_pairs(&mut out);
-        let sum = Sha256::digest(&out);
-        out.extend_from_slice(&sum);
-        out
-    }
-
-    /// Parses a segment and verifies its checksum.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::new(bytes, "segment");
-        r.preamble(SEGMENT_MAGIC, INDEX_VERSION, &[ALG_GGM_AES256_PACKED4])?;
-        let body_len = bytes.len().checked_sub(32).ok_or(Error::Truncated {
-            format: "segment",
-            detail: "shorter than its checksum",
+        parallel::run(|| {
+            slices
+                .par_iter()
+                .zip(outputs.into_par_iter())
+                .map(|(runs, (l, v))| merge_runs(runs, l, v))
+                .collect::<Result<()>>()
         })?;
-        if !bool::from(
-            Sha256::digest(&bytes[..body_len])
-                .as_slice()
-                .ct_eq(&bytes[body_len..]),
-        ) {
-            return Err(Error::Corrupt {
-                what: "segment: checksum".to_owned(),
-            });
-        }
-        let mut r = r.with_trailer(32);
-        let count = usize::try_from(r.u64("entry count")?)
-            .map_err(|_| r.malformed("entry count too large"))?;
-        let table = Table::read_pairs(&mut r, count)?;
-        r.take(32, "checksum")?;
-        r.finish()?;
-        Ok(Segment::new(table))
+        Ok(Segment::new(Table { labels, values }))
     }
 }
 
@@ -527,6 +283,9 @@ fn prefix(label: &Label, bits: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::ggm::NodeKey;
+    use crate::index::{EpochKey, Op};
+    use crate::keys::RecordId;
 
     fn table(labels: &[u8]) -> Table {
         Table::from_unsorted(labels.iter().map(|&b| ([b; 16], [b; VALUE_LEN])).collect()).unwrap()
@@ -648,23 +407,5 @@ mod tests {
             Segment::merge(&[&a, &b, &d]),
             Err(Error::LabelCollision)
         ));
-    }
-
-    #[test]
-    fn segments_round_trip_and_detect_damage() {
-        let seg = Segment::new(table(&[1, 2, 3]));
-        let bytes = seg.to_bytes();
-        assert_eq!(Segment::from_bytes(&bytes).unwrap(), seg);
-        for pos in 6..bytes.len() {
-            let mut bad = bytes.clone();
-            bad[pos] ^= 0x10;
-            assert!(
-                matches!(Segment::from_bytes(&bad), Err(Error::Corrupt { .. })),
-                "byte {pos}"
-            );
-        }
-        for len in 0..bytes.len() {
-            assert!(Segment::from_bytes(&bytes[..len]).is_err());
-        }
     }
 }

@@ -32,10 +32,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::eax::{Eax, TAG_LEN};
+use crate::crypto::eax::{Eax, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::keys::{MasterKey, ProviderId};
-use crate::rng;
+use crate::crypto::rng;
 use crate::wire::{Reader, put_preamble};
 
 /// Magic bytes of a key file.

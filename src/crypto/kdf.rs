@@ -13,7 +13,7 @@ use aes::Aes256Enc;
 use cipher::{Array, BlockCipherEncrypt, KeyInit, consts::U16};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::eax::{dbl, xor_into};
+use crate::crypto::eax::{dbl, xor_into};
 
 /// Derivation labels. Each is used for exactly one kind of key; changing one changes
 /// every key derived under it, so they are versioned with the format.

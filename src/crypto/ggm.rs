@@ -36,7 +36,7 @@ fn expand_pair(key: &[u8; 32], first: u8, out: &mut [u8; 32]) {
 
 impl NodeKey {
     /// Both children: one key schedule, four blocks, encrypted in place.
-    fn children(&self) -> (NodeKey, NodeKey) {
+    pub(crate) fn children(&self) -> (NodeKey, NodeKey) {
         let cipher = Aes256Enc::new(&self.0.into());
         let mut both = [0u8; 64];
         for (i, counter) in both.chunks_exact_mut(16).enumerate() {
@@ -53,7 +53,7 @@ impl NodeKey {
     }
 
     /// One child.
-    fn child(&self, bit: bool) -> NodeKey {
+    pub(crate) fn child(&self, bit: bool) -> NodeKey {
         let mut child = NodeKey([0; 32]);
         expand_pair(&self.0, if bit { 2 } else { 0 }, &mut child.0);
         child
@@ -141,67 +141,6 @@ pub(crate) fn expand(
     }
 }
 
-/// Subtrees with fewer leaves below the limit than this are expanded on one thread:
-/// below it, waking the pool costs more than the walk and the probes save. Measured on
-/// 64 epochs (2026-11-30): at 256 (then the threshold) a search of 100,000 results took
-/// 28.5 ms on two cores, at 16 it takes 14–16 ms; 1-result searches stay at 20–22 µs.
-const PARALLEL_MIN_LEAVES: u64 = 16;
-
-/// As [`expand`], but `visit(epoch, leaf, out)` may fail, and a subtree of many leaves
-/// is split between cores. Every leaf's output is appended to `out` in epoch order, as
-/// the one-thread walk would write it; the error returned is the first in epoch order
-/// (a failed subtree visits no further leaf).
-pub(crate) fn try_expand<T: Send, E: Send>(
-    key: &NodeKey,
-    depth: u8,
-    index: u32,
-    limit: u64,
-    out: &mut Vec<T>,
-    visit: &(impl Fn(u32, &NodeKey, &mut Vec<T>) -> Result<(), E> + Sync),
-) -> Result<(), E> {
-    let (first, width) = span(depth, index);
-    if first >= limit {
-        return Ok(());
-    }
-    // With one thread in the pool a split only adds the hand-off to it. (Asked last:
-    // asking starts the pool.)
-    if (limit - first).min(width) < PARALLEL_MIN_LEAVES || rayon::current_num_threads() < 2 {
-        let mut failure = None;
-        expand(key, depth, index, limit, &mut |epoch, leaf| {
-            if failure.is_none()
-                && let Err(e) = visit(epoch, leaf, out)
-            {
-                failure = Some(e);
-            }
-        });
-        return failure.map_or(Ok(()), Err);
-    }
-    // At least two leaves below the limit, so this is not a leaf.
-    let (_, half) = span(depth + 1, 0);
-    if first + half >= limit {
-        return try_expand(&key.child(false), depth + 1, index << 1, limit, out, visit);
-    }
-    let (left, right) = key.children();
-    let (left, right) = rayon::join(
-        || try_expand(&left, depth + 1, index << 1, limit, out, visit),
-        || {
-            let mut right_out = Vec::new();
-            try_expand(
-                &right,
-                depth + 1,
-                (index << 1) | 1,
-                limit,
-                &mut right_out,
-                visit,
-            )
-            .map(|()| right_out)
-        },
-    );
-    left?;
-    out.extend(right?);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,99 +205,6 @@ mod tests {
                 .collect();
             assert_eq!(got, want);
         }
-    }
-
-    /// Runs `f` in a pool of each size: one thread (nothing split), two (this
-    /// machine's cores) and four (more threads than cores), whatever the machine.
-    fn in_pools(f: impl Fn() + Sync) {
-        for threads in [1, 2, 4] {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(&f);
-        }
-    }
-
-    #[test]
-    fn the_parallel_expansion_visits_what_the_serial_one_does() {
-        let root = root();
-        // Limits below, at and above the split threshold, odd ones included.
-        let t = PARALLEL_MIN_LEAVES;
-        let ends = [
-            0u64,
-            1,
-            t - 1,
-            t,
-            t + 1,
-            2 * t + 1,
-            255,
-            256,
-            257,
-            511,
-            512,
-            513,
-            1000,
-            1025,
-            4097,
-        ];
-        in_pools(|| {
-            for end in ends {
-                for (depth, index) in cover(0, end).into_iter().chain([(0, 0), (20, 0)]) {
-                    let key = node(&root, depth, index);
-                    let mut want = Vec::new();
-                    expand(&key, depth, index, end, &mut |e, leaf| {
-                        want.push((e, leaf.0))
-                    });
-                    let mut got = vec![(u32::MAX, [0; 32])];
-                    let done: Result<(), ()> =
-                        try_expand(&key, depth, index, end, &mut got, &|e, leaf, out| {
-                            out.push((e, leaf.0));
-                            Ok(())
-                        });
-                    done.unwrap();
-                    // Appended after what `out` held.
-                    assert_eq!(got.remove(0).0, u32::MAX);
-                    assert_eq!(got, want, "{depth}/{index} below {end}");
-                }
-            }
-        });
-    }
-
-    #[test]
-    fn the_parallel_expansion_reports_the_first_failure_in_epoch_order() {
-        let root = root();
-        // Failing epochs on both sides of several splits, in the last leaf, and
-        // everywhere: the earliest one is reported, whichever thread meets it first.
-        let cases: [(&[u32], u32); 5] = [
-            (&[700, 3000, 100, 2049], 100),
-            (&[4095], 4095),
-            (&[64, 63, 4000], 63),
-            (&[2048, 2047], 2047),
-            (&(0..4096).rev().collect::<Vec<u32>>(), 0),
-        ];
-        in_pools(|| {
-            for (failing, first) in cases {
-                for _ in 0..20 {
-                    let mut out = Vec::new();
-                    let got = try_expand(&root, 0, 0, 4096, &mut out, &|e, _, out| {
-                        if failing.contains(&e) {
-                            return Err(e);
-                        }
-                        out.push(e);
-                        Ok(())
-                    });
-                    assert_eq!(got, Err(first));
-                }
-            }
-            let mut out = Vec::new();
-            let got: Result<(), u32> = try_expand(&root, 0, 0, 4096, &mut out, &|e, _, out| {
-                out.push(e);
-                Ok(())
-            });
-            assert_eq!(got, Ok(()));
-            assert_eq!(out, (0..4096).collect::<Vec<_>>());
-        });
     }
 
     #[test]
