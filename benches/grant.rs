@@ -5,7 +5,6 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use medvault::grant::now_unix;
 use medvault::{AccessRequest, Grant, Identity, MasterKey, PatientId, Provider, ProviderId, Scope};
 
 fn bench_grants(c: &mut Criterion) {
@@ -64,3 +63,11 @@ fn bench_grants(c: &mut Criterion) {
 
 criterion_group!(benches, bench_grants);
 criterion_main!(benches);
+
+/// The system clock in unix seconds.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}

@@ -7,8 +7,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use medvault::index::{PAIR_LEN, Segment};
-use medvault::{Cloud, Combine, MasterKey, PatientId, Provider, ProviderId, RecordId, Requester};
+use medvault::{
+    Cloud, Combine, IndexBatch, MasterKey, PatientId, Provider, ProviderId, RecordId, Requester,
+};
 
 #[path = "common/answer_fixture.rs"]
 mod answer_fixture;
@@ -218,25 +219,38 @@ fn bench_merge(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
     let entries = 64 * 16_000;
-    group.throughput(Throughput::Bytes((entries * PAIR_LEN) as u64));
-    // Built on first use (criterion calls the routine once per sample).
-    let segments = OnceCell::new();
+    group.throughput(Throughput::Bytes((entries * IndexBatch::PAIR_LEN) as u64));
+    // The batches are built on first use (criterion calls the routine once per
+    // sample); each timed merge runs on a fresh in-memory cloud that ingested them.
+    let batches = OnceCell::new();
     group.bench_function(
         BenchmarkId::new("64-segments", format!("{entries}-entries")),
         |b| {
-            let segments = segments.get_or_init(|| {
+            let batches = batches.get_or_init(|| {
                 let mut p = provider();
-                let segments: Vec<Segment> = (0..64)
+                let batches: Vec<IndexBatch> = (0..64)
                     .map(|e| {
                         queue(&mut p, 16_000, 1, e + 1);
-                        Segment::new(p.finish().unwrap().table().clone())
+                        p.finish().unwrap()
                     })
                     .collect();
-                assert_eq!(segments.iter().map(Segment::len).sum::<usize>(), entries);
-                segments
+                assert_eq!(batches.iter().map(IndexBatch::len).sum::<usize>(), entries);
+                batches
             });
-            let refs: Vec<&Segment> = segments.iter().collect();
-            b.iter(|| black_box(Segment::merge(black_box(&refs)).unwrap()))
+            b.iter_batched(
+                || {
+                    let cloud = Cloud::new();
+                    for batch in batches {
+                        cloud.ingest(batch.clone()).unwrap();
+                    }
+                    cloud
+                },
+                |cloud| {
+                    cloud.merge().unwrap();
+                    black_box(cloud)
+                },
+                BatchSize::PerIteration,
+            )
         },
     );
     group.finish();

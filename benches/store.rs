@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use medvault::index::PAIR_LEN;
 use medvault::{Cloud, MasterKey, PreparedQuery, Provider, ProviderId};
 
 #[path = "common/answer_fixture.rs"]
@@ -133,7 +132,9 @@ fn bench_merge(c: &mut Criterion) {
     let mut group = c.benchmark_group("store/merge");
     group.sample_size(10);
     for (entries, name) in SIZES {
-        group.throughput(Throughput::Bytes(entries * PAIR_LEN as u64));
+        group.throughput(Throughput::Bytes(
+            entries * medvault::IndexBatch::PAIR_LEN as u64,
+        ));
         let mut built: Option<tempfile::TempDir> = None;
         group.bench_function(BenchmarkId::new("16-segments", name), |b| {
             let base = built.get_or_insert_with(|| {

@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use medvault::grant::now_unix;
 use medvault::keyfile::{self, PasswordKdf};
 use medvault::keyword::{field, normalize, tokenize};
 use medvault::{
@@ -624,19 +623,16 @@ fn run() -> Result<bool, Box<dyn Error>> {
         "     {entries} postings decrypted from its index, a {} B response of sealed records",
         response_bytes.len()
     );
-    if let Some(segment) = cloud.segments().first() {
-        let table = segment.load()?;
-        let labels: Vec<String> = table
-            .table()
-            .labels()
-            .iter()
-            .take(3)
-            .map(|l| hex(&l[..8]))
-            .collect();
+    let labels: Vec<String> = cloud
+        .index_labels(3)?
+        .iter()
+        .map(|l| hex(&l[..8]))
+        .collect();
+    if !labels.is_empty() {
+        let entries: u64 = cloud.manifest().segments.iter().sum();
         println!(
-            "     index labels look like {}… ({} entries, all random-looking)",
+            "     index labels look like {}… ({entries} entries, all random-looking)",
             labels.join("…, "),
-            table.len()
         );
     }
     let mut leaked = keywords
@@ -748,4 +744,12 @@ fn run() -> Result<bool, Box<dyn Error>> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The system clock in unix seconds.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
 }

@@ -199,7 +199,6 @@ fn main() {
     let batch: IndexBatch = lab.finish().unwrap();
     let batch_bytes = batch.to_bytes();
     cloud.ingest(batch.clone()).unwrap();
-    let segment = cloud.segments()[0].load().unwrap().to_bytes();
     let manifest = medvault::Manifest::from_bytes(&fixture("manifest.bin")).unwrap();
     let mut requester = Requester::new();
     requester.add_patient_key(patient.clone(), lab.patient_key(&patient));
@@ -224,7 +223,6 @@ fn main() {
     );
     write_corpus("key_file", &[fixture("key_file.bin")]);
     write_corpus("index_batch", &[batch_bytes]);
-    write_corpus("segment", &[segment[..segment.len() - 32].to_vec()]);
     write_corpus("manifest", &[fixture("manifest.bin")]);
     write_corpus(
         "store_files",

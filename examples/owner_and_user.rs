@@ -13,7 +13,6 @@
 use std::error::Error;
 use std::path::PathBuf;
 
-use medvault::grant::now_unix;
 use medvault::{
     AccessRequest, Cloud, Combine, Grant, Identity, MasterKey, PatientId, Provider, ProviderId,
     Requester, Scope,
@@ -159,4 +158,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     println!("The saved file is identical to the one the DataOwner uploaded.");
     Ok(())
+}
+
+/// The system clock in unix seconds.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
 }

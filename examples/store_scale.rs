@@ -11,8 +11,6 @@
 
 use std::time::Instant;
 
-use medvault::index::PAIR_LEN;
-
 #[path = "../benches/common/store_fixture.rs"]
 mod store_fixture;
 
@@ -48,7 +46,7 @@ fn main() {
     }
     let scratch = tempfile::tempdir_in(dir.as_deref().unwrap_or(std::path::Path::new(".")))
         .expect("a scratch directory");
-    let gb = entries as f64 * PAIR_LEN as f64 / 1e9;
+    let gb = entries as f64 * medvault::IndexBatch::PAIR_LEN as f64 / 1e9;
     println!(
         "building {entries} entries ({gb:.1} GB of pairs) in {epochs} epochs, merging every {merge_every}, in {}",
         scratch.path().display()
@@ -72,7 +70,7 @@ fn main() {
     for (merged, seconds) in &fixture.merges {
         println!(
             "merge of {merged} entries: {seconds:.1} s, {:.0} MB/s",
-            *merged as f64 * PAIR_LEN as f64 / seconds / 1e6
+            *merged as f64 * medvault::IndexBatch::PAIR_LEN as f64 / seconds / 1e6
         );
     }
     let (p50, p99) = store_fixture::search_latency(&fixture, 2_000, 10);

@@ -248,19 +248,6 @@ typedef struct medvault_sealer medvault_sealer;
 // freed. Immutable: may be shared between threads.
 typedef struct medvault_search_results medvault_search_results;
 
-// Bytes the library allocated and the caller owns: a sealed record, a batch, a
-// plaintext. Free with `medvault_bytes_free`, which wipes them first.
-//
-// Declare it empty (`medvault_bytes out = {0};`) before passing it as an output: a
-// function refuses to overwrite a non-empty one, so nothing leaks. Text outputs are
-// UTF-8 and not NUL-terminated; use `len`.
-typedef struct medvault_bytes {
-  // The bytes, or NULL when `len` is 0.
-  uint8_t *data;
-  // Number of bytes.
-  size_t len;
-} medvault_bytes;
-
 // One access request as the admin sees it. The strings belong to the view.
 typedef struct medvault_request_summary {
   // The request's id.
@@ -290,6 +277,19 @@ typedef struct medvault_file_details {
   // Upload time (unix seconds).
   uint64_t uploaded_at;
 } medvault_file_details;
+
+// Bytes the library allocated and the caller owns: a sealed record, a batch, a
+// plaintext. Free with `medvault_bytes_free`, which wipes them first.
+//
+// Declare it empty (`medvault_bytes out = {0};`) before passing it as an output: a
+// function refuses to overwrite a non-empty one, so nothing leaks. Text outputs are
+// UTF-8 and not NUL-terminated; use `len`.
+typedef struct medvault_bytes {
+  // The bytes, or NULL when `len` is 0.
+  uint8_t *data;
+  // Number of bytes.
+  size_t len;
+} medvault_bytes;
 
 // What an opened request asks for. The pointers belong to the request handle.
 typedef struct medvault_opened_request_info {
@@ -346,6 +346,112 @@ typedef struct medvault_opened_record {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Publishes `provider_id`'s public keys in the cloud's directory (requesters pin
+// them from there or from an out-of-band copy).
+//
+// # Safety
+// `cloud` and `keys` live; `provider_id` NUL-terminated.
+medvault_status medvault_cloud_register_provider(const struct medvault_cloud *cloud,
+                                                 const char *provider_id,
+                                                 const struct medvault_public_identity *keys);
+
+// `provider_id`'s public keys from the directory; `MEDVAULT_STATUS_NOT_FOUND` if it
+// is not registered.
+//
+// # Safety
+// `cloud` live; `provider_id` NUL-terminated; `out` writable.
+medvault_status medvault_cloud_provider_keys(const struct medvault_cloud *cloud,
+                                             const char *provider_id,
+                                             struct medvault_public_identity **out);
+
+// Puts a signed access request in the admin's inbox; its id goes to `request_id_out`
+// (16 bytes, may be NULL).
+//
+// # Safety
+// `cloud` live; `request` `request_len` bytes; `request_id_out` NULL or 16 writable
+// bytes.
+medvault_status medvault_cloud_submit_request(const struct medvault_cloud *cloud,
+                                              const uint8_t *request,
+                                              size_t request_len,
+                                              uint8_t *request_id_out);
+
+// The admin's decision on pending request `request_id` (16 bytes): approve if
+// `approve` is non-zero, deny otherwise.
+//
+// # Safety
+// `cloud` live; `request_id` 16 bytes.
+medvault_status medvault_cloud_decide_request(const struct medvault_cloud *cloud,
+                                              const uint8_t *request_id,
+                                              bool approve);
+
+// The approved requests waiting for `provider_id`'s grant, as a list of request
+// bytes (open each with `medvault_access_request_open`).
+//
+// # Safety
+// `cloud` live; `provider_id` NUL-terminated; `out` writable.
+medvault_status medvault_cloud_approved_requests(const struct medvault_cloud *cloud,
+                                                 const char *provider_id,
+                                                 struct medvault_list **out);
+
+// Posts a grant to the mailbox. Its signature must verify under the registered
+// provider key and it must answer an approved request.
+//
+// # Safety
+// `cloud` live; `grant` `grant_len` bytes.
+medvault_status medvault_cloud_post_grant(const struct medvault_cloud *cloud,
+                                          const uint8_t *grant,
+                                          size_t grant_len);
+
+// The grants waiting for the holder of `recipient`'s encryption key, as a list of
+// grant bytes.
+//
+// # Safety
+// `cloud` and `recipient` live; `out` writable.
+medvault_status medvault_cloud_fetch_grants(const struct medvault_cloud *cloud,
+                                            const struct medvault_public_identity *recipient,
+                                            struct medvault_list **out);
+
+// A snapshot of what the cloud admin sees (requests and files).
+//
+// # Safety
+// `cloud` live; `out` writable.
+medvault_status medvault_cloud_admin_view(const struct medvault_cloud *cloud,
+                                          struct medvault_admin_view **out);
+
+// Number of requests in the view (0 for NULL).
+//
+// # Safety
+// `view` NULL or live.
+size_t medvault_admin_view_request_count(const struct medvault_admin_view *view);
+
+// Request `index` of the view; its strings stay valid until the view is freed.
+//
+// # Safety
+// `view` live; `out` writable.
+medvault_status medvault_admin_view_request(const struct medvault_admin_view *view,
+                                            size_t index,
+                                            struct medvault_request_summary *out);
+
+// Number of stored files in the view (0 for NULL).
+//
+// # Safety
+// `view` NULL or live.
+size_t medvault_admin_view_file_count(const struct medvault_admin_view *view);
+
+// File `index` of the view; its string stays valid until the view is freed.
+//
+// # Safety
+// `view` live; `out` writable.
+medvault_status medvault_admin_view_file(const struct medvault_admin_view *view,
+                                         size_t index,
+                                         struct medvault_file_details *out);
+
+// Frees an admin view. NULL is ignored.
+//
+// # Safety
+// `view` must be NULL or live, not used afterwards.
+void medvault_admin_view_free(struct medvault_admin_view *view);
 
 // Wipes and frees bytes the library returned, and sets `*bytes` to empty. NULL, and an
 // already empty `medvault_bytes`, are accepted and ignored.
@@ -465,111 +571,14 @@ medvault_status medvault_cloud_search(const struct medvault_cloud *cloud,
                                       size_t query_len,
                                       struct medvault_bytes *out);
 
-// Publishes `provider_id`'s public keys in the cloud's directory (requesters pin
-// them from there or from an out-of-band copy).
-//
-// # Safety
-// `cloud` and `keys` live; `provider_id` NUL-terminated.
-medvault_status medvault_cloud_register_provider(const struct medvault_cloud *cloud,
-                                                 const char *provider_id,
-                                                 const struct medvault_public_identity *keys);
-
-// `provider_id`'s public keys from the directory; `MEDVAULT_STATUS_NOT_FOUND` if it
-// is not registered.
-//
-// # Safety
-// `cloud` live; `provider_id` NUL-terminated; `out` writable.
-medvault_status medvault_cloud_provider_keys(const struct medvault_cloud *cloud,
-                                             const char *provider_id,
-                                             struct medvault_public_identity **out);
-
-// Puts a signed access request in the admin's inbox; its id goes to `request_id_out`
-// (16 bytes, may be NULL).
-//
-// # Safety
-// `cloud` live; `request` `request_len` bytes; `request_id_out` NULL or 16 writable
-// bytes.
-medvault_status medvault_cloud_submit_request(const struct medvault_cloud *cloud,
-                                              const uint8_t *request,
-                                              size_t request_len,
-                                              uint8_t *request_id_out);
-
-// The admin's decision on pending request `request_id` (16 bytes): approve if
-// `approve` is non-zero, deny otherwise.
-//
-// # Safety
-// `cloud` live; `request_id` 16 bytes.
-medvault_status medvault_cloud_decide_request(const struct medvault_cloud *cloud,
-                                              const uint8_t *request_id,
-                                              bool approve);
-
-// The approved requests waiting for `provider_id`'s grant, as a list of request
-// bytes (open each with `medvault_access_request_open`).
-//
-// # Safety
-// `cloud` live; `provider_id` NUL-terminated; `out` writable.
-medvault_status medvault_cloud_approved_requests(const struct medvault_cloud *cloud,
-                                                 const char *provider_id,
-                                                 struct medvault_list **out);
-
-// Posts a grant to the mailbox. Its signature must verify under the registered
-// provider key and it must answer an approved request.
-//
-// # Safety
-// `cloud` live; `grant` `grant_len` bytes.
-medvault_status medvault_cloud_post_grant(const struct medvault_cloud *cloud,
-                                          const uint8_t *grant,
-                                          size_t grant_len);
-
-// The grants waiting for the holder of `recipient`'s encryption key, as a list of
-// grant bytes.
-//
-// # Safety
-// `cloud` and `recipient` live; `out` writable.
-medvault_status medvault_cloud_fetch_grants(const struct medvault_cloud *cloud,
-                                            const struct medvault_public_identity *recipient,
-                                            struct medvault_list **out);
-
-// A snapshot of what the cloud admin sees (requests and files).
-//
-// # Safety
-// `cloud` live; `out` writable.
-medvault_status medvault_cloud_admin_view(const struct medvault_cloud *cloud,
-                                          struct medvault_admin_view **out);
-
-// Number of requests in the view (0 for NULL).
-//
-// # Safety
-// `view` NULL or live.
-size_t medvault_admin_view_request_count(const struct medvault_admin_view *view);
-
-// Request `index` of the view; its strings stay valid until the view is freed.
-//
-// # Safety
-// `view` live; `out` writable.
-medvault_status medvault_admin_view_request(const struct medvault_admin_view *view,
-                                            size_t index,
-                                            struct medvault_request_summary *out);
-
-// Number of stored files in the view (0 for NULL).
-//
-// # Safety
-// `view` NULL or live.
-size_t medvault_admin_view_file_count(const struct medvault_admin_view *view);
-
-// File `index` of the view; its string stays valid until the view is freed.
-//
-// # Safety
-// `view` live; `out` writable.
-medvault_status medvault_admin_view_file(const struct medvault_admin_view *view,
-                                         size_t index,
-                                         struct medvault_file_details *out);
-
-// Frees an admin view. NULL is ignored.
-//
-// # Safety
-// `view` must be NULL or live, not used afterwards.
-void medvault_admin_view_free(struct medvault_admin_view *view);
+// Chooses the threads medvault's parallel work (sealing large records, large searches,
+// index builds, merges) runs on: `0` for the default pool (sized by
+// `RAYON_NUM_THREADS` or the core count), `1` for the calling thread only (no thread is
+// ever started), `n` for a pool of `n` threads of medvault's own. Calls already running
+// keep the threads they started on. Small records and small searches never use other
+// threads whatever this says. Thread-safe; `MEDVAULT_STATUS_INVALID_ARGUMENT` if the
+// pool cannot be started.
+medvault_status medvault_set_threads(size_t threads);
 
 // Makes and signs an access request from `requester` (named `requester_name`) to
 // `provider_id`, whose pinned public keys are `provider_keys`. The scope is

@@ -14,22 +14,22 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
 use rayon::prelude::*;
 
 use crate::broker::{AdminView, Broker, FileDetails};
 use crate::error::{Error, Result};
-use crate::grant::{AccessRequest, Grant, now_unix};
-use crate::keys::identity::{Fingerprint, PublicIdentity};
+use crate::grant::{AccessRequest, Grant};
 use crate::index::IndexBatch;
-use crate::index::search;
-use crate::parallel::{self, Work};
-use crate::keys::{ProviderId, RecordId};
 use crate::index::manifest::{EpochInfo, Manifest, ProviderManifest};
 use crate::index::query::{ProviderResponse, Query, SearchResponse, evaluate};
+use crate::index::search;
+use crate::keys::identity::{Fingerprint, PublicIdentity};
+use crate::keys::{ProviderId, RecordId};
+use crate::parallel::{self, Work};
 use crate::record::seal::RecordHeader;
-use crate::store::{DirStore, MemStore, RecordInfo, SegmentSource, Store};
+use crate::store::{DirStore, MemStore, RecordInfo, Store};
 
 /// The longest sealed-record header (42 bytes and a provider id of up to 64).
 const MAX_RECORD_HEADER: usize = 42 + 64;
@@ -37,6 +37,8 @@ const MAX_RECORD_HEADER: usize = 42 + 64;
 /// The honest-but-curious cloud server, on any [`Store`].
 pub struct Cloud {
     store: Box<dyn Store>,
+    /// Upload times come from here (unix seconds): the system clock, or a test's.
+    clock: Box<dyn Fn() -> u64 + Send + Sync>,
     /// Ingest checks a batch against the current view, then appends: one at a time.
     ingesting: Mutex<()>,
     broker: RwLock<Broker>,
@@ -45,6 +47,19 @@ pub struct Cloud {
 impl Default for Cloud {
     fn default() -> Self {
         Cloud::new()
+    }
+}
+
+impl From<DirStore> for Cloud {
+    /// A cloud on a directory store already opened (and perhaps verified).
+    fn from(store: DirStore) -> Self {
+        Cloud::with_store(store)
+    }
+}
+
+impl From<MemStore> for Cloud {
+    fn from(store: MemStore) -> Self {
+        Cloud::with_store(store)
     }
 }
 
@@ -74,16 +89,25 @@ impl Cloud {
     }
 
     /// A cloud on `store`.
-    pub fn with_store(store: impl Store + 'static) -> Self {
+    pub(crate) fn with_store(store: impl Store + 'static) -> Self {
         Cloud {
             store: Box::new(store),
+            clock: Box::new(system_clock),
             ingesting: Mutex::new(()),
             broker: RwLock::new(Broker::default()),
         }
     }
 
+    /// The same cloud, with upload times taken from `clock` (unix seconds) instead of
+    /// the system clock: for tests, and for deployments with a trusted time source.
+    pub fn with_clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
     /// The store under this cloud.
-    pub fn store(&self) -> &dyn Store {
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &dyn Store {
         self.store.as_ref()
     }
 
@@ -93,7 +117,7 @@ impl Cloud {
         let (header, _) = RecordHeader::parse(&sealed)?;
         let key = (header.provider().clone(), header.record_id());
         self.store
-            .put_record(&key.0, key.1, now_unix(), &mut sealed.as_slice())?;
+            .put_record(&key.0, key.1, (self.clock)(), &mut sealed.as_slice())?;
         Ok(key)
     }
 
@@ -109,7 +133,7 @@ impl Cloud {
         let size = self.store.put_record(
             &provider,
             record,
-            now_unix(),
+            (self.clock)(),
             &mut head.as_slice().chain(sealed),
         )?;
         Ok((provider, record, size))
@@ -249,9 +273,20 @@ impl Cloud {
         self.store.merge()
     }
 
-    /// The segments, oldest first.
-    pub fn segments(&self) -> Vec<Arc<dyn SegmentSource>> {
-        self.store.view().segments().to_vec()
+    /// Up to `limit` index labels of the oldest segment, in label order: what the
+    /// cloud's disk holds of the index, for its admin or an auditor to look at.
+    pub fn index_labels(&self, limit: usize) -> Result<Vec<[u8; 16]>> {
+        match self.store.view().segments().first() {
+            Some(segment) => Ok(segment
+                .load()?
+                .table()
+                .labels()
+                .iter()
+                .take(limit)
+                .copied()
+                .collect()),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The public metadata.
@@ -312,10 +347,10 @@ impl Cloud {
             let fetch = |id: &RecordId| self.store.record(&tokens.provider, *id);
             let fetched: Vec<Result<Option<Vec<u8>>>> =
                 if parallel::worth_splitting(Work::records(selected.len())) {
-                parallel::run(|| selected.par_iter().map(fetch).collect())
-            } else {
-                selected.iter().map(fetch).collect()
-            };
+                    parallel::run(|| selected.par_iter().map(fetch).collect())
+                } else {
+                    selected.iter().map(fetch).collect()
+                };
             let mut records = Vec::new();
             let mut missing = Vec::new();
             for (id, record) in selected.into_iter().zip(fetched) {
@@ -333,4 +368,12 @@ impl Cloud {
         }
         Ok(SearchResponse { providers })
     }
+}
+
+/// The system clock in unix seconds (0 before 1970, which no honest clock reports).
+fn system_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

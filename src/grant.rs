@@ -28,12 +28,12 @@ use pem_rfc7468::LineEnding;
 use zeroize::Zeroizing;
 
 use crate::crypto::eax::{Eax, TAG_LEN};
+use crate::crypto::rng;
 use crate::error::{Error, Result};
 use crate::keys::identity::{
     DecryptionKey, EncryptionKey, Fingerprint, Identity, PublicIdentity, VerifyingKey,
 };
 use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey};
-use crate::crypto::rng;
 use crate::wire::{Reader, put_preamble};
 
 /// Magic bytes of an access request.
@@ -237,14 +237,6 @@ fn dearmor(label: &'static str, text: &str) -> Result<Vec<u8>> {
         });
     }
     Ok(bytes)
-}
-
-/// Current time in unix seconds.
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------

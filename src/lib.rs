@@ -81,6 +81,14 @@ pub use record::stream::{IncrementalOpener, Opener, Sealer};
 pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
 pub use store::{DirStore, MemStore, RecordInfo};
 
+/// Internals the fuzz targets (`fuzz/`) drive directly. Not part of the API: only
+/// built with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::store::SegmentFile;
+}
+
 /// Compiles and runs the README's code blocks as doctests, so they cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

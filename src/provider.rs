@@ -19,12 +19,10 @@
 use crate::error::{Error, Result};
 use crate::grant::{GrantedKey, Scope};
 use crate::index::build::{self, normalize_all};
-use crate::index::{IndexBatch, Op};
-use crate::keys::{
-    MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey,
-};
 use crate::index::manifest::Manifest;
 use crate::index::queue::Queue;
+use crate::index::{IndexBatch, Op};
+use crate::keys::{MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey};
 use crate::record::seal::seal;
 use crate::record::stream::Sealer;
 use crate::wire::{Reader, put_preamble};

@@ -11,18 +11,18 @@ use std::collections::{BTreeMap, HashMap};
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
-use crate::parallel::{self, Work};
 use crate::crypto::ggm;
+use crate::error::{Error, Result};
 use crate::grant::{Grant, GrantedKey, OpenedGrant, PendingRequest};
-use crate::keys::identity::{Identity, VerifyingKey};
-use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey};
 use crate::index::keyword;
 use crate::index::manifest::Manifest;
 use crate::index::query::{
     Combine, MAX_KEYWORDS, MAX_PROVIDERS, ProviderTokens, Query, SearchResponse, TokenNode,
     check_epoch_order, evaluate,
 };
+use crate::keys::identity::{Identity, VerifyingKey};
+use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey};
+use crate::parallel::{self, Work};
 use crate::record::seal::{RecordHeader, open};
 
 /// A query together with what only the requester knows about it.
@@ -310,9 +310,9 @@ impl Requester {
             let opened: Vec<Result<OpenedRecord>> =
                 if parallel::worth_splitting(Work::records(answer.records.len())) {
                     parallel::run(|| answer.records.par_iter().map(open_one).collect())
-            } else {
-                answer.records.iter().map(open_one).collect()
-            };
+                } else {
+                    answer.records.iter().map(open_one).collect()
+                };
             let records = opened.into_iter().collect::<Result<Vec<_>>>()?;
             providers.push(ProviderResults {
                 provider: answer.provider.clone(),

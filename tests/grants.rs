@@ -6,7 +6,6 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::data_file;
-use medvault::grant::now_unix;
 use medvault::{
     AccessRequest, Cloud, Combine, DecryptionKey, EncryptionKey, Error, Grant, Identity,
     KeyMismatch, MasterKey, PatientId, Provider, ProviderId, RecordId, RequestStatus, Requester,
@@ -820,4 +819,12 @@ fn hostile_encrypted_key_parameters_are_refused() {
         DecryptionKey::from_pkcs8_encrypted_pem(&many_rounds, b"pw"),
         Err(Error::Malformed { .. })
     ));
+}
+
+/// The system clock in unix seconds.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
 }

@@ -4,11 +4,11 @@
 
 use std::process::Command;
 
-use medvault::identity::{DecryptionKey, EncryptionKey};
 use medvault::lab::{
     LabCipher, PbeKey, cbc_decrypt, cbc_encrypt_blocks, hybrid_decrypt, hybrid_encrypt,
     pbe_decrypt, pbe_encrypt, rsa_block_len, rsa_decrypt_chunked, rsa_encrypt_chunked,
 };
+use medvault::{DecryptionKey, EncryptionKey};
 use medvault::{Error, MasterKey, PatientId, ProviderId, RecordId};
 
 fn h(s: &str) -> Vec<u8> {

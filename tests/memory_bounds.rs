@@ -6,9 +6,7 @@ use std::io::Read;
 
 use medvault::{
     IndexBatch, Manifest, MasterKey, PatientId, ProviderId, Query, RecordId, SearchResponse,
-    Segment,
 };
-use sha2::{Digest, Sha256};
 
 mod common;
 
@@ -61,14 +59,6 @@ fn huge_declared_lengths_are_refused_without_allocating_them() {
     batch.extend_from_slice(&u32::MAX.to_be_bytes());
     batch.extend_from_slice(&[0; 20]);
     cases.push(("index batch", batch, |b| IndexBatch::from_bytes(b).is_err()));
-
-    // A segment claiming 2^64 − 1 entries, with a correct checksum.
-    let mut segment = b"MVSG\x01\x01".to_vec();
-    segment.extend_from_slice(&u64::MAX.to_be_bytes());
-    segment.extend_from_slice(&[0; 20]);
-    let sum = Sha256::digest(&segment);
-    segment.extend_from_slice(&sum);
-    cases.push(("segment", segment, |b| Segment::from_bytes(b).is_err()));
 
     // A manifest claiming 4 billion providers, and one claiming 4 billion epochs.
     let mut manifest = b"MVMF\x01\x01".to_vec();

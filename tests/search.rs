@@ -5,7 +5,6 @@
 mod common;
 
 use common::corpus::{ABSENT, Corpus, Rng, check_query, patient_id, vocabulary};
-use medvault::index::Segment;
 use medvault::{
     Cloud, Combine, Error, IndexBatch, IndexOptions, Manifest, MasterKey, PatientId, Provider,
     ProviderId, ProviderState, Query, Requester, SearchResponse,
@@ -19,7 +18,7 @@ fn encrypted_search_equals_a_plaintext_index_before_and_after_merging() {
     // 3 providers × 30 epochs × ≥ 225 pairs ≥ 20,000 record-keyword pairs, 50 patients.
     let corpus = Corpus::build(&cloud, 7, PROVIDERS, 50, 30, 225);
     assert!(corpus.pairs >= 20_000, "{} pairs", corpus.pairs);
-    assert_eq!(cloud.segments().len(), 90);
+    assert_eq!(cloud.manifest().segments.len(), 90);
     let requester = corpus.requester_with_all_keys();
     let mut keywords: Vec<&str> = vocabulary();
     keywords.extend(ABSENT);
@@ -28,7 +27,7 @@ fn encrypted_search_equals_a_plaintext_index_before_and_after_merging() {
         let mut rng = Rng::new(99);
         if merged {
             cloud.merge().unwrap();
-            assert_eq!(cloud.segments().len(), 1);
+            assert_eq!(cloud.manifest().segments.len(), 1);
         }
         let (mut single, mut and, mut or) = (0, 0, 0);
         for patient in 0..corpus.patients {
@@ -251,9 +250,10 @@ fn the_cloud_sees_no_keyword_patient_id_or_plaintext() {
     seen.push(cloud.manifest().to_bytes());
     seen.extend(
         cloud
-            .segments()
+            .index_labels(usize::MAX)
+            .unwrap()
             .iter()
-            .map(|s| s.load().unwrap().to_bytes()),
+            .map(|l| l.to_vec()),
     );
     for info in cloud.records() {
         seen.push(cloud.record(&info.provider, info.record).unwrap().unwrap());
@@ -351,7 +351,7 @@ fn ingest_rejects_bad_batches_and_leaves_state_unchanged() {
         Err(Error::LabelCollision)
     ));
     assert_eq!(cloud.manifest(), before);
-    assert_eq!(cloud.segments().len(), 1);
+    assert_eq!(cloud.manifest().segments.len(), 1);
     // Generations never go back.
     cloud.ingest(b1).unwrap();
     let mut regressed = b2.to_bytes();
@@ -371,7 +371,9 @@ fn ingest_rejects_bad_batches_and_leaves_state_unchanged() {
 }
 
 #[test]
-fn a_label_collision_during_merge_is_reported_not_overwritten() {
+fn a_repeated_label_is_refused_at_ingest_not_overwritten() {
+    // (Merging segments that share a label is the unit test
+    // `merge_is_sorted_and_reports_collisions`.)
     let mut lab = Provider::new(
         ProviderId::new("lab").unwrap(),
         MasterKey::from_bytes([6; 32]),
@@ -384,23 +386,14 @@ fn a_label_collision_during_merge_is_reported_not_overwritten() {
     )
     .unwrap();
     let batch = lab.finish().unwrap();
-    let a = Segment::new(batch.table().clone());
-    // A second segment whose only entry carries a's first label with another value.
+    // A second batch whose only entry carries a's first label with another value.
     let mut forged = batch.to_bytes();
     let header = 6 + 1 + 3 + 4 + 4;
     forged[header..header + 4].copy_from_slice(&1u32.to_be_bytes());
     forged.truncate(header + 4 + 84);
     forged[header + 4 + 16] ^= 0xff;
-    let b = Segment::new(IndexBatch::from_bytes(&forged).unwrap().table().clone());
-    assert!(matches!(
-        Segment::merge(&[&a, &b]),
-        Err(Error::LabelCollision)
-    ));
-    assert!(matches!(
-        Segment::merge(&[&b, &a]),
-        Err(Error::LabelCollision)
-    ));
-    // And the cloud refuses it at ingest, before it could reach a merge.
+    IndexBatch::from_bytes(&forged).unwrap();
+    // The cloud refuses it at ingest, before it could reach a merge.
     let cloud = Cloud::new();
     cloud.ingest(batch).unwrap();
     let mut as_epoch_1 = forged.clone();
@@ -610,11 +603,6 @@ fn parsers_reject_garbage_truncation_and_unknown_versions() {
         ("batch", lab.finish().unwrap().to_bytes(), |b| {
             IndexBatch::from_bytes(b).is_ok()
         }),
-        (
-            "segment",
-            cloud.segments()[0].load().unwrap().to_bytes(),
-            |b| Segment::from_bytes(b).is_ok(),
-        ),
         ("manifest", cloud.manifest().to_bytes(), |b| {
             Manifest::from_bytes(b).is_ok()
         }),

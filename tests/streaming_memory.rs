@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
-use medvault::seal::{CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE};
+use medvault::{CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE};
 use medvault::{MasterKey, Opener, PatientId, ProviderId, RecordId, Sealer};
 
 mod common;

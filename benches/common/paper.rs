@@ -5,8 +5,8 @@
 
 use std::sync::OnceLock;
 
-use medvault::identity::{DecryptionKey, EncryptionKey};
 use medvault::lab::{self, LabCipher, PbeKey};
+use medvault::{DecryptionKey, EncryptionKey};
 use medvault::{ProviderId, RecordId, RecordKey};
 use openssl::encrypt::{Decrypter, Encrypter};
 use openssl::hash::MessageDigest;

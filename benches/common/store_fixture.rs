@@ -10,11 +10,13 @@
 
 use std::path::Path;
 
-use medvault::index::{LABEL_LEN, PAIR_LEN, VALUE_LEN};
 use medvault::{
     Cloud, Combine, IndexBatch, MasterKey, PatientId, PreparedQuery, Provider, ProviderId,
     Requester,
 };
+
+const PAIR_LEN: usize = IndexBatch::PAIR_LEN;
+const LABEL_LEN: usize = IndexBatch::LABEL_LEN;
 
 pub const NEEDLE: &str = "needle";
 
@@ -75,7 +77,6 @@ pub fn padded_batch(batch: &IndexBatch, extra: usize, state: &mut u64) -> Vec<u8
     for pair in &pairs {
         out.extend_from_slice(pair);
     }
-    debug_assert_eq!(PAIR_LEN, LABEL_LEN + VALUE_LEN);
     out
 }
 

@@ -4,7 +4,8 @@
 //! never a panic; whatever opens also verifies or fails with a typed error.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use medvault::store::{DirStore, SegmentFile, Store};
+use medvault::fuzzing::SegmentFile;
+use medvault::{Cloud, DirStore};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, body)) = data.split_first() else {
@@ -42,8 +43,9 @@ fuzz_target!(|data: &[u8]| {
             std::fs::write(records.join(format!("{}.mvrf", "ab".repeat(16))), body).unwrap();
             if let Ok(store) = DirStore::open(&dir) {
                 let _ = store.verify();
-                for info in store.records() {
-                    let _ = store.record(&info.provider, info.record);
+                let cloud = Cloud::from(store);
+                for info in cloud.records() {
+                    let _ = cloud.record(&info.provider, info.record);
                 }
             }
         }

@@ -18,8 +18,10 @@
 // The C names (`medvault_cloud`, `medvault_status`) are the API.
 #![allow(non_camel_case_types)]
 
+pub mod broker;
 pub mod bytes;
 pub mod cloud;
+pub mod config;
 pub mod grant;
 pub mod identity;
 pub mod keys;

@@ -21,6 +21,11 @@ pub struct IndexBatch {
 }
 
 impl IndexBatch {
+    /// Bytes of one label on the wire.
+    pub const LABEL_LEN: usize = super::entry::LABEL_LEN;
+    /// Bytes of one label-value entry on the wire (`FORMAT.md`, "Index batch").
+    pub const PAIR_LEN: usize = PAIR_LEN;
+
     /// The provider that built the batch.
     pub fn provider(&self) -> &ProviderId {
         &self.provider

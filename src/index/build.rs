@@ -85,14 +85,26 @@ pub(crate) fn entries(
             let roots: Vec<KeywordRoots> = queue.patients().par_iter().map(roots_of).collect();
             slots.par_iter_mut().enumerate().for_each(|(i, slot)| {
                 let list = queue.list(&grouped, i);
-                fill_list(&roots[list.patient], list.keyword, list.postings, epoch, slot);
+                fill_list(
+                    &roots[list.patient],
+                    list.keyword,
+                    list.postings,
+                    epoch,
+                    slot,
+                );
             });
         });
     } else {
         let roots: Vec<KeywordRoots> = queue.patients().iter().map(roots_of).collect();
         for (i, slot) in slots.iter_mut().enumerate() {
             let list = queue.list(&grouped, i);
-            fill_list(&roots[list.patient], list.keyword, list.postings, epoch, slot);
+            fill_list(
+                &roots[list.patient],
+                list.keyword,
+                list.postings,
+                epoch,
+                slot,
+            );
         }
     }
     drop(slots);

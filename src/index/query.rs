@@ -13,8 +13,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::error::{Error, Result};
 use crate::crypto::ggm::{DEPTH, NodeKey};
+use crate::error::{Error, Result};
 use crate::index::Op;
 use crate::keys::{ProviderId, RecordId};
 use crate::wire::{CountWidth, Reader, put_preamble};

@@ -87,19 +87,19 @@ fn try_expand<T: Send, E: Send>(
     let (left, right) = key.children();
     let (left, right) = parallel::run(|| {
         rayon::join(
-        || try_expand(&left, depth + 1, index << 1, limit, out, visit),
-        || {
-            let mut right_out = Vec::new();
-            try_expand(
-                &right,
-                depth + 1,
-                (index << 1) | 1,
-                limit,
-                &mut right_out,
-                visit,
-            )
-            .map(|()| right_out)
-        },
+            || try_expand(&left, depth + 1, index << 1, limit, out, visit),
+            || {
+                let mut right_out = Vec::new();
+                try_expand(
+                    &right,
+                    depth + 1,
+                    (index << 1) | 1,
+                    limit,
+                    &mut right_out,
+                    visit,
+                )
+                .map(|()| right_out)
+            },
         )
     });
     left?;
@@ -171,18 +171,18 @@ fn probe(
         // then taken in order, so the first undecodable block is the one reported.
         let runs: Vec<Result<Vec<Posting>>> = parallel::run(|| {
             found
-            .par_chunks(DECRYPT_RUN)
-            .enumerate()
-            .map(|(run, values)| {
-                let mut postings = Vec::with_capacity(values.len() * ENTRIES_PER_BLOCK);
-                for (k, value) in values.iter().enumerate() {
-                    // `at + run·DECRYPT_RUN + k < end ≤ entries`: a u32.
-                    let i = at + (run * DECRYPT_RUN + k) as u32;
-                    key.open_block(i, value, &mut postings)?;
-                }
-                Ok(postings)
-            })
-            .collect()
+                .par_chunks(DECRYPT_RUN)
+                .enumerate()
+                .map(|(run, values)| {
+                    let mut postings = Vec::with_capacity(values.len() * ENTRIES_PER_BLOCK);
+                    for (k, value) in values.iter().enumerate() {
+                        // `at + run·DECRYPT_RUN + k < end ≤ entries`: a u32.
+                        let i = at + (run * DECRYPT_RUN + k) as u32;
+                        key.open_block(i, value, &mut postings)?;
+                    }
+                    Ok(postings)
+                })
+                .collect()
         });
         for run in runs {
             postings.extend(run?);

@@ -29,7 +29,6 @@ impl std::fmt::Debug for Table {
     }
 }
 
-
 impl Table {
     /// Sorts `pairs` by label; a repeated label is a collision.
     pub(crate) fn from_unsorted(pairs: Vec<(Label, Value)>) -> Result<Self> {
@@ -156,11 +155,6 @@ impl Segment {
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.table.len()
-    }
-
-    /// True for an empty segment.
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
     }
 
     /// The value stored under `label`.

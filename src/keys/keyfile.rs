@@ -33,9 +33,9 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::crypto::eax::{Eax, TAG_LEN};
+use crate::crypto::rng;
 use crate::error::{Error, Result};
 use crate::keys::{MasterKey, ProviderId};
-use crate::crypto::rng;
 use crate::wire::{Reader, put_preamble};
 
 /// Magic bytes of a key file.

@@ -19,9 +19,9 @@ use std::str::FromStr;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::error::{Error, KeyMismatch, Result};
 use crate::crypto::kdf::{Kdf, derive_key, label};
 use crate::crypto::rng;
+use crate::error::{Error, KeyMismatch, Result};
 
 /// Longest provider id, in bytes.
 pub const MAX_PROVIDER_ID_LEN: usize = 64;

@@ -23,10 +23,10 @@ use zeroize::{Zeroize, Zeroizing};
 use rayon::prelude::*;
 
 use crate::crypto::eax::{Block, Eax, LANES, TAG_LEN, combine, tags_equal};
-use crate::error::{Error, Result};
-use crate::parallel::{self, Work};
-use crate::keys::{ProviderId, RecordId, RecordKey, RecordKeySource};
 use crate::crypto::rng;
+use crate::error::{Error, Result};
+use crate::keys::{ProviderId, RecordId, RecordKey, RecordKeySource};
+use crate::parallel::{self, Work};
 use crate::wire::{Reader, put_preamble};
 
 /// Magic bytes of a sealed record.
@@ -703,6 +703,45 @@ fn split_by_bodies<'a>(regions: &[&[u8]], outputs: &'a mut [u8]) -> Vec<&'a mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_one_shot_chunk_size_follows_the_length() {
+        let smallest = SMALLEST_SPLIT_CHUNK_SIZE as usize;
+        let default = DEFAULT_CHUNK_SIZE as usize;
+        // One chunk up to the smallest split, then at most eight chunks of a power of two
+        // up to eight default chunks, then the default.
+        assert_eq!(chunk_size_for(0), DEFAULT_CHUNK_SIZE);
+        assert_eq!(chunk_size_for(smallest), DEFAULT_CHUNK_SIZE);
+        assert_eq!(chunk_size_for(smallest + 1), SMALLEST_SPLIT_CHUNK_SIZE);
+        assert_eq!(chunk_size_for(8 * smallest), SMALLEST_SPLIT_CHUNK_SIZE);
+        assert_eq!(
+            chunk_size_for(8 * smallest + 1),
+            2 * SMALLEST_SPLIT_CHUNK_SIZE
+        );
+        assert_eq!(chunk_size_for(64 << 10), 8 << 10);
+        assert_eq!(chunk_size_for(8 * default), DEFAULT_CHUNK_SIZE);
+        assert_eq!(chunk_size_for(8 * default + 1), DEFAULT_CHUNK_SIZE);
+        assert_eq!(chunk_size_for(usize::MAX), DEFAULT_CHUNK_SIZE);
+        let mut previous = 0;
+        for len in (0..=9 * default).step_by(997) {
+            let chunk = chunk_size_for(len) as usize;
+            assert!(chunk.is_power_of_two() && (smallest..=default).contains(&chunk));
+            let chunks = len.div_ceil(chunk).max(1);
+            if len > smallest && len <= 8 * default {
+                assert!(chunks <= 8, "{len} bytes in {chunks} chunks of {chunk}");
+                assert!(chunk >= previous, "chunk sizes grow with the length");
+                previous = chunk;
+            }
+            if chunk > smallest && len > smallest && len <= 8 * default {
+                // Never needlessly small: half the size would take more than eight.
+                assert!(
+                    len > 4 * chunk,
+                    "{len} bytes could use chunks of {}",
+                    chunk / 2
+                );
+            }
+        }
+    }
 
     fn chunks_for(len: usize, chunk: usize) -> usize {
         len.div_ceil(chunk).max(1)

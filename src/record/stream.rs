@@ -13,9 +13,9 @@ use std::io::{self, Read, Write};
 
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::crypto::rng;
 use crate::error::{Error, Result};
 use crate::keys::{RecordKey, RecordKeySource};
-use crate::crypto::rng;
 use crate::record::seal::{
     CHUNK_OVERHEAD, ChunkCipher, DEFAULT_CHUNK_SIZE, HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX,
     NONCE_PREFIX_LEN, RecordHeader, check_chunk_size,
@@ -770,7 +770,8 @@ mod tests {
             ];
             for len in lengths {
                 let data: Vec<u8> = (0..len).map(|i| (i * 5 + len) as u8).collect();
-                let sealed = crate::record::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
+                let sealed =
+                    crate::record::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
                 for split in [1, 5, chunk, chunk + 3, sealed.len()] {
                     let (pulled, pushed) = both_openers(&key, &sealed, split, split);
                     let what = format!("chunk {chunk}, {len} bytes, pieces of {split}");

@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
-use crate::keys::ProviderId;
 use crate::index::manifest::EpochInfo;
+use crate::keys::ProviderId;
 use crate::store::Coverage;
 use crate::wire::{CountWidth, Reader, put_preamble};
 

@@ -45,8 +45,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::index::Table;
-use crate::keys::{ProviderId, RecordId};
 use crate::index::manifest::EpochInfo;
+use crate::keys::{ProviderId, RecordId};
 use crate::store::catalog::{Catalog, SegmentEntry};
 use crate::store::disk::Disk;
 use crate::store::record_file::{self, RecordFileReader};

@@ -5,9 +5,9 @@ use std::io::Read;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{Error, Result};
+use crate::index::manifest::EpochInfo;
 use crate::index::{Segment, Table};
 use crate::keys::{ProviderId, RecordId};
-use crate::index::manifest::EpochInfo;
 use crate::store::{
     Coverage, RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write,
 };

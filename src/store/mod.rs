@@ -21,9 +21,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::index::manifest::EpochInfo;
 use crate::index::{Label, Segment, Table, Value};
 use crate::keys::{ProviderId, RecordId};
-use crate::index::manifest::EpochInfo;
 
 mod catalog;
 mod dir;
@@ -32,11 +32,10 @@ mod memory;
 mod record_file;
 mod segment_file;
 
-
 pub use dir::DirStore;
 pub use memory::MemStore;
 
-pub(crate) use segment_file::SegmentFile;
+pub use segment_file::SegmentFile;
 
 // Every state change in the stores is a single assignment after all checks, so a lock
 // poisoned by a panic elsewhere guards a consistent state and is safe to use.
@@ -74,10 +73,6 @@ pub(crate) fn check_next_epoch(
 pub trait SegmentSource: Send + Sync + std::fmt::Debug {
     /// Number of entries.
     fn len(&self) -> u64;
-    /// True if the segment has no entries.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
     /// The value under `label`, if any. A damaged segment is an error, never a miss.
     fn get(&self, label: &Label) -> Result<Option<Value>>;
     /// The whole segment in memory (for export and tests; large segments are large).
@@ -223,11 +218,6 @@ impl View {
     /// The segments, oldest first.
     pub fn segments(&self) -> &[Arc<dyn SegmentSource>] {
         &self.segments
-    }
-
-    /// What each segment covers, in the order of [`View::segments`].
-    pub fn coverage(&self) -> &[Coverage] {
-        &self.coverage
     }
 
     /// The value under `label` in any segment (labels are unique across segments).
