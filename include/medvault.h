@@ -25,6 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The largest thread count [`medvault_set_threads`] accepts.
+#define MEDVAULT_MAX_THREADS 1024
+
 // Length of a record id in bytes.
 #define MEDVAULT_RECORD_ID_LEN 16
 
@@ -574,7 +577,7 @@ medvault_status medvault_cloud_search(const struct medvault_cloud *cloud,
 // Chooses the threads medvault's parallel work (sealing large records, large searches,
 // index builds, merges) runs on: `0` for the default pool (sized by
 // `RAYON_NUM_THREADS` or the core count), `1` for the calling thread only (no thread is
-// ever started), `n` for a pool of `n` threads of medvault's own. Calls already running
+// ever started), `n` for a pool of `n` threads of medvault's own (at most `MEDVAULT_MAX_THREADS`). Calls already running
 // keep the threads they started on. Small records and small searches never use other
 // threads whatever this says. Thread-safe; `MEDVAULT_STATUS_INVALID_ARGUMENT` if the
 // pool cannot be started.

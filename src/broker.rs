@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::grant::{AccessRequest, Grant, ScopeKind};
+use crate::keys::ProviderId;
 use crate::keys::identity::{Fingerprint, PublicIdentity};
-use crate::keys::{ProviderId, RecordId};
+use crate::store::RecordInfo;
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,26 +54,13 @@ pub struct RequestSummary {
     pub status: RequestStatus,
 }
 
-/// One stored record as the admin sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileDetails {
-    /// The owner.
-    pub provider: ProviderId,
-    /// The record's id.
-    pub record: RecordId,
-    /// Sealed size in bytes.
-    pub size: u64,
-    /// When it was uploaded (unix seconds).
-    pub uploaded_at: u64,
-}
-
 /// Everything the cloud admin sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminView {
     /// All requests, oldest first.
     pub requests: Vec<RequestSummary>,
     /// All stored records.
-    pub files: Vec<FileDetails>,
+    pub files: Vec<RecordInfo>,
 }
 
 #[derive(Default)]

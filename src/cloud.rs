@@ -14,11 +14,11 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
 use rayon::prelude::*;
 
-use crate::broker::{AdminView, Broker, FileDetails};
+use crate::broker::{AdminView, Broker};
 use crate::error::{Error, Result};
 use crate::grant::{AccessRequest, Grant};
 use crate::index::IndexBatch;
@@ -39,8 +39,6 @@ pub struct Cloud {
     store: Box<dyn Store>,
     /// Upload times come from here (unix seconds): the system clock, or a test's.
     clock: Box<dyn Fn() -> u64 + Send + Sync>,
-    /// Ingest checks a batch against the current view, then appends: one at a time.
-    ingesting: Mutex<()>,
     broker: RwLock<Broker>,
 }
 
@@ -93,7 +91,6 @@ impl Cloud {
         Cloud {
             store: Box::new(store),
             clock: Box::new(system_clock),
-            ingesting: Mutex::new(()),
             broker: RwLock::new(Broker::default()),
         }
     }
@@ -186,20 +183,9 @@ impl Cloud {
 
     /// What the cloud admin sees: requests and stored files. No patient id, no key.
     pub fn admin_view(&self) -> AdminView {
-        let files: Vec<FileDetails> = self
-            .store
-            .records()
-            .into_iter()
-            .map(|r| FileDetails {
-                provider: r.provider,
-                record: r.record,
-                size: r.size,
-                uploaded_at: r.uploaded_at,
-            })
-            .collect();
         AdminView {
             requests: self.broker_read().summaries(),
-            files,
+            files: self.store.records(),
         }
     }
 
@@ -235,30 +221,7 @@ impl Cloud {
     /// back, and none of its labels may already exist ([`Error::LabelCollision`]).
     /// On a persistent store the batch is durable when this returns.
     pub fn ingest(&self, batch: IndexBatch) -> Result<()> {
-        let _one_ingest = self.ingesting.lock().unwrap_or_else(|e| e.into_inner());
-        let view = self.store.view();
-        crate::store::check_next_epoch(view.epochs(), &batch.provider, batch.epoch)?;
-        let epochs = view.epochs().get(&batch.provider);
-        if let Some(current) = epochs.and_then(|e| e.last()).map(|e| e.generation)
-            && batch.generation < current
-        {
-            return Err(Error::GenerationRegressed {
-                current,
-                found: batch.generation,
-            });
-        }
-        // Every label against every segment's Bloom filter (and a block read for the
-        // ~1% it does not rule out): large batches use all cores.
-        let fresh = |label: &crate::index::Label| match view.lookup(label)? {
-            Some(_) => Err(Error::LabelCollision),
-            None => Ok(()),
-        };
-        let labels = batch.table.labels();
-        if parallel::worth_splitting(Work::label_checks(labels.len())) {
-            parallel::run(|| labels.par_iter().try_for_each(fresh))?;
-        } else {
-            labels.iter().try_for_each(fresh)?;
-        }
+        // The store checks the batch against its current state under its own lock.
         let info = EpochInfo {
             generation: batch.generation,
             entries: batch.table.len() as u32,

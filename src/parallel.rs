@@ -72,6 +72,9 @@ impl Work {
     }
 }
 
+/// The most threads [`set_threads`] starts: more is a mistake, not a configuration.
+pub(crate) const MAX_THREADS: usize = 1024;
+
 /// The pool the embedding program chose; `None` is rayon's global pool.
 static POOL: RwLock<Option<Choice>> = RwLock::new(None);
 
@@ -85,8 +88,12 @@ enum Choice {
 
 /// Chooses the threads medvault's parallel work runs on: `0` for rayon's global pool
 /// (the default), `1` for the caller's thread only, `n` for a pool of `n` threads of
-/// medvault's own. Work already running keeps the threads it started on.
+/// medvault's own (at most 1,024). Work already running keeps the threads it started
+/// on.
 pub fn set_threads(threads: usize) -> Result<()> {
+    if threads > MAX_THREADS {
+        return Err(Error::InvalidArgument("more than 1,024 threads"));
+    }
     let choice = match threads {
         0 => None,
         1 => Some(Choice::Serial),
@@ -157,6 +164,7 @@ mod tests {
         assert_eq!(threads(), 3);
         let inside = run(rayon::current_num_threads);
         assert_eq!(inside, 3);
+        assert!(set_threads(MAX_THREADS + 1).is_err());
         set_threads(1).unwrap();
         assert_eq!(threads(), 1);
         assert!(!worth_splitting(Work::records(1_000_000)));

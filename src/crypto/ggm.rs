@@ -23,6 +23,14 @@ pub(crate) const DEPTH: u8 = 32;
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct NodeKey(pub(crate) [u8; 32]);
 
+/// Node keys compare in constant time: a query's tokens are compared as keys.
+impl PartialEq for NodeKey {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]))
+    }
+}
+impl Eq for NodeKey {}
+
 /// `AES_k(first) ‖ AES_k(first + 1)` into `out`: one key schedule, two blocks,
 /// encrypted in place in `out` (no copy of the child leaves a stack slot to wipe).
 fn expand_pair(key: &[u8; 32], first: u8, out: &mut [u8; 32]) {

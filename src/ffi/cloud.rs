@@ -7,8 +7,8 @@ use super::bytes::{empty_output, medvault_bytes, put};
 use super::keys::parse_provider;
 use super::status::medvault_status;
 use super::{
-    array, ffi_status, ffi_value, free_handle, handle, input, into_handle, output,
-    text, write_array,
+    array, ffi_status, ffi_value, free_handle, handle, input, into_handle, output, text,
+    write_array,
 };
 use crate::cloud::Cloud;
 use crate::keys::RecordId;

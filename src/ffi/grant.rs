@@ -4,8 +4,8 @@
 
 use std::ffi::{CString, c_char};
 
-use super::bytes::{empty_output, medvault_bytes, put};
 use super::broker::{medvault_scope_kind, scope_kind_code};
+use super::bytes::{empty_output, medvault_bytes, put};
 use super::identity::{medvault_identity, medvault_public_identity};
 use super::keys::MEDVAULT_RECORD_ID_LEN;
 use super::keys::{parse_patient, parse_provider};

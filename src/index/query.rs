@@ -68,13 +68,6 @@ impl std::fmt::Debug for TokenNode {
     }
 }
 
-impl PartialEq for NodeKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-impl Eq for NodeKey {}
-
 /// The tokens for one provider: one per keyword, in the query's keyword order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderTokens {

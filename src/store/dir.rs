@@ -52,7 +52,7 @@ use crate::store::disk::Disk;
 use crate::store::record_file::{self, RecordFileReader};
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
 use crate::store::{
-    Coverage, RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write,
+    Coverage, RecordInfo, SegmentSource, Store, View, check_ingest, lock, read, write,
 };
 
 const CATALOG: &str = "CATALOG";
@@ -426,11 +426,11 @@ impl Store for DirStore {
     ) -> Result<()> {
         let _commit = lock(&self.commit);
         self.check_writable()?;
+        check_ingest(&self.view(), provider, epoch, info, table)?;
         let (mut next, mut files) = {
             let index = read(&self.index);
             (index.catalog.clone(), index.files.clone())
         };
-        check_next_epoch(&next.epochs, provider, epoch)?;
         let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
         let file = self.write_segment(id, table.len() as u64, |writer| {
             for (i, label) in table.labels().iter().enumerate() {

@@ -9,7 +9,7 @@ use crate::index::manifest::EpochInfo;
 use crate::index::{Segment, Table};
 use crate::keys::{ProviderId, RecordId};
 use crate::store::{
-    Coverage, RecordInfo, SegmentSource, Store, View, check_next_epoch, lock, read, write,
+    Coverage, RecordInfo, SegmentSource, Store, View, check_ingest, lock, read, write,
 };
 
 /// Everything in memory; gone when dropped. `Send + Sync`.
@@ -17,6 +17,8 @@ use crate::store::{
 pub struct MemStore {
     index: RwLock<MemIndex>,
     merging: Mutex<()>,
+    /// Appends are checked and committed one at a time.
+    appending: Mutex<()>,
     records: RwLock<HashMap<(ProviderId, RecordId), StoredRecord>>,
 }
 
@@ -74,8 +76,9 @@ impl Store for MemStore {
         info: EpochInfo,
         table: &Table,
     ) -> Result<()> {
+        let _one_append = lock(&self.appending);
+        check_ingest(&self.view(), provider, epoch, info, table)?;
         let mut index = write(&self.index);
-        check_next_epoch(&index.epochs, provider, epoch)?;
         index.epochs.entry(provider.clone()).or_default().push(info);
         index.segments.push((
             Arc::new(Segment::new(table.clone())),

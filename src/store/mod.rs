@@ -20,10 +20,13 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use crate::error::Result;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
 use crate::index::manifest::EpochInfo;
 use crate::index::{Label, Segment, Table, Value};
 use crate::keys::{ProviderId, RecordId};
+use crate::parallel::{self, Work};
 
 mod catalog;
 mod dir;
@@ -51,21 +54,45 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// [`Error::EpochOutOfOrder`](crate::Error::EpochOutOfOrder) unless `epoch` is the next
-/// epoch of `provider` in `epochs`.
-pub(crate) fn check_next_epoch(
-    epochs: &BTreeMap<ProviderId, Vec<EpochInfo>>,
+/// Every check an ingest passes, against the store's current `view`, made by each
+/// store's `append` under its own writer lock (so no caller can skip or race it): the
+/// batch is the provider's next epoch ([`Error::EpochOutOfOrder`]), its generation does
+/// not go back ([`Error::GenerationRegressed`]), and none of its labels exists yet
+/// ([`Error::LabelCollision`]).
+pub(crate) fn check_ingest(
+    view: &View,
     provider: &ProviderId,
     epoch: u32,
+    info: EpochInfo,
+    table: &Table,
 ) -> Result<()> {
-    let expected = epochs.get(provider).map_or(0, |e| e.len() as u32);
-    if epoch == expected {
-        Ok(())
-    } else {
-        Err(crate::Error::EpochOutOfOrder {
+    let epochs = view.epochs().get(provider);
+    let expected = epochs.map_or(0, |e| e.len() as u32);
+    if epoch != expected {
+        return Err(Error::EpochOutOfOrder {
             expected,
             found: epoch,
-        })
+        });
+    }
+    if let Some(current) = epochs.and_then(|e| e.last()).map(|e| e.generation)
+        && info.generation < current
+    {
+        return Err(Error::GenerationRegressed {
+            current,
+            found: info.generation,
+        });
+    }
+    // Every label against every segment's Bloom filter (and a block read for the ~1 %
+    // it does not rule out).
+    let fresh = |label: &Label| match view.lookup(label)? {
+        Some(_) => Err(Error::LabelCollision),
+        None => Ok(()),
+    };
+    let labels = table.labels();
+    if parallel::worth_splitting(Work::label_checks(labels.len())) {
+        parallel::run(|| labels.par_iter().try_for_each(fresh))
+    } else {
+        labels.iter().try_for_each(fresh)
     }
 }
 
@@ -280,9 +307,9 @@ pub trait Store: Send + Sync {
     /// The current snapshot.
     fn view(&self) -> Arc<View>;
 
-    /// Commits `table` as a new segment holding epoch `epoch` (which must be the
-    /// provider's next) of `provider`. The caller has checked the batch (generation,
-    /// label collisions) against [`Store::view`] while holding its writer lock.
+    /// Commits `table` as a new segment holding epoch `epoch` of `provider`, after
+    /// [`check_ingest`] against the current view under the store's own writer lock:
+    /// the store, not its caller, owns the ingest invariants.
     fn append(
         &self,
         provider: &ProviderId,

@@ -66,6 +66,11 @@ static void statuses_and_messages(void) {
   TRUE(medvault_version() != NULL && strlen(medvault_version()) > 0);
   for (uint32_t s = 0; s < 40; s++) TRUE(medvault_status_message(s) != NULL);
   TRUE(strcmp(medvault_status_message(9999), "unknown status") == 0);
+  /* Thread counts: absurd ones refused, serial and the default pool accepted. */
+  INVALID(medvault_set_threads((size_t)-1));
+  INVALID(medvault_set_threads(MEDVAULT_MAX_THREADS + 1));
+  OK(medvault_set_threads(1));
+  OK(medvault_set_threads(0));
   /* Produce an error, then read it with too small, NULL and right-sized buffers. */
   NUL(medvault_master_key_generate(NULL));
   EXPECT(MEDVAULT_STATUS_BUFFER_TOO_SMALL, medvault_last_error(NULL, 0, &needed));
