@@ -11,15 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::crypto::ggm;
 use crate::error::{Error, Result};
 use crate::grant::{Grant, GrantedKey, OpenedGrant, PendingRequest};
 use crate::index::keyword;
 use crate::index::manifest::Manifest;
 use crate::index::query::{
-    Combine, MAX_KEYWORDS, MAX_PROVIDERS, ProviderTokens, Query, SearchResponse, TokenNode,
-    check_epoch_order, evaluate,
+    Combine, MAX_KEYWORDS, MAX_PROVIDERS, ProviderTokens, Query, SearchResponse,
 };
+use crate::index::token;
 use crate::keys::identity::{Identity, VerifyingKey};
 use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey};
 use crate::parallel::{self, Work};
@@ -206,31 +205,10 @@ impl Requester {
                 continue;
             };
             let generations = &self.keys[&(provider.clone(), patient.clone())];
-            let mut tokens = Vec::with_capacity(keywords.len());
-            for keyword in &keywords {
-                let mut nodes = Vec::new();
-                // Generations occupy ascending, disjoint epoch ranges, so nodes come out
-                // in epoch order.
-                for (&generation, key) in generations {
-                    let Some((first, end)) = info.generation_epochs(generation) else {
-                        continue;
-                    };
-                    let root = key.search_key().keyword_root(keyword);
-                    for (depth, index) in ggm::cover(u64::from(first), u64::from(end)) {
-                        nodes.push(TokenNode {
-                            depth,
-                            index,
-                            key: ggm::node(&root, depth, index),
-                        });
-                    }
-                }
-                if nodes.len() > 255 {
-                    return Err(Error::InvalidArgument(
-                        "too many key generations for one token",
-                    ));
-                }
-                tokens.push(nodes);
-            }
+            let tokens = keywords
+                .iter()
+                .map(|keyword| token::build(generations, info, keyword))
+                .collect::<Result<Vec<_>>>()?;
             providers.push(ProviderTokens { provider, tokens });
         }
         if providers.is_empty() {
@@ -268,23 +246,12 @@ impl Requester {
         }
         let mut providers = Vec::with_capacity(asked.len());
         for (tokens, answer) in asked.iter().zip(&response.providers) {
-            if answer.provider != tokens.provider || answer.hits.len() != prepared.keywords.len() {
-                return Err(Error::InconsistentResponse(
-                    "providers or keywords differ from the query",
-                ));
-            }
-            for list in &answer.hits {
-                check_epoch_order(list)?;
-            }
-            let expected = evaluate(&answer.hits, prepared.query.combine);
-            let mut returned: Vec<RecordId> = answer.records.iter().map(|(id, _)| *id).collect();
-            returned.extend(&answer.missing);
-            returned.sort();
-            if !returned.iter().eq(expected.iter()) {
-                return Err(Error::InconsistentResponse(
-                    "records differ from what the postings select",
-                ));
-            }
+            token::check_answer(
+                tokens,
+                prepared.keywords.len(),
+                prepared.query.combine,
+                answer,
+            )?;
             let keys = self
                 .keys
                 .get(&(answer.provider.clone(), prepared.patient.clone()))

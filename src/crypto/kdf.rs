@@ -11,9 +11,9 @@
 
 use aes::Aes256Enc;
 use cipher::{Array, BlockCipherEncrypt, KeyInit, consts::U16};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, Zeroizing};
 
-use crate::crypto::eax::{dbl, xor_into};
+use crate::crypto::cmac::{Subkeys, xor_into};
 
 /// Derivation labels. Each is used for exactly one kind of key; changing one changes
 /// every key derived under it, so they are versioned with the format.
@@ -58,13 +58,6 @@ pub(crate) struct Kdf {
     subkeys: Subkeys,
 }
 
-/// CMAC's subkeys `K1 = dbl(E(0))` and `K2 = dbl(K1)`.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-struct Subkeys {
-    k1: [u8; 16],
-    k2: [u8; 16],
-}
-
 /// Output blocks computed together: every caller asks for 32 or 64 bytes (2 or 4).
 const LANES: usize = 4;
 
@@ -73,10 +66,8 @@ impl Kdf {
         let cipher = Aes256Enc::new(key.into());
         let mut zero = Array::from([0u8; 16]);
         cipher.encrypt_block(&mut zero);
-        let mut k1 = dbl(zero.into());
+        let subkeys = Subkeys::from_zero_block(&zero.into());
         zero.zeroize();
-        let subkeys = Subkeys { k1, k2: dbl(k1) };
-        k1.zeroize();
         Kdf { cipher, subkeys }
     }
 
@@ -101,12 +92,7 @@ impl Kdf {
                     xor_into(state, &counter[..block.len().min(4)]);
                 }
                 if j == before_last {
-                    if block.len() == 16 {
-                        xor_into(state, &self.subkeys.k1);
-                    } else {
-                        state[block.len()] ^= 0x80;
-                        xor_into(state, &self.subkeys.k2);
-                    }
+                    self.subkeys.mask_last(state, block.len());
                 }
             }
             self.cipher.encrypt_blocks(states);

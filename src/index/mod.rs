@@ -26,6 +26,7 @@ pub(crate) mod query;
 pub(crate) mod queue;
 pub(crate) mod search;
 mod table;
+pub(crate) mod token;
 
 pub use batch::IndexBatch;
 pub use entry::Op;

@@ -1,0 +1,81 @@
+//! The requester's side of a search: the token for one keyword at one provider, and
+//! the check of what the cloud answered with it.
+//!
+//! A token is, for each key generation the requester holds, the minimal GGM cover of
+//! that generation's epochs as the manifest lists them, in epoch order (generations
+//! occupy ascending, disjoint epoch ranges). Nothing in it covers an epoch that did not
+//! exist when it was built (forward privacy), nor a generation the requester holds no
+//! key for (revocation).
+
+use std::collections::BTreeMap;
+
+use super::keyword::MAX_KEYWORD_LEN;
+use super::manifest::ProviderManifest;
+use super::query::{
+    Combine, ProviderResponse, ProviderTokens, TokenNode, check_epoch_order, evaluate,
+};
+use crate::crypto::ggm;
+use crate::error::{Error, Result};
+use crate::keys::{PatientKey, RecordId};
+
+/// Most nodes in one token (the count is one byte on the wire).
+const MAX_TOKEN_NODES: usize = 255;
+
+/// The token of normalized `keyword` over every epoch of `provider` made under a
+/// generation in `generations`.
+pub(crate) fn build(
+    generations: &BTreeMap<u32, PatientKey>,
+    provider: &ProviderManifest,
+    keyword: &str,
+) -> Result<Vec<TokenNode>> {
+    debug_assert!(keyword.len() <= MAX_KEYWORD_LEN);
+    let mut nodes = Vec::new();
+    for (&generation, key) in generations {
+        let Some((first, end)) = provider.generation_epochs(generation) else {
+            continue;
+        };
+        let root = key.search_key().keyword_root(keyword);
+        for (depth, index) in ggm::cover(u64::from(first), u64::from(end)) {
+            nodes.push(TokenNode {
+                depth,
+                index,
+                key: ggm::node(&root, depth, index),
+            });
+        }
+    }
+    if nodes.len() > MAX_TOKEN_NODES {
+        return Err(Error::InvalidArgument(
+            "too many key generations for one token",
+        ));
+    }
+    Ok(nodes)
+}
+
+/// Checks one provider's `answer` against the `tokens` sent for `keywords` keywords:
+/// the same provider and keyword count, every list in epoch order, and exactly the
+/// records (returned or listed missing) that the postings select under `combine`.
+pub(crate) fn check_answer(
+    tokens: &ProviderTokens,
+    keywords: usize,
+    combine: Combine,
+    answer: &ProviderResponse,
+) -> Result<()> {
+    if answer.provider != tokens.provider || answer.hits.len() != keywords {
+        return Err(Error::InconsistentResponse(
+            "providers or keywords differ from the query",
+        ));
+    }
+    for list in &answer.hits {
+        check_epoch_order(list)?;
+    }
+    let expected = evaluate(&answer.hits, combine);
+    let mut returned: Vec<RecordId> = answer.records.iter().map(|(id, _)| *id).collect();
+    returned.extend(&answer.missing);
+    returned.sort();
+    if !returned.iter().eq(expected.iter()) {
+        return Err(Error::InconsistentResponse(
+            "records differ from what the postings select",
+        ));
+    }
+    Ok(())
+}
