@@ -40,6 +40,8 @@ usage: cargo run --release --example demo -- [options]
   --query Q       the doctor's query: keywords joined by AND or by OR
                   (default \"diabetes AND metformin\")
   --epochs N      index batches per provider (default 4)
+  --images DIR    where the two DICOM samples are (default: tests/data/dicom of
+                  the source tree the demo was built from)
   --help          this text";
 
 const OWNERS: [&str; 4] = [
@@ -58,6 +60,7 @@ struct Args {
     patients: usize,
     query: String,
     epochs: u32,
+    images: PathBuf,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -67,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
         patients: 50,
         query: "diabetes AND metformin".to_owned(),
         epochs: 4,
+        images: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dicom"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
             "--patients" => args.patients = value()?.parse().map_err(|_| "--patients: a number")?,
             "--query" => args.query = value()?,
             "--epochs" => args.epochs = value()?.parse().map_err(|_| "--epochs: a number")?,
+            "--images" => args.images = value()?.into(),
             "--help" | "-h" => {
                 println!("{HELP}");
                 std::process::exit(0);
@@ -354,12 +359,6 @@ fn owner_key(seed: u64, owner: usize) -> MasterKey {
     MasterKey::from_bytes(digest.into())
 }
 
-fn data_file(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/dicom")
-        .join(name)
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -456,16 +455,27 @@ fn run() -> Result<bool, Box<dyn Error>> {
                                 // Large files stream through a Sealer to disk and from
                                 // there into the store, never whole in memory.
                                 let path = images.path().join(r.id.to_string());
-                                let mut sealer = Sealer::new(
-                                    std::io::BufWriter::new(std::fs::File::create(&path)?),
-                                    &key,
-                                )?;
-                                std::io::copy(
-                                    &mut std::fs::File::open(data_file(file))?,
-                                    &mut sealer,
-                                )?;
+                                let sample = args.images.join(file);
+                                let file_error = |action, path: &PathBuf| {
+                                    let path = path.clone();
+                                    move |source| medvault::Error::File {
+                                        action,
+                                        path,
+                                        source,
+                                    }
+                                };
+                                // (`--images DIR` says where the samples are.)
+                                let mut image = std::fs::File::open(&sample)
+                                    .map_err(file_error("open the DICOM sample", &sample))?;
+                                let sealed = std::fs::File::create(&path)
+                                    .map_err(file_error("create", &path))?;
+                                let mut sealer =
+                                    Sealer::new(std::io::BufWriter::new(sealed), &key)?;
+                                std::io::copy(&mut image, &mut sealer)?;
                                 sealer.finish()?.flush()?;
-                                cloud.put_record_from(std::fs::File::open(&path)?)?;
+                                let sealed = std::fs::File::open(&path)
+                                    .map_err(file_error("open", &path))?;
+                                cloud.put_record_from(sealed)?;
                             }
                         }
                         upload.inc(1);

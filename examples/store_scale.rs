@@ -44,8 +44,21 @@ fn main() {
             _ => usage(&arg),
         }
     }
-    let scratch = tempfile::tempdir_in(dir.as_deref().unwrap_or(std::path::Path::new(".")))
-        .expect("a scratch directory");
+    let parent = dir.unwrap_or_else(|| std::path::PathBuf::from("."));
+    if let Err(e) = std::fs::create_dir_all(&parent) {
+        eprintln!("store_scale: could not create {}: {e}", parent.display());
+        std::process::exit(2);
+    }
+    let scratch = match tempfile::tempdir_in(&parent) {
+        Ok(scratch) => scratch,
+        Err(e) => {
+            eprintln!(
+                "store_scale: could not make a scratch directory in {}: {e}",
+                parent.display()
+            );
+            std::process::exit(2);
+        }
+    };
     let gb = entries as f64 * medvault::IndexBatch::PAIR_LEN as f64 / 1e9;
     println!(
         "building {entries} entries ({gb:.1} GB of pairs) in {epochs} epochs, merging every {merge_every}, in {}",

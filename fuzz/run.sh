@@ -11,7 +11,7 @@ else
   export RUSTC_BOOTSTRAP=1
   fuzz=(cargo fuzz)
 fi
-cargo run --quiet --example fuzz_seeds
+cargo run --quiet --features lab --example fuzz_seeds
 "${fuzz[@]}" build
 for target in $("${fuzz[@]}" list); do
   log=$(mktemp)

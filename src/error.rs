@@ -166,9 +166,40 @@ pub enum Error {
     #[error("the operating system's random number generator failed")]
     Random,
 
-    /// Reading or writing failed.
+    /// Reading or writing a stream failed.
     #[error("I/O error: {0}")]
     Io(#[source] std::io::Error),
+
+    /// An operation on a file or directory failed; says which, and what was being done.
+    #[error("could not {action} {}: {source}", path.display())]
+    File {
+        /// What was being done ("create", "read", "rename", ...).
+        action: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Names the file and the operation of an I/O error: `.at("read", &path)?`.
+pub(crate) trait IoAt<T> {
+    /// The error as [`Error::File`] for `path` and `action`.
+    fn at(self, action: &'static str, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoAt<T> for std::io::Result<T> {
+    fn at(self, action: &'static str, path: &std::path::Path) -> Result<T> {
+        self.map_err(|source| match Error::from(source) {
+            Error::Io(source) => Error::File {
+                action,
+                path: path.to_owned(),
+                source,
+            },
+            ours => ours,
+        })
+    }
 }
 
 /// `Result` with medvault's [`Error`].
@@ -193,6 +224,7 @@ impl From<Error> for std::io::Error {
     fn from(err: Error) -> Self {
         match err {
             Error::Io(io) => io,
+            Error::File { source, .. } if source.get_ref().is_none() => source,
             other => std::io::Error::other(other),
         }
     }

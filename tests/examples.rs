@@ -90,6 +90,31 @@ fn the_demo_refuses_bad_arguments() {
 }
 
 #[test]
+fn the_demo_names_the_file_it_could_not_use() {
+    // A store under a regular file, and DICOM samples that are not where it is told.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"x").unwrap();
+    let store = file.join("store");
+    let (out, _) = run("demo", &["--store", store.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("could not create the store directory")
+            && stderr.contains(store.to_str().unwrap()),
+        "{stderr}"
+    );
+    let images = dir.path().join("no-images-here");
+    let (out, _) = run("demo", &["--images", images.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("could not open the DICOM sample") && stderr.contains("no-images-here"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn owner_and_user_follows_the_papers_flowcharts() {
     let dir = tempfile::tempdir().unwrap();
     let save = dir.path().join("saved");

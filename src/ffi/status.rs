@@ -93,7 +93,7 @@ impl medvault_status {
             Error::NeedsRecovery(_) => Self::NeedsRecovery,
             Error::InvalidArgument(_) => Self::InvalidArgument,
             Error::Random => Self::Random,
-            Error::Io(_) => Self::Io,
+            Error::Io(_) | Error::File { .. } => Self::Io,
         }
     }
 

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoAt, Result};
 use crate::index::Table;
 use crate::index::manifest::EpochInfo;
 use crate::keys::{ProviderId, RecordId};
@@ -156,18 +156,22 @@ impl DirStore {
     }
 
     pub(crate) fn open_with(root: &Path, disk: Disk) -> Result<DirStore> {
-        std::fs::create_dir_all(root.join(SEGMENTS))?;
-        std::fs::create_dir_all(root.join(RECORDS))?;
+        for dir in [root.join(SEGMENTS), root.join(RECORDS)] {
+            std::fs::create_dir_all(&dir).at("create the store directory", &dir)?;
+        }
+        let lock_path = root.join(LOCK);
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(root.join(LOCK))?;
-        lock_exclusively(&lock_file)?;
-        let catalog = match std::fs::read(root.join(CATALOG)) {
+            .open(&lock_path)
+            .at("open the lock file", &lock_path)?;
+        lock_exclusively(&lock_file, &lock_path)?;
+        let catalog_path = root.join(CATALOG);
+        let catalog = match std::fs::read(&catalog_path) {
             Ok(bytes) => Catalog::from_bytes(&bytes)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog::default(),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e).at("read the catalog", &catalog_path),
         };
         let segments_dir = root.join(SEGMENTS);
         let mut files = Vec::with_capacity(catalog.segments.len());
@@ -230,13 +234,13 @@ impl DirStore {
         }
         // Leftovers of interrupted writes: never named by the catalog, safe to delete.
         let _ = std::fs::remove_file(root.join(CATALOG_TMP));
-        for entry in std::fs::read_dir(&segments_dir)? {
-            let entry = entry?;
+        for entry in std::fs::read_dir(&segments_dir).at("list", &segments_dir)? {
+            let entry = entry.at("list", &segments_dir)?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let named = parse_segment_name(&name)
                 .is_some_and(|id| catalog.segments.iter().any(|s| s.id == id));
             if !named && (parse_segment_name(&name).is_some() || name.starts_with(TMP_PREFIX)) {
-                std::fs::remove_file(entry.path())?;
+                std::fs::remove_file(entry.path()).at("remove a leftover", &entry.path())?;
             }
         }
         let records = scan_records(&root.join(RECORDS))?;
@@ -308,9 +312,14 @@ impl DirStore {
     }
 
     /// Records that a write failed past its point of no return.
-    fn poison(&self, e: std::io::Error) -> Error {
-        *lock(&self.failed) = Some(e.to_string());
-        Error::Io(e)
+    fn poison(&self, action: &'static str, path: &Path, e: std::io::Error) -> Error {
+        let error = Error::File {
+            action,
+            path: path.to_owned(),
+            source: e,
+        };
+        *lock(&self.failed) = Some(error.to_string());
+        error
     }
 
     fn is_poisoned(&self) -> bool {
@@ -320,14 +329,18 @@ impl DirStore {
     /// Replaces the catalog atomically and durably.
     fn commit_catalog(&self, catalog: &Catalog) -> Result<()> {
         let tmp = self.root.join(CATALOG_TMP);
-        let file = self.disk.create_truncate(&tmp)?;
-        self.disk.write_at(&file, &catalog.to_bytes(), 0)?;
-        self.disk.sync(&file)?;
+        let file = self.disk.create_truncate(&tmp).at("create", &tmp)?;
+        self.disk
+            .write_at(&file, &catalog.to_bytes(), 0)
+            .at("write", &tmp)?;
+        self.disk.sync(&file).at("sync", &tmp)?;
         drop(file);
         self.disk
             .rename(&tmp, &self.root.join(CATALOG))
-            .map_err(|e| self.poison(e))?;
-        self.disk.sync_dir(&self.root).map_err(|e| self.poison(e))?;
+            .map_err(|e| self.poison("rename into place", &tmp, e))?;
+        self.disk
+            .sync_dir(&self.root)
+            .map_err(|e| self.poison("sync", &self.root, e))?;
         Ok(())
     }
 
@@ -344,7 +357,8 @@ impl DirStore {
             let mut writer = SegmentWriter::create(&self.disk, &path, entries)?;
             fill(&mut writer)?;
             let file = writer.finish()?;
-            self.disk.sync_dir(&self.root.join(SEGMENTS))?;
+            let segments = self.root.join(SEGMENTS);
+            self.disk.sync_dir(&segments).at("sync", &segments)?;
             Ok(file)
         })();
         if written.is_err() {
@@ -370,7 +384,7 @@ impl DirStore {
 /// Takes the store's lock. A process that forks holds a copy of the descriptor (and
 /// so the lock) until it execs; a short retry rides that out, a real owner does not
 /// let go.
-fn lock_exclusively(file: &File) -> Result<()> {
+fn lock_exclusively(file: &File, path: &Path) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
     loop {
         match file.try_lock() {
@@ -379,22 +393,26 @@ fn lock_exclusively(file: &File) -> Result<()> {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             Err(std::fs::TryLockError::WouldBlock) => return Err(Error::StoreLocked),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).at("lock", path),
         }
     }
 }
 
 fn scan_records(dir: &Path) -> Result<HashMap<(ProviderId, RecordId), RecordMeta>> {
     let mut records = HashMap::new();
-    for provider_dir in std::fs::read_dir(dir)? {
-        let provider_dir = provider_dir?;
+    for provider_dir in std::fs::read_dir(dir).at("list", dir)? {
+        let provider_dir = provider_dir.at("list", dir)?;
         let Ok(provider) = ProviderId::new(&provider_dir.file_name().to_string_lossy()) else {
             continue;
         };
-        if !provider_dir.file_type()?.is_dir() {
+        if !provider_dir
+            .file_type()
+            .at("inspect", &provider_dir.path())?
+            .is_dir()
+        {
             continue;
         }
-        for entry in std::fs::read_dir(provider_dir.path())? {
+        for entry in std::fs::read_dir(provider_dir.path()).at("list", &provider_dir.path())? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(TMP_PREFIX) {
@@ -523,9 +541,12 @@ impl Store for DirStore {
         let dir = self.root.join(RECORDS).join(provider.as_str());
         if !dir.is_dir() {
             match std::fs::create_dir(&dir) {
-                Ok(()) => self.disk.sync_dir(&self.root.join(RECORDS))?,
+                Ok(()) => {
+                    let records = self.root.join(RECORDS);
+                    self.disk.sync_dir(&records).at("sync", &records)?
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e).at("create", &dir),
             }
         }
         // A unique temporary name: uploads run in parallel; only the rename serializes.
@@ -551,8 +572,10 @@ impl Store for DirStore {
         self.check_writable()?;
         self.disk
             .rename(&tmp, &self.record_file(provider, record).0)
-            .map_err(|e| self.poison(e))?;
-        self.disk.sync_dir(&dir).map_err(|e| self.poison(e))?;
+            .map_err(|e| self.poison("rename into place", &tmp, e))?;
+        self.disk
+            .sync_dir(&dir)
+            .map_err(|e| self.poison("sync", &dir, e))?;
         records.insert(key, RecordMeta { size, uploaded_at });
         Ok(size)
     }

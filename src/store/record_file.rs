@@ -9,7 +9,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoAt, Result};
 use crate::store::disk::{Disk, read_exact_at};
 
 /// Magic bytes of a record file.
@@ -44,11 +44,11 @@ pub(crate) fn write(
     uploaded_at: u64,
     sealed: &mut dyn Read,
 ) -> Result<u64> {
-    let file = disk.create_truncate(path)?;
+    let file = disk.create_truncate(path).at("create", path)?;
     let mut hasher = Sha256::new();
     let head = header();
     hasher.update(head);
-    disk.write_at(&file, &head, 0)?;
+    disk.write_at(&file, &head, 0).at("write", path)?;
     let mut at = HEADER_LEN;
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
@@ -59,7 +59,7 @@ pub(crate) fn write(
             Err(e) => return Err(e.into()),
         };
         hasher.update(&buf[..n]);
-        disk.write_at(&file, &buf[..n], at)?;
+        disk.write_at(&file, &buf[..n], at).at("write", path)?;
         at += n as u64;
     }
     let size = at - HEADER_LEN;
@@ -68,15 +68,15 @@ pub(crate) fn write(
     trailer.extend_from_slice(&size.to_be_bytes());
     hasher.update(&trailer);
     trailer.extend_from_slice(&hasher.finalize());
-    disk.write_at(&file, &trailer, at)?;
-    disk.sync(&file)?;
+    disk.write_at(&file, &trailer, at).at("write", path)?;
+    disk.sync(&file).at("sync", path)?;
     Ok(size)
 }
 
 /// The size and upload time of a record file, from its header and trailer (the
 /// checksum is checked when the record is read).
 pub(crate) fn stat(path: &Path, name: &str) -> Result<(u64, u64)> {
-    stat_open(&File::open(path)?, name)
+    stat_open(&File::open(path).at("open", path)?, name)
 }
 
 /// [`stat`] of a file already open.
@@ -140,10 +140,10 @@ impl RecordFileReader {
         // One open for the checks and the read, and a buffer no larger than the file: a
         // small note then costs no 256 KiB allocation, which the allocator would map
         // and unmap for every record.
-        let mut file = File::open(path)?;
+        let mut file = File::open(path).at("open", path)?;
         let (size, _) = stat_open(&file, name)?;
         // Positioned reads move the cursor on Windows (not on Unix): start over.
-        file.seek(io::SeekFrom::Start(0))?;
+        file.seek(io::SeekFrom::Start(0)).at("read", path)?;
         let whole = size.saturating_add(HEADER_LEN + TRAILER_LEN + 1);
         let capacity = usize::try_from(whole).map_or(READ_BUFFER, |n| n.min(READ_BUFFER));
         let mut file = io::BufReader::with_capacity(capacity, file);

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoAt, Result};
 use crate::index::{LABEL_LEN, Label, Segment, Table, VALUE_LEN, Value};
 use crate::store::disk::{Disk, read_exact_at};
 
@@ -149,8 +149,8 @@ impl SegmentFile {
         let corrupt = |what: &str| Error::Corrupt {
             what: format!("segment file {name}: {what}"),
         };
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
+        let file = File::open(path).at("open", path)?;
+        let len = file.metadata().at("inspect", path)?.len();
         let mut header = [0u8; HEADER_LEN as usize];
         if len < HEADER_LEN {
             return Err(corrupt("shorter than its header"));
@@ -439,6 +439,8 @@ impl Iterator for Scan<'_> {
 pub(crate) struct SegmentWriter<'d> {
     disk: &'d Disk,
     file: File,
+    /// Where it is written, for errors.
+    path: std::path::PathBuf,
     name: String,
     layout: Layout,
     written: u64,
@@ -458,11 +460,13 @@ impl<'d> SegmentWriter<'d> {
         let layout = Layout::new(entries).ok_or(Error::InvalidArgument(
             "a segment may hold at most 2^36 entries",
         ))?;
-        let file = disk.create_new(path)?;
-        disk.write_at(&file, &layout.header(), 0)?;
+        let file = disk.create_new(path).at("create", path)?;
+        disk.write_at(&file, &layout.header(), 0)
+            .at("write", path)?;
         Ok(SegmentWriter {
             disk,
             file,
+            path: path.to_owned(),
             name: file_name(path),
             layout,
             written: 0,
@@ -525,7 +529,8 @@ impl<'d> SegmentWriter<'d> {
 
     fn flush_labels(&mut self) -> Result<()> {
         self.disk
-            .write_at(&self.file, &self.labels, self.labels_at)?;
+            .write_at(&self.file, &self.labels, self.labels_at)
+            .at("write", &self.path)?;
         self.labels_at += self.labels.len() as u64;
         self.labels.clear();
         Ok(())
@@ -533,7 +538,8 @@ impl<'d> SegmentWriter<'d> {
 
     fn flush_values(&mut self) -> Result<()> {
         self.disk
-            .write_at(&self.file, &self.values, self.values_at)?;
+            .write_at(&self.file, &self.values, self.values_at)
+            .at("write", &self.path)?;
         self.values_at += self.values.len() as u64;
         self.values.clear();
         Ok(())
@@ -561,8 +567,9 @@ impl<'d> SegmentWriter<'d> {
         let crc = crc32fast::hash(&meta);
         meta.extend_from_slice(&crc.to_be_bytes());
         self.disk
-            .write_at(&self.file, &meta, self.layout.meta_at())?;
-        self.disk.sync(&self.file)?;
+            .write_at(&self.file, &meta, self.layout.meta_at())
+            .at("write", &self.path)?;
+        self.disk.sync(&self.file).at("sync", &self.path)?;
         Ok(SegmentFile {
             name: self.name,
             file: self.file,
