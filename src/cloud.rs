@@ -18,9 +18,9 @@ use std::sync::RwLock;
 
 use rayon::prelude::*;
 
-use crate::broker::{AdminView, Broker};
 use crate::error::{Error, Result};
 use crate::grant::{AccessRequest, Grant};
+use crate::grant::{AdminView, Broker};
 use crate::index::IndexBatch;
 use crate::index::manifest::{EpochInfo, Manifest, ProviderManifest};
 use crate::index::query::{ProviderResponse, Query, SearchResponse, evaluate};
@@ -28,7 +28,7 @@ use crate::index::search;
 use crate::keys::identity::{Fingerprint, PublicIdentity};
 use crate::keys::{ProviderId, RecordId};
 use crate::parallel::{self, Work};
-use crate::record::seal::RecordHeader;
+use crate::record::header::RecordHeader;
 use crate::store::{DirStore, MemStore, RecordInfo, Store};
 
 /// The longest sealed-record header (42 bytes and a provider id of up to 64).

@@ -33,7 +33,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod broker;
 mod cloud;
 mod crypto;
 mod error;
@@ -54,12 +53,12 @@ mod wire;
 
 // One path per item: types at the crate root, free functions of a concept in its
 // namespace (`keyword`, `keyfile`, `lab`). Everything else is internal.
-pub use broker::{AdminView, RequestStatus, RequestSummary};
 pub use cloud::Cloud;
 pub use error::{Error, KeyMismatch, Result};
 pub use grant::{
     AccessRequest, Grant, GrantedKey, OpenedGrant, OpenedRequest, PendingRequest, Scope, ScopeKind,
 };
+pub use grant::{AdminView, RequestStatus, RequestSummary};
 pub use index::keyword;
 pub use index::manifest::Manifest;
 pub use index::query::{Combine, Query, SearchResponse};
@@ -73,11 +72,14 @@ pub use keys::{
 };
 pub use parallel::set_threads;
 pub use provider::{IndexOptions, Provider, ProviderState, SealedRecord};
-pub use record::seal::{
-    CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, RecordHeader, open,
-    open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
+pub use record::header::{
+    CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, RecordHeader,
 };
-pub use record::stream::{IncrementalOpener, Opener, Sealer};
+pub use record::incremental::IncrementalOpener;
+pub use record::seal::{
+    open, open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
+};
+pub use record::stream::{Opener, Sealer};
 pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
 pub use store::{DirStore, MemStore, RecordInfo};
 

@@ -22,7 +22,8 @@ use crate::index::token;
 use crate::keys::identity::{Identity, VerifyingKey};
 use crate::keys::{PatientId, PatientKey, ProviderId, RecordId, RecordKey};
 use crate::parallel::{self, Work};
-use crate::record::seal::{RecordHeader, open};
+use crate::record::header::RecordHeader;
+use crate::record::seal::open;
 
 /// A query together with what only the requester knows about it.
 #[derive(Debug)]

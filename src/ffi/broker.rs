@@ -14,8 +14,8 @@ use super::{
     array, c_text, ffi_status, ffi_value, free_handle, handle, input, into_handle, invalid, output,
     text, write_array,
 };
-use crate::broker::{AdminView, RequestStatus};
 use crate::grant::ScopeKind;
+use crate::grant::{AdminView, RequestStatus};
 
 /// A snapshot of what the cloud admin sees: access requests and stored files. No
 /// patient id, no key, no keyword. Read-only: may be shared between threads.

@@ -11,6 +11,7 @@ use super::{
     write_array,
 };
 use crate::cloud::Cloud;
+use crate::error::IoAt;
 use crate::keys::RecordId;
 
 /// The cloud: a store directory plus the request broker. Thread-safe: one handle may
@@ -93,7 +94,8 @@ pub unsafe extern "C" fn medvault_cloud_put_record_file(
     ffi_status!({
         // SAFETY: contract above; each pointer checked for NULL.
         let (cloud, path) = unsafe { (handle(cloud, "cloud")?, text(path, "path")?) };
-        let file = std::fs::File::open(path).map_err(crate::Error::Io)?;
+        let path = std::path::Path::new(path);
+        let file = std::fs::File::open(path).at("open", path)?;
         let (_, record, size) = cloud.cloud.put_record_from(std::io::BufReader::new(file))?;
         if !record_id_out.is_null() {
             // SAFETY: non-NULL; 16 writable bytes (contract).
@@ -166,9 +168,10 @@ pub unsafe extern "C" fn medvault_cloud_get_record_file(
             .cloud
             .record_reader(&parse_provider(provider)?, record)?
             .ok_or(crate::Error::NotFound("a record with that id"))?;
-        let mut file = std::fs::File::create(path).map_err(crate::Error::Io)?;
-        let size = std::io::copy(&mut reader, &mut file).map_err(crate::Error::from)?;
-        file.sync_all().map_err(crate::Error::Io)?;
+        let path = std::path::Path::new(path);
+        let mut file = std::fs::File::create(path).at("create", path)?;
+        let size = std::io::copy(&mut reader, &mut file).at("write", path)?;
+        file.sync_all().at("sync", path)?;
         // SAFETY: NULL or writable (contract).
         if let Some(size_out) = unsafe { size_out.as_mut() } {
             *size_out = size;

@@ -9,7 +9,8 @@ use super::{
     invalid, output,
 };
 use crate::keys::{PatientKey, RecordId};
-use crate::record::stream::{IncrementalOpener, Sealer};
+use crate::record::incremental::IncrementalOpener;
+use crate::record::stream::Sealer;
 
 /// Seals one record as it is fed. Holds at most four chunks (256 KiB) of plaintext. Not
 /// thread-safe: one thread at a time.

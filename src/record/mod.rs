@@ -2,5 +2,8 @@
 //! fit in memory ([`seal`](crate::seal), [`open`](crate::open)) and streaming for
 //! images ([`Sealer`](crate::Sealer), [`Opener`](crate::Opener)).
 
+mod chunk;
+pub(crate) mod header;
+pub(crate) mod incremental;
 pub(crate) mod seal;
 pub(crate) mod stream;

@@ -13,13 +13,14 @@ use std::io::{self, Read, Write};
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::chunk::ChunkCipher;
+use super::header::{
+    CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX, NONCE_PREFIX_LEN,
+    RecordHeader, check_chunk_size,
+};
 use crate::crypto::rng;
 use crate::error::{Error, Result};
 use crate::keys::{RecordKey, RecordKeySource};
-use crate::record::seal::{
-    CHUNK_OVERHEAD, ChunkCipher, DEFAULT_CHUNK_SIZE, HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX,
-    NONCE_PREFIX_LEN, RecordHeader, check_chunk_size,
-};
 
 /// Seals a record of any size as it is written.
 ///
@@ -211,7 +212,7 @@ impl<W: Write> Write for Sealer<W> {
 /// decrypted in place, its chains interleaved. The first chunk goes alone, in a buffer
 /// the size of one chunk, so a record of one chunk never pays for a batch's buffer;
 /// after it, batches of [`STREAM_LANES`].
-struct BatchOpener {
+pub(super) struct BatchOpener {
     cipher: ChunkCipher,
     chunk_size: usize,
     /// Chunks per batch: 1 for the first, then [`STREAM_LANES`].
@@ -226,7 +227,7 @@ struct BatchOpener {
 }
 
 impl BatchOpener {
-    fn new(cipher: ChunkCipher, chunk_size: usize) -> Self {
+    pub(super) fn new(cipher: ChunkCipher, chunk_size: usize) -> Self {
         BatchOpener {
             cipher,
             chunk_size,
@@ -238,22 +239,22 @@ impl BatchOpener {
         }
     }
 
-    fn stride(&self) -> usize {
+    pub(super) fn stride(&self) -> usize {
         self.chunk_size + CHUNK_OVERHEAD
     }
 
     /// Sealed bytes a batch takes: its chunks and the one byte past them.
-    fn batch_len(&self) -> usize {
+    pub(super) fn batch_len(&self) -> usize {
         self.lanes * self.stride() + 1
     }
 
     /// Sealed bytes still missing before the batch can be opened.
-    fn wanted(&self) -> usize {
+    pub(super) fn wanted(&self) -> usize {
         self.batch_len().saturating_sub(self.buf.len())
     }
 
     /// Verified plaintext of the last batch opened.
-    fn plaintext(&self) -> &[u8] {
+    pub(super) fn plaintext(&self) -> &[u8] {
         &self.buf[..self.plain]
     }
 
@@ -261,7 +262,7 @@ impl BatchOpener {
     /// short input declaring a 16 MiB chunk size allocates no more than the input),
     /// never past one batch, and only before any plaintext was in it: no freed buffer
     /// holds plaintext.
-    fn reserve(&mut self, more: usize) {
+    pub(super) fn reserve(&mut self, more: usize) {
         let need = self.buf.len() + more;
         if need <= self.buf.capacity() {
             return;
@@ -277,7 +278,7 @@ impl BatchOpener {
     }
 
     /// Takes sealed bytes up to the end of the batch; returns how many it took.
-    fn push(&mut self, sealed: &[u8]) -> usize {
+    pub(super) fn push(&mut self, sealed: &[u8]) -> usize {
         let take = self.wanted().min(sealed.len());
         self.reserve(take);
         self.buf.extend_from_slice(&sealed[..take]);
@@ -285,7 +286,7 @@ impl BatchOpener {
     }
 
     /// Reads from `inner` until the batch is in or the input ends.
-    fn fill(&mut self, inner: &mut impl Read) -> io::Result<()> {
+    pub(super) fn fill(&mut self, inner: &mut impl Read) -> io::Result<()> {
         while self.wanted() > 0 {
             // Room for at least one more byte: the buffer doubles as the input proves
             // to be long, rather than taking the whole batch on the header's word.
@@ -303,7 +304,7 @@ impl BatchOpener {
     }
 
     /// Opens the complete batch: all its chunks are middle chunks.
-    fn open_batch(&mut self) -> Result<()> {
+    pub(super) fn open_batch(&mut self) -> Result<()> {
         debug_assert_eq!(self.wanted(), 0);
         // The chunk after the batch needs an index too.
         self.index
@@ -319,7 +320,7 @@ impl BatchOpener {
     /// A final chunk shorter than its tag, or only a tag after other chunks (writers put
     /// at least one byte in a final chunk unless the record is empty), is a cut record:
     /// reported after the chunks before it verified, as [`crate::open`] reports it.
-    fn open_end(&mut self) -> Result<()> {
+    pub(super) fn open_end(&mut self) -> Result<()> {
         let stride = self.stride();
         let len = self.buf.len();
         let chunks = len.div_ceil(stride).max(1);
@@ -348,7 +349,7 @@ impl BatchOpener {
 
     /// Verifies and decrypts the chunks in the first `end` buffered bytes in place, then
     /// moves their plaintext together to the front of the buffer.
-    fn open_span(&mut self, end: usize, final_index: Option<u32>) -> Result<()> {
+    pub(super) fn open_span(&mut self, end: usize, final_index: Option<u32>) -> Result<()> {
         let stride = self.stride();
         let mut regions: Vec<&mut [u8]> = self.buf[..end].chunks_mut(stride).collect();
         let chunks = regions.len();
@@ -373,7 +374,7 @@ impl BatchOpener {
     /// Drops the batch whose plaintext was handed out, keeping the bytes after it. After
     /// the first chunk, the one-chunk buffer is freed (and wiped) before the batch
     /// buffer is allocated, so the two never coexist.
-    fn advance(&mut self) {
+    pub(super) fn advance(&mut self) {
         if self.consumed == 0 {
             return;
         }
@@ -392,7 +393,7 @@ impl BatchOpener {
 
     /// After a failure: nothing buffered is kept, plaintext of chunks that verified
     /// included.
-    fn wipe(&mut self) {
+    pub(super) fn wipe(&mut self) {
         self.buf.zeroize();
         self.plain = 0;
         self.consumed = 0;
@@ -492,143 +493,6 @@ impl<R: Read> Read for Opener<R> {
     }
 }
 
-/// Opens a sealed record pushed to it in pieces of any size, for callers that receive
-/// bytes rather than read them (network callbacks, the C ABI's `_update`).
-///
-/// Like [`Opener`] it hands out only verified plaintext, opening the first chunk alone
-/// and then up to four chunks at a time (so it holds up to four chunks and one byte).
-/// The final chunk is recognized only at [`IncrementalOpener::finish`], which is where
-/// a truncated record is an error.
-///
-/// ```
-/// use medvault::{IncrementalOpener, MasterKey, PatientId, ProviderId, RecordId};
-/// let master = MasterKey::generate()?;
-/// let patient = master.patient_key(&ProviderId::new("radiology")?, &PatientId::new("MRN-1")?, 0);
-/// let sealed = medvault::seal(&patient.record_key(RecordId::generate()?), &[7u8; 100_000])?;
-/// let mut opener = IncrementalOpener::new(patient);
-/// let mut plain = Vec::new();
-/// for piece in sealed.chunks(1000) {
-///     opener.update(piece, &mut plain)?;
-/// }
-/// opener.finish(&mut plain)?;
-/// assert_eq!(plain, vec![7u8; 100_000]);
-/// # Ok::<(), medvault::Error>(())
-/// ```
-pub struct IncrementalOpener<K: RecordKeySource> {
-    key: K,
-    /// Header bytes received so far, until the header is complete.
-    header_bytes: Vec<u8>,
-    /// The header and the chunks after it, once the header is complete.
-    opened: Option<(RecordHeader, BatchOpener)>,
-    failed: bool,
-}
-
-impl<K: RecordKeySource> IncrementalOpener<K> {
-    /// An opener that will pick the record key from `key` once the header arrived.
-    pub fn new(key: K) -> Self {
-        IncrementalOpener {
-            key,
-            header_bytes: Vec::new(),
-            opened: None,
-            failed: false,
-        }
-    }
-
-    /// The record's header, once enough bytes arrived.
-    pub fn header(&self) -> Option<&RecordHeader> {
-        self.opened.as_ref().map(|(header, _)| header)
-    }
-
-    /// Takes the next piece of the sealed record and appends the plaintext of every
-    /// batch of chunks it completes (and verifies) to `plaintext`. After an error the
-    /// opener is spent: every later call fails.
-    pub fn update(&mut self, sealed: &[u8], plaintext: &mut Vec<u8>) -> Result<()> {
-        if self.failed {
-            return Err(Error::InvalidArgument(
-                "the opener failed earlier; discard it",
-            ));
-        }
-        let result = self.consume(sealed, plaintext);
-        if result.is_err() {
-            self.failed = true;
-            if let Some((_, batches)) = &mut self.opened {
-                batches.wipe();
-            }
-        }
-        result
-    }
-
-    fn consume(&mut self, mut sealed: &[u8], plaintext: &mut Vec<u8>) -> Result<()> {
-        while !sealed.is_empty() {
-            let Some((_, batches)) = &mut self.opened else {
-                let taken = self.take_header_bytes(sealed)?;
-                sealed = &sealed[taken..];
-                continue;
-            };
-            let taken = batches.push(sealed);
-            sealed = &sealed[taken..];
-            if batches.wanted() == 0 {
-                batches.open_batch()?;
-                plaintext.extend_from_slice(batches.plaintext());
-                batches.advance();
-            }
-        }
-        Ok(())
-    }
-
-    /// Moves header bytes from `sealed` into the buffer; parses the header once it is
-    /// complete. Returns how many bytes it took.
-    fn take_header_bytes(&mut self, sealed: &[u8]) -> Result<usize> {
-        let have = self.header_bytes.len();
-        let need = if have < HEADER_FIXED_PREFIX {
-            HEADER_FIXED_PREFIX
-        } else {
-            HEADER_FIXED_PREFIX
-                + self.header_bytes[HEADER_FIXED_PREFIX - 1] as usize
-                + HEADER_FIXED_SUFFIX
-        };
-        let take = (need - have).min(sealed.len());
-        self.header_bytes.extend_from_slice(&sealed[..take]);
-        match RecordHeader::parse(&self.header_bytes) {
-            Ok((header, used)) => {
-                debug_assert_eq!(used, self.header_bytes.len());
-                let key = self.key.record_key_for(
-                    header.provider(),
-                    header.generation(),
-                    header.record_id(),
-                )?;
-                let cipher = ChunkCipher::new(&key, &header);
-                let chunk_size = header.chunk_size() as usize;
-                self.header_bytes = Vec::new();
-                self.opened = Some((header, BatchOpener::new(cipher, chunk_size)));
-            }
-            // Magic, version and algorithm are checked as soon as their bytes arrive.
-            Err(Error::Truncated { .. }) => {}
-            Err(err) => return Err(err),
-        }
-        Ok(take)
-    }
-
-    /// Verifies the final chunks and appends their plaintext. An input that ends before
-    /// its final chunk is [`Error::Truncated`].
-    pub fn finish(mut self, plaintext: &mut Vec<u8>) -> Result<()> {
-        if self.failed {
-            return Err(Error::InvalidArgument(
-                "the opener failed earlier; discard it",
-            ));
-        }
-        let Some((_, batches)) = &mut self.opened else {
-            return Err(Error::Truncated {
-                format: "sealed record",
-                detail: "the header is cut short",
-            });
-        };
-        batches.open_end()?;
-        plaintext.extend_from_slice(batches.plaintext());
-        Ok(())
-    }
-}
-
 /// Reads exactly one header from `inner`, byte-exact, with no read-ahead.
 fn read_header(inner: &mut impl Read) -> Result<RecordHeader> {
     let truncated = |err: io::Error| -> Error {
@@ -660,165 +524,5 @@ fn read_header(inner: &mut impl Read) -> Result<RecordHeader> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::keys::{MasterKey, PatientId, ProviderId, RecordId};
-    use crate::record::seal::seal_with_prefix;
-
-    /// The key of record `[record; 16]` of patient `patient` at provider "lab".
-    fn record_key(master: u8, patient: &str, generation: u32, record: u8) -> RecordKey {
-        MasterKey::from_bytes([master; 32])
-            .patient_key(
-                &ProviderId::new("lab").unwrap(),
-                &PatientId::new(patient).unwrap(),
-                generation,
-            )
-            .record_key(RecordId::from_bytes([record; 16]))
-    }
-
-    /// The streaming sealer, which seals up to [`STREAM_LANES`] chunks together, writes
-    /// exactly the bytes of the one-shot `seal` for the same nonce prefix: whatever the
-    /// length (empty, around one chunk, around a batch of chunks, many batches) and
-    /// however the input is split into writes.
-    #[test]
-    fn the_sealer_writes_what_seal_writes() {
-        let key = record_key(4, "MRN-2", 1, 6);
-        let prefix = [9u8; NONCE_PREFIX_LEN];
-        for chunk in [16usize, 48] {
-            let batch = STREAM_LANES * chunk;
-            let lengths = [
-                0,
-                1,
-                chunk - 1,
-                chunk,
-                chunk + 1,
-                batch - 1,
-                batch,
-                batch + 1,
-                3 * batch + 5,
-                9 * chunk,
-            ];
-            for len in lengths {
-                let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-                let expected = seal_with_prefix(&key, &data, chunk as u32, prefix).unwrap();
-                for split in [1, 5, chunk, chunk + 3, len.max(1)] {
-                    let mut sealer =
-                        Sealer::with_prefix(Vec::new(), &key, chunk as u32, prefix).unwrap();
-                    for piece in data.chunks(split) {
-                        sealer.write_all(piece).unwrap();
-                    }
-                    let sealed = sealer.finish().unwrap();
-                    assert!(
-                        sealed == expected,
-                        "chunk {chunk}, {len} bytes, writes of {split}"
-                    );
-                }
-            }
-        }
-    }
-
-    /// Opens `sealed` with the pull opener reading `read` bytes at a time, and with the
-    /// push opener fed `piece` bytes at a time.
-    fn both_openers(
-        key: &RecordKey,
-        sealed: &[u8],
-        read: usize,
-        piece: usize,
-    ) -> (Result<Vec<u8>>, Result<Vec<u8>>) {
-        let pulled = Opener::new(sealed, key).and_then(|mut opener| {
-            let mut out = Vec::new();
-            let mut buf = vec![0u8; read];
-            loop {
-                match opener.read(&mut buf) {
-                    Ok(0) => return Ok(out),
-                    Ok(n) => out.extend_from_slice(&buf[..n]),
-                    Err(err) => return Err(Error::from(err)),
-                }
-            }
-        });
-        let mut opener = IncrementalOpener::new(key);
-        let mut out = Vec::new();
-        let pushed = sealed
-            .chunks(piece)
-            .try_for_each(|part| opener.update(part, &mut out))
-            .and_then(|()| opener.finish(&mut out))
-            .map(|()| out);
-        (pulled, pushed)
-    }
-
-    /// The streaming openers, which open the first chunk alone and then four at a time,
-    /// give back exactly what was sealed: whatever the length (empty, around one chunk,
-    /// around the first batch, several batches, a batch that ends the record exactly)
-    /// and however the bytes arrive.
-    #[test]
-    fn the_openers_open_every_length_and_split() {
-        let key = record_key(4, "MRN-2", 1, 6);
-        for chunk in [16usize, 48] {
-            let batch = STREAM_LANES * chunk;
-            let lengths = [
-                0,
-                1,
-                chunk - 1,
-                chunk,
-                chunk + 1,
-                chunk + batch - 1,
-                chunk + batch,
-                chunk + batch + 1,
-                chunk + 3 * batch,
-                chunk + 3 * batch + 5,
-                9 * chunk,
-            ];
-            for len in lengths {
-                let data: Vec<u8> = (0..len).map(|i| (i * 5 + len) as u8).collect();
-                let sealed =
-                    crate::record::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
-                for split in [1, 5, chunk, chunk + 3, sealed.len()] {
-                    let (pulled, pushed) = both_openers(&key, &sealed, split, split);
-                    let what = format!("chunk {chunk}, {len} bytes, pieces of {split}");
-                    assert!(pulled.unwrap() == data, "pull: {what}");
-                    assert!(pushed.unwrap() == data, "push: {what}");
-                }
-            }
-        }
-    }
-
-    /// Cut at every byte or with any one byte flipped, a record of eleven chunks (the
-    /// first alone, two batches of four, the end) fails in both openers exactly as
-    /// the one-shot `open` fails: same error.
-    #[test]
-    fn the_openers_fail_as_open_fails() {
-        let key = record_key(8, "MRN-3", 0, 2);
-        let chunk = 16usize;
-        let data: Vec<u8> = (0..10 * chunk + 7).map(|i| i as u8).collect();
-        let sealed = crate::record::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
-        let header_len = RecordHeader::parse(&sealed).unwrap().1;
-        // Inside the header the readers word a cut their own way: the same kind of
-        // error is enough there. In the chunks, the very same error.
-        let same = |bad: &[u8], in_header: bool, what: &str| {
-            let expected = crate::record::seal::open(&key, bad).expect_err(what);
-            for split in [1, 7, sealed.len()] {
-                let (pulled, pushed) = both_openers(&key, bad, split, split);
-                for (how, got) in [("pull", pulled), ("push", pushed)] {
-                    let got = got.expect_err(what);
-                    if in_header {
-                        assert_eq!(
-                            core::mem::discriminant(&got),
-                            core::mem::discriminant(&expected),
-                            "{how}: {what}: {got:?} / {expected:?}"
-                        );
-                    } else {
-                        assert_eq!(got.to_string(), expected.to_string(), "{how}: {what}");
-                    }
-                }
-            }
-        };
-        for len in 0..sealed.len() {
-            same(&sealed[..len], len < header_len, &format!("cut at {len}"));
-        }
-        for pos in 0..sealed.len() {
-            let mut bad = sealed.clone();
-            bad[pos] ^= 0x20;
-            same(&bad, pos < header_len, &format!("byte {pos} flipped"));
-        }
-    }
-}
+#[path = "stream_tests.rs"]
+mod tests;

@@ -1,0 +1,163 @@
+//! Unit tests of `stream`.
+
+use super::*;
+use crate::keys::{MasterKey, PatientId, ProviderId, RecordId};
+use crate::record::incremental::IncrementalOpener;
+use crate::record::seal::seal_with_prefix;
+
+/// The key of record `[record; 16]` of patient `patient` at provider "lab".
+fn record_key(master: u8, patient: &str, generation: u32, record: u8) -> RecordKey {
+    MasterKey::from_bytes([master; 32])
+        .patient_key(
+            &ProviderId::new("lab").unwrap(),
+            &PatientId::new(patient).unwrap(),
+            generation,
+        )
+        .record_key(RecordId::from_bytes([record; 16]))
+}
+
+/// The streaming sealer, which seals up to [`STREAM_LANES`] chunks together, writes
+/// exactly the bytes of the one-shot `seal` for the same nonce prefix: whatever the
+/// length (empty, around one chunk, around a batch of chunks, many batches) and
+/// however the input is split into writes.
+#[test]
+fn the_sealer_writes_what_seal_writes() {
+    let key = record_key(4, "MRN-2", 1, 6);
+    let prefix = [9u8; NONCE_PREFIX_LEN];
+    for chunk in [16usize, 48] {
+        let batch = STREAM_LANES * chunk;
+        let lengths = [
+            0,
+            1,
+            chunk - 1,
+            chunk,
+            chunk + 1,
+            batch - 1,
+            batch,
+            batch + 1,
+            3 * batch + 5,
+            9 * chunk,
+        ];
+        for len in lengths {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let expected = seal_with_prefix(&key, &data, chunk as u32, prefix).unwrap();
+            for split in [1, 5, chunk, chunk + 3, len.max(1)] {
+                let mut sealer =
+                    Sealer::with_prefix(Vec::new(), &key, chunk as u32, prefix).unwrap();
+                for piece in data.chunks(split) {
+                    sealer.write_all(piece).unwrap();
+                }
+                let sealed = sealer.finish().unwrap();
+                assert!(
+                    sealed == expected,
+                    "chunk {chunk}, {len} bytes, writes of {split}"
+                );
+            }
+        }
+    }
+}
+
+/// Opens `sealed` with the pull opener reading `read` bytes at a time, and with the
+/// push opener fed `piece` bytes at a time.
+fn both_openers(
+    key: &RecordKey,
+    sealed: &[u8],
+    read: usize,
+    piece: usize,
+) -> (Result<Vec<u8>>, Result<Vec<u8>>) {
+    let pulled = Opener::new(sealed, key).and_then(|mut opener| {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; read];
+        loop {
+            match opener.read(&mut buf) {
+                Ok(0) => return Ok(out),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(err) => return Err(Error::from(err)),
+            }
+        }
+    });
+    let mut opener = IncrementalOpener::new(key);
+    let mut out = Vec::new();
+    let pushed = sealed
+        .chunks(piece)
+        .try_for_each(|part| opener.update(part, &mut out))
+        .and_then(|()| opener.finish(&mut out))
+        .map(|()| out);
+    (pulled, pushed)
+}
+
+/// The streaming openers, which open the first chunk alone and then four at a time,
+/// give back exactly what was sealed: whatever the length (empty, around one chunk,
+/// around the first batch, several batches, a batch that ends the record exactly)
+/// and however the bytes arrive.
+#[test]
+fn the_openers_open_every_length_and_split() {
+    let key = record_key(4, "MRN-2", 1, 6);
+    for chunk in [16usize, 48] {
+        let batch = STREAM_LANES * chunk;
+        let lengths = [
+            0,
+            1,
+            chunk - 1,
+            chunk,
+            chunk + 1,
+            chunk + batch - 1,
+            chunk + batch,
+            chunk + batch + 1,
+            chunk + 3 * batch,
+            chunk + 3 * batch + 5,
+            9 * chunk,
+        ];
+        for len in lengths {
+            let data: Vec<u8> = (0..len).map(|i| (i * 5 + len) as u8).collect();
+            let sealed =
+                crate::record::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
+            for split in [1, 5, chunk, chunk + 3, sealed.len()] {
+                let (pulled, pushed) = both_openers(&key, &sealed, split, split);
+                let what = format!("chunk {chunk}, {len} bytes, pieces of {split}");
+                assert!(pulled.unwrap() == data, "pull: {what}");
+                assert!(pushed.unwrap() == data, "push: {what}");
+            }
+        }
+    }
+}
+
+/// Cut at every byte or with any one byte flipped, a record of eleven chunks (the
+/// first alone, two batches of four, the end) fails in both openers exactly as
+/// the one-shot `open` fails: same error.
+#[test]
+fn the_openers_fail_as_open_fails() {
+    let key = record_key(8, "MRN-3", 0, 2);
+    let chunk = 16usize;
+    let data: Vec<u8> = (0..10 * chunk + 7).map(|i| i as u8).collect();
+    let sealed = crate::record::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
+    let header_len = RecordHeader::parse(&sealed).unwrap().1;
+    // Inside the header the readers word a cut their own way: the same kind of
+    // error is enough there. In the chunks, the very same error.
+    let same = |bad: &[u8], in_header: bool, what: &str| {
+        let expected = crate::record::seal::open(&key, bad).expect_err(what);
+        for split in [1, 7, sealed.len()] {
+            let (pulled, pushed) = both_openers(&key, bad, split, split);
+            for (how, got) in [("pull", pulled), ("push", pushed)] {
+                let got = got.expect_err(what);
+                if in_header {
+                    assert_eq!(
+                        core::mem::discriminant(&got),
+                        core::mem::discriminant(&expected),
+                        "{how}: {what}: {got:?} / {expected:?}"
+                    );
+                } else {
+                    assert_eq!(got.to_string(), expected.to_string(), "{how}: {what}");
+                }
+            }
+        }
+    };
+    for len in 0..sealed.len() {
+        same(&sealed[..len], len < header_len, &format!("cut at {len}"));
+    }
+    for pos in 0..sealed.len() {
+        let mut bad = sealed.clone();
+        bad[pos] ^= 0x20;
+        same(&bad, pos < header_len, &format!("byte {pos} flipped"));
+    }
+}
