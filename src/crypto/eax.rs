@@ -20,10 +20,10 @@
 //! still in cache), after them when opening (only chunks whose tags verified are ever
 //! decrypted). One message alone is sealed or opened in one pass instead: its chain is
 //! latency-bound, and the keystream block computed beside it costs nothing.
-//! The backend (AES-NI, VAES or software) is picked at run time by `aes`. With `aes`
-//! pinned to 0.9.2 (`Cargo.toml` says why) its VAES backends run only when a build
-//! opts in (`--cfg aes_backend="avx256"` or `"avx512"`); the wide paths serve those
-//! builds and any later `aes`, and are tested through a 64-block test backend.
+//! The backend (AES-NI, VAES or software) is picked at run time by `aes`: from 0.9.3
+//! on its VAES backends run on CPUs that have them (with 0.9.2, the lockfile's
+//! version, only in builds that opt in with `--cfg aes_backend`). The wide paths serve
+//! them and are tested through a 64-block test backend whatever the machine.
 //!
 //! The `cmac` and `ctr` crates remain the reference: the tests check the kernel against
 //! them bit for bit, besides the Wycheproof vectors.

@@ -13,9 +13,9 @@ use super::lanes::{LANES, LaneIo, load, store};
 
 /// CTR over one message inside the block cipher's backend, for backends whose batches
 /// are wider than [`LANES`] (VAES: 30 or 64 blocks). There the `ctr` crate fills and
-/// encrypts whole wide batches through `aes`'s VAES path, which was measured slower
-/// than eight AES-NI blocks at a time: 3.8 against 5.3–5.6 GiB/s on one core
-/// (2026-11-30, AMD EPYC with AVX-512). With AES-NI batches of eight, `ctr` already
+/// encrypts whole wide batches through `aes`'s VAES path, which measured slower than
+/// eight AES-NI blocks at a time on one core (bench `seal`, `seal-into-1-thread` rows
+/// on a VAES machine with `aes` 0.9.4). With AES-NI batches of eight, `ctr` already
 /// runs that way, so the kernel leaves the message to it (`ran` stays false).
 pub(super) struct WideCtrKernel<'a, Io> {
     pub(super) io: &'a mut Io,
