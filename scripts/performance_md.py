@@ -82,6 +82,50 @@ def rows(criterion_dir):
     return sorted(out, key=lambda r: (r[0], r[1]))
 
 
+# The rows README.md shows (bench group, row name), in this order, when a run has them.
+HEADLINE = [
+    ("seal", "seal/1KiB"),
+    ("seal", "openssl-aes256gcm-seal/1KiB"),
+    ("seal", "seal/64MiB"),
+    ("seal", "open/64MiB"),
+    ("seal", "openssl-aes256gcm-seal/64MiB"),
+    ("seal", "aes256-blocks-1-thread/64MiB"),
+    ("index/build", "pairs/4-per-list"),
+    ("index/search", "64-epochs/build-token"),
+    ("index/search", "64-epochs/1-results"),
+    ("index/search", "64-epochs/1000-results"),
+    ("index/merge", "64-segments/1024000-entries"),
+]
+
+
+def readme_table(measured):
+    by_name = {(g, n): (ns, t) for g, n, ns, _lo, _hi, t in measured}
+    lines = ["| bench | median | throughput |", "|---|---|---|"]
+    for key in HEADLINE:
+        if key in by_name:
+            ns, throughput = by_name[key]
+            lines.append(f"| `{key[0]}` {key[1]} | {human_time(ns)} | {human_rate(throughput, ns)} |")
+    return "\n".join(lines)
+
+
+def update_readme(path, measured):
+    start, end = "<!-- performance:start -->", "<!-- performance:end -->"
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return
+    if start not in text or end not in text:
+        return
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    table = readme_table(measured)
+    body = f"{start}\nMachine: {machine_line()}.\n\n{table}\n{end}"
+    with open(path, "w") as f:
+        f.write(before + body + after)
+    print(f"{path}: performance table updated")
+
+
 def main():
     criterion_dir = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
     out_path = sys.argv[2] if len(sys.argv) > 2 else "docs/performance.md"
@@ -110,6 +154,8 @@ def main():
     with open(out_path, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
     print(f"{out_path}: {len(measured)} rows from {criterion_dir}")
+    readme = os.path.join(os.path.dirname(os.path.abspath(out_path)), "..", "README.md")
+    update_readme(os.path.normpath(readme), measured)
 
 
 if __name__ == "__main__":
