@@ -34,7 +34,27 @@ use crate::store::{DirStore, MemStore, RecordInfo, Store};
 /// The longest sealed-record header (42 bytes and a provider id of up to 64).
 const MAX_RECORD_HEADER: usize = 42 + 64;
 
-/// The honest-but-curious cloud server, on any [`Store`].
+/// The key-less cloud server: stores sealed records and index batches, merges them,
+/// answers queries, and brokers access requests and grants.
+///
+/// ```
+/// use medvault::{Cloud, Combine, MasterKey, PatientId, Provider, ProviderId, Requester};
+///
+/// let cloud = Cloud::new(); // `Cloud::open(dir)` for the crash-safe directory store
+/// let mut lab = Provider::new(ProviderId::new("city-lab")?, MasterKey::generate()?);
+/// let alice = PatientId::new("+15550100")?;
+/// let record = lab.add_record(&alice, b"K 4.1 mmol/L", &["potassium"])?;
+/// cloud.put_record(record.bytes)?;
+/// cloud.ingest(lab.finish()?)?; // one epoch of the lab's encrypted index
+/// cloud.merge()?; // by label, without any key
+///
+/// let mut doctor = Requester::new();
+/// doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
+/// let query = doctor.query(&alice, &["Potassium"], Combine::Or, &cloud.manifest())?;
+/// let answer = cloud.search(query.query())?; // the cloud sees no keyword, no patient
+/// assert_eq!(doctor.open(&query, &answer)?.record_count(), 1);
+/// # Ok::<(), medvault::Error>(())
+/// ```
 pub struct Cloud {
     store: Box<dyn Store>,
     /// Upload times come from here (unix seconds): the system clock, or a test's.

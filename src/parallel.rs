@@ -13,6 +13,7 @@
 //! program chose with [`set_threads`](crate::set_threads) (`medvault_set_threads` in
 //! C); with one thread everything runs on the caller's thread and no pool is started.
 
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
@@ -75,50 +76,62 @@ impl Work {
 /// The most threads [`set_threads`] starts: more is a mistake, not a configuration.
 pub(crate) const MAX_THREADS: usize = 1024;
 
-/// The pool the embedding program chose; `None` is rayon's global pool.
-static POOL: RwLock<Option<Choice>> = RwLock::new(None);
+/// What the embedding program chose. Read on every split decision, so it is an atomic
+/// (bench `index`, `search/1024-epochs` rows: a lock read there cost more than the
+/// split saves); the pool itself is only touched when work is handed to it.
+static MODE: AtomicU8 = AtomicU8::new(DEFAULT_POOL);
+const DEFAULT_POOL: u8 = 0;
+const SERIAL: u8 = 1;
+const OWN_POOL: u8 = 2;
 
-#[derive(Clone)]
-enum Choice {
-    /// Everything on the caller's thread.
-    Serial,
-    /// A pool of its own.
-    Pool(Arc<rayon::ThreadPool>),
-}
+/// The pool of medvault's own, when `MODE` is `OWN_POOL`, and its thread count.
+static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
+static POOL_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Chooses the threads medvault's parallel work runs on: `0` for rayon's global pool
 /// (the default), `1` for the caller's thread only, `n` for a pool of `n` threads of
 /// medvault's own (at most 1,024). Work already running keeps the threads it started
-/// on.
+/// on. Small records and small searches never leave the caller's thread, whatever the
+/// choice. Called from inside a rayon pool of the program's own, medvault's parallel
+/// work runs in that pool.
+///
+/// ```
+/// // An EHR server that keeps one core for itself on a four-core machine:
+/// medvault::set_threads(3)?;
+/// # medvault::set_threads(0)?;
+/// assert!(medvault::set_threads(100_000).is_err());
+/// # Ok::<(), medvault::Error>(())
+/// ```
 pub fn set_threads(threads: usize) -> Result<()> {
     if threads > MAX_THREADS {
         return Err(Error::InvalidArgument("more than 1,024 threads"));
     }
-    let choice = match threads {
-        0 => None,
-        1 => Some(Choice::Serial),
-        n => Some(Choice::Pool(Arc::new(
-            rayon::ThreadPoolBuilder::new()
+    let mut pool = POOL.write().unwrap_or_else(|e| e.into_inner());
+    match threads {
+        0 | 1 => {
+            MODE.store(if threads == 0 { DEFAULT_POOL } else { SERIAL }, Ordering::Release);
+            *pool = None;
+        }
+        n => {
+            let built = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .thread_name(|i| format!("medvault-{i}"))
                 .build()
-                .map_err(|_| Error::InvalidArgument("the thread pool could not be started"))?,
-        ))),
-    };
-    *POOL.write().unwrap_or_else(|e| e.into_inner()) = choice;
+                .map_err(|_| Error::InvalidArgument("the thread pool could not be started"))?;
+            *pool = Some(Arc::new(built));
+            POOL_THREADS.store(n, Ordering::Release);
+            MODE.store(OWN_POOL, Ordering::Release);
+        }
+    }
     Ok(())
-}
-
-fn choice() -> Option<Choice> {
-    POOL.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Threads available to parallel work (1 when the caller chose serial work).
 pub(crate) fn threads() -> usize {
-    match choice() {
-        None => rayon::current_num_threads(),
-        Some(Choice::Serial) => 1,
-        Some(Choice::Pool(pool)) => pool.current_num_threads(),
+    match MODE.load(Ordering::Acquire) {
+        SERIAL => 1,
+        OWN_POOL if rayon::current_thread_index().is_none() => POOL_THREADS.load(Ordering::Acquire),
+        _ => rayon::current_num_threads(),
     }
 }
 
@@ -129,11 +142,15 @@ pub(crate) fn worth_splitting(work: Work) -> bool {
 }
 
 /// Runs `job` (which uses rayon's parallel iterators or `join`) in the chosen pool.
-/// Called from inside that pool, it runs directly.
+/// Called from a thread of a pool (medvault's own, or the program's), it runs there.
 pub(crate) fn run<R: Send>(job: impl FnOnce() -> R + Send) -> R {
-    match choice() {
-        Some(Choice::Pool(pool)) => pool.install(job),
-        _ => job(),
+    if MODE.load(Ordering::Acquire) != OWN_POOL || rayon::current_thread_index().is_some() {
+        return job();
+    }
+    let pool = POOL.read().unwrap_or_else(|e| e.into_inner()).clone();
+    match pool {
+        Some(pool) => pool.install(job),
+        None => job(),
     }
 }
 

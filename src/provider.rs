@@ -95,6 +95,22 @@ pub struct SealedRecord {
 }
 
 /// A data owner: seals records and builds index batches under its own keys.
+///
+/// ```
+/// use medvault::{MasterKey, PatientId, Provider, ProviderId};
+///
+/// let mut hospital = Provider::new(ProviderId::new("st-mary")?, MasterKey::generate()?);
+/// let maria = PatientId::new("+15551000000")?;
+/// let note = hospital.add_record(&maria, b"Clinic visit: diabetes, metformin", &["diabetes"])?;
+/// hospital.index(&maria, note.id, &["metformin"])?; // more keywords, same epoch
+/// let batch = hospital.finish()?; // epoch 0, every queued posting
+/// assert_eq!((batch.epoch(), batch.generation()), (0, 0));
+/// // Persist this after every finish and rotate; resume from it after a restart.
+/// let saved = hospital.state().to_bytes();
+/// assert_eq!(hospital.rotate()?, 1); // revocation: new data under generation 1
+/// # let _ = saved;
+/// # Ok::<(), medvault::Error>(())
+/// ```
 pub struct Provider {
     id: ProviderId,
     master: MasterKey,

@@ -82,6 +82,30 @@ impl SearchResults {
 }
 
 /// A requester's keyring and query builder.
+///
+/// One query covers one patient at every provider the requester holds keys for; the
+/// answer is checked against the postings before any record is opened.
+///
+/// ```
+/// use medvault::{Cloud, Combine, MasterKey, PatientId, Provider, ProviderId, Requester};
+///
+/// let cloud = Cloud::new();
+/// let maria = PatientId::new("+15551000000")?;
+/// let mut doctor = Requester::new();
+/// for name in ["st-mary", "city-lab"] {
+///     let mut provider = Provider::new(ProviderId::new(name)?, MasterKey::generate()?);
+///     let note = format!("{name}: HbA1c 7.9 %, on metformin");
+///     cloud.put_record(provider.add_record(&maria, note.as_bytes(), &["metformin"])?.bytes)?;
+///     cloud.ingest(provider.finish()?)?;
+///     // In practice the key arrives in a grant (`accept_grant`).
+///     doctor.add_patient_key(maria.clone(), provider.patient_key(&maria));
+/// }
+/// let query = doctor.query(&maria, &["metformin"], Combine::And, &cloud.manifest())?;
+/// let results = doctor.open(&query, &cloud.search(query.query())?)?;
+/// assert_eq!(results.providers.len(), 2);
+/// assert_eq!(results.record_count(), 2);
+/// # Ok::<(), medvault::Error>(())
+/// ```
 #[derive(Default)]
 pub struct Requester {
     /// Patient keys by provider and patient, then by generation.

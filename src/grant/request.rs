@@ -14,6 +14,45 @@ use super::*;
 
 /// A signed access request, as it travels (bytes). Parsing checks structure and the
 /// requester's signature; opening the sealed scope needs the provider's key.
+///
+/// The whole round, the paper's "the key is mailed to the user":
+///
+/// ```
+/// use medvault::{AccessRequest, Cloud, Grant, Identity, MasterKey, PatientId};
+/// use medvault::{Provider, ProviderId, Requester, Scope};
+///
+/// let cloud = Cloud::new();
+/// let lab_keys = Identity::generate()?; // RSA-3072 signing and encryption pairs
+/// let mut lab = Provider::new(ProviderId::new("city-lab")?, MasterKey::generate()?);
+/// cloud.register_provider(lab.id().clone(), lab_keys.public());
+/// let maria = PatientId::new("+15551000000")?;
+///
+/// // The doctor asks; the patient id is sealed to the lab, the cloud never sees it.
+/// let doctor_keys = Identity::generate()?;
+/// let now = 1_790_000_000;
+/// let (request, pending) = AccessRequest::create(
+///     &doctor_keys, "Dr. Grey", lab.id(), &lab_keys.public().encryption,
+///     Scope::Patient(maria.clone()), "follow-up", now,
+/// )?;
+/// let id = cloud.submit_request(request.to_bytes())?;
+/// cloud.decide_request(id, true)?; // the cloud admin approves
+///
+/// // The lab opens the request and grants the patient's key, sealed to the doctor.
+/// for request in cloud.approved_requests(lab.id()) {
+///     let opened = request.open(&lab_keys.decryption)?;
+///     let key = lab.key_for_scope(&opened.scope, None)?;
+///     let grant = Grant::issue(&lab_keys, &opened, key, now, 86_400)?;
+///     cloud.post_grant(grant.to_bytes())?;
+/// }
+///
+/// // The doctor checks the lab's signature and opens the grant with her key.
+/// let mut doctor = Requester::new();
+/// for grant in cloud.fetch_grants(&doctor_keys.public().encryption.fingerprint()) {
+///     doctor.accept_grant(&grant, &pending, &lab_keys.public().verifying, &doctor_keys, now)?;
+/// }
+/// assert_eq!(doctor.providers_for(&maria), [lab.id().clone()]);
+/// # Ok::<(), medvault::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessRequest {
     bytes: Vec<u8>,

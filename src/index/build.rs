@@ -80,31 +80,23 @@ pub(crate) fn entries(
         slots.push(slot);
         rest = tail;
     }
+    // One list's entries under its patient's keyword roots.
+    let fill = |roots: &[KeywordRoots], i: usize, slot: &mut [(Label, Value)]| {
+        let list = queue.list(&grouped, i);
+        fill_list(&roots[list.patient], list.keyword, list.postings, epoch, slot);
+    };
     if parallel {
         parallel::run(|| {
             let roots: Vec<KeywordRoots> = queue.patients().par_iter().map(roots_of).collect();
-            slots.par_iter_mut().enumerate().for_each(|(i, slot)| {
-                let list = queue.list(&grouped, i);
-                fill_list(
-                    &roots[list.patient],
-                    list.keyword,
-                    list.postings,
-                    epoch,
-                    slot,
-                );
-            });
+            slots
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(i, slot)| fill(&roots, i, slot));
         });
     } else {
         let roots: Vec<KeywordRoots> = queue.patients().iter().map(roots_of).collect();
         for (i, slot) in slots.iter_mut().enumerate() {
-            let list = queue.list(&grouped, i);
-            fill_list(
-                &roots[list.patient],
-                list.keyword,
-                list.postings,
-                epoch,
-                slot,
-            );
+            fill(&roots, i, slot);
         }
     }
     drop(slots);

@@ -193,45 +193,7 @@ impl DirStore {
             }
             files.push(Arc::new(file));
         }
-        let in_epochs: u64 = catalog
-            .epochs
-            .values()
-            .flatten()
-            .map(|e| u64::from(e.entries))
-            .sum();
-        let in_segments: u64 = catalog.segments.iter().map(|s| s.entries).sum();
-        if in_epochs != in_segments {
-            return Err(Error::Corrupt {
-                what: "store catalog CATALOG: epoch and segment entry counts differ".to_owned(),
-            });
-        }
-        // Every epoch is covered by exactly one segment.
-        let covered = Coverage::union(catalog.segments.iter().map(|s| &s.coverage));
-        let pieces: usize = catalog
-            .segments
-            .iter()
-            .flat_map(|s| s.coverage.ranges().values())
-            .flatten()
-            .map(|r| (r.end - r.start) as usize)
-            .sum();
-        let expected: usize = catalog.epochs.values().map(Vec::len).sum();
-        let tiles = catalog.epochs.iter().all(|(p, e)| {
-            let whole = 0..e.len() as u32;
-            e.is_empty()
-                || covered
-                    .ranges()
-                    .get(p)
-                    .is_some_and(|r| r.len() == 1 && r[0] == whole)
-        }) && covered
-            .ranges()
-            .keys()
-            .all(|p| catalog.epochs.contains_key(p));
-        if pieces != expected || !tiles {
-            return Err(Error::Corrupt {
-                what: "store catalog CATALOG: segment coverage does not match the epochs"
-                    .to_owned(),
-            });
-        }
+        catalog.check_consistency()?;
         // Leftovers of interrupted writes: never named by the catalog, safe to delete.
         let _ = std::fs::remove_file(root.join(CATALOG_TMP));
         for entry in std::fs::read_dir(&segments_dir).at("list", &segments_dir)? {
