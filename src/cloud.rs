@@ -184,8 +184,9 @@ impl Cloud {
         self.broker.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Publishes a provider's public keys in the cloud's directory (see
-    /// [`crate::broker`] on pinning).
+    /// Publishes a provider's public keys in the cloud's directory. A convenience, not
+    /// a trust anchor: requesters pin provider keys (SECURITY.md, "Access requests and
+    /// grants").
     pub fn register_provider(&self, provider: ProviderId, keys: PublicIdentity) {
         self.broker_write().register(provider, keys);
     }

@@ -77,7 +77,7 @@ pub use record::header::{
 };
 pub use record::incremental::IncrementalOpener;
 pub use record::seal::{
-    open, open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
+    chunk_size_for, open, open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
 };
 pub use record::stream::{Opener, Sealer};
 pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};

@@ -109,7 +109,10 @@ pub fn set_threads(threads: usize) -> Result<()> {
     let mut pool = POOL.write().unwrap_or_else(|e| e.into_inner());
     match threads {
         0 | 1 => {
-            MODE.store(if threads == 0 { DEFAULT_POOL } else { SERIAL }, Ordering::Release);
+            MODE.store(
+                if threads == 0 { DEFAULT_POOL } else { SERIAL },
+                Ordering::Release,
+            );
             *pool = None;
         }
         n => {

@@ -21,8 +21,11 @@ pub struct medvault_bytes {
     pub len: usize,
 }
 
-/// Moves `value` into the caller's empty `out`.
-pub(crate) fn put(out: &mut medvault_bytes, value: Vec<u8>) -> FfiResult {
+/// Moves `value` into the caller's empty `out`, in an allocation of exactly its length.
+/// A vector with spare capacity is copied and then wiped (capacity included), never
+/// shrunk in place: a shrinking reallocation may move the bytes and free the old block
+/// unwiped, and these bytes may be plaintext.
+pub(crate) fn put(out: &mut medvault_bytes, mut value: Vec<u8>) -> FfiResult {
     if !out.data.is_null() {
         return Err(invalid(
             "the output medvault_bytes is not empty; free it or pass an empty one",
@@ -35,7 +38,14 @@ pub(crate) fn put(out: &mut medvault_bytes, value: Vec<u8>) -> FfiResult {
         };
         return Ok(());
     }
-    let boxed = value.into_boxed_slice();
+    let boxed: Box<[u8]> = if value.len() == value.capacity() {
+        // Exact already: no reallocation.
+        value.into_boxed_slice()
+    } else {
+        let exact = Box::<[u8]>::from(value.as_slice());
+        value.zeroize();
+        exact
+    };
     let len = boxed.len();
     *out = medvault_bytes {
         data: Box::into_raw(boxed).cast::<u8>(),

@@ -83,7 +83,13 @@ pub(crate) fn entries(
     // One list's entries under its patient's keyword roots.
     let fill = |roots: &[KeywordRoots], i: usize, slot: &mut [(Label, Value)]| {
         let list = queue.list(&grouped, i);
-        fill_list(&roots[list.patient], list.keyword, list.postings, epoch, slot);
+        fill_list(
+            &roots[list.patient],
+            list.keyword,
+            list.postings,
+            epoch,
+            slot,
+        );
     };
     if parallel {
         parallel::run(|| {

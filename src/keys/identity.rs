@@ -160,7 +160,7 @@ macro_rules! private_key_type {
         }
 
         impl $name {
-            /// A fresh key of [`DEFAULT_RSA_BITS`] bits from the OS random number generator.
+            /// A fresh 3072-bit key from the OS random number generator.
             pub fn generate() -> Result<Self> {
                 Self::generate_with_bits(DEFAULT_RSA_BITS)
             }
@@ -400,7 +400,7 @@ pub struct PublicIdentity {
 }
 
 impl Identity {
-    /// Two fresh key pairs of [`DEFAULT_RSA_BITS`] bits.
+    /// Two fresh 3072-bit key pairs.
     pub fn generate() -> Result<Self> {
         Self::generate_with_bits(DEFAULT_RSA_BITS)
     }

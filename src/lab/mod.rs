@@ -14,7 +14,7 @@
 //!   did; [`hybrid_encrypt`]: what to do instead (RSA-OAEP wraps a fresh key, the file
 //!   is sealed as a medvault record).
 //!
-//! What these schemes miss, and why records use [`crate::record::seal()`] instead: CBC without a
+//! What these schemes miss, and why records use [`crate::seal()`] instead: CBC without a
 //! MAC is malleable (flipping a ciphertext bit flips the same bit of the next plaintext
 //! block, undetected); a wrong password is caught only by the padding check, which a
 //! random key passes about once in 256 tries, yielding garbage instead of an error;

@@ -14,10 +14,10 @@ pub const RECORD_VERSION: u8 = 1;
 /// Algorithm id of STREAM over AES-256-EAX, the only one in version 1.
 pub const ALG_AES256_EAX_STREAM: u8 = 1;
 /// Default plaintext bytes per chunk (64 KiB, as age uses): the streaming [`crate::Sealer`]'s,
-/// and the one-shot [`seal`]'s for records of a single chunk or over 512 KiB (see
-/// [`chunk_size_for`]).
+/// and the one-shot [`seal`](crate::seal())'s for records of a single chunk or over
+/// 512 KiB (see [`chunk_size_for`](crate::chunk_size_for)).
 pub const DEFAULT_CHUNK_SIZE: u32 = 64 * 1024;
-/// Smallest chunk size [`chunk_size_for`] picks: 16 tag bytes per KiB at most.
+/// Smallest chunk size [`chunk_size_for`](crate::chunk_size_for) picks: 16 tag bytes per KiB at most.
 pub const SMALLEST_SPLIT_CHUNK_SIZE: u32 = 1024;
 /// Smallest chunk size a record may declare.
 pub const MIN_CHUNK_SIZE: u32 = 16;

@@ -58,12 +58,20 @@ impl<K: RecordKeySource> IncrementalOpener<K> {
     /// Takes the next piece of the sealed record and appends the plaintext of every
     /// batch of chunks it completes (and verifies) to `plaintext`. After an error the
     /// opener is spent: every later call fails.
+    ///
+    /// Room for everything this call can append (no more than the sealed bytes
+    /// buffered and given) is reserved in `plaintext` before anything is written, so
+    /// plaintext is never moved by a reallocation, which would free a copy unwiped.
+    /// Give each call an empty vector (as the C ABI does), or reserve the record's
+    /// length up front: a vector already holding plaintext may be moved by the
+    /// reservation itself.
     pub fn update(&mut self, sealed: &[u8], plaintext: &mut Vec<u8>) -> Result<()> {
         if self.failed {
             return Err(Error::InvalidArgument(
                 "the opener failed earlier; discard it",
             ));
         }
+        plaintext.reserve(self.buffered().saturating_add(sealed.len()));
         let result = self.consume(sealed, plaintext);
         if result.is_err() {
             self.failed = true;
@@ -140,7 +148,16 @@ impl<K: RecordKeySource> IncrementalOpener<K> {
             });
         };
         batches.open_end()?;
+        plaintext.reserve(batches.plaintext().len());
         plaintext.extend_from_slice(batches.plaintext());
         Ok(())
+    }
+
+    /// Sealed bytes held, waiting for the rest of their batch.
+    fn buffered(&self) -> usize {
+        match &self.opened {
+            Some((_, batches)) => batches.buffered(),
+            None => self.header_bytes.len(),
+        }
     }
 }

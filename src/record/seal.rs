@@ -30,10 +30,16 @@ use super::chunk::*;
 use super::header::*;
 
 /// The chunk size [`seal`], [`seal_into`] and [`sealed_len`] use for a record of `len`
-/// plaintext bytes: [`DEFAULT_CHUNK_SIZE`] for a record that fits in
-/// [`SMALLEST_SPLIT_CHUNK_SIZE`] (one chunk) or spans eight default chunks or more;
-/// between them, the power of two that splits it into eight chunks or fewer, at least
-/// [`SMALLEST_SPLIT_CHUNK_SIZE`].
+/// plaintext bytes: [`DEFAULT_CHUNK_SIZE`] for a record that fits in 1 KiB (one chunk)
+/// or spans eight default chunks or more; between them, the power of two that splits
+/// it into eight chunks or fewer, at least 1 KiB.
+///
+/// ```
+/// use medvault::{DEFAULT_CHUNK_SIZE, chunk_size_for};
+/// assert_eq!(chunk_size_for(1000), DEFAULT_CHUNK_SIZE);
+/// assert_eq!(chunk_size_for(64 * 1024), 8 * 1024);
+/// assert_eq!(chunk_size_for(100 << 20), DEFAULT_CHUNK_SIZE);
+/// ```
 ///
 /// Why: EAX's MAC is a chain, so one chunk is sealed at the speed of one block's AES
 /// latency, while eight chunks run as eight interleaved chains at the AES unit's

@@ -66,9 +66,9 @@ const STREAM_LANES: usize = 4;
 
 impl<W: Write> Sealer<W> {
     /// Starts sealing to `inner` with [`DEFAULT_CHUNK_SIZE`]; writes the header. (The
-    /// one-shot [`crate::record::seal()`] cuts records of 1 to 512 KiB smaller, which seals them
+    /// one-shot [`crate::seal()`] cuts records of 1 to 512 KiB smaller, which seals them
     /// faster; a caller who knows the length ahead can pass
-    /// [`crate::record::seal::chunk_size_for`] to [`Sealer::with_chunk_size`].)
+    /// [`crate::chunk_size_for`] to [`Sealer::with_chunk_size`].)
     pub fn new(inner: W, key: &RecordKey) -> Result<Self> {
         Self::with_chunk_size(inner, key, DEFAULT_CHUNK_SIZE)
     }
@@ -278,6 +278,11 @@ impl BatchOpener {
     }
 
     /// Takes sealed bytes up to the end of the batch; returns how many it took.
+    /// Bytes in the buffer: sealed bytes waiting, or a batch's plaintext not yet taken.
+    pub(super) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     pub(super) fn push(&mut self, sealed: &[u8]) -> usize {
         let take = self.wanted().min(sealed.len());
         self.reserve(take);

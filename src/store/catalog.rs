@@ -45,45 +45,42 @@ impl Catalog {
     /// each (`Corrupt` naming the catalog otherwise). The segment files themselves are
     /// checked against it by the directory store.
     pub(crate) fn check_consistency(&self) -> Result<()> {
-    let in_epochs: u64 = self
-        .epochs
-        .values()
-        .flatten()
-        .map(|e| u64::from(e.entries))
-        .sum();
-    let in_segments: u64 = self.segments.iter().map(|s| s.entries).sum();
-    if in_epochs != in_segments {
-        return Err(Error::Corrupt {
-            what: "store catalog CATALOG: epoch and segment entry counts differ".to_owned(),
-        });
-    }
-    // Every epoch is covered by exactly one segment.
-    let covered = Coverage::union(self.segments.iter().map(|s| &s.coverage));
-    let pieces: usize = self
-        .segments
-        .iter()
-        .flat_map(|s| s.coverage.ranges().values())
-        .flatten()
-        .map(|r| (r.end - r.start) as usize)
-        .sum();
-    let expected: usize = self.epochs.values().map(Vec::len).sum();
-    let tiles = self.epochs.iter().all(|(p, e)| {
-        let whole = 0..e.len() as u32;
-        e.is_empty()
-            || covered
-                .ranges()
-                .get(p)
-                .is_some_and(|r| r.len() == 1 && r[0] == whole)
-    }) && covered
-        .ranges()
-        .keys()
-        .all(|p| self.epochs.contains_key(p));
-    if pieces != expected || !tiles {
-        return Err(Error::Corrupt {
-            what: "store catalog CATALOG: segment coverage does not match the epochs"
-                .to_owned(),
-        });
-    }
+        let in_epochs: u64 = self
+            .epochs
+            .values()
+            .flatten()
+            .map(|e| u64::from(e.entries))
+            .sum();
+        let in_segments: u64 = self.segments.iter().map(|s| s.entries).sum();
+        if in_epochs != in_segments {
+            return Err(Error::Corrupt {
+                what: "store catalog CATALOG: epoch and segment entry counts differ".to_owned(),
+            });
+        }
+        // Every epoch is covered by exactly one segment.
+        let covered = Coverage::union(self.segments.iter().map(|s| &s.coverage));
+        let pieces: usize = self
+            .segments
+            .iter()
+            .flat_map(|s| s.coverage.ranges().values())
+            .flatten()
+            .map(|r| (r.end - r.start) as usize)
+            .sum();
+        let expected: usize = self.epochs.values().map(Vec::len).sum();
+        let tiles = self.epochs.iter().all(|(p, e)| {
+            let whole = 0..e.len() as u32;
+            e.is_empty()
+                || covered
+                    .ranges()
+                    .get(p)
+                    .is_some_and(|r| r.len() == 1 && r[0] == whole)
+        }) && covered.ranges().keys().all(|p| self.epochs.contains_key(p));
+        if pieces != expected || !tiles {
+            return Err(Error::Corrupt {
+                what: "store catalog CATALOG: segment coverage does not match the epochs"
+                    .to_owned(),
+            });
+        }
         Ok(())
     }
 

@@ -141,6 +141,10 @@ impl std::fmt::Debug for SegmentFile {
     }
 }
 
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "a file of entries, not a collection to test for emptiness"
+)]
 impl SegmentFile {
     /// Opens a segment file: checks its header, its length and the CRC of its
     /// directory, and loads the directory. Blocks are checked when read.
