@@ -276,6 +276,13 @@ pub(crate) unsafe fn keyword_list<'a>(
         .collect()
 }
 
+/// The unit tests run on an allocator that checks freed blocks for plaintext.
+#[cfg(test)]
+mod freed_memory;
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: freed_memory::Scanning = freed_memory::Scanning;
+
 #[cfg(test)]
 mod tests {
     use super::status::medvault_status;

@@ -35,13 +35,16 @@ pub const MAX_PATIENT_ID_LEN: usize = 255;
 pub struct ProviderId(String);
 
 impl ProviderId {
-    /// Checks and wraps a provider id.
+    /// Checks and wraps a provider id: 1 to 64 lowercase ASCII letters, digits, `.`,
+    /// `_` or `-`. Lowercase only, so that no two providers' ids differ by case alone:
+    /// on a case-insensitive file system "Lab" and "lab" would share one records
+    /// directory of the cloud's store.
     pub fn new(id: &str) -> Result<Self> {
         if Self::is_valid(id.as_bytes()) {
             Ok(ProviderId(id.to_owned()))
         } else {
             Err(Error::InvalidArgument(
-                "a provider id is 1 to 64 ASCII letters, digits, '.', '_' or '-'",
+                "a provider id is 1 to 64 lowercase ASCII letters, digits, '.', '_' or '-'",
             ))
         }
     }
@@ -49,9 +52,9 @@ impl ProviderId {
     pub(crate) fn is_valid(bytes: &[u8]) -> bool {
         !bytes.is_empty()
             && bytes.len() <= MAX_PROVIDER_ID_LEN
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && bytes.iter().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
             && bytes != b"."
             && bytes != b".."
     }
@@ -442,10 +445,39 @@ mod tests {
     #[test]
     fn provider_ids_are_checked() {
         assert!(ProviderId::new("st-mary_hospital.1").is_ok());
-        for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(65)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "Lab",
+            "city-LAB",
+        ] {
             assert!(ProviderId::new(bad).is_err(), "{bad:?}");
         }
         assert!(ProviderId::new(&"x".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn provider_ids_that_differ_by_case_cannot_both_exist() {
+        // "Lab" and "lab" would share one records directory on a case-insensitive file
+        // system; only the lowercase form is an id, on the wire too.
+        assert!(ProviderId::new("lab").is_ok());
+        assert!(matches!(
+            ProviderId::new("Lab"),
+            Err(Error::InvalidArgument(_))
+        ));
+        let mut wire = Vec::new();
+        ProviderId::new("lab").unwrap().encode_into(&mut wire);
+        wire[1] = b'L';
+        let mut reader = crate::wire::Reader::new(&wire, "test");
+        assert!(matches!(
+            ProviderId::decode(&mut reader),
+            Err(Error::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -277,12 +277,12 @@ impl BatchOpener {
         self.buf.reserve_exact(room - len);
     }
 
-    /// Takes sealed bytes up to the end of the batch; returns how many it took.
     /// Bytes in the buffer: sealed bytes waiting, or a batch's plaintext not yet taken.
     pub(super) fn buffered(&self) -> usize {
         self.buf.len()
     }
 
+    /// Takes sealed bytes up to the end of the batch; returns how many it took.
     pub(super) fn push(&mut self, sealed: &[u8]) -> usize {
         let take = self.wanted().min(sealed.len());
         self.reserve(take);
