@@ -39,13 +39,13 @@ use crate::keys::{MasterKey, ProviderId};
 use crate::wire::{Reader, put_preamble};
 
 /// Magic bytes of a key file.
-pub const KEY_FILE_MAGIC: &[u8; 4] = b"MVKF";
+pub(crate) const KEY_FILE_MAGIC: &[u8; 4] = b"MVKF";
 /// The key-file format version this build writes and reads.
-pub const KEY_FILE_VERSION: u8 = 1;
+pub(crate) const KEY_FILE_VERSION: u8 = 1;
 /// Algorithm id: Argon2id (v0x13) protects the key.
-pub const ALG_ARGON2ID: u8 = 1;
+pub(crate) const ALG_ARGON2ID: u8 = 1;
 /// Algorithm id: PBKDF2-HMAC-SHA256 protects the key.
-pub const ALG_PBKDF2_SHA256: u8 = 2;
+pub(crate) const ALG_PBKDF2_SHA256: u8 = 2;
 
 const FORMAT: &str = "key file";
 const SALT_LEN: usize = 16;

@@ -19,6 +19,16 @@
 //! block, undetected); a wrong password is caught only by the padding check, which a
 //! random key passes about once in 256 tries, yielding garbage instead of an error;
 //! chunked RSA blocks can be dropped or reordered without detection.
+//!
+//! ```
+//! use medvault::lab::{LabCipher, pbe_decrypt, pbe_encrypt};
+//! // What `openssl enc -des-cbc -pbkdf2 -iter 1000 -md sha256` writes, and reads back.
+//! let file = pbe_encrypt(LabCipher::DesCbc, b"pw", 1000, b"HbA1c 7.9 %")?;
+//! assert!(file.starts_with(b"Salted__"));
+//! assert_eq!(pbe_decrypt(LabCipher::DesCbc, b"pw", 1000, &file)?, b"HbA1c 7.9 %");
+//! // A flipped ciphertext bit goes unnoticed by CBC: decryption may still succeed.
+//! # Ok::<(), medvault::Error>(())
+//! ```
 
 use cipher::block_padding::Pkcs7;
 use cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
