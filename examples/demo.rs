@@ -521,7 +521,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
     spinner.finish_and_clear();
     let (doctor_keys, owner_keys) = identities.split_last().unwrap();
     for (owner, keys) in owners.iter().zip(owner_keys) {
-        cloud.register_provider(owner.id().clone(), keys.public());
+        cloud.register_provider(owner.id().clone(), keys.public())?;
     }
     let now = now_unix();
     let mut pending = Vec::new();

@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     //    RSA identity for answering access requests, published in the cloud directory.
     let mut owner = Provider::new(ProviderId::new("data-owner")?, MasterKey::generate()?);
     let owner_identity = Identity::generate()?;
-    cloud.register_provider(owner.id().clone(), owner_identity.public());
+    cloud.register_provider(owner.id().clone(), owner_identity.public())?;
     println!(
         "DataOwner 1. registered as {:?} with the cloud",
         owner.id().as_str()

@@ -99,6 +99,8 @@ enum medvault_status
   MEDVAULT_STATUS_RANDOM = 31,
   // Reading or writing a file failed.
   MEDVAULT_STATUS_IO = 32,
+  // The provider id is already registered with other keys.
+  MEDVAULT_STATUS_ALREADY_REGISTERED = 33,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -351,7 +353,9 @@ extern "C" {
 #endif // __cplusplus
 
 // Publishes `provider_id`'s public keys in the cloud's directory (requesters pin
-// them from there or from an out-of-band copy).
+// them from there or from an out-of-band copy). First-come: other keys under a
+// registered id are `MEDVAULT_STATUS_ALREADY_REGISTERED` and change nothing; the same
+// keys again are accepted.
 //
 // # Safety
 // `cloud` and `keys` live; `provider_id` NUL-terminated.

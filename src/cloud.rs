@@ -187,8 +187,12 @@ impl Cloud {
     /// Publishes a provider's public keys in the cloud's directory. A convenience, not
     /// a trust anchor: requesters pin provider keys (SECURITY.md, "Access requests and
     /// grants").
-    pub fn register_provider(&self, provider: ProviderId, keys: PublicIdentity) {
-        self.broker_write().register(provider, keys);
+    ///
+    /// First-come: once a provider id has keys, registering other keys under it is
+    /// [`Error::AlreadyRegistered`] and changes nothing (the same keys again are
+    /// accepted). Re-keying a provider, signed by its old key, is not supported yet.
+    pub fn register_provider(&self, provider: ProviderId, keys: PublicIdentity) -> Result<()> {
+        self.broker_write().register(provider, keys)
     }
 
     /// A provider's public keys from the directory.

@@ -158,6 +158,11 @@ pub enum Error {
     #[error("the store must be reopened: an earlier commit failed part way ({0})")]
     NeedsRecovery(String),
 
+    /// The provider id is already in the cloud's key directory with other keys: the
+    /// directory is first-come, so a later registration cannot take a provider's name.
+    #[error("the provider is already registered with other keys")]
+    AlreadyRegistered,
+
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

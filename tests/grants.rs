@@ -627,8 +627,22 @@ fn request_grant_search_across_two_providers_then_rotation_revokes() {
         ProviderId::new("city-lab").unwrap(),
         MasterKey::from_bytes([3; 32]),
     );
-    cloud.register_provider(hospital.id().clone(), a_keys.public());
-    cloud.register_provider(lab.id().clone(), b_keys.public());
+    cloud
+        .register_provider(hospital.id().clone(), a_keys.public())
+        .unwrap();
+    cloud
+        .register_provider(lab.id().clone(), b_keys.public())
+        .unwrap();
+    // The directory is first-come: the lab (or anyone) registering its keys under the
+    // hospital's id is refused and changes nothing; the same keys again are accepted.
+    assert!(matches!(
+        cloud.register_provider(hospital.id().clone(), b_keys.public()),
+        Err(Error::AlreadyRegistered)
+    ));
+    assert_eq!(cloud.provider_keys(hospital.id()).unwrap(), a_keys.public());
+    cloud
+        .register_provider(hospital.id().clone(), a_keys.public())
+        .unwrap();
     let alice = PatientId::new("+15550100").unwrap();
     for (provider, text) in [
         (&mut hospital, "note: diabetes, start metformin"),

@@ -107,7 +107,9 @@ pub(crate) fn scope_kind_code(kind: ScopeKind) -> u32 {
 }
 
 /// Publishes `provider_id`'s public keys in the cloud's directory (requesters pin
-/// them from there or from an out-of-band copy).
+/// them from there or from an out-of-band copy). First-come: other keys under a
+/// registered id are `MEDVAULT_STATUS_ALREADY_REGISTERED` and change nothing; the same
+/// keys again are accepted.
 ///
 /// # Safety
 /// `cloud` and `keys` live; `provider_id` NUL-terminated.
@@ -128,7 +130,7 @@ pub unsafe extern "C" fn medvault_cloud_register_provider(
         };
         cloud
             .cloud
-            .register_provider(parse_provider(provider)?, keys.public.clone());
+            .register_provider(parse_provider(provider)?, keys.public.clone())?;
         Ok(())
     })
 }

@@ -66,6 +66,8 @@ pub enum medvault_status {
     Random = 31,
     /// Reading or writing a file failed.
     Io = 32,
+    /// The provider id is already registered with other keys.
+    AlreadyRegistered = 33,
 }
 
 impl medvault_status {
@@ -94,11 +96,12 @@ impl medvault_status {
             Error::InvalidArgument(_) => Self::InvalidArgument,
             Error::Random => Self::Random,
             Error::Io(_) | Error::File { .. } => Self::Io,
+            Error::AlreadyRegistered => Self::AlreadyRegistered,
         }
     }
 
     /// Every status, for the message table and the tests.
-    const ALL: [medvault_status; 27] = [
+    const ALL: [medvault_status; 28] = [
         Self::Ok,
         Self::NullArgument,
         Self::BufferTooSmall,
@@ -126,6 +129,7 @@ impl medvault_status {
         Self::InvalidArgument,
         Self::Random,
         Self::Io,
+        Self::AlreadyRegistered,
     ];
 
     fn message(self) -> &'static std::ffi::CStr {
@@ -161,6 +165,7 @@ impl medvault_status {
             Self::InvalidArgument => c"invalid argument",
             Self::Random => c"the operating system's random number generator failed",
             Self::Io => c"I/O error",
+            Self::AlreadyRegistered => c"the provider is already registered with other keys",
         }
     }
 }

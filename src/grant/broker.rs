@@ -72,8 +72,17 @@ pub(crate) struct Broker {
 }
 
 impl Broker {
-    pub(crate) fn register(&mut self, provider: ProviderId, keys: PublicIdentity) {
-        self.directory.insert(provider, keys);
+    /// First-come: a provider id takes the keys it is first registered with; the same
+    /// keys again are accepted, other keys are [`Error::AlreadyRegistered`].
+    pub(crate) fn register(&mut self, provider: ProviderId, keys: PublicIdentity) -> Result<()> {
+        match self.directory.get(&provider) {
+            Some(registered) if *registered != keys => Err(Error::AlreadyRegistered),
+            Some(_) => Ok(()),
+            None => {
+                self.directory.insert(provider, keys);
+                Ok(())
+            }
+        }
     }
 
     pub(crate) fn provider_keys(&self, provider: &ProviderId) -> Option<&PublicIdentity> {

@@ -24,7 +24,7 @@ use super::*;
 /// let cloud = Cloud::new();
 /// let lab_keys = Identity::generate()?; // RSA-3072 signing and encryption pairs
 /// let mut lab = Provider::new(ProviderId::new("city-lab")?, MasterKey::generate()?);
-/// cloud.register_provider(lab.id().clone(), lab_keys.public());
+/// cloud.register_provider(lab.id().clone(), lab_keys.public())?;
 /// let maria = PatientId::new("+15551000000")?;
 ///
 /// // The doctor asks; the patient id is sealed to the lab, the cloud never sees it.

@@ -483,6 +483,11 @@ int main(int argc, char **argv) {
   NUL(medvault_cloud_register_provider(cloud, NULL, hospital_pub));
   NUL(medvault_cloud_register_provider(cloud, PROVIDER, NULL));
   OK(medvault_cloud_register_provider(cloud, PROVIDER, hospital_pub));
+  /* First-come: the same keys again are fine; another party's keys cannot take the
+   * provider's name (its pinned keys stay the hospital's, checked below). */
+  OK(medvault_cloud_register_provider(cloud, PROVIDER, hospital_pub));
+  EXPECT(MEDVAULT_STATUS_ALREADY_REGISTERED,
+         medvault_cloud_register_provider(cloud, PROVIDER, doctor_pub));
   medvault_public_identity *pinned = NULL;
   NUL(medvault_cloud_provider_keys(NULL, PROVIDER, &pinned));
   NUL(medvault_cloud_provider_keys(cloud, NULL, &pinned));
