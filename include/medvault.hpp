@@ -53,6 +53,10 @@ inline void check(medvault_status status) {
   }
 }
 
+// Chooses the threads medvault's parallel work runs on: 0 the default pool, 1 the
+// calling thread only, n a pool of medvault's own (at most MEDVAULT_MAX_THREADS).
+inline void set_threads(std::size_t threads) { check(medvault_set_threads(threads)); }
+
 inline byte_span bytes_of(std::string_view text) {
   return {reinterpret_cast<const std::uint8_t *>(text.data()), text.size()};
 }

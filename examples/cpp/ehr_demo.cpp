@@ -48,6 +48,8 @@ int main(int argc, char **argv) {
   try {
     medvault::cloud cloud(work + "/cloud");
 
+    // medvault's parallel work on the calling thread only: this demo is small.
+    medvault::set_threads(1);
     // The hospital seals and indexes three notes and a DICOM image.
     auto master = medvault::master_key::generate();
     medvault::provider hospital(kHospital, master);
