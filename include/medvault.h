@@ -568,6 +568,15 @@ medvault_status medvault_cloud_merge(const struct medvault_cloud *cloud);
 medvault_status medvault_cloud_manifest(const struct medvault_cloud *cloud,
                                         struct medvault_bytes *out);
 
+// The epoch the cloud expects next from `provider_id` (0 for a provider it does not
+// know) into `epoch_out`: what `medvault_provider_finish_batch_at` takes.
+//
+// # Safety
+// `cloud` live; `provider_id` NUL-terminated; `epoch_out` writable.
+medvault_status medvault_cloud_next_epoch(const struct medvault_cloud *cloud,
+                                          const char *provider_id,
+                                          uint32_t *epoch_out);
+
 // Answers a query (from `medvault_prepared_query_bytes`) across every provider it
 // names, in one call; the response goes to `out` for the requester to open.
 //
@@ -894,6 +903,18 @@ medvault_status medvault_provider_delete(struct medvault_provider *provider,
 // `provider` live; `out` an empty `medvault_bytes`.
 medvault_status medvault_provider_finish_batch(struct medvault_provider *provider,
                                                struct medvault_bytes *out);
+
+// As `medvault_provider_finish_batch`, but only if `expected_epoch` (the cloud's, from
+// `medvault_cloud_next_epoch`) is also the provider's next epoch; otherwise
+// `MEDVAULT_STATUS_EPOCH_OUT_OF_ORDER` before anything is built, the queue kept. A
+// provider that lost its state then never rebuilds an epoch already used: resume it
+// from its saved state instead.
+//
+// # Safety
+// `provider` live; `out` an empty `medvault_bytes`.
+medvault_status medvault_provider_finish_batch_at(struct medvault_provider *provider,
+                                                  uint32_t expected_epoch,
+                                                  struct medvault_bytes *out);
 
 // Moves to a new key generation (revocation: older grants find and open nothing
 // new). Finish the pending batch first. The new generation goes to

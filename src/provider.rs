@@ -288,6 +288,28 @@ impl Provider {
         })
     }
 
+    /// As [`finish`](Provider::finish), but only if `expected`, the epoch the cloud
+    /// expects next ([`Manifest::next_epoch`]), is also this provider's next epoch;
+    /// otherwise [`Error::EpochOutOfOrder`] before anything is built, the queue kept.
+    ///
+    /// Why: the epoch number is the index's only nonce. A provider that lost its state
+    /// (or was started with [`Provider::new`] instead of [`Provider::resume`]) would
+    /// otherwise rebuild an epoch already used, repeating its labels and keystream
+    /// under the cloud's eyes; and a cloud that claims a smaller count than the
+    /// provider's own does not get it to go back either. The provider recovers by
+    /// resuming from its saved state, never by adopting the cloud's number. (The
+    /// manifest is not authenticated: a cloud that lies *and* a provider that lost
+    /// its state can still meet on a used epoch; signed heads are issue 27.)
+    pub fn finish_at(&mut self, expected: u32) -> Result<IndexBatch> {
+        if expected != self.state.next_epoch {
+            return Err(Error::EpochOutOfOrder {
+                expected: self.state.next_epoch,
+                found: expected,
+            });
+        }
+        self.finish()
+    }
+
     /// Moves to a new key generation: records and batches from now on use it, so grants
     /// of older generations open nothing new. Finish the pending batch first.
     pub fn rotate(&mut self) -> Result<u32> {

@@ -531,3 +531,51 @@ fn many_records_are_read_in_parallel_and_damage_is_reported_in_order() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_provider_that_lost_its_state_never_rebuilds_a_used_epoch() {
+    // Epoch reuse repeats labels and keystream under the cloud's eyes, even in a batch
+    // the cloud then rejects: `finish_at` refuses before anything is built.
+    let cloud = Cloud::new();
+    let id = ProviderId::new("city-lab").unwrap();
+    let master = MasterKey::from_bytes([8; 32]);
+    let alice = PatientId::new("+15550100").unwrap();
+    let mut lab = Provider::new(id.clone(), master.clone());
+    for epoch in 0..3u32 {
+        let rec = lab.add_record(&alice, b"K 4.1", &["potassium"]).unwrap();
+        cloud.put_record(rec.bytes).unwrap();
+        let batch = lab.finish_at(cloud.manifest().next_epoch(&id)).unwrap();
+        assert_eq!(batch.epoch(), epoch);
+        cloud.ingest(batch).unwrap();
+    }
+    // Started with `new` instead of `resume`: its next epoch (0) is not the cloud's (3).
+    let mut amnesiac = Provider::new(id.clone(), master.clone());
+    amnesiac
+        .index(&alice, RecordId::from_bytes([1; 16]), &["potassium"])
+        .unwrap();
+    assert!(matches!(
+        amnesiac.finish_at(cloud.manifest().next_epoch(&id)),
+        Err(Error::EpochOutOfOrder {
+            expected: 0,
+            found: 3
+        })
+    ));
+    assert_eq!(amnesiac.pending_postings(), 1, "the queue is kept");
+    // Nor does a cloud that claims fewer epochs than the provider used get it to go
+    // back.
+    assert!(matches!(
+        lab.finish_at(2),
+        Err(Error::EpochOutOfOrder {
+            expected: 3,
+            found: 2
+        })
+    ));
+    // Resumed from its saved state, it goes on.
+    let mut resumed = Provider::resume(id.clone(), master, lab.state());
+    resumed
+        .index(&alice, RecordId::from_bytes([2; 16]), &["potassium"])
+        .unwrap();
+    let batch = resumed.finish_at(cloud.manifest().next_epoch(&id)).unwrap();
+    assert_eq!(batch.epoch(), 3);
+    cloud.ingest(batch).unwrap();
+}

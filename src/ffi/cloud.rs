@@ -230,6 +230,34 @@ pub unsafe extern "C" fn medvault_cloud_manifest(
     })
 }
 
+/// The epoch the cloud expects next from `provider_id` (0 for a provider it does not
+/// know) into `epoch_out`: what `medvault_provider_finish_batch_at` takes.
+///
+/// # Safety
+/// `cloud` live; `provider_id` NUL-terminated; `epoch_out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_cloud_next_epoch(
+    cloud: *const medvault_cloud,
+    provider_id: *const c_char,
+    epoch_out: *mut u32,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (cloud, provider, epoch_out) = unsafe {
+            (
+                handle(cloud, "cloud")?,
+                text(provider_id, "provider_id")?,
+                output(epoch_out, "epoch_out")?,
+            )
+        };
+        *epoch_out = cloud
+            .cloud
+            .manifest()
+            .next_epoch(&parse_provider(provider)?);
+        Ok(())
+    })
+}
+
 /// Answers a query (from `medvault_prepared_query_bytes`) across every provider it
 /// names, in one call; the response goes to `out` for the requester to open.
 ///

@@ -276,6 +276,28 @@ pub unsafe extern "C" fn medvault_provider_finish_batch(
     })
 }
 
+/// As `medvault_provider_finish_batch`, but only if `expected_epoch` (the cloud's, from
+/// `medvault_cloud_next_epoch`) is also the provider's next epoch; otherwise
+/// `MEDVAULT_STATUS_EPOCH_OUT_OF_ORDER` before anything is built, the queue kept. A
+/// provider that lost its state then never rebuilds an epoch already used: resume it
+/// from its saved state instead.
+///
+/// # Safety
+/// `provider` live; `out` an empty `medvault_bytes`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_provider_finish_batch_at(
+    provider: *mut medvault_provider,
+    expected_epoch: u32,
+    out: *mut medvault_bytes,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (provider, out) =
+            unsafe { (handle_mut(provider, "provider")?, empty_output(out, "out")?) };
+        put(out, provider.provider.finish_at(expected_epoch)?.to_bytes())
+    })
+}
+
 /// Moves to a new key generation (revocation: older grants find and open nothing
 /// new). Finish the pending batch first. The new generation goes to
 /// `generation_out` (may be NULL).

@@ -77,6 +77,13 @@ impl Manifest {
             .map(|i| &self.providers[i])
     }
 
+    /// The epoch the cloud expects next from `provider` (0 for a provider it does not
+    /// list): what [`Provider::finish_at`](crate::Provider::finish_at) takes.
+    pub fn next_epoch(&self, provider: &ProviderId) -> u32 {
+        self.provider(provider)
+            .map_or(0, ProviderManifest::epoch_count)
+    }
+
     /// The wire form (`FORMAT.md`, "Manifest").
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();

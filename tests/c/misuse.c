@@ -412,6 +412,26 @@ int main(int argc, char **argv) {
   EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_ingest(cloud, batch.data, batch.len - 1));
   OK(medvault_cloud_ingest(cloud, batch.data, batch.len));
   EXPECT(MEDVAULT_STATUS_EPOCH_OUT_OF_ORDER, medvault_cloud_ingest(cloud, batch.data, batch.len)); /* replay */
+  /* A provider that lost its state (a fresh one under the same id) is refused the
+   * epoch the cloud already has, and builds nothing: no epoch is used twice. */
+  uint32_t next_epoch = 99;
+  NUL(medvault_cloud_next_epoch(NULL, PROVIDER, &next_epoch));
+  NUL(medvault_cloud_next_epoch(cloud, NULL, &next_epoch));
+  NUL(medvault_cloud_next_epoch(cloud, PROVIDER, NULL));
+  OK(medvault_cloud_next_epoch(cloud, PROVIDER, &next_epoch));
+  TRUE(next_epoch == 1);
+  OK(medvault_cloud_next_epoch(cloud, "unknown-provider", &next_epoch));
+  TRUE(next_epoch == 0);
+  medvault_provider *amnesiac = NULL;
+  OK(medvault_provider_new(PROVIDER, master, &amnesiac));
+  medvault_bytes reused = {0};
+  NUL(medvault_provider_finish_batch_at(NULL, 1, &reused));
+  NUL(medvault_provider_finish_batch_at(amnesiac, 1, NULL));
+  EXPECT(MEDVAULT_STATUS_EPOCH_OUT_OF_ORDER, medvault_provider_finish_batch_at(amnesiac, 1, &reused));
+  TRUE(reused.data == NULL && reused.len == 0);
+  OK(medvault_provider_finish_batch_at(amnesiac, 0, &reused)); /* its own epoch 0, unsent */
+  medvault_bytes_free(&reused);
+  medvault_provider_free(amnesiac);
   NUL(medvault_cloud_merge(NULL));
   OK(medvault_cloud_merge(cloud));
   medvault_bytes manifest = {0};
