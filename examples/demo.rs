@@ -484,7 +484,10 @@ fn run() -> Result<bool, Box<dyn Error>> {
                 for r in &batch {
                     owner.index(&mobile(r.patient), r.id, &r.keywords)?;
                 }
-                cloud.ingest(owner.finish()?)?;
+                // Built only for the epoch the cloud expects, and only if the owner's
+                // saved state agrees: no epoch is ever built twice.
+                let next = cloud.manifest().next_epoch(owner.id());
+                cloud.ingest(owner.finish_at(next)?)?;
             }
             cloud.merge()?;
         }
@@ -717,7 +720,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         text.as_bytes(),
     )?)?;
     hospital.index(&maria, new_id, &tokenize(text))?;
-    cloud.ingest(hospital.finish()?)?;
+    cloud.ingest(hospital.finish_at(cloud.manifest().next_epoch(hospital.id()))?)?;
     let prepared = doctor.query(&maria, &keyword_refs, combine, &cloud.manifest())?;
     let after = doctor.open(&prepared, &cloud.search(prepared.query())?)?;
     let found_new = after

@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let record = owner.add_record(&patient, &content, &[&keyword])?;
     let record_id = record.id;
     cloud.put_record(record.bytes)?;
-    cloud.ingest(owner.finish()?)?;
+    cloud.ingest(owner.finish_at(cloud.manifest().next_epoch(owner.id()))?)?;
     println!(
         "DataOwner 3. uploaded {} B of text as an encrypted record {record_id} and one index entry",
         content.len()

@@ -216,6 +216,13 @@ class provider {
     return take_bytes(
         [&](medvault_bytes *out) { return medvault_provider_finish_batch(p_.get(), out); });
   }
+  // The batch of `expected_epoch` (the cloud's `next_epoch`), only if it is also this
+  // provider's next epoch: a provider that lost its state never rebuilds a used epoch.
+  std::vector<std::uint8_t> finish_batch_at(std::uint32_t expected_epoch) {
+    return take_bytes([&](medvault_bytes *out) {
+      return medvault_provider_finish_batch_at(p_.get(), expected_epoch, out);
+    });
+  }
   patient_key key_of(std::string_view patient) const {
     return make<medvault_patient_key, medvault_patient_key_free>([&](medvault_patient_key **out) {
       return medvault_provider_patient_key(p_.get(), bytes_of(patient).data(), patient.size(),
@@ -267,6 +274,11 @@ class cloud {
     });
   }
   void ingest(byte_span batch) { check(medvault_cloud_ingest(p_.get(), batch.data(), batch.size())); }
+  std::uint32_t next_epoch(const std::string &provider) const {
+    std::uint32_t epoch = 0;
+    check(medvault_cloud_next_epoch(p_.get(), provider.c_str(), &epoch));
+    return epoch;
+  }
   void merge() { check(medvault_cloud_merge(p_.get())); }
   std::vector<std::uint8_t> manifest() const {
     return take_bytes([&](medvault_bytes *out) { return medvault_cloud_manifest(p_.get(), out); });

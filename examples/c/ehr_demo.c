@@ -178,8 +178,12 @@ int main(int argc, char **argv) {
   const char *image_keywords[] = {"radiology", "dicom"};
   CHECK(medvault_provider_index(hospital, (const uint8_t *)PATIENT, strlen(PATIENT), image_id,
                                 image_keywords, 2));
+  /* Each batch is built for the epoch the cloud expects, and only if the hospital's saved
+   * state agrees: a provider that lost its state never rebuilds a used epoch. */
+  uint32_t next_epoch = 0;
+  CHECK(medvault_cloud_next_epoch(cloud, HOSPITAL, &next_epoch));
   medvault_bytes batch = {0};
-  CHECK(medvault_provider_finish_batch(hospital, &batch));
+  CHECK(medvault_provider_finish_batch_at(hospital, next_epoch, &batch));
   CHECK(medvault_cloud_ingest(cloud, batch.data, batch.len));
   printf("hospital: 3 notes and 1 image sealed; index batch of %zu bytes ingested\n", batch.len);
   medvault_bytes_free(&batch);
@@ -194,7 +198,8 @@ int main(int argc, char **argv) {
                                      follow_up_keywords, 2, follow_up_id, &sealed));
   CHECK(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
   medvault_bytes_free(&sealed);
-  CHECK(medvault_provider_finish_batch(hospital, &batch));
+  CHECK(medvault_cloud_next_epoch(cloud, HOSPITAL, &next_epoch));
+  CHECK(medvault_provider_finish_batch_at(hospital, next_epoch, &batch));
   CHECK(medvault_cloud_ingest(cloud, batch.data, batch.len));
   medvault_bytes_free(&batch);
   CHECK(medvault_cloud_merge(cloud));

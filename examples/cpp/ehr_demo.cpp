@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
     auto size = cloud.put_record_file(work + "/image.sealed");
     std::cout << "hospital: sealed the DICOM image as a stream and uploaded " << size << " bytes\n";
     hospital.index(kPatient, image_id, {"radiology", "dicom"});
-    auto batch = hospital.finish_batch();
+    auto batch = hospital.finish_batch_at(cloud.next_epoch(kHospital));
     cloud.ingest(batch);
     std::cout << "hospital: 3 notes and 1 image sealed; index batch of " << batch.size()
               << " bytes ingested\n";
@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
         medvault::bytes_of("2026-11-20 Follow-up: diabetes controlled on metformin 1000 mg."),
         {"diabetes", "metformin"});
     cloud.put_record(follow_up.bytes);
-    cloud.ingest(hospital.finish_batch());
+    cloud.ingest(hospital.finish_batch_at(cloud.next_epoch(kHospital)));
     cloud.merge();
     std::cout << "cloud: ingested 2 batches and merged them, without any key\n";
 
