@@ -262,17 +262,11 @@ impl Cloud {
     }
 
     /// Up to `limit` index labels of the oldest segment, in label order: what the
-    /// cloud's disk holds of the index, for its admin or an auditor to look at.
+    /// cloud's disk holds of the index, for its admin or an auditor to look at. Only
+    /// those labels are read, however large the segment.
     pub fn index_labels(&self, limit: usize) -> Result<Vec<[u8; 16]>> {
         match self.store.view().segments().first() {
-            Some(segment) => Ok(segment
-                .load()?
-                .table()
-                .labels()
-                .iter()
-                .take(limit)
-                .copied()
-                .collect()),
+            Some(segment) => segment.first_labels(limit),
             None => Ok(Vec::new()),
         }
     }

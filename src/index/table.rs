@@ -57,6 +57,7 @@ impl Table {
 
     /// A table from labels already strictly ascending (checked by the caller) and
     /// their values.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn from_sorted_parts(labels: Vec<Label>, values: Vec<Value>) -> Self {
         debug_assert!(labels.windows(2).all(|w| w[0] < w[1]));
         debug_assert_eq!(labels.len(), values.len());

@@ -102,8 +102,11 @@ pub trait SegmentSource: Send + Sync + std::fmt::Debug {
     fn len(&self) -> u64;
     /// The value under `label`, if any. A damaged segment is an error, never a miss.
     fn get(&self, label: &Label) -> Result<Option<Value>>;
-    /// The whole segment in memory (for export and tests; large segments are large).
+    /// The whole segment in memory (the tests compare stores entry by entry).
+    #[cfg(test)]
     fn load(&self) -> Result<Segment>;
+    /// Its first `limit` labels, in order, without loading the rest.
+    fn first_labels(&self, limit: usize) -> Result<Vec<Label>>;
 }
 
 impl SegmentSource for Segment {
@@ -113,8 +116,12 @@ impl SegmentSource for Segment {
     fn get(&self, label: &Label) -> Result<Option<Value>> {
         Ok(Segment::get(self, label).copied())
     }
+    #[cfg(test)]
     fn load(&self) -> Result<Segment> {
         Ok(self.clone())
+    }
+    fn first_labels(&self, limit: usize) -> Result<Vec<Label>> {
+        Ok(self.table().labels().iter().take(limit).copied().collect())
     }
 }
 
@@ -125,8 +132,15 @@ impl SegmentSource for SegmentFile {
     fn get(&self, label: &Label) -> Result<Option<Value>> {
         SegmentFile::get(self, label)
     }
+    #[cfg(test)]
     fn load(&self) -> Result<Segment> {
         SegmentFile::load(self)
+    }
+    fn first_labels(&self, limit: usize) -> Result<Vec<Label>> {
+        self.scan()
+            .take(limit)
+            .map(|entry| entry.map(|(label, _)| label))
+            .collect()
     }
 }
 

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::Path;
 
 use crate::error::{Error, IoAt, Result};
-use crate::index::{LABEL_LEN, Label, Segment, Table, VALUE_LEN, Value};
+use crate::index::{LABEL_LEN, Label, VALUE_LEN, Value};
 use crate::store::disk::{Disk, read_exact_at};
 
 /// Magic bytes of a segment file.
@@ -366,8 +366,10 @@ impl SegmentFile {
         Ok(())
     }
 
-    /// The whole segment in memory.
-    pub fn load(&self) -> Result<Segment> {
+    /// The whole segment in memory: for the tests and the fuzz targets, which compare
+    /// it with what lookups find (the store itself never loads a segment whole).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn load(&self) -> Result<crate::index::Segment> {
         let mut labels = Vec::with_capacity(self.layout.entries as usize);
         let mut values = Vec::with_capacity(self.layout.entries as usize);
         for entry in self.scan() {
@@ -375,7 +377,9 @@ impl SegmentFile {
             labels.push(label);
             values.push(value);
         }
-        Ok(Segment::new(Table::from_sorted_parts(labels, values)))
+        Ok(crate::index::Segment::new(
+            crate::index::Table::from_sorted_parts(labels, values),
+        ))
     }
 }
 
