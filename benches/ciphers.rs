@@ -2,7 +2,7 @@
 //! and medvault's sealing, on text and image files of 1, 10 and 100 MB, each beside
 //! the same operation through OpenSSL in the same run.
 //!
-//! `cargo bench --bench ciphers` (long: 100 MB of 3DES takes seconds per iteration and
+//! `cargo bench --features lab --bench ciphers` (long: 100 MB of 3DES takes seconds per iteration and
 //! criterion takes at least ten). Filter with e.g. `-- des-cbc/` or `-- /1MB`. RSA runs
 //! at 1 MB here; `examples/cipher_report.rs` measures 10 and 100 MB once.
 

@@ -3,7 +3,7 @@
 //! written as a markdown table and an SVG chart under `target/cipher-report/`.
 //!
 //! ```text
-//! cargo run --release --example cipher_report -- [--quick] [--rsa-max-mb N] [--out DIR]
+//! cargo run --release --features lab --example cipher_report -- [--quick] [--rsa-max-mb N] [--out DIR]
 //!     [--only ID]... [--kind text|image] [--sizes 1,10,100]
 //! ```
 //!

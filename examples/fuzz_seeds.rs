@@ -1,8 +1,8 @@
 //! Writes the fuzzers' fixtures and seed corpora.
 //!
-//! `cargo run --example fuzz_seeds` — writes `fuzz/corpus/<target>/` from the fixtures in
+//! `cargo run --features lab --example fuzz_seeds` — writes `fuzz/corpus/<target>/` from the fixtures in
 //! `fuzz/fixtures/` (creating the fixtures first if they are missing).
-//! `cargo run --example fuzz_seeds -- --regenerate-fixtures` — makes new fixtures.
+//! `cargo run --features lab --example fuzz_seeds -- --regenerate-fixtures` — makes new fixtures.
 //!
 //! Fixtures are the valid objects the decryptor targets hold their property against:
 //! a mutated fixture must never open unless its bytes equal the fixture's.
