@@ -22,8 +22,9 @@ use crate::error::{Error, Result};
 use crate::grant::{AccessRequest, Grant};
 use crate::grant::{AdminView, Broker};
 use crate::index::IndexBatch;
-use crate::index::manifest::{EpochInfo, Manifest, ProviderManifest};
-use crate::index::query::{ProviderResponse, Query, SearchResponse, evaluate};
+use crate::crypto::merkle::Digest;
+use crate::index::manifest::{Manifest, ProviderManifest};
+use crate::index::query::{ProviderResponse, Query, RecordProof, SearchResponse, evaluate};
 use crate::index::search;
 use crate::keys::identity::{Fingerprint, PublicIdentity};
 use crate::keys::{ProviderId, RecordId};
@@ -128,13 +129,36 @@ impl Cloud {
         self.store.as_ref()
     }
 
-    /// Stores a sealed record under the provider and record id of its header.
-    /// Records are immutable: storing an id twice is an error.
+    /// The digest the provider's signed log commits for `record`, or
+    /// [`Error::NotAuthentic`]: a record no signed batch committed is refused.
+    fn committed_digest(&self, provider: &ProviderId, record: RecordId) -> Result<Digest> {
+        self.store
+            .view()
+            .logs()
+            .get(provider)
+            .and_then(|tip| tip.find_record(record))
+            .map(|(_, _, digest)| digest)
+            .ok_or_else(|| Error::NotAuthentic {
+                provider: provider.to_string(),
+                what: "record (no signed batch commits it)",
+            })
+    }
+
+    /// Stores a sealed record under the provider and record id of its header, if a
+    /// batch its provider signed (ingested before) committed exactly these bytes
+    /// ([`Error::NotAuthentic`] and nothing stored otherwise). Records are immutable:
+    /// storing an id twice is an error.
     pub fn put_record(&self, sealed: Vec<u8>) -> Result<(ProviderId, RecordId)> {
         let (header, _) = RecordHeader::parse(&sealed)?;
         let key = (header.provider().clone(), header.record_id());
-        self.store
-            .put_record(&key.0, key.1, (self.clock)(), &mut sealed.as_slice())?;
+        let expected = self.committed_digest(&key.0, key.1)?;
+        self.store.put_record(
+            &key.0,
+            key.1,
+            (self.clock)(),
+            &mut sealed.as_slice(),
+            &expected,
+        )?;
         Ok(key)
     }
 
@@ -147,11 +171,13 @@ impl Cloud {
             .read_to_end(&mut head)?;
         let (header, _) = RecordHeader::parse(&head)?;
         let (provider, record) = (header.provider().clone(), header.record_id());
+        let expected = self.committed_digest(&provider, record)?;
         let size = self.store.put_record(
             &provider,
             record,
             (self.clock)(),
             &mut head.as_slice().chain(sealed),
+            &expected,
         )?;
         Ok((provider, record, size))
     }
@@ -241,18 +267,22 @@ impl Cloud {
         self.ingest(IndexBatch::from_bytes(batch)?)
     }
 
-    /// Ingests a provider's batch as a new segment. The batch must be the provider's
-    /// next epoch ([`Error::EpochOutOfOrder`] otherwise), its generation must not go
-    /// back, and none of its labels may already exist ([`Error::LabelCollision`]).
-    /// On a persistent store the batch is durable when this returns.
+    /// Ingests a provider's batch as a new segment and the next epoch of its log. The
+    /// provider must be registered ([`Error::NotFound`]) and the batch signed by its
+    /// registered key over its log extended by the batch ([`Error::NotAuthentic`]); it
+    /// must be the provider's next epoch ([`Error::EpochOutOfOrder`]), its generation
+    /// must not go back nor rise by more than one, none of its records may have been
+    /// committed before, and none of its labels may already exist
+    /// ([`Error::LabelCollision`]). A refused batch changes nothing. On a persistent
+    /// store the batch is durable when this returns.
     pub fn ingest(&self, batch: IndexBatch) -> Result<()> {
+        let key = self
+            .broker_read()
+            .provider_keys(&batch.provider)
+            .map(|keys| keys.verifying.clone())
+            .ok_or(Error::NotFound("the provider's keys in the directory"))?;
         // The store checks the batch against its current state under its own lock.
-        let info = EpochInfo {
-            generation: batch.generation,
-            entries: batch.table.len() as u32,
-        };
-        self.store
-            .append(&batch.provider, batch.epoch, info, &batch.table)
+        self.store.append(&batch, &key)
     }
 
     /// Merges all segments into one, by label, without any key. Searches keep running
@@ -285,6 +315,11 @@ impl Cloud {
                 provider: p.clone(),
                 records: records.get(p).copied().unwrap_or(0),
                 epochs: epochs.clone(),
+                signature: view
+                    .logs()
+                    .get(p)
+                    .map(|tip| tip.signature.clone())
+                    .unwrap_or_default(),
             })
             .collect();
         for (p, count) in records {
@@ -293,6 +328,7 @@ impl Cloud {
                     provider: p,
                     records: count,
                     epochs: Vec::new(),
+                    signature: Vec::new(),
                 });
             }
         }
@@ -334,17 +370,36 @@ impl Cloud {
                     selected.iter().map(fetch).collect()
                 };
             let mut records = Vec::new();
+            let mut proofs = Vec::new();
             let mut missing = Vec::new();
+            let tip = view.logs().get(&tokens.provider);
             for (id, record) in selected.into_iter().zip(fetched) {
-                match record? {
-                    Some(bytes) => records.push((id, bytes)),
-                    None => missing.push(id),
-                }
+                let Some(bytes) = record? else {
+                    missing.push(id);
+                    continue;
+                };
+                // Every stored record was committed by a signed batch (`put_record`).
+                let proof = tip
+                    .and_then(|tip| {
+                        let (epoch, at, _) = tip.find_record(id)?;
+                        let path = tip.tables[epoch as usize].path(at)?;
+                        Some(RecordProof {
+                            epoch,
+                            index: at as u32,
+                            path,
+                        })
+                    })
+                    .ok_or_else(|| Error::Corrupt {
+                        what: "store: a stored record that no signed batch commits".to_owned(),
+                    })?;
+                records.push((id, bytes));
+                proofs.push(proof);
             }
             providers.push(ProviderResponse {
                 provider: tokens.provider.clone(),
                 hits,
                 records,
+                proofs,
                 missing,
             });
         }

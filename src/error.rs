@@ -163,6 +163,30 @@ pub enum Error {
     #[error("the provider is already registered with other keys")]
     AlreadyRegistered,
 
+    /// Data is not provably its provider's: a batch or record the provider did not sign
+    /// (refused by the cloud, which changes nothing), or a log, posting or record in an
+    /// answer that does not verify against the provider's signed log (refused by the
+    /// requester). Names the provider, never a patient or keyword.
+    #[error("not authentic: the {what} of provider {provider} is not what it signed")]
+    NotAuthentic {
+        /// The provider whose data it claims to be.
+        provider: String,
+        /// What failed the check.
+        what: &'static str,
+    },
+
+    /// The cloud showed a provider's log shorter than one this party verified before:
+    /// it rolled the provider back (to hide newer epochs, or to replay old ones).
+    #[error("log rollback: provider {provider} had {seen} signed epochs, now shown {found}")]
+    LogRollback {
+        /// The provider.
+        provider: String,
+        /// Signed epochs verified before.
+        seen: u32,
+        /// Epochs the log shows now.
+        found: u32,
+    },
+
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

@@ -54,6 +54,13 @@ impl Work {
         Work((labels as u64).saturating_mul(15) / 2)
     }
 
+    /// Hashing `count` Merkle leaves or nodes (SHA-256 of one or two blocks): an
+    /// estimate of 250 ns each, not yet calibrated by a bench of its own; the hashing
+    /// runs inside bench `index` (`build` rows) and bench `store` (`ingest`).
+    pub(crate) fn hashes(count: usize) -> Work {
+        Work((count as u64).saturating_mul(250))
+    }
+
     /// Sorting `labels` of a new batch; bench `index` (`build`), where the parallel sort
     /// paid above 16,384 labels.
     pub(crate) fn label_sort(labels: usize) -> Work {

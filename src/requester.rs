@@ -1,12 +1,17 @@
 //! The data user (a doctor): holds the keys it was granted, builds one query for a
 //! patient across every provider it holds keys for, and opens the cloud's answer.
 //!
-//! Opening a response is not blind trust: the requester re-evaluates the postings the
-//! cloud returned and checks that the records sent are exactly the ones they select
-//! ([`Error::InconsistentResponse`] otherwise), then opens each record, which
-//! authenticates it.
+//! Nothing the cloud says is taken on trust. Tokens are built from each provider's
+//! signed log, verified under the provider key the requester pinned
+//! ([`Requester::trust_provider`], or the issuer of an accepted grant); the highest log
+//! seen per provider is remembered and a shorter or different one refused
+//! ([`Error::LogRollback`], [`Error::NotAuthentic`]). Opening a response checks every
+//! record against the digest its provider signed, re-evaluates the postings and checks
+//! that the records sent are exactly the ones they select
+//! ([`Error::InconsistentResponse`] otherwise), then opens each record.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use zeroize::Zeroizing;
@@ -14,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::grant::{Grant, GrantedKey, OpenedGrant, PendingRequest};
 use crate::index::keyword;
+use crate::index::log::{self, VerifiedLog};
 use crate::index::manifest::Manifest;
 use crate::index::query::{
     Combine, MAX_KEYWORDS, MAX_PROVIDERS, ProviderTokens, Query, SearchResponse,
@@ -31,6 +37,8 @@ pub struct PreparedQuery {
     query: Query,
     patient: PatientId,
     keywords: Vec<String>,
+    /// The verified log each provider's tokens were built from, in query order.
+    logs: Vec<Arc<VerifiedLog>>,
 }
 
 impl PreparedQuery {
@@ -112,6 +120,10 @@ pub struct Requester {
     keys: HashMap<(ProviderId, PatientId), BTreeMap<u32, PatientKey>>,
     /// Keys of single records.
     record_keys: HashMap<(ProviderId, RecordId), RecordKey>,
+    /// The verifying key pinned for each provider.
+    pinned: HashMap<ProviderId, VerifyingKey>,
+    /// The highest log verified per provider (rollback refusal, and the head cache).
+    seen: Mutex<HashMap<ProviderId, Arc<VerifiedLog>>>,
 }
 
 impl std::fmt::Debug for Requester {
@@ -139,6 +151,20 @@ impl Requester {
             .insert(key.generation(), key);
     }
 
+    /// Pins `key` as `provider`'s verifying key: its signed log is checked under it
+    /// before any token for the provider is built. Pinning another key for a provider
+    /// already pinned is [`Error::AlreadyRegistered`].
+    pub fn trust_provider(&mut self, provider: ProviderId, key: VerifyingKey) -> Result<()> {
+        match self.pinned.get(&provider) {
+            Some(pinned) if *pinned != key => Err(Error::AlreadyRegistered),
+            Some(_) => Ok(()),
+            None => {
+                self.pinned.insert(provider, key);
+                Ok(())
+            }
+        }
+    }
+
     /// Adds the key of one record (what a grant of one record delivers).
     pub fn add_record_key(&mut self, key: RecordKey) {
         self.record_keys
@@ -155,7 +181,8 @@ impl Requester {
 
     /// Opens a grant received for `pending`: verifies it against the provider key the
     /// requester pinned (`issuer`), checks it is for this requester, not expired, and
-    /// answers exactly that request; then adds its key.
+    /// answers exactly that request; then adds its key and pins `issuer` for the
+    /// grant's provider ([`Requester::trust_provider`]).
     pub fn accept_grant(
         &mut self,
         grant: &Grant,
@@ -166,6 +193,11 @@ impl Requester {
     ) -> Result<()> {
         let opened = grant.open(issuer, me, now)?;
         opened.check_answers(pending)?;
+        let provider = match &opened.key {
+            GrantedKey::Patient(_, key) => key.provider().clone(),
+            GrantedKey::Record(_, key) => key.provider().clone(),
+        };
+        self.trust_provider(provider, issuer.clone())?;
         self.add_grant(opened);
         Ok(())
     }
@@ -207,9 +239,11 @@ impl Requester {
     /// Builds one query for `patient` and `keywords` (1 to 16, combined by `combine`)
     /// across every provider the requester holds keys for and the manifest lists.
     ///
-    /// Each token covers exactly the epochs the manifest shows in the generations the
-    /// requester holds keys for, so it cannot find anything uploaded later (forward
-    /// privacy) nor under a newer generation (revocation).
+    /// Each provider's log in the manifest is verified first under its pinned key
+    /// ([`Error::NotFound`] if none is pinned; [`Error::NotAuthentic`],
+    /// [`Error::LogRollback`]). Each token covers exactly the signed epochs in the
+    /// generations the requester holds keys for, so it cannot find anything uploaded
+    /// later (forward privacy) nor under a newer generation (revocation).
     pub fn query(
         &self,
         patient: &PatientId,
@@ -225,16 +259,19 @@ impl Requester {
             .map(|k| keyword::checked(k.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let mut providers = Vec::new();
+        let mut logs = Vec::new();
         for provider in self.providers_for(patient) {
             let Some(info) = manifest.provider(&provider) else {
                 continue;
             };
+            let log = self.verified_log(&provider, info)?;
             let generations = &self.keys[&(provider.clone(), patient.clone())];
             let tokens = keywords
                 .iter()
-                .map(|keyword| token::build(generations, info, keyword))
+                .map(|keyword| token::build(generations, &log, keyword))
                 .collect::<Result<Vec<_>>>()?;
             providers.push(ProviderTokens { provider, tokens });
+            logs.push(log);
         }
         if providers.is_empty() {
             return Err(Error::NotFound(
@@ -254,7 +291,30 @@ impl Requester {
             },
             patient: patient.clone(),
             keywords,
+            logs,
         })
+    }
+
+    /// `provider`'s log in the manifest, verified under its pinned key and against the
+    /// highest log seen before, which it then replaces.
+    fn verified_log(
+        &self,
+        provider: &ProviderId,
+        entry: &crate::index::manifest::ProviderManifest,
+    ) -> Result<Arc<VerifiedLog>> {
+        let key = self.pinned.get(provider).ok_or(Error::NotFound(
+            "a pinned key for the provider (Requester::trust_provider)",
+        ))?;
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let log = log::verify(
+            provider,
+            &entry.epochs,
+            &entry.signature,
+            key,
+            seen.get(provider),
+        )?;
+        seen.insert(provider.clone(), Arc::clone(&log));
+        Ok(log)
     }
 
     /// Checks the cloud's response against its own postings and opens every record.
@@ -270,9 +330,10 @@ impl Requester {
             ));
         }
         let mut providers = Vec::with_capacity(asked.len());
-        for (tokens, answer) in asked.iter().zip(&response.providers) {
+        for ((tokens, log), answer) in asked.iter().zip(&prepared.logs).zip(&response.providers) {
             token::check_answer(
                 tokens,
+                log,
                 prepared.keywords.len(),
                 prepared.query.combine,
                 answer,

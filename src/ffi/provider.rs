@@ -4,6 +4,7 @@
 use std::ffi::c_char;
 
 use super::bytes::{empty_output, medvault_bytes, put};
+use super::identity::medvault_identity;
 use super::keys::{medvault_master_key, medvault_patient_key, parse_patient, parse_provider};
 use super::status::medvault_status;
 use super::stream::{medvault_sealer, sealer_handle};
@@ -21,57 +22,71 @@ pub struct medvault_provider {
 }
 
 /// A new provider `provider_id` with a copy of `master` (the caller still frees
-/// `master`), starting at epoch 0 and key generation 0.
+/// `master`), starting at epoch 0 and key generation 0, signing its batches with the
+/// signing key of `identity` (copied; the one registered with the cloud).
 ///
 /// # Safety
-/// `provider_id` NUL-terminated; `master` live; `out` writable.
+/// `provider_id` NUL-terminated; `master` and `identity` live; `out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn medvault_provider_new(
     provider_id: *const c_char,
     master: *const medvault_master_key,
+    identity: *const medvault_identity,
     out: *mut *mut medvault_provider,
 ) -> medvault_status {
     ffi_status!({
         // SAFETY: contract above; each pointer checked for NULL.
-        let (id, master, out) = unsafe {
+        let (id, master, identity, out) = unsafe {
             (
                 text(provider_id, "provider_id")?,
                 handle(master, "master")?,
+                handle(identity, "identity")?,
                 output(out, "out")?,
             )
         };
-        let provider = Provider::new(parse_provider(id)?, master.key.clone());
+        let provider = Provider::new(
+            parse_provider(id)?,
+            master.key.clone(),
+            identity.identity.signing.clone(),
+        );
         *out = into_handle(medvault_provider { provider });
         Ok(())
     })
 }
 
-/// A provider resuming from the state `medvault_provider_state` saved (next epoch and
-/// key generation), so its next batch continues where the last run stopped.
+/// A provider resuming from the state `medvault_provider_state` saved (next epoch, key
+/// generation, log chain), so its next batch continues where the last run stopped.
 ///
 /// # Safety
-/// `provider_id` NUL-terminated; `master` live; `state` `state_len` bytes; `out`
-/// writable.
+/// `provider_id` NUL-terminated; `master` and `identity` live; `state` `state_len`
+/// bytes; `out` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn medvault_provider_resume(
     provider_id: *const c_char,
     master: *const medvault_master_key,
+    identity: *const medvault_identity,
     state: *const u8,
     state_len: usize,
     out: *mut *mut medvault_provider,
 ) -> medvault_status {
     ffi_status!({
         // SAFETY: contract above; each pointer checked for NULL.
-        let (id, master, state, out) = unsafe {
+        let (id, master, identity, state, out) = unsafe {
             (
                 text(provider_id, "provider_id")?,
                 handle(master, "master")?,
+                handle(identity, "identity")?,
                 input(state, state_len, "state")?,
                 output(out, "out")?,
             )
         };
         let state = ProviderState::from_bytes(state)?;
-        let provider = Provider::resume(parse_provider(id)?, master.key.clone(), state);
+        let provider = Provider::resume(
+            parse_provider(id)?,
+            master.key.clone(),
+            identity.identity.signing.clone(),
+            state,
+        );
         *out = into_handle(medvault_provider { provider });
         Ok(())
     })
@@ -168,6 +183,40 @@ pub unsafe extern "C" fn medvault_provider_sealer_init(
         // SAFETY: checked non-NULL; 16 writable bytes (contract).
         unsafe { write_array(record_id_out, id.as_bytes()) };
         *out = sealer_handle(sealer);
+        Ok(())
+    })
+}
+
+/// Commits the sealed record `record_id` (16 bytes) stored in the file at `path`
+/// (NUL-terminated) to the next batch, as a streamed record needs before the cloud
+/// accepts it: upload the batch first, then the record.
+///
+/// # Safety
+/// `provider` live; `record_id` 16 bytes; `path` NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_provider_commit_record_file(
+    provider: *mut medvault_provider,
+    record_id: *const u8,
+    path: *const c_char,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (provider, record, path) = unsafe {
+            (
+                handle_mut(provider, "provider")?,
+                array::<16>(record_id, "record_id")?,
+                text(path, "path")?,
+            )
+        };
+        let path = std::path::Path::new(path);
+        let file = std::fs::File::open(path).map_err(|source| crate::Error::File {
+            action: "open",
+            path: path.to_owned(),
+            source,
+        })?;
+        provider
+            .provider
+            .commit_record(RecordId::from_bytes(record), std::io::BufReader::new(file))?;
         Ok(())
     })
 }

@@ -7,11 +7,11 @@ use super::bytes::{empty_output, medvault_bytes, put};
 use super::grant::medvault_pending_request;
 use super::identity::{medvault_identity, medvault_public_identity};
 use super::keys::MEDVAULT_RECORD_ID_LEN;
-use super::keys::parse_patient;
+use super::keys::{parse_patient, parse_provider};
 use super::status::medvault_status;
 use super::{
     c_text, ffi_status, ffi_value, free_handle, handle, handle_mut, input, into_handle, invalid,
-    keyword_list, output,
+    keyword_list, output, text,
 };
 use crate::grant::Grant;
 use crate::index::manifest::Manifest;
@@ -102,9 +102,38 @@ pub unsafe extern "C" fn medvault_requester_free(requester: *mut medvault_reques
     ffi_value!((), { unsafe { free_handle(requester) } })
 }
 
+/// Pins `provider`'s public keys (`provider_id` NUL-terminated): its signed log is
+/// verified under them before any query reaches it. Pinning other keys for a provider
+/// already pinned is `MEDVAULT_STATUS_ALREADY_REGISTERED`.
+///
+/// # Safety
+/// `requester` and `keys` live; `provider_id` NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_requester_trust_provider(
+    requester: *mut medvault_requester,
+    provider_id: *const c_char,
+    keys: *const medvault_public_identity,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (requester, id, keys) = unsafe {
+            (
+                handle_mut(requester, "requester")?,
+                text(provider_id, "provider_id")?,
+                handle(keys, "keys")?,
+            )
+        };
+        requester
+            .requester
+            .trust_provider(parse_provider(id)?, keys.public.verifying.clone())?;
+        Ok(())
+    })
+}
+
 /// Accepts a grant answering `pending`: verifies it against `issuer` (the provider's
 /// public keys the requester pinned), checks it is addressed to `me`, valid at `now`
-/// (unix seconds) and answers exactly that request; then adds its key.
+/// (unix seconds) and answers exactly that request; then adds its key and pins
+/// `issuer` for the grant's provider.
 ///
 /// # Safety
 /// Handles live; `grant` `grant_len` bytes.

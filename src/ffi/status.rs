@@ -68,6 +68,10 @@ pub enum medvault_status {
     Io = 32,
     /// The provider id is already registered with other keys.
     AlreadyRegistered = 33,
+    /// A batch, record, log or answer is not provably its provider's.
+    NotAuthentic = 34,
+    /// The cloud showed a provider's log shorter than one seen before.
+    LogRollback = 35,
 }
 
 impl medvault_status {
@@ -97,11 +101,13 @@ impl medvault_status {
             Error::Random => Self::Random,
             Error::Io(_) | Error::File { .. } => Self::Io,
             Error::AlreadyRegistered => Self::AlreadyRegistered,
+            Error::NotAuthentic { .. } => Self::NotAuthentic,
+            Error::LogRollback { .. } => Self::LogRollback,
         }
     }
 
     /// Every status, for the message table and the tests.
-    const ALL: [medvault_status; 28] = [
+    const ALL: [medvault_status; 30] = [
         Self::Ok,
         Self::NullArgument,
         Self::BufferTooSmall,
@@ -130,6 +136,8 @@ impl medvault_status {
         Self::Random,
         Self::Io,
         Self::AlreadyRegistered,
+        Self::NotAuthentic,
+        Self::LogRollback,
     ];
 
     fn message(self) -> &'static std::ffi::CStr {
@@ -166,6 +174,8 @@ impl medvault_status {
             Self::Random => c"the operating system's random number generator failed",
             Self::Io => c"I/O error",
             Self::AlreadyRegistered => c"the provider is already registered with other keys",
+            Self::NotAuthentic => c"not authentic: not what the provider signed",
+            Self::LogRollback => c"the cloud rolled a provider's log back",
         }
     }
 }

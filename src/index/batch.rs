@@ -1,23 +1,32 @@
 //! The index batch (`MVIB`, FORMAT.md "Index batch"): one provider's entries for one
-//! epoch, sorted by label, as uploaded to the cloud.
+//! epoch, sorted by label, with the records uploaded in that epoch and the provider's
+//! signature over its log head (`index::log`), as uploaded to the cloud.
 //!
-//! **Leaks**: a batch reveals its provider, epoch, key generation and entry count; every
-//! value has the same size. Nothing in a batch links entries to each other, to a patient
-//! or to a keyword.
+//! **Leaks**: a batch reveals its provider, epoch, key generation, entry count and the
+//! ids and digests of the records uploaded with it; every value has the same size.
+//! Nothing in a batch links entries to each other, to a patient or to a keyword.
 
 use super::entry::{ALG_GGM_AES256_PACKED4, BATCH_MAGIC, INDEX_VERSION, PAIR_LEN};
+use super::log::{self, MAX_SIGNATURE_LEN, RecordTable};
+use super::manifest::{EpochInfo, read_signature};
 use super::table::Table;
+use crate::crypto::merkle::Digest;
 use crate::error::Result;
-use crate::keys::ProviderId;
-use crate::wire::{Reader, put_preamble};
+use crate::keys::{ProviderId, RecordId};
+use crate::wire::{CountWidth, Reader, put_preamble};
 
-/// An index batch: one provider's entries for one epoch, sorted by label.
+/// An index batch: one provider's entries for one epoch, sorted by label, the records
+/// committed with them, and the provider's signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexBatch {
     pub(crate) provider: ProviderId,
     pub(crate) epoch: u32,
     pub(crate) generation: u32,
     pub(crate) table: Table,
+    pub(crate) records: RecordTable,
+    pub(crate) signature: Vec<u8>,
+    /// The commitment, computed from `table` and `records` whenever a batch is made.
+    pub(crate) info: EpochInfo,
 }
 
 impl IndexBatch {
@@ -25,6 +34,33 @@ impl IndexBatch {
     pub const LABEL_LEN: usize = super::entry::LABEL_LEN;
     /// Bytes of one label-value entry on the wire (`FORMAT.md`, "Index batch").
     pub const PAIR_LEN: usize = PAIR_LEN;
+
+    /// Assembles a batch and its commitment (the signature is added by the provider).
+    pub(crate) fn new(
+        provider: ProviderId,
+        epoch: u32,
+        generation: u32,
+        table: Table,
+        records: RecordTable,
+        signature: Vec<u8>,
+    ) -> Self {
+        let info = EpochInfo {
+            generation,
+            entries: table.len() as u32,
+            pairs_root: log::pairs_root(&table),
+            records: records.len() as u32,
+            records_root: records.root(),
+        };
+        IndexBatch {
+            provider,
+            epoch,
+            generation,
+            table,
+            records,
+            signature,
+            info,
+        }
+    }
 
     /// The provider that built the batch.
     pub fn provider(&self) -> &ProviderId {
@@ -50,20 +86,35 @@ impl IndexBatch {
     pub fn table(&self) -> &Table {
         &self.table
     }
+    /// The records committed with the batch: `(id, SHA-256 of the sealed record)`, by id.
+    pub fn records(&self) -> &[(RecordId, Digest)] {
+        self.records.entries()
+    }
 
     /// The wire form (`FORMAT.md`, "Index batch").
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.table.len() * PAIR_LEN);
+        let mut out = Vec::with_capacity(
+            64 + self.records.len() * 48 + self.signature.len() + self.table.len() * PAIR_LEN,
+        );
         put_preamble(&mut out, BATCH_MAGIC, INDEX_VERSION, ALG_GGM_AES256_PACKED4);
         self.provider.encode_into(&mut out);
         out.extend_from_slice(&self.epoch.to_be_bytes());
         out.extend_from_slice(&self.generation.to_be_bytes());
+        out.extend_from_slice(&(self.records.len() as u32).to_be_bytes());
+        for (id, digest) in self.records.entries() {
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(digest);
+        }
+        out.extend_from_slice(&(self.signature.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.signature);
         out.extend_from_slice(&(self.table.len() as u32).to_be_bytes());
         self.table.write_pairs(&mut out);
         out
     }
 
-    /// Parses and checks a batch: sorted, no repeated label, nothing trailing.
+    /// Parses a batch: records sorted by id without repeats, a signature, entries
+    /// sorted by label without repeats, nothing trailing. The signature is checked by
+    /// the cloud on ingest, against the provider's registered key.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "index batch");
         r.preamble(BATCH_MAGIC, INDEX_VERSION, &[ALG_GGM_AES256_PACKED4])?;
@@ -73,14 +124,58 @@ impl IndexBatch {
             return Err(r.malformed("epoch out of range"));
         }
         let generation = r.u32("key generation")?;
+        let record_count = r.count(CountWidth::U32, 48, "record count")?;
+        let mut records: Vec<(RecordId, Digest)> = Vec::with_capacity(record_count);
+        for _ in 0..record_count {
+            let id = RecordId::from_bytes(r.array("record id")?);
+            if records.last().is_some_and(|(last, _)| *last >= id) {
+                return Err(r.malformed("records not in ascending id order"));
+            }
+            records.push((id, r.array("record digest")?));
+        }
+        let signature = read_signature(&mut r)?.to_vec();
+        if signature.is_empty() {
+            return Err(r.malformed("no signature"));
+        }
+        debug_assert!(signature.len() <= MAX_SIGNATURE_LEN);
         let count = r.u32("entry count")? as usize;
         let table = Table::read_pairs(&mut r, count)?;
         r.finish()?;
-        Ok(IndexBatch {
+        Ok(IndexBatch::new(
             provider,
             epoch,
             generation,
             table,
-        })
+            RecordTable::new(records)?,
+            signature,
+        ))
+    }
+}
+
+#[cfg(test)]
+impl IndexBatch {
+    /// A batch of `table` signed with `signing` as epoch `epoch` of a log whose chain
+    /// was `previous` (tests that build entries by hand).
+    pub(crate) fn signed_for_test(
+        provider: ProviderId,
+        epoch: u32,
+        generation: u32,
+        table: Table,
+        previous: &Digest,
+        signing: &crate::keys::identity::SigningKey,
+    ) -> Self {
+        let mut batch = IndexBatch::new(
+            provider,
+            epoch,
+            generation,
+            table,
+            RecordTable::new(Vec::new()).expect("empty table"),
+            Vec::new(),
+        );
+        let chain = log::next_chain(&batch.provider, epoch, &batch.info, previous);
+        batch.signature = signing
+            .sign(&log::head_message(&batch.provider, epoch + 1, &chain))
+            .expect("signing");
+        batch
     }
 }

@@ -32,7 +32,7 @@ pub const PAIR_LEN: usize = LABEL_LEN + VALUE_LEN;
 /// Magic bytes of an index batch.
 pub const BATCH_MAGIC: &[u8; 4] = b"MVIB";
 /// Version of the batch format.
-pub const INDEX_VERSION: u8 = 1;
+pub const INDEX_VERSION: u8 = 2;
 /// Algorithm id: GGM over AES-256, AES-256 block PRF labels, 4-entry packed values.
 pub const ALG_GGM_AES256_PACKED4: u8 = 1;
 

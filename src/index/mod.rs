@@ -10,6 +10,8 @@
 //! * `entry`: the label and value PRFs of one leaf (`label_i`, `value_i`);
 //! * `batch` and `table`: the batch a provider uploads, and the sorted tables the cloud
 //!   keeps and merges by label without any key;
+//! * `log`: each provider's signed log, which makes every entry and record
+//!   attributable to it;
 //! * `manifest`: the public metadata (every provider's epochs) tokens are built from;
 //! * `token`: the requester's GGM cover of the epochs that exist;
 //! * `search`: the cloud's expansion of a token, its probes and decryptions;
@@ -21,6 +23,7 @@ mod batch;
 pub(crate) mod build;
 mod entry;
 pub mod keyword;
+pub(crate) mod log;
 pub(crate) mod manifest;
 pub(crate) mod query;
 pub(crate) mod queue;

@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 
 use crate::crypto::ggm::{DEPTH, NodeKey};
+use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
 use crate::index::Op;
 use crate::keys::{ProviderId, RecordId};
@@ -23,8 +24,12 @@ use crate::wire::{CountWidth, Reader, put_preamble};
 pub const QUERY_MAGIC: &[u8; 4] = b"MVQY";
 /// Magic bytes of a search response.
 pub const RESPONSE_MAGIC: &[u8; 4] = b"MVSR";
-/// Version of the query and response formats.
+/// Version of the query format.
 pub const QUERY_VERSION: u8 = 1;
+/// Version of the search response format (2: records carry inclusion proofs).
+pub const RESPONSE_VERSION: u8 = 2;
+/// Most hashes in a record's inclusion proof (a table of up to 2³² records).
+pub const MAX_PROOF_LEN: usize = 32;
 const ALG_INDEX_V1: u8 = crate::index::ALG_GGM_AES256_PACKED4;
 
 /// Most keywords in one query.
@@ -184,6 +189,18 @@ pub struct Hit {
     pub op: Op,
 }
 
+/// Where a returned record was committed in its provider's signed log: the epoch, its
+/// position in that epoch's record table, and the RFC 9162 inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordProof {
+    /// The epoch whose batch committed the record.
+    pub epoch: u32,
+    /// Its position in that batch's record table.
+    pub index: u32,
+    /// The audit path to the epoch's `records_root`, bottom up.
+    pub path: Vec<Digest>,
+}
+
 /// The cloud's answer for one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderResponse {
@@ -193,6 +210,8 @@ pub struct ProviderResponse {
     pub hits: Vec<Vec<Hit>>,
     /// The sealed records of the result set, by record id, ascending.
     pub records: Vec<(RecordId, Vec<u8>)>,
+    /// One proof per record of `records`, in the same order.
+    pub proofs: Vec<RecordProof>,
     /// Records of the result set that the cloud does not hold.
     pub missing: Vec<RecordId>,
 }
@@ -208,7 +227,7 @@ impl SearchResponse {
     /// The wire form (`FORMAT.md`, "Search response").
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        put_preamble(&mut out, RESPONSE_MAGIC, QUERY_VERSION, ALG_INDEX_V1);
+        put_preamble(&mut out, RESPONSE_MAGIC, RESPONSE_VERSION, ALG_INDEX_V1);
         out.push(self.providers.len() as u8);
         for p in &self.providers {
             p.provider.encode_into(&mut out);
@@ -225,8 +244,14 @@ impl SearchResponse {
                 }
             }
             out.extend_from_slice(&(p.records.len() as u32).to_be_bytes());
-            for (id, sealed) in &p.records {
+            for ((id, sealed), proof) in p.records.iter().zip(&p.proofs) {
                 out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(&proof.epoch.to_be_bytes());
+                out.extend_from_slice(&proof.index.to_be_bytes());
+                out.push(proof.path.len() as u8);
+                for hash in &proof.path {
+                    out.extend_from_slice(hash);
+                }
                 out.extend_from_slice(&(sealed.len() as u64).to_be_bytes());
                 out.extend_from_slice(sealed);
             }
@@ -241,7 +266,7 @@ impl SearchResponse {
     /// Parses a response.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, "search response");
-        r.preamble(RESPONSE_MAGIC, QUERY_VERSION, &[ALG_INDEX_V1])?;
+        r.preamble(RESPONSE_MAGIC, RESPONSE_VERSION, &[ALG_INDEX_V1])?;
         let provider_count = r.count(CountWidth::U8, 2 + 1 + 8, "provider count")?;
         let mut providers = Vec::with_capacity(provider_count);
         for _ in 0..provider_count {
@@ -253,9 +278,12 @@ impl SearchResponse {
             let mut hits = Vec::with_capacity(keyword_count);
             for _ in 0..keyword_count {
                 let n = r.count(CountWidth::U32, 21, "hit count")?;
-                let mut list = Vec::with_capacity(n);
+                let mut list: Vec<Hit> = Vec::with_capacity(n);
                 for _ in 0..n {
                     let epoch = r.u32("hit epoch")?;
+                    if list.last().is_some_and(|last| last.epoch > epoch) {
+                        return Err(r.malformed("hits not in epoch order"));
+                    }
                     let op = match r.u8("hit op")? {
                         1 => Op::Add,
                         2 => Op::Delete,
@@ -269,22 +297,40 @@ impl SearchResponse {
                 }
                 hits.push(list);
             }
-            let n = r.count(CountWidth::U32, 24, "record count")?;
-            let mut records = Vec::with_capacity(n);
+            let n = r.count(CountWidth::U32, 33, "record count")?;
+            let mut records: Vec<(RecordId, Vec<u8>)> = Vec::with_capacity(n);
+            let mut proofs = Vec::with_capacity(n);
             for _ in 0..n {
                 let id = RecordId::from_bytes(r.array("record id")?);
+                if records.last().is_some_and(|(last, _)| *last >= id) {
+                    return Err(r.malformed("records not in ascending id order"));
+                }
+                let epoch = r.u32("record epoch")?;
+                let index = r.u32("record index")?;
+                let path_len = usize::from(r.u8("proof length")?);
+                if path_len > MAX_PROOF_LEN {
+                    return Err(r.malformed("proof too long"));
+                }
+                let path = (0..path_len)
+                    .map(|_| r.array("proof hash"))
+                    .collect::<Result<Vec<Digest>>>()?;
                 let len = usize::try_from(r.u64("record length")?)
                     .map_err(|_| r.malformed("record too long"))?;
                 records.push((id, r.take(len, "sealed record")?.to_vec()));
+                proofs.push(RecordProof { epoch, index, path });
             }
             let n = r.count(CountWidth::U32, 16, "missing count")?;
-            let missing = (0..n)
+            let missing: Vec<RecordId> = (0..n)
                 .map(|_| r.array("missing record id").map(RecordId::from_bytes))
                 .collect::<Result<_>>()?;
+            if !missing.windows(2).all(|w| w[0] < w[1]) {
+                return Err(r.malformed("missing records not in ascending id order"));
+            }
             providers.push(ProviderResponse {
                 provider,
                 hits,
                 records,
+                proofs,
                 missing,
             });
         }

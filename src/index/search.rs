@@ -355,13 +355,19 @@ mod tests {
         let entries = pairs.len() as u32;
         let provider = ProviderId::new("probe-lab").unwrap();
         let cloud = Cloud::new();
+        let identity = crate::keys::test_keys::provider_a();
         cloud
-            .ingest(IndexBatch {
-                provider: provider.clone(),
-                epoch: 0,
-                generation: 0,
-                table: Table::from_unsorted(pairs).unwrap(),
-            })
+            .register_provider(provider.clone(), identity.public())
+            .unwrap();
+        cloud
+            .ingest(IndexBatch::signed_for_test(
+                provider.clone(),
+                0,
+                0,
+                Table::from_unsorted(pairs).unwrap(),
+                &crate::index::log::CHAIN_START,
+                &identity.signing,
+            ))
             .unwrap();
         World {
             cloud,

@@ -79,6 +79,10 @@ impl Table {
         &self.labels
     }
 
+    pub(crate) fn values(&self) -> &[Value] {
+        &self.values
+    }
+
     pub(crate) fn value(&self, at: usize) -> &Value {
         &self.values[at]
     }

@@ -2,15 +2,17 @@
 //! the check of what the cloud answered with it.
 //!
 //! A token is, for each key generation the requester holds, the minimal GGM cover of
-//! that generation's epochs as the manifest lists them, in epoch order (generations
-//! occupy ascending, disjoint epoch ranges). Nothing in it covers an epoch that did not
-//! exist when it was built (forward privacy), nor a generation the requester holds no
-//! key for (revocation).
+//! that generation's epochs as the provider's *verified* signed log lists them, in
+//! epoch order (generations occupy ascending, disjoint epoch ranges). Nothing in it
+//! covers an epoch the provider had not signed when it was built (forward privacy does
+//! not trust the cloud's count), nor a generation the requester holds no key for
+//! (revocation).
 
 use std::collections::BTreeMap;
 
 use super::keyword::MAX_KEYWORD_LEN;
-use super::manifest::ProviderManifest;
+use super::log::{self, VerifiedLog};
+use super::manifest::generation_epochs;
 use super::query::{
     Combine, ProviderResponse, ProviderTokens, TokenNode, check_epoch_order, evaluate,
 };
@@ -21,17 +23,17 @@ use crate::keys::{PatientKey, RecordId};
 /// Most nodes in one token (the count is one byte on the wire).
 const MAX_TOKEN_NODES: usize = 255;
 
-/// The token of normalized `keyword` over every epoch of `provider` made under a
-/// generation in `generations`.
+/// The token of normalized `keyword` over every epoch of the verified `log` made under
+/// a generation in `generations`.
 pub(crate) fn build(
     generations: &BTreeMap<u32, PatientKey>,
-    provider: &ProviderManifest,
+    log: &VerifiedLog,
     keyword: &str,
 ) -> Result<Vec<TokenNode>> {
     debug_assert!(keyword.len() <= MAX_KEYWORD_LEN);
     let mut nodes = Vec::new();
     for (&generation, key) in generations {
-        let Some((first, end)) = provider.generation_epochs(generation) else {
+        let Some((first, end)) = generation_epochs(&log.epochs, generation) else {
             continue;
         };
         let root = key.search_key().keyword_root(keyword);
@@ -51,22 +53,42 @@ pub(crate) fn build(
     Ok(nodes)
 }
 
-/// Checks one provider's `answer` against the `tokens` sent for `keywords` keywords:
-/// the same provider and keyword count, every list in epoch order, and exactly the
-/// records (returned or listed missing) that the postings select under `combine`.
+/// Checks one provider's `answer` against the `tokens` sent for `keywords` keywords and
+/// the provider's verified `log`: the same provider and keyword count, every list in
+/// epoch order and inside the signed epochs, every record proven to be the one the
+/// provider committed ([`Error::NotAuthentic`]), and exactly the records (returned or
+/// listed missing) that the postings select under `combine`.
 pub(crate) fn check_answer(
     tokens: &ProviderTokens,
+    log: &VerifiedLog,
     keywords: usize,
     combine: Combine,
     answer: &ProviderResponse,
 ) -> Result<()> {
-    if answer.provider != tokens.provider || answer.hits.len() != keywords {
+    if answer.provider != tokens.provider
+        || answer.provider != log.provider
+        || answer.hits.len() != keywords
+    {
         return Err(Error::InconsistentResponse(
             "providers or keywords differ from the query",
         ));
     }
     for list in &answer.hits {
         check_epoch_order(list)?;
+        if list.iter().any(|hit| hit.epoch >= log.epoch_count()) {
+            return Err(Error::NotAuthentic {
+                provider: log.provider.to_string(),
+                what: "posting (its epoch is not in the signed log)",
+            });
+        }
+    }
+    if answer.proofs.len() != answer.records.len() {
+        return Err(Error::InconsistentResponse(
+            "not one proof per returned record",
+        ));
+    }
+    for ((id, sealed), proof) in answer.records.iter().zip(&answer.proofs) {
+        log::verify_record(log, *id, proof.epoch, proof.index, &proof.path, sealed)?;
     }
     let expected = evaluate(&answer.hits, combine);
     let mut returned: Vec<RecordId> = answer.records.iter().map(|(id, _)| *id).collect();

@@ -13,6 +13,8 @@
 
 pub(crate) mod identity;
 pub mod keyfile;
+#[cfg(test)]
+pub(crate) mod test_keys;
 
 use std::fmt;
 use std::str::FromStr;

@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
-use crate::index::manifest::EpochInfo;
+use crate::index::log::COMMIT_LEN;
+use crate::index::manifest::{EpochInfo, read_commit, read_signature};
 use crate::keys::ProviderId;
 use crate::store::Coverage;
 use crate::wire::{CountWidth, Reader, put_preamble};
@@ -16,7 +17,7 @@ use crate::wire::{CountWidth, Reader, put_preamble};
 /// Magic bytes of a store catalog.
 pub const CATALOG_MAGIC: &[u8; 4] = b"MVCT";
 /// The catalog format version.
-pub const CATALOG_VERSION: u8 = 1;
+pub const CATALOG_VERSION: u8 = 2;
 const ALG_INDEX_V1: u8 = crate::index::ALG_GGM_AES256_PACKED4;
 
 /// One segment file named by the catalog.
@@ -35,7 +36,10 @@ pub(crate) struct Catalog {
     pub(crate) sequence: u64,
     /// The id the next segment file gets; ids are never reused.
     pub(crate) next_segment: u64,
+    /// Every provider's epoch commitments, epoch `e` at position `e`.
     pub(crate) epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
+    /// Every provider's signature over its log head (the providers of `epochs`).
+    pub(crate) signatures: BTreeMap<ProviderId, Vec<u8>>,
     pub(crate) segments: Vec<SegmentEntry>,
 }
 
@@ -94,9 +98,11 @@ impl Catalog {
             provider.encode_into(&mut out);
             out.extend_from_slice(&(epochs.len() as u32).to_be_bytes());
             for e in epochs {
-                out.extend_from_slice(&e.generation.to_be_bytes());
-                out.extend_from_slice(&e.entries.to_be_bytes());
+                crate::index::log::encode_commit(e, &mut out);
             }
+            let signature = self.signatures.get(provider).map_or(&[][..], Vec::as_slice);
+            out.extend_from_slice(&(signature.len() as u16).to_be_bytes());
+            out.extend_from_slice(signature);
         }
         out.extend_from_slice(&(self.segments.len() as u32).to_be_bytes());
         for s in &self.segments {
@@ -140,25 +146,30 @@ impl Catalog {
         let next_segment = r.u64("next segment id")?;
         let providers = r.count(CountWidth::U32, 2 + 4, "provider count")?;
         let mut epochs: BTreeMap<ProviderId, Vec<EpochInfo>> = BTreeMap::new();
+        let mut signatures: BTreeMap<ProviderId, Vec<u8>> = BTreeMap::new();
         let mut last: Option<ProviderId> = None;
         for _ in 0..providers {
             let provider = ProviderId::decode(&mut r)?;
             if last.as_ref().is_some_and(|l| *l >= provider) {
                 return Err(r.malformed("providers not in ascending order"));
             }
-            let count = r.count(CountWidth::U32, 8, "epoch count")?;
+            let count = r.count(CountWidth::U32, COMMIT_LEN, "epoch count")?;
             let mut list: Vec<EpochInfo> = Vec::with_capacity(count);
             for _ in 0..count {
-                let generation = r.u32("generation")?;
-                if list.last().is_some_and(|e| e.generation > generation) {
+                let info = read_commit(&mut r)?;
+                if list.last().is_some_and(|e| e.generation > info.generation) {
                     return Err(r.malformed("key generation goes back"));
                 }
-                list.push(EpochInfo {
-                    generation,
-                    entries: r.u32("entry count")?,
-                });
+                list.push(info);
+            }
+            let signature = read_signature(&mut r)?.to_vec();
+            if signature.is_empty() != list.is_empty() {
+                return Err(r.malformed("a signature exactly when there are epochs"));
             }
             last = Some(provider.clone());
+            if !signature.is_empty() {
+                signatures.insert(provider.clone(), signature);
+            }
             epochs.insert(provider, list);
         }
         let count = r.count(CountWidth::U32, 20, "segment count")?;
@@ -198,6 +209,7 @@ impl Catalog {
             sequence,
             next_segment,
             epochs,
+            signatures,
             segments,
         })
     }
@@ -215,18 +227,27 @@ mod tests {
                 EpochInfo {
                     generation: 0,
                     entries: 12,
+                    pairs_root: [3; 32],
+                    records: 2,
+                    records_root: [4; 32],
                 },
                 EpochInfo {
                     generation: 1,
                     entries: 4,
+                    pairs_root: [5; 32],
+                    records: 0,
+                    records_root: [6; 32],
                 },
             ],
         );
         epochs.insert(ProviderId::new("st-mary").unwrap(), vec![]);
+        let mut signatures = BTreeMap::new();
+        signatures.insert(ProviderId::new("lab").unwrap(), vec![0x5a; 384]);
         Catalog {
             sequence: 7,
             next_segment: 9,
             epochs,
+            signatures,
             segments: vec![
                 SegmentEntry {
                     id: 3,
@@ -255,10 +276,16 @@ mod tests {
             assert!(Catalog::from_bytes(&bytes[..len]).is_err(), "length {len}");
         }
         let mut future = bytes.clone();
-        future[4] = 2;
+        future[4] = 3;
         assert!(matches!(
             Catalog::from_bytes(&future),
-            Err(Error::UnsupportedVersion { version: 2, .. })
+            Err(Error::UnsupportedVersion { version: 3, .. })
+        ));
+        let mut old = bytes.clone();
+        old[4] = 1;
+        assert!(matches!(
+            Catalog::from_bytes(&old),
+            Err(Error::UnsupportedVersion { version: 1, .. })
         ));
     }
 }

@@ -5,12 +5,14 @@
 //! <root>/CATALOG                       which segments, which epochs (MVCT)
 //! <root>/segments/seg-<id:016x>.mvsf   immutable sorted segments (MVSF)
 //! <root>/records/<provider>/<id>.mvrf  one sealed record per file (MVRF)
+//! <root>/log/<provider>/<epoch:08x>.mvrt  the records each batch committed (MVRT)
 //! ```
 //!
 //! **Crash safety.** A segment file is written, fsynced and its directory fsynced
 //! before the catalog names it; the catalog is replaced by writing `CATALOG.tmp`,
 //! fsyncing it, renaming it over `CATALOG` and fsyncing the directory. Whatever the
-//! catalog does not name is not in the store, so a crash at any step leaves the old
+//! catalog does not name is not in the store (a record table beyond a provider's
+//! committed epochs included), so a crash at any step leaves the old
 //! state or the new one, and the next open deletes the leftovers. A call returns only
 //! after its commit is durable: an acknowledged batch survives a crash. Merged-away
 //! segments are deleted only after the catalog without them is durable. Records are
@@ -43,16 +45,22 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use std::collections::BTreeMap;
+
+use crate::crypto::merkle::Digest;
 use crate::error::{Error, IoAt, Result};
-use crate::index::Table;
-use crate::index::manifest::EpochInfo;
+use crate::index::IndexBatch;
+use crate::index::log::{self, RecordTable};
+use crate::keys::identity::VerifyingKey;
 use crate::keys::{ProviderId, RecordId};
 use crate::store::catalog::{Catalog, SegmentEntry};
 use crate::store::disk::Disk;
 use crate::store::record_file::{self, RecordFileReader};
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
+use crate::store::table_file;
 use crate::store::{
-    Coverage, RecordInfo, SegmentSource, Store, View, check_ingest, lock, read, write,
+    Coverage, Digesting, LogTip, RecordInfo, SegmentSource, Store, View, check_ingest, lock,
+    read, write,
 };
 
 const CATALOG: &str = "CATALOG";
@@ -60,6 +68,7 @@ const CATALOG_TMP: &str = "CATALOG.tmp";
 const LOCK: &str = "LOCK";
 const SEGMENTS: &str = "segments";
 const RECORDS: &str = "records";
+const LOG: &str = "log";
 const TMP_PREFIX: &str = ".tmp-";
 
 /// A cloud's store in a directory (see the module documentation).
@@ -79,23 +88,81 @@ pub struct DirStore {
 struct DirIndex {
     catalog: Catalog,
     files: Vec<Arc<SegmentFile>>,
+    logs: BTreeMap<ProviderId, Arc<LogTip>>,
     view: Arc<View>,
 }
 
 impl DirIndex {
-    fn new(catalog: Catalog, files: Vec<Arc<SegmentFile>>) -> Self {
+    fn new(
+        catalog: Catalog,
+        files: Vec<Arc<SegmentFile>>,
+        logs: BTreeMap<ProviderId, Arc<LogTip>>,
+    ) -> Self {
         let segments = files
             .iter()
             .zip(&catalog.segments)
             .map(|(f, entry)| (f.clone() as Arc<dyn SegmentSource>, entry.coverage.clone()))
             .collect();
-        let view = Arc::new(View::new(catalog.epochs.clone(), segments));
+        let view =
+            Arc::new(View::new(catalog.epochs.clone(), segments).with_logs(logs.clone()));
         DirIndex {
             catalog,
             files,
+            logs,
             view,
         }
     }
+}
+
+fn table_name(provider: &ProviderId, epoch: u32) -> String {
+    format!("{}/{epoch:08x}.mvrt", provider.as_str())
+}
+
+/// Every provider's log tip from the catalog and the record table files, each table
+/// checked against its epoch's commitment; table files past the committed epochs
+/// (left by a crash) are deleted.
+fn load_logs(root: &Path, catalog: &Catalog) -> Result<BTreeMap<ProviderId, Arc<LogTip>>> {
+    let mut logs = BTreeMap::new();
+    for (provider, epochs) in &catalog.epochs {
+        let mut tables = Vec::with_capacity(epochs.len());
+        for (epoch, info) in epochs.iter().enumerate() {
+            tables.push(Arc::new(if info.records == 0 {
+                RecordTable::new(Vec::new())?
+            } else {
+                let name = table_name(provider, epoch as u32);
+                table_file::read(&root.join(LOG).join(&name), &name, info)?
+            }));
+        }
+        if epochs.is_empty() {
+            continue;
+        }
+        let tip = LogTip {
+            chain: log::chain_of(provider, epochs),
+            signature: catalog.signatures.get(provider).cloned().unwrap_or_default(),
+            tables,
+        };
+        logs.insert(provider.clone(), Arc::new(tip));
+    }
+    let log_dir = root.join(LOG);
+    for provider_dir in std::fs::read_dir(&log_dir).at("list", &log_dir)? {
+        let provider_dir = provider_dir.at("list", &log_dir)?;
+        let Ok(provider) = ProviderId::new(&provider_dir.file_name().to_string_lossy()) else {
+            continue;
+        };
+        let committed = catalog.epochs.get(&provider).map_or(0, Vec::len);
+        for entry in std::fs::read_dir(provider_dir.path()).at("list", &provider_dir.path())? {
+            let entry = entry.at("list", &provider_dir.path())?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let epoch = name
+                .strip_suffix(".mvrt")
+                .filter(|hex| hex.len() == 8)
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok());
+            if epoch.is_some_and(|e| e as usize >= committed) {
+                std::fs::remove_file(entry.path()).at("remove a leftover", &entry.path())?;
+            }
+        }
+    }
+    Ok(logs)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +223,7 @@ impl DirStore {
     }
 
     pub(crate) fn open_with(root: &Path, disk: Disk) -> Result<DirStore> {
-        for dir in [root.join(SEGMENTS), root.join(RECORDS)] {
+        for dir in [root.join(SEGMENTS), root.join(RECORDS), root.join(LOG)] {
             std::fs::create_dir_all(&dir).at("create the store directory", &dir)?;
         }
         let lock_path = root.join(LOCK);
@@ -205,13 +272,14 @@ impl DirStore {
                 std::fs::remove_file(entry.path()).at("remove a leftover", &entry.path())?;
             }
         }
+        let logs = load_logs(root, &catalog)?;
         let records = scan_records(&root.join(RECORDS))?;
         let next_segment = catalog.next_segment;
         Ok(DirStore {
             root: root.to_owned(),
             disk,
             _lock: lock_file,
-            index: RwLock::new(DirIndex::new(catalog, files)),
+            index: RwLock::new(DirIndex::new(catalog, files, logs)),
             commit: Mutex::new(()),
             merging: Mutex::new(()),
             next_segment: AtomicU64::new(next_segment),
@@ -329,17 +397,44 @@ impl DirStore {
         written
     }
 
-    /// Commits `next` and publishes `files` with it; if the commit fails before its
-    /// point of no return, removes the new segment `id`.
-    fn commit(&self, next: Catalog, files: Vec<Arc<SegmentFile>>, new_segment: u64) -> Result<()> {
+    /// Commits `next` and publishes `files` and `logs` with it; if the commit fails
+    /// before its point of no return, removes the new segment `id`.
+    fn commit(
+        &self,
+        next: Catalog,
+        files: Vec<Arc<SegmentFile>>,
+        logs: BTreeMap<ProviderId, Arc<LogTip>>,
+        new_segment: u64,
+    ) -> Result<()> {
         if let Err(e) = self.commit_catalog(&next) {
             if !self.is_poisoned() {
                 let _ = std::fs::remove_file(self.segment_path(new_segment));
             }
             return Err(e);
         }
-        *write(&self.index) = DirIndex::new(next, files);
+        *write(&self.index) = DirIndex::new(next, files, logs);
         Ok(())
+    }
+
+    /// Writes the record table of `epoch` of `provider` (if it has records) and makes
+    /// its name durable.
+    fn write_table(&self, provider: &ProviderId, epoch: u32, table: &RecordTable) -> Result<()> {
+        if table.len() == 0 {
+            return Ok(());
+        }
+        let dir = self.root.join(LOG).join(provider.as_str());
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).at("create", &dir)?;
+            let log_dir = self.root.join(LOG);
+            self.disk.sync_dir(&log_dir).at("sync", &log_dir)?;
+        }
+        let path = self.root.join(LOG).join(table_name(provider, epoch));
+        let written = table_file::write(&self.disk, &path, table)
+            .and_then(|()| self.disk.sync_dir(&dir).at("sync", &dir));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        written
     }
 }
 
@@ -397,20 +492,20 @@ impl Store for DirStore {
         read(&self.index).view.clone()
     }
 
-    fn append(
-        &self,
-        provider: &ProviderId,
-        epoch: u32,
-        info: EpochInfo,
-        table: &Table,
-    ) -> Result<()> {
+    fn append(&self, batch: &IndexBatch, key: &VerifyingKey) -> Result<()> {
         let _commit = lock(&self.commit);
         self.check_writable()?;
-        check_ingest(&self.view(), provider, epoch, info, table)?;
-        let (mut next, mut files) = {
+        let tip = check_ingest(&self.view(), batch, key)?;
+        let (provider, epoch, table) = (&batch.provider, batch.epoch, &batch.table);
+        let (mut next, mut files, mut logs) = {
             let index = read(&self.index);
-            (index.catalog.clone(), index.files.clone())
+            (
+                index.catalog.clone(),
+                index.files.clone(),
+                index.logs.clone(),
+            )
         };
+        self.write_table(provider, epoch, &batch.records)?;
         let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
         let file = self.write_segment(id, table.len() as u64, |writer| {
             for (i, label) in table.labels().iter().enumerate() {
@@ -420,14 +515,20 @@ impl Store for DirStore {
         })?;
         next.sequence += 1;
         next.next_segment = self.next_segment.load(Ordering::SeqCst);
-        next.epochs.entry(provider.clone()).or_default().push(info);
+        next.epochs
+            .entry(provider.clone())
+            .or_default()
+            .push(batch.info);
+        next.signatures
+            .insert(provider.clone(), batch.signature.clone());
         next.segments.push(SegmentEntry {
             id,
             entries: file.len(),
             coverage: Coverage::epoch(provider, epoch),
         });
         files.push(Arc::new(file));
-        self.commit(next, files, id)
+        logs.insert(provider.clone(), Arc::new(tip));
+        self.commit(next, files, logs, id)
     }
 
     fn merge(&self) -> Result<()> {
@@ -443,9 +544,13 @@ impl Store for DirStore {
 
         let _commit = lock(&self.commit);
         self.check_writable()?;
-        let (current, files) = {
+        let (current, files, logs) = {
             let index = read(&self.index);
-            (index.catalog.clone(), index.files.clone())
+            (
+                index.catalog.clone(),
+                index.files.clone(),
+                index.logs.clone(),
+            )
         };
         // Only merges remove segments, and they run one at a time: the inputs are
         // still the oldest segments.
@@ -475,7 +580,7 @@ impl Store for DirStore {
         let files = std::iter::once(Arc::new(merged))
             .chain(files[inputs.len()..].iter().cloned())
             .collect();
-        self.commit(next, files, id)?;
+        self.commit(next, files, logs, id)?;
         // The catalog without them is durable: the old files can go. Readers holding
         // an older view keep their open descriptors. A failure here leaves orphans the
         // next open deletes.
@@ -492,6 +597,7 @@ impl Store for DirStore {
         record: RecordId,
         uploaded_at: u64,
         sealed: &mut dyn Read,
+        expected: &Digest,
     ) -> Result<u64> {
         self.check_writable()?;
         let key = (provider.clone(), record);
@@ -517,7 +623,10 @@ impl Store for DirStore {
             hex(record.as_bytes()),
             self.next_tmp.fetch_add(1, Ordering::SeqCst)
         ));
-        let size = match record_file::write(&self.disk, &tmp, uploaded_at, sealed) {
+        let mut digesting = Digesting::new(sealed);
+        let written = record_file::write(&self.disk, &tmp, uploaded_at, &mut digesting)
+            .and_then(|size| digesting.check(provider, expected).map(|()| size));
+        let size = match written {
             Ok(size) => size,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);

@@ -3,6 +3,8 @@
 use super::*;
 use crate::store::disk::Step;
 use crate::store::disk::faults::FaultPlan;
+use crate::index::manifest::EpochInfo;
+use crate::keys::test_keys;
 use crate::{Cloud, IndexBatch, MasterKey, PatientId, Provider};
 use std::collections::BTreeSet;
 
@@ -14,10 +16,19 @@ fn fixtures() -> (Vec<IndexBatch>, Vec<Vec<u8>>) {
     let mut lab = Provider::new(
         ProviderId::new("lab").unwrap(),
         MasterKey::from_bytes([9; 32]),
+        test_keys::provider_a().signing.clone(),
     );
     let patient = PatientId::new("+15550100").unwrap();
     let mut batches = Vec::new();
     let mut records = Vec::new();
+    // Both records are committed by the first batch.
+    for text in ["potassium 4.1", "sodium 139"] {
+        records.push(
+            lab.add_record(&patient, text.as_bytes(), &["x"])
+                .unwrap()
+                .bytes,
+        );
+    }
     for epoch in 0..4u8 {
         for i in 0..20u8 {
             let record = RecordId::from_bytes([epoch, i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
@@ -26,14 +37,20 @@ fn fixtures() -> (Vec<IndexBatch>, Vec<Vec<u8>>) {
         }
         batches.push(lab.finish().unwrap());
     }
-    for text in ["potassium 4.1", "sodium 139"] {
-        records.push(
-            lab.add_record(&patient, text.as_bytes(), &["x"])
-                .unwrap()
-                .bytes,
-        );
-    }
     (batches, records)
+}
+
+/// A cloud on `store` that knows the lab's keys (the key directory is not yet kept by
+/// the store: every test cloud registers the lab afresh).
+fn lab_cloud(store: DirStore) -> Cloud {
+    let cloud = Cloud::with_store(store);
+    cloud
+        .register_provider(
+            ProviderId::new("lab").unwrap(),
+            test_keys::provider_a().public(),
+        )
+        .unwrap();
+    cloud
 }
 
 /// Everything a store holds: epochs, entries (whatever the segment layout) and
@@ -108,7 +125,7 @@ fn fail_every_step(base: &Path, operation: impl Fn(&Cloud) -> Result<()>) -> Vec
     let after = {
         let scratch = tempfile::tempdir().unwrap();
         copy_dir(base, scratch.path());
-        operation(&Cloud::open(scratch.path()).unwrap()).unwrap();
+        operation(&lab_cloud(DirStore::open(scratch.path()).unwrap())).unwrap();
         contents(&DirStore::open(scratch.path()).unwrap())
     };
     for fail_at in 0.. {
@@ -119,7 +136,7 @@ fn fail_every_step(base: &Path, operation: impl Fn(&Cloud) -> Result<()>) -> Vec
             faults: Some(plan.clone()),
         };
         let outcome = {
-            let cloud = Cloud::with_store(DirStore::open_with(scratch.path(), disk).unwrap());
+            let cloud = lab_cloud(DirStore::open_with(scratch.path(), disk).unwrap());
             let outcome = operation(&cloud);
             if outcome.is_err() {
                 // A failed store never half-applies a later write either.
@@ -158,7 +175,7 @@ fn fail_every_step(base: &Path, operation: impl Fn(&Cloud) -> Result<()>) -> Vec
 
 fn base_store(batches: &[IndexBatch], records: &[Vec<u8>]) -> tempfile::TempDir {
     let base = tempfile::tempdir().unwrap();
-    let cloud = Cloud::open(base.path()).unwrap();
+    let cloud = lab_cloud(DirStore::open(base.path()).unwrap());
     for batch in batches {
         cloud.ingest(batch.clone()).unwrap();
     }
@@ -190,7 +207,7 @@ fn every_failing_step_of_a_merge_leaves_the_old_or_the_new_state() {
     let base = base_store(&batches[..3], &records[..1]);
     let steps = fail_every_step(base.path(), |cloud| cloud.merge());
     assert!(steps.contains(&Step::Rename) && steps.contains(&Step::Remove));
-    let merged = Cloud::open(base.path()).unwrap();
+    let merged = lab_cloud(DirStore::open(base.path()).unwrap());
     merged.merge().unwrap();
     assert_eq!(merged.manifest().segments.len(), 1);
 }
@@ -226,14 +243,14 @@ fn a_failure_after_the_point_of_no_return_refuses_writes_until_reopened() {
     let disk = Disk {
         faults: Some(counting.clone()),
     };
-    Cloud::with_store(DirStore::open_with(scratch.path(), disk).unwrap())
+    lab_cloud(DirStore::open_with(scratch.path(), disk).unwrap())
         .ingest(batches[0].clone())
         .unwrap();
     let plan = Arc::new(FaultPlan::failing_at(counting.steps().len() as u64 - 1));
     let disk = Disk {
         faults: Some(plan.clone()),
     };
-    let cloud = Cloud::with_store(DirStore::open_with(dir.path(), disk).unwrap());
+    let cloud = lab_cloud(DirStore::open_with(dir.path(), disk).unwrap());
     let err = cloud.ingest(batches[0].clone()).unwrap_err();
     assert_eq!(
         plan.steps().last(),
@@ -251,7 +268,7 @@ fn a_failure_after_the_point_of_no_return_refuses_writes_until_reopened() {
     ));
     assert!(matches!(cloud.merge(), Err(Error::NeedsRecovery(_))));
     drop(cloud);
-    let reopened = Cloud::open(dir.path()).unwrap();
+    let reopened = lab_cloud(DirStore::open(dir.path()).unwrap());
     assert_eq!(reopened.manifest().providers[0].epoch_count(), 1);
     reopened.ingest(batches[1].clone()).unwrap();
 }

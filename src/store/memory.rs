@@ -4,12 +4,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
 use crate::index::manifest::EpochInfo;
-use crate::index::{Segment, Table};
+use crate::index::{IndexBatch, Segment};
+use crate::keys::identity::VerifyingKey;
 use crate::keys::{ProviderId, RecordId};
 use crate::store::{
-    Coverage, RecordInfo, SegmentSource, Store, View, check_ingest, lock, read, write,
+    Coverage, Digesting, LogTip, RecordInfo, SegmentSource, Store, View, check_ingest, lock,
+    read, write,
 };
 
 /// Everything in memory; gone when dropped. `Send + Sync`.
@@ -25,6 +28,7 @@ pub struct MemStore {
 #[derive(Default)]
 struct MemIndex {
     epochs: BTreeMap<ProviderId, Vec<EpochInfo>>,
+    logs: BTreeMap<ProviderId, Arc<LogTip>>,
     segments: Vec<(Arc<Segment>, Coverage)>,
     view: Arc<View>,
 }
@@ -36,7 +40,8 @@ impl MemIndex {
             .iter()
             .map(|(s, c)| (s.clone() as Arc<dyn SegmentSource>, c.clone()))
             .collect();
-        self.view = Arc::new(View::new(self.epochs.clone(), segments));
+        self.view =
+            Arc::new(View::new(self.epochs.clone(), segments).with_logs(self.logs.clone()));
     }
 }
 
@@ -69,20 +74,16 @@ impl Store for MemStore {
         read(&self.index).view.clone()
     }
 
-    fn append(
-        &self,
-        provider: &ProviderId,
-        epoch: u32,
-        info: EpochInfo,
-        table: &Table,
-    ) -> Result<()> {
+    fn append(&self, batch: &IndexBatch, key: &VerifyingKey) -> Result<()> {
         let _one_append = lock(&self.appending);
-        check_ingest(&self.view(), provider, epoch, info, table)?;
+        let tip = check_ingest(&self.view(), batch, key)?;
+        let provider = &batch.provider;
         let mut index = write(&self.index);
-        index.epochs.entry(provider.clone()).or_default().push(info);
+        index.epochs.entry(provider.clone()).or_default().push(batch.info);
+        index.logs.insert(provider.clone(), Arc::new(tip));
         index.segments.push((
-            Arc::new(Segment::new(table.clone())),
-            Coverage::epoch(provider, epoch),
+            Arc::new(Segment::new(batch.table.clone())),
+            Coverage::epoch(provider, batch.epoch),
         ));
         index.publish();
         Ok(())
@@ -112,6 +113,7 @@ impl Store for MemStore {
         record: RecordId,
         uploaded_at: u64,
         sealed: &mut dyn Read,
+        expected: &Digest,
     ) -> Result<u64> {
         let key = (provider.clone(), record);
         if read(&self.records).contains_key(&key) {
@@ -120,7 +122,9 @@ impl Store for MemStore {
             ));
         }
         let mut bytes = Vec::new();
-        sealed.read_to_end(&mut bytes)?;
+        let mut digesting = Digesting::new(sealed);
+        digesting.read_to_end(&mut bytes)?;
+        digesting.check(provider, expected)?;
         let size = bytes.len() as u64;
         let mut records = write(&self.records);
         if records.contains_key(&key) {

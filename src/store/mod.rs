@@ -22,9 +22,12 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
+use crate::index::log::{self, RecordTable};
 use crate::index::manifest::EpochInfo;
-use crate::index::{Label, Segment, Table, Value};
+use crate::index::{IndexBatch, Label, Segment, Value};
+use crate::keys::identity::VerifyingKey;
 use crate::keys::{ProviderId, RecordId};
 use crate::parallel::{self, Work};
 
@@ -34,6 +37,7 @@ pub(crate) mod disk;
 mod memory;
 mod record_file;
 mod segment_file;
+mod table_file;
 
 pub use dir::DirStore;
 pub use memory::MemStore;
@@ -56,31 +60,55 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 
 /// Every check an ingest passes, against the store's current `view`, made by each
 /// store's `append` under its own writer lock (so no caller can skip or race it): the
-/// batch is the provider's next epoch ([`Error::EpochOutOfOrder`]), its generation does
-/// not go back ([`Error::GenerationRegressed`]), and none of its labels exists yet
-/// ([`Error::LabelCollision`]).
-pub(crate) fn check_ingest(
-    view: &View,
-    provider: &ProviderId,
-    epoch: u32,
-    info: EpochInfo,
-    table: &Table,
-) -> Result<()> {
+/// batch is the provider's next epoch ([`Error::EpochOutOfOrder`]); its generation does
+/// not go back ([`Error::GenerationRegressed`]) nor rise by more than one; its
+/// signature verifies under `key` over the provider's log extended by it
+/// ([`Error::NotAuthentic`]); none of its records was committed before; and none of
+/// its labels exists yet ([`Error::LabelCollision`]). Returns the provider's log after
+/// the batch, for the store to commit.
+pub(crate) fn check_ingest(view: &View, batch: &IndexBatch, key: &VerifyingKey) -> Result<LogTip> {
+    let provider = &batch.provider;
     let epochs = view.epochs().get(provider);
     let expected = epochs.map_or(0, |e| e.len() as u32);
-    if epoch != expected {
+    if batch.epoch != expected {
         return Err(Error::EpochOutOfOrder {
             expected,
-            found: epoch,
+            found: batch.epoch,
         });
     }
-    if let Some(current) = epochs.and_then(|e| e.last()).map(|e| e.generation)
-        && info.generation < current
-    {
+    let current = epochs.and_then(|e| e.last()).map_or(0, |e| e.generation);
+    if batch.generation < current {
         return Err(Error::GenerationRegressed {
             current,
-            found: info.generation,
+            found: batch.generation,
         });
+    }
+    if batch.generation - current > 1 {
+        return Err(Error::InvalidArgument(
+            "a batch's key generation rises by at most one",
+        ));
+    }
+    let tip = view.logs.get(provider);
+    let previous = tip.map_or(log::CHAIN_START, |t| t.chain);
+    let chain = log::next_chain(provider, batch.epoch, &batch.info, &previous);
+    key.verify(
+        &log::head_message(provider, batch.epoch + 1, &chain),
+        &batch.signature,
+    )
+    .map_err(|_| Error::NotAuthentic {
+        provider: provider.to_string(),
+        what: "index batch",
+    })?;
+    if let Some(tip) = tip
+        && batch
+            .records
+            .entries()
+            .iter()
+            .any(|(id, _)| tip.find_record(*id).is_some())
+    {
+        return Err(Error::InvalidArgument(
+            "a record id of the batch was committed in an earlier batch",
+        ));
     }
     // Every label against every segment's Bloom filter (and a block read for the ~1 %
     // it does not rule out).
@@ -88,11 +116,78 @@ pub(crate) fn check_ingest(
         Some(_) => Err(Error::LabelCollision),
         None => Ok(()),
     };
-    let labels = table.labels();
+    let labels = batch.table.labels();
     if parallel::worth_splitting(Work::label_checks(labels.len())) {
-        parallel::run(|| labels.par_iter().try_for_each(fresh))
+        parallel::run(|| labels.par_iter().try_for_each(fresh))?;
     } else {
-        labels.iter().try_for_each(fresh)
+        labels.iter().try_for_each(fresh)?;
+    }
+    let mut tables = tip.map(|t| t.tables.clone()).unwrap_or_default();
+    tables.push(Arc::new(batch.records.clone()));
+    Ok(LogTip {
+        chain,
+        signature: batch.signature.clone(),
+        tables,
+    })
+}
+
+/// The end of a provider's log as the store keeps it: the chain value, the provider's
+/// signature over its head, and each epoch's record table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTip {
+    pub(crate) chain: Digest,
+    pub(crate) signature: Vec<u8>,
+    pub(crate) tables: Vec<Arc<RecordTable>>,
+}
+
+impl LogTip {
+    /// Where `record` was committed: epoch, position in its table, digest.
+    pub(crate) fn find_record(&self, record: RecordId) -> Option<(u32, usize, Digest)> {
+        self.tables.iter().enumerate().find_map(|(epoch, table)| {
+            table
+                .find(record)
+                .map(|(at, digest)| (epoch as u32, at, digest))
+        })
+    }
+}
+
+/// A reader that hashes what passes through it, so a store checks an uploaded record
+/// against its signed digest before committing it.
+pub(crate) struct Digesting<'a> {
+    inner: &'a mut dyn Read,
+    hasher: sha2::Sha256,
+}
+
+impl<'a> Digesting<'a> {
+    pub(crate) fn new(inner: &'a mut dyn Read) -> Self {
+        use sha2::Digest as _;
+        Digesting {
+            inner,
+            hasher: sha2::Sha256::new(),
+        }
+    }
+
+    /// [`Error::NotAuthentic`] unless what was read has digest `expected`.
+    pub(crate) fn check(self, provider: &ProviderId, expected: &Digest) -> Result<()> {
+        use sha2::Digest as _;
+        let got: Digest = self.hasher.finalize().into();
+        if bool::from(subtle::ConstantTimeEq::ct_eq(&got[..], &expected[..])) {
+            Ok(())
+        } else {
+            Err(Error::NotAuthentic {
+                provider: provider.to_string(),
+                what: "record (its digest differs from the signed batch)",
+            })
+        }
+    }
+}
+
+impl Read for Digesting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -218,6 +313,8 @@ pub struct View {
     /// search). `None` if two segments' ranges overlap, which the stores never produce;
     /// lookups then test every segment.
     epoch_index: BTreeMap<ProviderId, Option<Vec<EpochSpan>>>,
+    /// Every provider's log tip (chain, signature, record tables).
+    logs: BTreeMap<ProviderId, Arc<LogTip>>,
 }
 
 impl View {
@@ -248,7 +345,19 @@ impl View {
             segments,
             coverage,
             epoch_index,
+            logs: BTreeMap::new(),
         }
+    }
+
+    /// The same view with the providers' log tips.
+    pub(crate) fn with_logs(mut self, logs: BTreeMap<ProviderId, Arc<LogTip>>) -> Self {
+        self.logs = logs;
+        self
+    }
+
+    /// Every provider's log tip.
+    pub(crate) fn logs(&self) -> &BTreeMap<ProviderId, Arc<LogTip>> {
+        &self.logs
     }
 
     /// Every provider's epochs, epoch `e` at position `e`.
@@ -321,29 +430,27 @@ pub trait Store: Send + Sync {
     /// The current snapshot.
     fn view(&self) -> Arc<View>;
 
-    /// Commits `table` as a new segment holding epoch `epoch` of `provider`, after
-    /// [`check_ingest`] against the current view under the store's own writer lock:
-    /// the store, not its caller, owns the ingest invariants.
-    fn append(
-        &self,
-        provider: &ProviderId,
-        epoch: u32,
-        info: EpochInfo,
-        table: &Table,
-    ) -> Result<()>;
+    /// Commits `batch` as a new segment and the next epoch of its provider's log, after
+    /// [`check_ingest`] (with the provider's registered `key`) against the current view
+    /// under the store's own writer lock: the store, not its caller, owns the ingest
+    /// invariants.
+    fn append(&self, batch: &IndexBatch, key: &VerifyingKey) -> Result<()>;
 
     /// Merges the segments present when it starts into one. Appends committed while it
     /// runs are kept, after the merged segment.
     fn merge(&self) -> Result<()>;
 
-    /// Stores a sealed record read from `sealed`; returns its size. A record id is
-    /// stored once: storing it again is an error.
+    /// Stores a sealed record read from `sealed` if its SHA-256 is `expected` (the
+    /// digest its provider's signed batch committed; [`Error::NotAuthentic`] and
+    /// nothing stored otherwise); returns its size. A record id is stored once: storing
+    /// it again is an error.
     fn put_record(
         &self,
         provider: &ProviderId,
         record: RecordId,
         uploaded_at: u64,
         sealed: &mut dyn Read,
+        expected: &Digest,
     ) -> Result<u64>;
 
     /// A stored record, whole.

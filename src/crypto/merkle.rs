@@ -1,0 +1,260 @@
+//! Merkle trees as RFC 9162 (Certificate Transparency 2.0) defines them over SHA-256:
+//! `leaf = H(00 ‖ data)`, `node = H(01 ‖ left ‖ right)`, the empty tree `H()`, and a
+//! tree of `n > 1` leaves split after the largest power of two below `n`. That shape is
+//! the one built level by level where an unpaired last node moves up unchanged, which
+//! is how [`Tree`] stores it; inclusion proofs are RFC 9162's audit paths and are
+//! checked by its §2.1.3.2 algorithm.
+//!
+//! Why this tree: its proofs are short (`⌈log₂ n⌉` hashes), its rules are public and
+//! implemented widely, and the domain bytes keep a leaf from passing as a node.
+
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+use crate::parallel::{self, Work};
+
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];
+
+/// `H(00 ‖ data)`.
+pub(crate) fn leaf_hash(data: &[&[u8]]) -> Digest {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    for part in data {
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// `H(01 ‖ left ‖ right)`.
+pub(crate) fn node_hash(left: &Digest, right: &Digest) -> Digest {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// The root of the empty tree, `H()`.
+pub(crate) fn empty_root() -> Digest {
+    Sha256::digest([]).into()
+}
+
+/// The level above `level`: pairs hashed, an unpaired last node moved up unchanged.
+fn parent_level(level: &[Digest]) -> Vec<Digest> {
+    let pair = |p: &[Digest]| match p {
+        [left, right] => node_hash(left, right),
+        [single] => *single,
+        _ => unreachable!("chunks of two"),
+    };
+    if parallel::worth_splitting(Work::hashes(level.len() / 2)) {
+        parallel::run(|| level.par_chunks(2).map(pair).collect())
+    } else {
+        level.chunks(2).map(pair).collect()
+    }
+}
+
+/// The root over `leaves` (leaf hashes, in order) without keeping the levels.
+pub(crate) fn root(leaves: &[Digest]) -> Digest {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        _ => {
+            let mut level = parent_level(leaves);
+            while level.len() > 1 {
+                level = parent_level(&level);
+            }
+            level[0]
+        }
+    }
+}
+
+/// Leaf hashes of `count` items, item `i` given by `item(i)` as its parts; on all
+/// cores when there are many.
+pub(crate) fn leaf_hashes<'a>(
+    count: usize,
+    item: impl Fn(usize) -> [&'a [u8]; 2] + Sync,
+) -> Vec<Digest> {
+    if parallel::worth_splitting(Work::hashes(count)) {
+        parallel::run(|| (0..count).into_par_iter().map(|i| leaf_hash(&item(i))).collect())
+    } else {
+        (0..count).map(|i| leaf_hash(&item(i))).collect()
+    }
+}
+
+/// A whole tree, every level kept, for answering inclusion proofs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tree {
+    /// Level 0 is the leaf hashes; the last level is the root alone.
+    levels: Vec<Vec<Digest>>,
+}
+
+impl Tree {
+    pub(crate) fn new(leaves: Vec<Digest>) -> Self {
+        let mut levels = vec![leaves];
+        while levels[levels.len() - 1].len() > 1 {
+            let next = parent_level(&levels[levels.len() - 1]);
+            levels.push(next);
+        }
+        Tree { levels }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.levels[0].len()
+    }
+
+    pub(crate) fn root(&self) -> Digest {
+        match self.levels.last().map(Vec::as_slice) {
+            Some([root]) => *root,
+            _ => empty_root(),
+        }
+    }
+
+    /// The audit path of leaf `index` (RFC 9162 `PATH`), bottom up; `None` past the end.
+    pub(crate) fn path(&self, index: usize) -> Option<Vec<Digest>> {
+        if index >= self.len() {
+            return None;
+        }
+        let mut path = Vec::with_capacity(self.levels.len());
+        let mut at = index;
+        for level in &self.levels[..self.levels.len() - 1] {
+            // An unpaired last node has no sibling at this level: it moves up as is.
+            if let Some(sibling) = level.get(at ^ 1) {
+                path.push(*sibling);
+            }
+            at >>= 1;
+        }
+        Some(path)
+    }
+}
+
+/// Checks that `leaf` is leaf `index` of the tree of `size` leaves with `root`
+/// (RFC 9162 §2.1.3.2).
+pub(crate) fn verify_inclusion(
+    leaf: &Digest,
+    index: u64,
+    size: u64,
+    path: &[Digest],
+    root: &Digest,
+) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut f, mut s) = (index, size - 1);
+    let mut r = *leaf;
+    for p in path {
+        if s == 0 {
+            return false;
+        }
+        if f & 1 == 1 || f == s {
+            r = node_hash(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    s == 0 && bool::from(subtle::ConstantTimeEq::ct_eq(&r[..], &root[..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 9162's recursive definition, as written.
+    fn reference_root(leaves: &[Digest]) -> Digest {
+        match leaves.len() {
+            0 => empty_root(),
+            1 => leaves[0],
+            n => {
+                let k = 1 << (usize::BITS - 1 - (n - 1).leading_zeros());
+                node_hash(&reference_root(&leaves[..k]), &reference_root(&leaves[k..]))
+            }
+        }
+    }
+
+    fn reference_path(m: usize, leaves: &[Digest]) -> Vec<Digest> {
+        let n = leaves.len();
+        if n <= 1 {
+            return Vec::new();
+        }
+        let k = 1 << (usize::BITS - 1 - (n - 1).leading_zeros());
+        if m < k {
+            let mut p = reference_path(m, &leaves[..k]);
+            p.push(reference_root(&leaves[k..]));
+            p
+        } else {
+            let mut p = reference_path(m - k, &leaves[k..]);
+            p.push(reference_root(&leaves[..k]));
+            p
+        }
+    }
+
+    fn leaves(n: usize) -> Vec<Digest> {
+        (0..n as u32).map(|i| leaf_hash(&[&i.to_be_bytes()])).collect()
+    }
+
+    #[test]
+    fn levels_agree_with_the_recursive_definition() {
+        for n in 0..70 {
+            let l = leaves(n);
+            let tree = Tree::new(l.clone());
+            assert_eq!(tree.root(), reference_root(&l), "n = {n}");
+            assert_eq!(root(&l), reference_root(&l), "n = {n}");
+            for m in 0..n {
+                let path = tree.path(m).unwrap();
+                assert_eq!(path, reference_path(m, &l), "n = {n}, m = {m}");
+                assert!(verify_inclusion(&l[m], m as u64, n as u64, &path, &tree.root()));
+            }
+            assert!(tree.path(n).is_none());
+        }
+    }
+
+    #[test]
+    fn known_answer_of_the_empty_tree_and_one_leaf() {
+        // RFC 9162 §2.1.1: MTH({}) = SHA-256 of the empty string.
+        assert_eq!(
+            hex::encode(empty_root()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        // MTH({""}) = SHA-256(0x00), the first entry of the CT test trees.
+        assert_eq!(
+            hex::encode(leaf_hash(&[b""])),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
+    }
+
+    #[test]
+    fn wrong_leaf_index_size_path_or_root_is_refused() {
+        let l = leaves(13);
+        let tree = Tree::new(l.clone());
+        let root = tree.root();
+        for m in 0..13usize {
+            let path = tree.path(m).unwrap();
+            let ok = |leaf: &Digest, index: u64, size: u64, path: &[Digest], root: &Digest| {
+                verify_inclusion(leaf, index, size, path, root)
+            };
+            assert!(ok(&l[m], m as u64, 13, &path, &root));
+            assert!(!ok(&l[(m + 1) % 13], m as u64, 13, &path, &root));
+            assert!(!ok(&l[m], (m as u64 + 1) % 13, 13, &path, &root));
+            // (The size itself is not bound by a path: it comes from the signed commit.)
+            assert!(!ok(&l[m], 13, 13, &path, &root));
+            assert!(!ok(&l[m], m as u64, 13, &path[..path.len() - 1], &root));
+            let mut longer = path.clone();
+            longer.push(root);
+            assert!(!ok(&l[m], m as u64, 13, &longer, &root));
+            for i in 0..path.len() {
+                let mut bad = path.clone();
+                bad[i][5] ^= 1;
+                assert!(!ok(&l[m], m as u64, 13, &bad, &root));
+            }
+            let mut bad_root = root;
+            bad_root[0] ^= 0x80;
+            assert!(!ok(&l[m], m as u64, 13, &path, &bad_root));
+        }
+    }
+}

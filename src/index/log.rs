@@ -1,0 +1,281 @@
+//! A provider's signed log: what makes every write attributable to the provider that
+//! made it.
+//!
+//! Each epoch's batch commits to its entries and to the records uploaded with it:
+//!
+//! * `pairs_root`: the RFC 9162 Merkle root over the batch's `label ‖ value` pairs in
+//!   label order;
+//! * `records_root`: the root over `record id ‖ SHA-256(sealed record)` in id order;
+//!
+//! and the provider's log chains the epochs' commitments:
+//! `chain₀ = 0³²`, `chainₑ₊₁ = SHA-256("medvault log chain v1" ‖ 00 ‖ provider ‖ [e]₃₂ ‖
+//! commitₑ ‖ chainₑ)`. With every batch the provider signs the *head*
+//! `"medvault log head v1" ‖ 00 ‖ provider ‖ [e + 1]₃₂ ‖ chainₑ₊₁` (RSA-PSS-SHA256, its
+//! identity's signing key). One signature thus vouches for the whole history: every
+//! epoch's generation, entry count, entries and records.
+//!
+//! The cloud checks a batch's signature against the provider's registered key before
+//! it stores anything, and a record's digest against the signed commitment before it
+//! stores the record. A requester checks the signed head and the chain of the epochs it
+//! builds tokens from ([`verify`]), remembers the highest head per provider and refuses
+//! to go back, and checks each returned record against its epoch's `records_root`.
+
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::crypto::merkle::{self, Digest, Tree};
+use crate::error::{Error, Result};
+use crate::index::Table;
+use crate::index::manifest::EpochInfo;
+use crate::keys::identity::VerifyingKey;
+use crate::keys::{ProviderId, RecordId};
+
+const CHAIN_DOMAIN: &[u8] = b"medvault log chain v1\0";
+const HEAD_DOMAIN: &[u8] = b"medvault log head v1\0";
+
+/// The chain value before any epoch.
+pub(crate) const CHAIN_START: Digest = [0u8; 32];
+
+/// Bytes of one epoch commitment: generation, entries, pairs root, records, records
+/// root.
+pub(crate) const COMMIT_LEN: usize = 4 + 4 + 32 + 4 + 32;
+
+/// Most bytes of a head signature (RSA-8192).
+pub(crate) const MAX_SIGNATURE_LEN: usize = 1024;
+
+/// The SHA-256 digest of a sealed record, as a batch commits to it.
+pub(crate) fn record_digest(sealed: &[u8]) -> Digest {
+    Sha256::digest(sealed).into()
+}
+
+/// The Merkle root over a batch's entries, `label ‖ value` in label order.
+pub(crate) fn pairs_root(table: &Table) -> Digest {
+    let (labels, values) = (table.labels(), table.values());
+    merkle::root(&merkle::leaf_hashes(labels.len(), |i| {
+        [&labels[i][..], &values[i][..]]
+    }))
+}
+
+/// The records uploaded with one batch: `(id, digest)` sorted by id, each id once, with
+/// its Merkle tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordTable {
+    entries: Vec<(RecordId, Digest)>,
+    tree: Tree,
+}
+
+impl RecordTable {
+    /// A table of `entries`, which must be sorted by id without repeats.
+    pub(crate) fn new(entries: Vec<(RecordId, Digest)>) -> Result<Self> {
+        if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err(Error::InvalidArgument(
+                "a batch's records must be sorted by id, each id once",
+            ));
+        }
+        let tree = Tree::new(
+            entries
+                .iter()
+                .map(|(id, digest)| merkle::leaf_hash(&[id.as_bytes(), digest]))
+                .collect(),
+        );
+        Ok(RecordTable { entries, tree })
+    }
+
+    pub(crate) fn entries(&self) -> &[(RecordId, Digest)] {
+        &self.entries
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn root(&self) -> Digest {
+        self.tree.root()
+    }
+
+    /// The position and digest of `record`, if the table holds it.
+    pub(crate) fn find(&self, record: RecordId) -> Option<(usize, Digest)> {
+        let at = self.entries.binary_search_by(|(id, _)| id.cmp(&record)).ok()?;
+        Some((at, self.entries[at].1))
+    }
+
+    /// The inclusion proof of entry `index`.
+    pub(crate) fn path(&self, index: usize) -> Option<Vec<Digest>> {
+        self.tree.path(index)
+    }
+}
+
+/// The commitment of one epoch, as the chain hashes it.
+pub(crate) fn encode_commit(info: &EpochInfo, out: &mut Vec<u8>) {
+    out.extend_from_slice(&info.generation.to_be_bytes());
+    out.extend_from_slice(&info.entries.to_be_bytes());
+    out.extend_from_slice(&info.pairs_root);
+    out.extend_from_slice(&info.records.to_be_bytes());
+    out.extend_from_slice(&info.records_root);
+}
+
+/// `chainₑ₊₁` from `chainₑ` and epoch `e`'s commitment.
+pub(crate) fn next_chain(
+    provider: &ProviderId,
+    epoch: u32,
+    info: &EpochInfo,
+    previous: &Digest,
+) -> Digest {
+    let mut message = Vec::with_capacity(CHAIN_DOMAIN.len() + 70 + COMMIT_LEN + 32);
+    message.extend_from_slice(CHAIN_DOMAIN);
+    provider.encode_into(&mut message);
+    message.extend_from_slice(&epoch.to_be_bytes());
+    encode_commit(info, &mut message);
+    message.extend_from_slice(previous);
+    Sha256::digest(&message).into()
+}
+
+/// The chain over all of `epochs`.
+pub(crate) fn chain_of(provider: &ProviderId, epochs: &[EpochInfo]) -> Digest {
+    epochs
+        .iter()
+        .enumerate()
+        .fold(CHAIN_START, |chain, (e, info)| {
+            next_chain(provider, e as u32, info, &chain)
+        })
+}
+
+/// The message a provider signs for its log of `epoch_count` epochs ending in `chain`.
+pub(crate) fn head_message(provider: &ProviderId, epoch_count: u32, chain: &Digest) -> Vec<u8> {
+    let mut message = Vec::with_capacity(HEAD_DOMAIN.len() + 70 + 36);
+    message.extend_from_slice(HEAD_DOMAIN);
+    provider.encode_into(&mut message);
+    message.extend_from_slice(&epoch_count.to_be_bytes());
+    message.extend_from_slice(chain);
+    message
+}
+
+/// Checks that key generations never go back and rise by at most one per epoch
+/// (the first epoch's generation is 0 or 1).
+pub(crate) fn check_generations(epochs: &[EpochInfo]) -> Result<()> {
+    let mut previous = 0u32;
+    for info in epochs {
+        if info.generation < previous {
+            return Err(Error::GenerationRegressed {
+                current: previous,
+                found: info.generation,
+            });
+        }
+        if info.generation - previous > 1 {
+            return Err(Error::Malformed {
+                format: "provider log",
+                detail: "key generation rises by more than one in one epoch",
+            });
+        }
+        previous = info.generation;
+    }
+    Ok(())
+}
+
+/// A provider's log as a requester verified it: the epochs its tokens may cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VerifiedLog {
+    pub(crate) provider: ProviderId,
+    pub(crate) epochs: Vec<EpochInfo>,
+    pub(crate) chain: Digest,
+}
+
+impl VerifiedLog {
+    pub(crate) fn epoch_count(&self) -> u32 {
+        self.epochs.len() as u32
+    }
+}
+
+/// Verifies the log `epochs` of `provider` under its head `signature` and the pinned
+/// `key`, against the highest log verified before (`seen`): a log shorter than `seen`
+/// is [`Error::LogRollback`], one that does not extend it is
+/// [`Error::NotAuthentic`]. A log equal to `seen` is accepted without a signature
+/// check (the head is cached).
+pub(crate) fn verify(
+    provider: &ProviderId,
+    epochs: &[EpochInfo],
+    signature: &[u8],
+    key: &VerifyingKey,
+    seen: Option<&Arc<VerifiedLog>>,
+) -> Result<Arc<VerifiedLog>> {
+    let forged = |what| Error::NotAuthentic {
+        provider: provider.to_string(),
+        what,
+    };
+    if let Some(seen) = seen
+        && epochs.len() < seen.epochs.len()
+    {
+        return Err(Error::LogRollback {
+            provider: provider.to_string(),
+            seen: seen.epoch_count(),
+            found: epochs.len() as u32,
+        });
+    }
+    if let Some(seen) = seen
+        && epochs == seen.epochs.as_slice()
+    {
+        return Ok(Arc::clone(seen));
+    }
+    check_generations(epochs).map_err(|_| forged("log (key generations)"))?;
+    let mut chain = CHAIN_START;
+    for (e, info) in epochs.iter().enumerate() {
+        if let Some(seen) = seen
+            && e == seen.epochs.len()
+            && chain != seen.chain
+        {
+            return Err(forged("log (it rewrites history seen before)"));
+        }
+        chain = next_chain(provider, e as u32, info, &chain);
+    }
+    if epochs.is_empty() {
+        if !signature.is_empty() {
+            return Err(forged("log (a signature without epochs)"));
+        }
+    } else {
+        key.verify(
+            &head_message(provider, epochs.len() as u32, &chain),
+            signature,
+        )
+        .map_err(|_| forged("log head signature"))?;
+    }
+    Ok(Arc::new(VerifiedLog {
+        provider: provider.clone(),
+        epochs: epochs.to_vec(),
+        chain,
+    }))
+}
+
+/// Checks that `sealed` is the record `record` committed in `epoch` of `log` at
+/// `index` with inclusion proof `path`.
+pub(crate) fn verify_record(
+    log: &VerifiedLog,
+    record: RecordId,
+    epoch: u32,
+    index: u32,
+    path: &[Digest],
+    sealed: &[u8],
+) -> Result<()> {
+    let info = log
+        .epochs
+        .get(epoch as usize)
+        .ok_or_else(|| Error::NotAuthentic {
+            provider: log.provider.to_string(),
+            what: "record (its epoch is not in the signed log)",
+        })?;
+    let leaf = merkle::leaf_hash(&[record.as_bytes(), &record_digest(sealed)]);
+    if merkle::verify_inclusion(
+        &leaf,
+        u64::from(index),
+        u64::from(info.records),
+        path,
+        &info.records_root,
+    ) {
+        Ok(())
+    } else {
+        Err(Error::NotAuthentic {
+            provider: log.provider.to_string(),
+            what: "record (not the one the provider signed)",
+        })
+    }
+}
