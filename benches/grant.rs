@@ -13,6 +13,7 @@ fn bench_grants(c: &mut Criterion) {
     let lab = Provider::new(
         ProviderId::new("city-lab").unwrap(),
         MasterKey::from_bytes([1; 32]),
+        provider_keys.signing.clone(),
     );
     let alice = PatientId::new("+15550100").unwrap();
     let now = now_unix();

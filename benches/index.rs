@@ -13,13 +13,23 @@ use medvault::{
 
 #[path = "common/answer_fixture.rs"]
 mod answer_fixture;
+#[path = "common/keys.rs"]
+mod keys;
 use answer_fixture::{ANSWERS, records_answer};
 
 fn provider() -> Provider {
     Provider::new(
         ProviderId::new("bench-lab").unwrap(),
         MasterKey::from_bytes([7; 32]),
+        keys::signing(),
     )
+}
+
+/// An in-memory cloud that knows the bench provider.
+fn cloud() -> Cloud {
+    let cloud = Cloud::new();
+    keys::register(&cloud, "bench-lab");
+    cloud
 }
 
 fn patient(i: usize) -> PatientId {
@@ -119,7 +129,7 @@ fn bench_queue(c: &mut Criterion) {
 const RESULTS: [usize; 5] = [1, 10, 100, 1000, 100_000];
 
 fn search_cloud(epochs: u32, background: usize) -> (Cloud, Requester, PatientId) {
-    let cloud = Cloud::new();
+    let cloud = cloud();
     let mut p = provider();
     let target = patient(9_999_999);
     let per_epoch = background / epochs as usize;
@@ -138,6 +148,7 @@ fn search_cloud(epochs: u32, background: usize) -> (Cloud, Requester, PatientId)
     }
     cloud.merge().unwrap();
     let mut requester = Requester::new();
+    keys::trust(&mut requester, "bench-lab");
     requester.add_patient_key(target.clone(), p.patient_key(&target));
     (cloud, requester, target)
 }
@@ -201,7 +212,7 @@ fn bench_open_results(c: &mut Criterion) {
         let world = OnceCell::new();
         group.bench_function(BenchmarkId::new("records", name), |b| {
             let (doctor, query, answer) = world.get_or_init(|| {
-                let cloud = Cloud::new();
+                let cloud = cloud();
                 let (doctor, query) = records_answer(&cloud, count, size);
                 let answer = cloud.search(query.query()).unwrap();
                 (doctor, query, answer)
@@ -239,7 +250,7 @@ fn bench_merge(c: &mut Criterion) {
             });
             b.iter_batched(
                 || {
-                    let cloud = Cloud::new();
+                    let cloud = cloud();
                     for batch in batches {
                         cloud.ingest(batch.clone()).unwrap();
                     }

@@ -9,27 +9,20 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use medvault::{Cloud, MasterKey, PreparedQuery, Provider, ProviderId};
+use medvault::{Cloud, PreparedQuery};
 
 #[path = "common/answer_fixture.rs"]
 mod answer_fixture;
 #[path = "common/store_fixture.rs"]
 mod store_fixture;
 use answer_fixture::{ANSWERS, records_answer};
-use store_fixture::{StoreFixture, build, padded_batch, search_latency};
+use store_fixture::{StoreFixture, build, open, padding_provider, search_latency};
 
-/// `count` batches of random entries summing to `entries`, as MVIB bytes.
+/// `count` signed batches of random entries summing to `entries`, as MVIB bytes.
 fn random_batches(entries: u64, count: u32) -> Vec<Vec<u8>> {
-    let mut owner = Provider::new(
-        ProviderId::new("bench-lab").unwrap(),
-        MasterKey::from_bytes([3; 32]),
-    );
-    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut owner = padding_provider("bench-lab", 3, (entries / u64::from(count)) as usize);
     (0..count)
-        .map(|_| {
-            let batch = owner.finish().unwrap();
-            padded_batch(&batch, (entries / u64::from(count)) as usize, &mut state)
-        })
+        .map(|_| owner.finish().unwrap().to_bytes())
         .collect()
 }
 
@@ -64,7 +57,7 @@ fn bench_ingest(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let dir = tempfile::tempdir().unwrap();
-                    let cloud = Cloud::open(dir.path()).unwrap();
+                    let cloud = open(dir.path());
                     let start = Instant::now();
                     for batch in batches.iter() {
                         cloud.ingest_bytes(batch).unwrap();
@@ -118,7 +111,7 @@ fn bench_search_records(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("records", name), |b| {
             let (_, cloud, query) = built.get_or_insert_with(|| {
                 let dir = tempfile::tempdir().unwrap();
-                let cloud = Cloud::open(dir.path()).unwrap();
+                let cloud = open(dir.path());
                 let (_, query) = records_answer(&cloud, count, size);
                 (dir, cloud, query)
             });
@@ -139,7 +132,7 @@ fn bench_merge(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("16-segments", name), |b| {
             let base = built.get_or_insert_with(|| {
                 let base = tempfile::tempdir().unwrap();
-                let cloud = Cloud::open(base.path()).unwrap();
+                let cloud = open(base.path());
                 for batch in random_batches(entries, 16) {
                     cloud.ingest_bytes(&batch).unwrap();
                 }
@@ -150,7 +143,7 @@ fn bench_merge(c: &mut Criterion) {
                 for _ in 0..iters {
                     let scratch = tempfile::tempdir().unwrap();
                     link_copy(base.path(), scratch.path());
-                    let cloud = Cloud::open(scratch.path()).unwrap();
+                    let cloud = open(scratch.path());
                     let start = Instant::now();
                     cloud.merge().unwrap();
                     total += start.elapsed();

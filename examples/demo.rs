@@ -22,8 +22,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use medvault::keyfile::{self, PasswordKdf};
 use medvault::keyword::{field, normalize, tokenize};
 use medvault::{
-    AccessRequest, Cloud, Combine, Grant, Identity, MasterKey, PatientId, Provider, ProviderId,
-    ProviderState, RecordId, Requester, Scope, Sealer,
+    AccessRequest, Cloud, Combine, DecryptionKey, Grant, Identity, MasterKey, PatientId, Provider,
+    ProviderId, ProviderState, RecordId, Requester, Scope, Sealer, SigningKey,
 };
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -359,6 +359,61 @@ fn owner_key(seed: u64, owner: usize) -> MasterKey {
     MasterKey::from_bytes(digest.into())
 }
 
+/// A sealed record waiting for its batch: in memory, or a file for a large image.
+enum Sealed {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+/// Maps an I/O error to the library's error naming the file.
+fn file_error(
+    action: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> medvault::Error {
+    let path = path.to_owned();
+    move |source| medvault::Error::File {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The owners' and the doctor's RSA-3072 identities (owners first): generated on the
+/// first run and kept beside the store (`<store>/demo-identities/`, a demo's
+/// convenience; real deployments keep private keys in their own key stores), so that a
+/// resumed run signs with the keys its earlier batches were signed with.
+fn identities(store: &std::path::Path) -> Result<Vec<Identity>, Box<dyn Error>> {
+    let dir = store.join("demo-identities");
+    std::fs::create_dir_all(&dir)?;
+    let names: Vec<String> = OWNERS
+        .iter()
+        .map(|o| o.to_string())
+        .chain(["doctor".to_owned()])
+        .collect();
+    names
+        .par_iter()
+        .map(|name| -> Result<Identity, medvault::Error> {
+            let (sign, enc) = (dir.join(format!("{name}-sign.pem")), dir.join(format!("{name}-enc.pem")));
+            if sign.exists() && enc.exists() {
+                let read = |path: &PathBuf| {
+                    std::fs::read_to_string(path).map_err(file_error("read", path))
+                };
+                return Identity::new(
+                    SigningKey::from_pkcs8_pem(&read(&sign)?)?,
+                    DecryptionKey::from_pkcs8_pem(&read(&enc)?)?,
+                );
+            }
+            let identity = Identity::generate()?;
+            std::fs::write(&sign, identity.signing.to_pkcs8_pem()?.as_bytes())
+                .map_err(file_error("write", &sign))?;
+            std::fs::write(&enc, identity.decryption.to_pkcs8_pem()?.as_bytes())
+                .map_err(file_error("write", &enc))?;
+            Ok(identity)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -402,15 +457,34 @@ fn run() -> Result<bool, Box<dyn Error>> {
         if resumed { " (resumed)" } else { "" }
     );
 
-    // 2. Four data owners, each with its own keys, and the generated records.
+    // 2. Four data owners, each with its own keys (a master key, and an RSA identity
+    //    that signs its uploads and grants), and the generated records.
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message("2. RSA-3072 identities for the owners and the doctor");
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let identities = identities(&store)?;
+    spinner.finish_and_clear();
+    let (doctor_keys, owner_keys) = identities.split_last().unwrap();
     let records = generate(args.seed, args.patients, args.epochs);
-    let mut owners: Vec<Provider> = (0..OWNERS.len())
-        .map(|o| {
-            let id = ProviderId::new(OWNERS[o]).unwrap();
-            let state = ProviderState::default().reconcile(&cloud.manifest(), &id);
-            Provider::resume(id, owner_key(args.seed, o), state)
-        })
-        .collect();
+    let mut owners: Vec<Provider> = Vec::with_capacity(OWNERS.len());
+    for (o, keys) in owner_keys.iter().enumerate() {
+        let id = ProviderId::new(OWNERS[o])?;
+        // The directory is first-come: each owner registers before anything else.
+        cloud.register_provider(id.clone(), keys.public())?;
+        // A resumed run finds its position in its own signed log, never in an
+        // unsigned number.
+        let state = ProviderState::default().reconcile(
+            &cloud.manifest(),
+            &id,
+            &keys.public().verifying,
+        )?;
+        owners.push(Provider::resume(
+            id,
+            owner_key(args.seed, o),
+            keys.signing.clone(),
+            state,
+        ));
+    }
     let key_file = keyfile::lock(
         &owner_key(args.seed, HOSPITAL),
         owners[HOSPITAL].id(),
@@ -442,28 +516,20 @@ fn run() -> Result<bool, Box<dyn Error>> {
                     .iter()
                     .filter(|r| r.owner == o && r.epoch == epoch)
                     .collect();
-                // Sealing and storing run in parallel (each upload waits for its fsync).
-                batch
+                // Sealing runs in parallel; each sealed record is then committed to the
+                // owner's batch, which is signed and uploaded before the records (the
+                // cloud stores only records a signed batch committed).
+                let sealed: Vec<Sealed> = batch
                     .par_iter()
-                    .try_for_each(|r| -> Result<(), medvault::Error> {
+                    .map(|r| -> Result<Sealed, medvault::Error> {
                         let key = owner.record_key(&mobile(r.patient), r.id);
                         match r.image {
-                            None => {
-                                cloud.put_record(medvault::seal(&key, r.text.as_bytes())?)?;
-                            }
+                            None => Ok(Sealed::Bytes(medvault::seal(&key, r.text.as_bytes())?)),
                             Some(file) => {
                                 // Large files stream through a Sealer to disk and from
                                 // there into the store, never whole in memory.
                                 let path = images.path().join(r.id.to_string());
                                 let sample = args.images.join(file);
-                                let file_error = |action, path: &PathBuf| {
-                                    let path = path.clone();
-                                    move |source| medvault::Error::File {
-                                        action,
-                                        path,
-                                        source,
-                                    }
-                                };
                                 // (`--images DIR` says where the samples are.)
                                 let mut image = std::fs::File::open(&sample)
                                     .map_err(file_error("open the DICOM sample", &sample))?;
@@ -473,21 +539,42 @@ fn run() -> Result<bool, Box<dyn Error>> {
                                     Sealer::new(std::io::BufWriter::new(sealed), &key)?;
                                 std::io::copy(&mut image, &mut sealer)?;
                                 sealer.finish()?.flush()?;
-                                let sealed = std::fs::File::open(&path)
-                                    .map_err(file_error("open", &path))?;
-                                cloud.put_record_from(sealed)?;
+                                Ok(Sealed::File(path))
                             }
                         }
-                        upload.inc(1);
-                        Ok(())
-                    })?;
-                for r in &batch {
+                    })
+                    .collect::<Result<_, _>>()?;
+                for (r, sealed) in batch.iter().zip(&sealed) {
+                    match sealed {
+                        Sealed::Bytes(bytes) => owner.commit_record(r.id, bytes.as_slice())?,
+                        Sealed::File(path) => owner.commit_record(
+                            r.id,
+                            std::fs::File::open(path).map_err(file_error("open", path))?,
+                        )?,
+                    }
                     owner.index(&mobile(r.patient), r.id, &r.keywords)?;
                 }
                 // Built only for the epoch the cloud expects, and only if the owner's
                 // saved state agrees: no epoch is ever built twice.
                 let next = cloud.manifest().next_epoch(owner.id());
                 cloud.ingest(owner.finish_at(next)?)?;
+                // Storing runs in parallel (each upload waits for its fsync).
+                sealed
+                    .into_par_iter()
+                    .try_for_each(|sealed| -> Result<(), medvault::Error> {
+                        match sealed {
+                            Sealed::Bytes(bytes) => {
+                                cloud.put_record(bytes)?;
+                            }
+                            Sealed::File(path) => {
+                                let file = std::fs::File::open(&path)
+                                    .map_err(file_error("open", &path))?;
+                                cloud.put_record_from(std::io::BufReader::new(file))?;
+                            }
+                        }
+                        upload.inc(1);
+                        Ok(())
+                    })?;
             }
             cloud.merge()?;
         }
@@ -514,18 +601,6 @@ fn run() -> Result<bool, Box<dyn Error>> {
     // 4. The doctor asks for Maria's records through the cloud; the admin sees the
     //    requests and the files; each owner approves and grants.
     let maria = mobile(0);
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_message("4. generating RSA-3072 key pairs for the doctor and the owners");
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    let identities: Vec<Identity> = (0..=OWNERS.len())
-        .into_par_iter()
-        .map(|_| Identity::generate())
-        .collect::<Result<_, _>>()?;
-    spinner.finish_and_clear();
-    let (doctor_keys, owner_keys) = identities.split_last().unwrap();
-    for (owner, keys) in owners.iter().zip(owner_keys) {
-        cloud.register_provider(owner.id().clone(), keys.public())?;
-    }
     let now = now_unix();
     let mut pending = Vec::new();
     for owner in &owners {
@@ -715,12 +790,11 @@ fn run() -> Result<bool, Box<dyn Error>> {
     let generation = hospital.rotate()?;
     let new_id = RecordId::generate()?;
     let text = "2026-11-20 Clinic visit. Assessment: diabetes, metformin stopped, insulin started.";
-    cloud.put_record(medvault::seal(
-        &hospital.record_key(&maria, new_id),
-        text.as_bytes(),
-    )?)?;
+    let sealed = medvault::seal(&hospital.record_key(&maria, new_id), text.as_bytes())?;
+    hospital.commit_record(new_id, sealed.as_slice())?;
     hospital.index(&maria, new_id, &tokenize(text))?;
     cloud.ingest(hospital.finish_at(cloud.manifest().next_epoch(hospital.id()))?)?;
+    cloud.put_record(sealed)?;
     let prepared = doctor.query(&maria, &keyword_refs, combine, &cloud.manifest())?;
     let after = doctor.open(&prepared, &cloud.search(prepared.query())?)?;
     let found_new = after

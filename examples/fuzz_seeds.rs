@@ -75,14 +75,21 @@ fn make_fixtures(dir: &Path) {
 
     // A cloud with two epochs, one query, its response and the manifest it was built on.
     let cloud = Cloud::new();
-    let mut lab = Provider::new(provider.clone(), master.clone());
+    let lab_keys = identity("provider-a");
+    cloud
+        .register_provider(provider.clone(), lab_keys.public())
+        .unwrap();
+    let mut lab = Provider::new(provider.clone(), master.clone(), lab_keys.signing.clone());
     for text in plaintexts() {
         let rec = lab.add_record(&patient, &text, &["diabetes"]).unwrap();
-        cloud.put_record(rec.bytes).unwrap();
         cloud.ingest(lab.finish().unwrap()).unwrap();
+        cloud.put_record(rec.bytes).unwrap();
     }
     let manifest = cloud.manifest();
     let mut requester = Requester::new();
+    requester
+        .trust_provider(provider.clone(), lab_keys.public().verifying)
+        .unwrap();
     requester.add_patient_key(patient.clone(), patient_key.clone());
     let query = requester
         .query(&patient, &["diabetes"], Combine::Or, &manifest)
@@ -189,9 +196,14 @@ fn main() {
     }
     let fixture = |name: &str| fs::read(fixtures.join(name)).unwrap();
     let cloud = Cloud::new();
+    let lab_keys = identity("provider-a");
+    cloud
+        .register_provider(ProviderId::new(PROVIDER).unwrap(), lab_keys.public())
+        .unwrap();
     let mut lab = Provider::new(
         ProviderId::new(PROVIDER).unwrap(),
         MasterKey::from_bytes(MASTER),
+        lab_keys.signing.clone(),
     );
     let patient = PatientId::new(PATIENT).unwrap();
     lab.add_record(&patient, b"x", &["a1", "b2", "c3", "d4", "e5"])
@@ -201,6 +213,9 @@ fn main() {
     cloud.ingest(batch.clone()).unwrap();
     let manifest = medvault::Manifest::from_bytes(&fixture("manifest.bin")).unwrap();
     let mut requester = Requester::new();
+    requester
+        .trust_provider(ProviderId::new(PROVIDER).unwrap(), lab_keys.public().verifying)
+        .unwrap();
     requester.add_patient_key(patient.clone(), lab.patient_key(&patient));
     let query = requester
         .query(&patient, &["diabetes", "insulin"], Combine::And, &manifest)
@@ -233,11 +248,7 @@ fn main() {
     write_corpus("search_response", &[fixture("response.bin")]);
     write_corpus(
         "provider_state",
-        &[ProviderState {
-            next_epoch: 3,
-            generation: 1,
-        }
-        .to_bytes()],
+        &[lab.state().to_bytes(), ProviderState::default().to_bytes()],
     );
     write_corpus("access_request", std::slice::from_ref(&request));
     write_corpus("grant", std::slice::from_ref(&grant));

@@ -49,9 +49,14 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // ---------------------------------------------------------------- DataOwner
     // 1. Register: a master key for records (kept in a key file in real use) and an
-    //    RSA identity for answering access requests, published in the cloud directory.
-    let mut owner = Provider::new(ProviderId::new("data-owner")?, MasterKey::generate()?);
+    //    RSA identity that signs her uploads and answers access requests, published in
+    //    the cloud directory.
     let owner_identity = Identity::generate()?;
+    let mut owner = Provider::new(
+        ProviderId::new("data-owner")?,
+        MasterKey::generate()?,
+        owner_identity.signing.clone(),
+    );
     cloud.register_provider(owner.id().clone(), owner_identity.public())?;
     println!(
         "DataOwner 1. registered as {:?} with the cloud",
@@ -62,11 +67,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let patient = PatientId::new(&mobile)?;
     println!("DataOwner 2. mobile number {mobile}, keyword {keyword:?}");
 
-    // 3. Encrypt the file on her side and upload it with its encrypted index entry.
+    // 3. Encrypt the file on her side and upload it with its encrypted index entry: the
+    //    signed batch first (it commits to the record), then the record.
     let record = owner.add_record(&patient, &content, &[&keyword])?;
     let record_id = record.id;
-    cloud.put_record(record.bytes)?;
     cloud.ingest(owner.finish_at(cloud.manifest().next_epoch(owner.id()))?)?;
+    cloud.put_record(record.bytes)?;
     println!(
         "DataOwner 3. uploaded {} B of text as an encrypted record {record_id} and one index entry",
         content.len()

@@ -48,6 +48,10 @@ pub struct IndexOptions {
     /// twice the entries. The cloud still learns true result counts when it searches;
     /// see SECURITY.md.
     pub pad_to_power_of_two: bool,
+    /// Pad every batch with random entries (a random label and value each, which no
+    /// token ever reaches) to at least this many entries, so a batch's size says
+    /// nothing about how many postings below it were uploaded. 0: no padding.
+    pub min_batch_entries: usize,
 }
 
 /// The counters a provider must keep across restarts.
@@ -370,7 +374,7 @@ impl Provider {
             ));
         }
         let generation = self.state.generation;
-        let table = build::entries(
+        let mut table = build::entries(
             &self.master,
             &self.id,
             &self.pending,
@@ -378,6 +382,9 @@ impl Provider {
             generation,
             self.options.pad_to_power_of_two,
         )?;
+        if table.len() < self.options.min_batch_entries {
+            table = build::with_random_entries(table, self.options.min_batch_entries)?;
+        }
         let mut records = self.pending_records.clone();
         records.sort_unstable_by_key(|(id, _)| *id);
         let records = RecordTable::new(records)

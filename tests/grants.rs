@@ -362,6 +362,7 @@ fn world() -> World {
         lab: Provider::new(
             ProviderId::new("city-lab").unwrap(),
             MasterKey::from_bytes([1; 32]),
+            identity("provider-a").signing,
         ),
         alice: PatientId::new("+15550100").unwrap(),
     }
@@ -622,10 +623,12 @@ fn request_grant_search_across_two_providers_then_rotation_revokes() {
     let mut hospital = Provider::new(
         ProviderId::new("st-mary").unwrap(),
         MasterKey::from_bytes([2; 32]),
+        a_keys.signing.clone(),
     );
     let mut lab = Provider::new(
         ProviderId::new("city-lab").unwrap(),
         MasterKey::from_bytes([3; 32]),
+        b_keys.signing.clone(),
     );
     cloud
         .register_provider(hospital.id().clone(), a_keys.public())
@@ -651,8 +654,8 @@ fn request_grant_search_across_two_providers_then_rotation_revokes() {
         let rec = provider
             .add_record(&alice, text.as_bytes(), &["diabetes"])
             .unwrap();
-        cloud.put_record(rec.bytes).unwrap();
         cloud.ingest(provider.finish().unwrap()).unwrap();
+        cloud.put_record(rec.bytes).unwrap();
     }
 
     // The doctor asks both providers through the cloud.
@@ -752,8 +755,8 @@ fn request_grant_search_across_two_providers_then_rotation_revokes() {
     let secret = hospital
         .add_record(&alice, b"new diagnosis after rotation", &["diabetes"])
         .unwrap();
-    cloud.put_record(secret.bytes.clone()).unwrap();
     cloud.ingest(hospital.finish().unwrap()).unwrap();
+    cloud.put_record(secret.bytes.clone()).unwrap();
     assert!(matches!(
         doctor.open_record(Some(&alice), &secret.bytes),
         Err(Error::WrongKey(KeyMismatch::Generation))

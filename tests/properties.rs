@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 
 use medvault::keyfile::{self, PasswordKdf};
 use medvault::{
-    Cloud, Combine, IndexBatch, Manifest, MasterKey, Opener, PatientId, Provider, ProviderId,
+    Cloud, Combine, IndexBatch, Manifest, MasterKey, Opener, PatientId, ProviderId,
     ProviderState, Query, RecordId, Requester, Sealer, SearchResponse, open, seal_with_chunk_size,
 };
 use proptest::prelude::*;
@@ -65,8 +65,9 @@ proptest! {
         pad in any::<bool>(),
     ) {
         let cloud = Cloud::new();
-        let mut lab = Provider::new(ProviderId::new("lab").unwrap(), MasterKey::from_bytes([5; 32]))
-            .with_options(medvault::IndexOptions { pad_to_power_of_two: pad });
+        common::register(&cloud, "lab");
+        let mut lab = common::new_provider("lab", MasterKey::from_bytes([5; 32]))
+            .with_options(medvault::IndexOptions { pad_to_power_of_two: pad, min_batch_entries: if pad { 40 } else { 0 } });
         let mut n = 0u8;
         for (patient, word, count) in &lists {
             for _ in 0..*count {
@@ -82,6 +83,7 @@ proptest! {
         let state = lab.state();
         prop_assert_eq!(ProviderState::from_bytes(&state.to_bytes()).unwrap(), state);
         let mut requester = Requester::new();
+        common::trust(&mut requester, "lab");
         let patient = common::corpus::patient_id(0);
         requester.add_patient_key(patient.clone(), lab.patient_key(&patient));
         let words: Vec<&str> = lists.iter().map(|l| l.1.as_str()).take(3).chain(["absent"]).collect();
@@ -145,7 +147,10 @@ proptest! {
     #[test]
     fn search_equals_a_plaintext_index(steps in proptest::collection::vec(step(), 1..40)) {
         let cloud = Cloud::new();
-        let mut lab = Provider::new(ProviderId::new("lab").unwrap(), MasterKey::from_bytes([9; 32]));
+        common::register(&cloud, "lab");
+        let mut lab = common::new_provider("lab", MasterKey::from_bytes([9; 32]));
+        // Sealed records wait for the batch that commits them.
+        let mut unsent: Vec<Vec<u8>> = Vec::new();
         let patients: Vec<PatientId> = (0..3).map(common::corpus::patient_id).collect();
         // Plaintext model: (patient, keyword) → records; and each record's owner.
         let mut model: BTreeMap<(usize, usize), BTreeSet<RecordId>> = BTreeMap::new();
@@ -156,7 +161,7 @@ proptest! {
                 Step::Add { patient, keywords } => {
                     let words: Vec<&str> = keywords.iter().map(|&k| WORDS[k]).collect();
                     let rec = lab.add_record(&patients[*patient], b"r", &words).unwrap();
-                    cloud.put_record(rec.bytes).unwrap();
+                    unsent.push(rec.bytes);
                     for &k in keywords {
                         model.entry((*patient, k)).or_default().insert(rec.id);
                     }
@@ -170,17 +175,32 @@ proptest! {
                     }
                 }
                 Step::Delete { .. } => {}
-                Step::Finish => cloud.ingest(lab.finish().unwrap()).unwrap(),
+                Step::Finish => {
+                    cloud.ingest(lab.finish().unwrap()).unwrap();
+                    for sealed in unsent.drain(..) {
+                        cloud.put_record(sealed).unwrap();
+                    }
+                }
                 Step::Merge => cloud.merge().unwrap(),
                 Step::Rotate => rotate_pending = true,
             }
-            if rotate_pending && lab.pending_postings() == 0 {
+            // A rotation waits for an empty queue and for a batch since the last one.
+            let state = lab.state();
+            if rotate_pending
+                && lab.pending_postings() == 0
+                && unsent.is_empty()
+                && state.generation == state.logged_generation
+            {
                 lab.rotate().unwrap();
                 rotate_pending = false;
             }
         }
         cloud.ingest(lab.finish().unwrap()).unwrap();
+        for sealed in unsent.drain(..) {
+            cloud.put_record(sealed).unwrap();
+        }
         let mut requester = Requester::new();
+        common::trust(&mut requester, "lab");
         for p in &patients {
             for g in 0..=lab.state().generation {
                 requester.add_patient_key(p.clone(), lab.patient_key_of_generation(p, g));

@@ -78,17 +78,16 @@ fn searches_over_hundreds_of_epochs_equal_a_plaintext_index() {
 #[test]
 fn keywords_are_normalized_on_both_sides() {
     let cloud = Cloud::new();
-    let mut lab = Provider::new(
-        ProviderId::new("lab").unwrap(),
-        MasterKey::from_bytes([1; 32]),
-    );
+    let mut lab = common::new_provider("lab", MasterKey::from_bytes([1; 32]));
+    common::register(&cloud, "lab");
     let alice = PatientId::new("alice").unwrap();
     let rec = lab
         .add_record(&alice, b"note", &["  Type 2   DIABETES "])
         .unwrap();
-    cloud.put_record(rec.bytes).unwrap();
     cloud.ingest(lab.finish().unwrap()).unwrap();
+    cloud.put_record(rec.bytes).unwrap();
     let mut doctor = Requester::new();
+    common::trust(&mut doctor, lab.id().as_str());
     doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
     let q = doctor
         .query(&alice, &["type 2 diabetes"], Combine::Or, &cloud.manifest())
@@ -100,10 +99,8 @@ fn keywords_are_normalized_on_both_sides() {
 /// One provider, one patient, records with "diabetes" in epochs [0, 5) and [5, 8).
 fn forward_privacy_setup() -> (Cloud, Provider, PatientId, Vec<medvault::RecordId>) {
     let cloud = Cloud::new();
-    let mut lab = Provider::new(
-        ProviderId::new("lab").unwrap(),
-        MasterKey::from_bytes([4; 32]),
-    );
+    let mut lab = common::new_provider("lab", MasterKey::from_bytes([4; 32]));
+    common::register(&cloud, "lab");
     let alice = PatientId::new("alice").unwrap();
     let mut ids = Vec::new();
     for epoch in 0..5 {
@@ -111,8 +108,8 @@ fn forward_privacy_setup() -> (Cloud, Provider, PatientId, Vec<medvault::RecordI
             .add_record(&alice, format!("early {epoch}").as_bytes(), &["diabetes"])
             .unwrap();
         ids.push(rec.id);
-        cloud.put_record(rec.bytes).unwrap();
         cloud.ingest(lab.finish().unwrap()).unwrap();
+        cloud.put_record(rec.bytes).unwrap();
     }
     (cloud, lab, alice, ids)
 }
@@ -121,6 +118,7 @@ fn forward_privacy_setup() -> (Cloud, Provider, PatientId, Vec<medvault::RecordI
 fn tokens_do_not_find_entries_uploaded_after_them() {
     let (cloud, mut lab, alice, early) = forward_privacy_setup();
     let mut doctor = Requester::new();
+    common::trust(&mut doctor, lab.id().as_str());
     doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
     let old = doctor
         .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
@@ -132,8 +130,8 @@ fn tokens_do_not_find_entries_uploaded_after_them() {
         let rec = lab
             .add_record(&alice, format!("late {epoch}").as_bytes(), &["diabetes"])
             .unwrap();
-        cloud.put_record(rec.bytes).unwrap();
         cloud.ingest(lab.finish().unwrap()).unwrap();
+        cloud.put_record(rec.bytes).unwrap();
     }
     for merged in [false, true] {
         if merged {
@@ -177,10 +175,16 @@ fn keys_of_one_patient_or_provider_find_nothing_of_another() {
     let target = 2usize;
     let home = &corpus.providers[1];
     let mut doctor = Requester::new();
+    for p in &corpus.providers {
+        common::trust(&mut doctor, p.id().as_str());
+    }
     doctor.add_patient_key(patient_id(target), home.patient_key(&patient_id(target)));
     // Wrongly filed: the key of patient 2 presented as patient 3's finds patient 2's
     // records only (the key decides, not the label).
     let mut confused = Requester::new();
+    for p in &corpus.providers {
+        common::trust(&mut confused, p.id().as_str());
+    }
     confused.add_patient_key(patient_id(3), home.patient_key(&patient_id(target)));
     let manifest = cloud.manifest();
     for k in vocabulary() {
@@ -287,10 +291,8 @@ fn the_cloud_sees_no_keyword_patient_id_or_plaintext() {
 #[test]
 fn ingest_rejects_bad_batches_and_leaves_state_unchanged() {
     let cloud = Cloud::new();
-    let mut lab = Provider::new(
-        ProviderId::new("lab").unwrap(),
-        MasterKey::from_bytes([5; 32]),
-    );
+    let mut lab = common::new_provider("lab", MasterKey::from_bytes([5; 32]));
+    common::register(&cloud, "lab");
     let alice = PatientId::new("alice").unwrap();
     lab.index(&alice, medvault::RecordId::from_bytes([1; 16]), &["asthma"])
         .unwrap();
@@ -342,66 +344,158 @@ fn ingest_rejects_bad_batches_and_leaves_state_unchanged() {
         cloud.ingest_bytes(&cut),
         Err(Error::Malformed { .. })
     ));
-    // A batch that reuses a label already stored (a replay under another epoch number).
-    let mut replay = b0.to_bytes();
+    // Every field is under the provider's signature: a batch replayed under another
+    // epoch number, or given another generation, is refused and changes nothing.
     let epoch_at = 6 + 1 + 3;
+    let mut replay = b0.to_bytes();
     replay[epoch_at..epoch_at + 4].copy_from_slice(&1u32.to_be_bytes());
     assert!(matches!(
         cloud.ingest_bytes(&replay),
-        Err(Error::LabelCollision)
+        Err(Error::NotAuthentic { .. })
+    ));
+    let mut regenerated = b1.to_bytes();
+    regenerated[epoch_at + 4..epoch_at + 8].copy_from_slice(&1u32.to_be_bytes());
+    assert!(matches!(
+        cloud.ingest_bytes(&regenerated),
+        Err(Error::NotAuthentic { .. })
     ));
     assert_eq!(cloud.manifest(), before);
     assert_eq!(cloud.manifest().segments.len(), 1);
-    // Generations never go back.
     cloud.ingest(b1).unwrap();
-    let mut regressed = b2.to_bytes();
-    regressed[epoch_at + 4..epoch_at + 8].copy_from_slice(&0u32.to_be_bytes());
-    let mut newer = b2.clone().to_bytes();
-    newer[epoch_at + 4..epoch_at + 8].copy_from_slice(&3u32.to_be_bytes());
-    cloud.ingest_bytes(&newer).unwrap();
-    let mut older = regressed.clone();
-    older[epoch_at..epoch_at + 4].copy_from_slice(&3u32.to_be_bytes());
+    cloud.ingest(b2).unwrap();
+}
+
+#[test]
+fn nobody_but_the_provider_can_freeze_or_extend_its_log() {
+    // The attack of issue 27: one batch with no key at all, the provider's next epoch
+    // and generation u32::MAX, used to make the provider's own uploads fail and, after
+    // `reconcile`, leave it no generation to rotate to.
+    let cloud = Cloud::new();
+    common::register(&cloud, "lab");
+    let mut lab = common::new_provider("lab", MasterKey::from_bytes([5; 32]));
+    let alice = PatientId::new("alice").unwrap();
+    lab.index(&alice, medvault::RecordId::from_bytes([1; 16]), &["asthma"])
+        .unwrap();
+    let b0 = lab.finish().unwrap();
+    cloud.ingest(b0.clone()).unwrap();
+    let before = cloud.manifest();
+    // The same batch re-signed by someone else (another provider, a grantee with an
+    // RSA key of its own), as epoch 1 with generation u32::MAX.
+    let mut frozen = b0.to_bytes();
+    let epoch_at = 6 + 1 + 3;
+    frozen[epoch_at..epoch_at + 4].copy_from_slice(&1u32.to_be_bytes());
+    frozen[epoch_at + 4..epoch_at + 8].copy_from_slice(&u32::MAX.to_be_bytes());
+    let records = u32::from_be_bytes(frozen[epoch_at + 8..epoch_at + 12].try_into().unwrap());
+    let sig_at = epoch_at + 12 + 48 * records as usize;
+    let sig_len = u16::from_be_bytes([frozen[sig_at], frozen[sig_at + 1]]) as usize;
+    let forged_signature = common::other_identity().signing.sign(b"epoch 1").unwrap();
+    assert_eq!(forged_signature.len(), sig_len);
+    frozen[sig_at + 2..sig_at + 2 + sig_len].copy_from_slice(&forged_signature);
     assert!(matches!(
-        cloud.ingest_bytes(&older),
-        Err(Error::GenerationRegressed {
-            current: 3,
-            found: 0
-        })
+        cloud.ingest_bytes(&frozen),
+        Err(Error::NotAuthentic { ref provider, .. }) if provider == "lab"
+    ));
+    // Without any signature the batch does not even parse.
+    let mut unsigned = frozen.clone();
+    unsigned[sig_at..sig_at + 2].copy_from_slice(&[0, 0]);
+    unsigned.drain(sig_at + 2..sig_at + 2 + sig_len);
+    assert!(cloud.ingest_bytes(&unsigned).is_err());
+    assert_eq!(cloud.manifest(), before, "nothing changed");
+    // The provider carries on: its next batch, its rotation, its state.
+    lab.rotate().unwrap();
+    lab.index(&alice, medvault::RecordId::from_bytes([2; 16]), &["asthma"])
+        .unwrap();
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+    let state = medvault::ProviderState::default()
+        .reconcile(
+            &cloud.manifest(),
+            lab.id(),
+            &common::identity().public().verifying,
+        )
+        .unwrap();
+    assert_eq!((state.next_epoch, state.generation), (2, 1));
+    // A provider the directory does not know uploads nothing.
+    let mut stranger = common::new_provider("stranger", MasterKey::from_bytes([6; 32]));
+    assert!(matches!(
+        cloud.ingest(stranger.finish().unwrap()),
+        Err(Error::NotFound(_))
+    ));
+    // Registered under another key (first-come), a batch signed with ours is refused.
+    cloud
+        .register_provider(
+            ProviderId::new("stranger").unwrap(),
+            common::other_identity().public(),
+        )
+        .unwrap();
+    let mut stranger = common::new_provider("stranger", MasterKey::from_bytes([6; 32]));
+    assert!(matches!(
+        cloud.ingest(stranger.finish().unwrap()),
+        Err(Error::NotAuthentic { .. })
     ));
 }
 
 #[test]
-fn a_repeated_label_is_refused_at_ingest_not_overwritten() {
-    // (Merging segments that share a label is the unit test
-    // `merge_is_sorted_and_reports_collisions`.)
-    let mut lab = Provider::new(
-        ProviderId::new("lab").unwrap(),
-        MasterKey::from_bytes([6; 32]),
-    );
-    let alice = PatientId::new("alice").unwrap();
-    lab.index(
-        &alice,
-        medvault::RecordId::from_bytes([1; 16]),
-        &["asthma", "eczema"],
-    )
-    .unwrap();
-    let batch = lab.finish().unwrap();
-    // A second batch whose only entry carries a's first label with another value.
-    let mut forged = batch.to_bytes();
-    let header = 6 + 1 + 3 + 4 + 4;
-    forged[header..header + 4].copy_from_slice(&1u32.to_be_bytes());
-    forged.truncate(header + 4 + 84);
-    forged[header + 4 + 16] ^= 0xff;
-    IndexBatch::from_bytes(&forged).unwrap();
-    // The cloud refuses it at ingest, before it could reach a merge.
+fn a_grantee_cannot_write_as_the_provider() {
+    // The attacks of issue 27: a doctor holding Alice's patient key at the lab seals a
+    // record ("ALLERGY: none known") and a delete posting that would hide her real
+    // allergy record from every other doctor.
     let cloud = Cloud::new();
-    cloud.ingest(batch).unwrap();
-    let mut as_epoch_1 = forged.clone();
-    as_epoch_1[10..14].copy_from_slice(&1u32.to_be_bytes());
+    common::register(&cloud, "lab");
+    let mut lab = common::new_provider("lab", MasterKey::from_bytes([7; 32]));
+    let alice = PatientId::new("alice").unwrap();
+    let allergy = lab
+        .add_record(&alice, b"ALLERGY: penicillin (anaphylaxis)", &["allergy"])
+        .unwrap();
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+    cloud.put_record(allergy.bytes.clone()).unwrap();
+    let granted = lab.patient_key(&alice);
+
+    // The grantee's own "provider", with the granted key's master unknown but the
+    // patient key in hand: it can seal a record under the lab's name...
+    let fake_id = medvault::RecordId::from_bytes([0xfa; 16]);
+    let fake = medvault::seal(&granted.record_key(fake_id), b"ALLERGY: none known").unwrap();
     assert!(matches!(
-        cloud.ingest_bytes(&as_epoch_1),
-        Err(Error::LabelCollision)
+        cloud.put_record(fake.clone()),
+        Err(Error::NotAuthentic { ref provider, .. }) if provider == "lab"
     ));
+    // ...nor re-seal an existing id before the lab uploads it: its digest is not the
+    // one the lab signed.
+    let pending = lab
+        .add_record(&alice, b"ALLERGY: latex", &["allergy"])
+        .unwrap();
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+    let swapped = medvault::seal(&granted.record_key(pending.id), b"ALLERGY: none known").unwrap();
+    assert!(matches!(
+        cloud.put_record(swapped),
+        Err(Error::NotAuthentic { ref provider, .. }) if provider == "lab"
+    ));
+    cloud.put_record(pending.bytes).unwrap();
+    // A batch deleting the allergy record, built by an attacker holding even the lab's
+    // master key (more than a grant gives) but not its signing key: refused, and the
+    // allergy is still found by every doctor.
+    let mut impostor = Provider::resume(
+        ProviderId::new("lab").unwrap(),
+        MasterKey::from_bytes([7; 32]),
+        common::other_identity().signing.clone(),
+        lab.state(),
+    );
+    impostor.delete(&alice, allergy.id, &["allergy"]).unwrap();
+    let before = cloud.manifest();
+    assert!(matches!(
+        cloud.ingest(impostor.finish().unwrap()),
+        Err(Error::NotAuthentic { ref provider, .. }) if provider == "lab"
+    ));
+    assert_eq!(cloud.manifest(), before);
+    let mut doctor = Requester::new();
+    common::trust(&mut doctor, "lab");
+    doctor.add_patient_key(alice.clone(), granted);
+    let q = doctor
+        .query(&alice, &["allergy"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    let results = doctor.open(&q, &cloud.search(q.query()).unwrap()).unwrap();
+    let found: Vec<_> = results.providers[0].records.iter().map(|r| r.id).collect();
+    assert!(found.contains(&allergy.id) && found.contains(&pending.id));
+    assert!(!found.contains(&fake_id));
 }
 
 #[test]
@@ -409,53 +503,82 @@ fn provider_state_survives_a_restart() {
     let cloud = Cloud::new();
     let id = ProviderId::new("lab").unwrap();
     let master = MasterKey::from_bytes([8; 32]);
+    let signing = || common::identity().signing.clone();
+    let own_key = common::identity().public().verifying;
+    common::register(&cloud, "lab");
     let alice = PatientId::new("alice").unwrap();
-    let mut lab = Provider::new(id.clone(), master.clone());
+    let mut lab = Provider::new(id.clone(), master.clone(), signing());
     let mut ids = Vec::new();
     for _ in 0..3 {
         let rec = lab.add_record(&alice, b"x", &["gout"]).unwrap();
         ids.push(rec.id);
-        cloud.put_record(rec.bytes).unwrap();
         cloud.ingest(lab.finish().unwrap()).unwrap();
+        cloud.put_record(rec.bytes).unwrap();
     }
     lab.rotate().unwrap();
+    // Generations rise by at most one per batch: a second rotation waits for one.
+    assert!(matches!(lab.rotate(), Err(Error::InvalidArgument(_))));
     let saved = lab.state().to_bytes();
+    let chain_after_3 = lab.state().chain;
     drop(lab);
 
-    // Restart from the saved state: epoch 3, generation 1.
+    // Restart from the saved state: epoch 3, generation 1 (not yet in any batch).
     let state = ProviderState::from_bytes(&saved).unwrap();
     assert_eq!(
-        state,
-        ProviderState {
-            next_epoch: 3,
-            generation: 1
-        }
+        (state.next_epoch, state.generation, state.logged_generation),
+        (3, 1, 0)
     );
-    let mut lab = Provider::resume(
-        id.clone(),
-        master.clone(),
-        state.reconcile(&cloud.manifest(), &id),
-    );
+    let reconciled = state.reconcile(&cloud.manifest(), &id, &own_key).unwrap();
+    assert_eq!(reconciled, state, "the cloud's signed log is exactly the state's");
+    let mut lab = Provider::resume(id.clone(), master.clone(), signing(), reconciled);
     let rec = lab.add_record(&alice, b"y", &["gout"]).unwrap();
     ids.push(rec.id);
-    cloud.put_record(rec.bytes).unwrap();
     cloud.ingest(lab.finish().unwrap()).unwrap();
+    cloud.put_record(rec.bytes).unwrap();
 
-    // Restart from nothing but the manifest: the epoch comes back from the cloud.
-    let from_cloud = ProviderState::default().reconcile(&cloud.manifest(), &id);
+    // Restart from nothing: the position comes back from the provider's own signed
+    // log in the manifest, chain included.
+    let from_cloud = ProviderState::default()
+        .reconcile(&cloud.manifest(), &id, &own_key)
+        .unwrap();
+    assert_eq!(from_cloud, lab.state());
     assert_eq!(
-        from_cloud,
-        ProviderState {
-            next_epoch: 4,
-            generation: 1
-        }
+        (from_cloud.next_epoch, from_cloud.generation),
+        (4, 1)
     );
-    let mut lab = Provider::resume(id.clone(), master.clone(), from_cloud);
+    // A manifest whose log the provider did not sign is never adopted: inflated,
+    // re-signed by another key, or with an epoch's commitment changed.
+    let mut inflated = cloud.manifest();
+    let last = inflated.providers[0].epochs[3];
+    inflated.providers[0].epochs.push(last);
+    let mut resigned = cloud.manifest();
+    resigned.providers[0].signature = common::other_identity()
+        .signing
+        .sign(b"anything")
+        .unwrap();
+    let mut changed = cloud.manifest();
+    changed.providers[0].epochs[1].entries += 1;
+    for bad in [inflated, resigned, changed] {
+        assert!(matches!(
+            ProviderState::default().reconcile(&bad, &id, &own_key),
+            Err(Error::NotAuthentic { .. })
+        ));
+    }
+    // The saved state of epoch 3 is behind the cloud: the signed log wins.
+    let stale = ProviderState::from_bytes(&saved).unwrap();
+    assert_ne!(stale.chain, from_cloud.chain);
+    assert_eq!(stale.chain, chain_after_3);
+    assert_eq!(
+        stale.reconcile(&cloud.manifest(), &id, &own_key).unwrap(),
+        from_cloud
+    );
+    let mut lab = Provider::resume(id.clone(), master.clone(), signing(), from_cloud);
     lab.index(&alice, ids[0], &["arthritis"]).unwrap();
     cloud.ingest(lab.finish().unwrap()).unwrap();
 
     // A doctor with both generations' keys finds all four records.
     let mut doctor = Requester::new();
+    common::trust(&mut doctor, lab.id().as_str());
     doctor.add_patient_key(alice.clone(), lab.patient_key_of_generation(&alice, 0));
     doctor.add_patient_key(alice.clone(), lab.patient_key_of_generation(&alice, 1));
     let q = doctor
@@ -465,6 +588,7 @@ fn provider_state_survives_a_restart() {
     assert_eq!(results.record_count(), 4);
     // The generation-0 key alone sees only the three records before the rotation.
     let mut old = Requester::new();
+    common::trust(&mut old, lab.id().as_str());
     old.add_patient_key(alice.clone(), lab.patient_key_of_generation(&alice, 0));
     let q = old
         .query(&alice, &["gout"], Combine::Or, &cloud.manifest())
@@ -478,10 +602,22 @@ fn provider_state_survives_a_restart() {
             .all(|r| r.generation == 0)
     );
 
+    let good = lab.state().to_bytes();
+    assert_eq!(ProviderState::from_bytes(&good).unwrap(), lab.state());
+    let mut v1 = good.clone();
+    v1[4] = 1;
+    assert!(matches!(
+        ProviderState::from_bytes(&v1),
+        Err(Error::UnsupportedVersion { version: 1, .. })
+    ));
+    let mut behind = good.clone();
+    behind[14..18].copy_from_slice(&9u32.to_be_bytes()); // logged above current
     for bad in [
         &b""[..],
         b"MVPS\x01\x00\x00\x00",
         b"MVPS\x02\x00\x00\x00\x00\x01\x00\x00\x00\x00",
+        &good[..good.len() - 1],
+        &behind,
     ] {
         assert!(ProviderState::from_bytes(bad).is_err());
     }
@@ -490,21 +626,22 @@ fn provider_state_survives_a_restart() {
 #[test]
 fn padding_lists_to_powers_of_two_keeps_results_exact() {
     let cloud = Cloud::new();
-    let mut lab = Provider::new(
-        ProviderId::new("lab").unwrap(),
-        MasterKey::from_bytes([9; 32]),
-    )
-    .with_options(IndexOptions {
-        pad_to_power_of_two: true,
-    });
+    let mut lab = common::new_provider("lab", MasterKey::from_bytes([9; 32])).with_options(
+        IndexOptions {
+            pad_to_power_of_two: true,
+            ..IndexOptions::default()
+        },
+    );
+    common::register(&cloud, "lab");
     let alice = PatientId::new("alice").unwrap();
     let mut ids = Vec::new();
+    let mut sealed = Vec::new();
     for i in 0..13 {
         let rec = lab
             .add_record(&alice, format!("{i}").as_bytes(), &["anemia"])
             .unwrap();
         ids.push(rec.id);
-        cloud.put_record(rec.bytes).unwrap();
+        sealed.push(rec.bytes);
     }
     let batch = lab.finish().unwrap();
     assert_eq!(
@@ -513,16 +650,32 @@ fn padding_lists_to_powers_of_two_keeps_results_exact() {
         "13 postings = 4 blocks of 4 (already a power of two)"
     );
     cloud.ingest(batch).unwrap();
+    for bytes in sealed {
+        cloud.put_record(bytes).unwrap();
+    }
     let rec = lab.add_record(&alice, b"x", &["anemia"]).unwrap();
     lab.delete(&alice, ids[0], &["anemia"]).unwrap();
     lab.delete(&alice, ids[1], &["anemia"]).unwrap();
     lab.delete(&alice, ids[2], &["anemia"]).unwrap();
     lab.delete(&alice, ids[3], &["anemia"]).unwrap();
-    cloud.put_record(rec.bytes).unwrap();
     let batch = lab.finish().unwrap();
     assert_eq!(batch.len(), 2, "5 postings = 2 blocks");
     cloud.ingest(batch).unwrap();
+    cloud.put_record(rec.bytes).unwrap();
+    // Batches padded with random entries to a floor: the size says nothing, the
+    // answers do not change.
+    let mut lab = lab.with_options(IndexOptions {
+        pad_to_power_of_two: true,
+        min_batch_entries: 64,
+    });
+    lab.delete(&alice, ids[4], &["anemia"]).unwrap();
+    let rec = lab.add_record(&alice, b"y", &["anemia"]).unwrap();
+    let batch = lab.finish().unwrap();
+    assert_eq!(batch.len(), 64, "2 real blocks and 62 random entries");
+    cloud.ingest(batch).unwrap();
+    cloud.put_record(rec.bytes).unwrap();
     let mut doctor = Requester::new();
+    common::trust(&mut doctor, lab.id().as_str());
     doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
     let q = doctor
         .query(&alice, &["anemia"], Combine::Or, &cloud.manifest())
@@ -540,6 +693,7 @@ fn padding_lists_to_powers_of_two_keeps_results_exact() {
 fn a_tampered_response_is_caught() {
     let (cloud, lab, alice, ids) = forward_privacy_setup();
     let mut doctor = Requester::new();
+    common::trust(&mut doctor, lab.id().as_str());
     doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
     let q = doctor
         .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
@@ -589,10 +743,8 @@ fn parsers_reject_garbage_truncation_and_unknown_versions() {
             &cloud.manifest(),
         )
         .unwrap();
-    let mut lab = Provider::new(
-        ProviderId::new("lab2").unwrap(),
-        MasterKey::from_bytes([3; 32]),
-    );
+    let mut lab = common::new_provider("lab2", MasterKey::from_bytes([3; 32]));
+    common::register(&cloud, "lab2");
     lab.index(
         &patient_id(0),
         medvault::RecordId::from_bytes([1; 16]),
@@ -619,6 +771,8 @@ fn parsers_reject_garbage_truncation_and_unknown_versions() {
             ProviderState {
                 next_epoch: 5,
                 generation: 2,
+                logged_generation: 2,
+                chain: [7; 32],
             }
             .to_bytes(),
             |b| ProviderState::from_bytes(b).is_ok(),
@@ -672,6 +826,7 @@ fn parsers_reject_garbage_truncation_and_unknown_versions() {
 fn queries_are_checked() {
     let (cloud, lab, alice, _) = forward_privacy_setup();
     let mut doctor = Requester::new();
+    common::trust(&mut doctor, lab.id().as_str());
     doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
     let m = cloud.manifest();
     let none: [&str; 0] = [];
@@ -690,6 +845,7 @@ fn queries_are_checked() {
     ));
     // A query naming a provider the cloud does not know.
     let mut other = Requester::new();
+    common::trust(&mut other, lab.id().as_str());
     other.add_patient_key(
         alice.clone(),
         MasterKey::from_bytes([1; 32]).patient_key(&ProviderId::new("ghost").unwrap(), &alice, 0),
@@ -722,10 +878,8 @@ fn queries_are_checked() {
 fn long_posting_lists_are_found_whole() {
     use std::collections::BTreeSet;
     let cloud = Cloud::new();
-    let mut lab = Provider::new(
-        ProviderId::new("lab").unwrap(),
-        MasterKey::from_bytes([4; 32]),
-    );
+    let mut lab = common::new_provider("lab", MasterKey::from_bytes([4; 32]));
+    common::register(&cloud, "lab");
     let lengths = [63usize, 64, 65, 300, 320, 321, 600];
     let patients: Vec<PatientId> = (0..lengths.len())
         .map(|i| PatientId::new(format!("patient-{i}")).unwrap())
@@ -749,6 +903,7 @@ fn long_posting_lists_are_found_whole() {
         cloud.ingest(lab.finish().unwrap()).unwrap();
     }
     let mut doctor = Requester::new();
+    common::trust(&mut doctor, lab.id().as_str());
     for patient in &patients {
         doctor.add_patient_key(patient.clone(), lab.patient_key(patient));
     }
@@ -772,10 +927,8 @@ fn long_posting_lists_are_found_whole() {
 #[test]
 fn many_records_open_in_order_and_the_first_bad_one_is_reported() {
     let cloud = Cloud::new();
-    let mut lab = Provider::new(
-        ProviderId::new("lab").unwrap(),
-        MasterKey::from_bytes([6; 32]),
-    );
+    let mut lab = common::new_provider("lab", MasterKey::from_bytes([6; 32]));
+    common::register(&cloud, "lab");
     let patient = PatientId::new("patient-many").unwrap();
     let mut notes = std::collections::BTreeMap::new();
     for i in 0..50 {
@@ -786,6 +939,7 @@ fn many_records_open_in_order_and_the_first_bad_one_is_reported() {
     }
     cloud.ingest(lab.finish().unwrap()).unwrap();
     let mut doctor = Requester::new();
+    common::trust(&mut doctor, lab.id().as_str());
     doctor.add_patient_key(patient.clone(), lab.patient_key(&patient));
     let q = doctor
         .query(&patient, &["asthma"], Combine::Or, &cloud.manifest())

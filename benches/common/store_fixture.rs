@@ -2,7 +2,7 @@
 //!
 //! One provider uploads `epochs` batches. One patient's keyword `needle` has a sealed
 //! record in `results` of those epochs, spread evenly; every batch is padded with random
-//! label-value pairs up to `entries / epochs`. Random pairs are what the cloud sees of
+//! label-value pairs up to `entries / epochs` (`IndexOptions::min_batch_entries`). Random pairs are what the cloud sees of
 //! any index entry (labels and values are PRF outputs), so lookups, merges and disk
 //! traffic are those of a real index of that size, built in seconds instead of hours of
 //! keyword derivation.
@@ -11,9 +11,12 @@
 use std::path::Path;
 
 use medvault::{
-    Cloud, Combine, IndexBatch, MasterKey, PatientId, PreparedQuery, Provider, ProviderId,
-    Requester,
+    Cloud, Combine, IndexBatch, IndexOptions, MasterKey, PatientId, PreparedQuery, Provider,
+    ProviderId, Requester,
 };
+
+#[path = "keys.rs"]
+mod keys;
 
 const PAIR_LEN: usize = IndexBatch::PAIR_LEN;
 const LABEL_LEN: usize = IndexBatch::LABEL_LEN;
@@ -46,38 +49,33 @@ fn provider() -> Provider {
     Provider::new(
         ProviderId::new("radiology").unwrap(),
         MasterKey::from_bytes([0x5a; 32]),
+        keys::signing(),
     )
+}
+
+/// A cloud on the store in `dir` that knows the fixture's provider.
+pub fn open(dir: &Path) -> Cloud {
+    let cloud = Cloud::open(dir).unwrap();
+    keys::register(&cloud, "radiology");
+    keys::register(&cloud, "bench-lab");
+    cloud
+}
+
+/// A provider that pads each batch with random entries to `entries`.
+pub fn padding_provider(name: &str, seed: u8, entries: usize) -> Provider {
+    Provider::new(
+        ProviderId::new(name).unwrap(),
+        MasterKey::from_bytes([seed; 32]),
+        keys::signing(),
+    )
+    .with_options(IndexOptions {
+        min_batch_entries: entries,
+        ..IndexOptions::default()
+    })
 }
 
 fn patient() -> PatientId {
     PatientId::new("+15550199").unwrap()
-}
-
-/// `batch` with `extra` random pairs added, as MVIB bytes (FORMAT.md, "Index batch").
-pub fn padded_batch(batch: &IndexBatch, extra: usize, state: &mut u64) -> Vec<u8> {
-    let bytes = batch.to_bytes();
-    let header = 6 + 1 + batch.provider().as_str().len() + 4 + 4;
-    let mut pairs: Vec<[u8; PAIR_LEN]> = bytes[header + 4..]
-        .chunks_exact(PAIR_LEN)
-        .map(|p| p.try_into().unwrap())
-        .collect();
-    for _ in 0..extra {
-        let mut pair = [0u8; PAIR_LEN];
-        for word in pair.chunks_mut(8) {
-            *state ^= *state << 13;
-            *state ^= *state >> 7;
-            *state ^= *state << 17;
-            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
-        }
-        pairs.push(pair);
-    }
-    pairs.sort_unstable_by(|a, b| a[..LABEL_LEN].cmp(&b[..LABEL_LEN]));
-    let mut out = bytes[..header].to_vec();
-    out.extend_from_slice(&(pairs.len() as u32).to_be_bytes());
-    for pair in &pairs {
-        out.extend_from_slice(pair);
-    }
-    out
 }
 
 /// Builds the store in `dir`; merges every `merge_every` epochs (0 = never) so the
@@ -91,26 +89,26 @@ pub fn build(
     merge_every: u32,
     mut progress: impl FnMut(u32),
 ) -> StoreFixture {
-    let cloud = Cloud::open(dir).unwrap();
-    let mut owner = provider();
-    let who = patient();
+    let cloud = open(dir);
     let per_epoch = entries / u64::from(epochs);
+    let mut owner = provider().with_options(IndexOptions {
+        min_batch_entries: per_epoch as usize,
+        ..IndexOptions::default()
+    });
+    let who = patient();
     let spacing = epochs / results.max(1);
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut placed = 0;
     let mut merges = Vec::new();
     for epoch in 0..epochs {
         if placed < results && epoch % spacing == spacing / 2 {
             let text = format!("Chest radiograph, epoch {epoch}: no acute findings.");
             let sealed = owner.add_record(&who, text.as_bytes(), &[NEEDLE]).unwrap();
+            cloud.ingest(owner.finish().unwrap()).unwrap();
             cloud.put_record(sealed.bytes).unwrap();
             placed += 1;
+        } else {
+            cloud.ingest(owner.finish().unwrap()).unwrap();
         }
-        let batch = owner.finish().unwrap();
-        let extra = (per_epoch as usize).saturating_sub(batch.len());
-        cloud
-            .ingest_bytes(&padded_batch(&batch, extra, &mut state))
-            .unwrap();
         if merge_every > 0 && (epoch + 1) % merge_every == 0 {
             let merged: u64 = cloud.manifest().segments.iter().sum();
             let start = std::time::Instant::now();
@@ -120,6 +118,7 @@ pub fn build(
         progress(epoch + 1);
     }
     let mut requester = Requester::new();
+    keys::trust(&mut requester, "radiology");
     requester.add_patient_key(who.clone(), owner.patient_key(&who));
     StoreFixture {
         cloud,

@@ -120,10 +120,10 @@ static void upload_image(medvault_cloud *cloud, medvault_provider *hospital,
   medvault_bytes_free(&last);
   medvault_sealer_free(sealer);
   fclose(in);
-  uint64_t size = 0;
-  CHECK(medvault_cloud_put_record_file(cloud, sealed_path, NULL, &size));
-  printf("hospital: sealed the DICOM image as a stream and uploaded %llu bytes\n",
-         (unsigned long long)size);
+  /* The next batch commits the sealed file's digest; it is uploaded after the batch. */
+  CHECK(medvault_provider_commit_record_file(hospital, id, sealed_path));
+  printf("hospital: sealed the DICOM image as a stream\n");
+  (void)cloud;
 }
 
 int main(int argc, char **argv) {
@@ -147,8 +147,10 @@ int main(int argc, char **argv) {
   medvault_master_key *master = NULL;
   medvault_provider *hospital = NULL;
   CHECK(medvault_master_key_generate(&master));
-  CHECK(medvault_provider_new(HOSPITAL, master, &hospital));
+  /* Its RSA identity signs every index batch; the cloud checks it against the
+   * directory, where the hospital registers first. */
   medvault_identity *hospital_identity = load_identity(keys_dir, "provider-a");
+  CHECK(medvault_provider_new(HOSPITAL, master, hospital_identity, &hospital));
   medvault_public_identity *hospital_public = NULL;
   CHECK(medvault_identity_public(hospital_identity, &hospital_public));
   CHECK(medvault_cloud_register_provider(cloud, HOSPITAL, hospital_public));
@@ -164,14 +166,13 @@ int main(int argc, char **argv) {
       {"2026-11-02 Cardiology: hypertension; lisinopril 10 mg daily.",
        {"hypertension", "lisinopril"}, 2},
   };
+  medvault_bytes sealed_notes[3] = {{0}};
   for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
     uint8_t id[MEDVAULT_RECORD_ID_LEN];
-    medvault_bytes sealed = {0};
     CHECK(medvault_provider_add_record(hospital, (const uint8_t *)PATIENT, strlen(PATIENT),
                                        (const uint8_t *)notes[i].text, strlen(notes[i].text),
-                                       notes[i].keywords, notes[i].keyword_count, id, &sealed));
-    CHECK(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
-    medvault_bytes_free(&sealed);
+                                       notes[i].keywords, notes[i].keyword_count, id,
+                                       &sealed_notes[i]));
   }
   uint8_t image_id[MEDVAULT_RECORD_ID_LEN];
   upload_image(cloud, hospital, image_path, sealed_image, image_id);
@@ -185,8 +186,18 @@ int main(int argc, char **argv) {
   medvault_bytes batch = {0};
   CHECK(medvault_provider_finish_batch_at(hospital, next_epoch, &batch));
   CHECK(medvault_cloud_ingest(cloud, batch.data, batch.len));
-  printf("hospital: 3 notes and 1 image sealed; index batch of %zu bytes ingested\n", batch.len);
+  printf("hospital: 3 notes and 1 image sealed; signed index batch of %zu bytes ingested\n",
+         batch.len);
   medvault_bytes_free(&batch);
+  /* The batch committed the records: the cloud now stores exactly those bytes. */
+  for (size_t i = 0; i < sizeof notes / sizeof notes[0]; i++) {
+    CHECK(medvault_cloud_put_record(cloud, sealed_notes[i].data, sealed_notes[i].len, NULL));
+    medvault_bytes_free(&sealed_notes[i]);
+  }
+  uint64_t size = 0;
+  CHECK(medvault_cloud_put_record_file(cloud, sealed_image, NULL, &size));
+  printf("hospital: uploaded the notes and the sealed image (%llu bytes)\n",
+         (unsigned long long)size);
 
   /* A follow-up note in the next epoch, then the cloud merges both segments. */
   const char *follow_up = "2026-11-20 Follow-up: diabetes controlled on metformin 1000 mg.";
@@ -196,12 +207,12 @@ int main(int argc, char **argv) {
   CHECK(medvault_provider_add_record(hospital, (const uint8_t *)PATIENT, strlen(PATIENT),
                                      (const uint8_t *)follow_up, strlen(follow_up),
                                      follow_up_keywords, 2, follow_up_id, &sealed));
-  CHECK(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
-  medvault_bytes_free(&sealed);
   CHECK(medvault_cloud_next_epoch(cloud, HOSPITAL, &next_epoch));
   CHECK(medvault_provider_finish_batch_at(hospital, next_epoch, &batch));
   CHECK(medvault_cloud_ingest(cloud, batch.data, batch.len));
   medvault_bytes_free(&batch);
+  CHECK(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
+  medvault_bytes_free(&sealed);
   CHECK(medvault_cloud_merge(cloud));
   printf("cloud: ingested 2 batches and merged them, without any key\n");
 

@@ -5,12 +5,14 @@
 
 use rayon::prelude::*;
 
-use super::entry::{ENTRIES_PER_BLOCK, EpochKey, LABEL_LEN, Label, Posting, VALUE_LEN, Value};
+use super::entry::{
+    ENTRIES_PER_BLOCK, EpochKey, LABEL_LEN, Label, PAIR_LEN, Posting, VALUE_LEN, Value,
+};
 use super::keyword;
 use super::queue::Queue;
 use super::table::Table;
 use crate::crypto::ggm;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::{KeywordRoots, MasterKey, PatientId, ProviderId};
 use crate::parallel::{self, Work};
 
@@ -157,4 +159,32 @@ mod tests {
             assert_eq!(normalize_all(&keywords).unwrap(), want, "{n} keywords");
         }
     }
+}
+
+/// `table` with random entries added up to `total`: labels and values that are
+/// uniformly random, as every real entry looks to whoever lacks the leaf key, and that
+/// no token reaches (a random label equals a real one with probability 2⁻¹²⁸ per pair;
+/// that collision would be refused as one).
+pub(crate) fn with_random_entries(table: Table, total: usize) -> Result<Table> {
+    let extra = total.saturating_sub(table.len());
+    let mut random = vec![0u8; extra * PAIR_LEN];
+    for chunk in random.chunks_mut(1 << 20) {
+        crate::crypto::rng::fill(chunk)?;
+    }
+    let mut pairs: Vec<(Label, Value)> = Vec::with_capacity(total);
+    pairs.extend(
+        table
+            .labels()
+            .iter()
+            .zip(table.values())
+            .map(|(l, v)| (*l, *v)),
+    );
+    for pair in random.chunks_exact(PAIR_LEN) {
+        let (label, value) = pair.split_at(LABEL_LEN);
+        pairs.push((
+            label.try_into().map_err(|_| Error::Random)?,
+            value.try_into().map_err(|_| Error::Random)?,
+        ));
+    }
+    Table::from_unsorted(pairs)
 }

@@ -320,13 +320,18 @@ int main(int argc, char **argv) {
   keys_and_key_files(master);
   seal_and_open(master);
 
-  /* ---- Provider. */
+  medvault_identity *hospital_id = identity_from(keys, "provider-a-sign.pem", "provider-a-enc.pem");
+  medvault_identity *doctor = identity_from(keys, "doctor-sign.pem", "doctor-enc.pem");
+  medvault_identity *other = identity_from(keys, "provider-b-sign.pem", "provider-b-enc.pem");
+
+  /* ---- Provider: signs its batches with its identity's signing key. */
   medvault_provider *provider = NULL;
-  NUL(medvault_provider_new(NULL, master, &provider));
-  NUL(medvault_provider_new(PROVIDER, NULL, &provider));
-  NUL(medvault_provider_new(PROVIDER, master, NULL));
-  INVALID(medvault_provider_new("no spaces allowed", master, &provider));
-  OK(medvault_provider_new(PROVIDER, master, &provider));
+  NUL(medvault_provider_new(NULL, master, hospital_id, &provider));
+  NUL(medvault_provider_new(PROVIDER, NULL, hospital_id, &provider));
+  NUL(medvault_provider_new(PROVIDER, master, NULL, &provider));
+  NUL(medvault_provider_new(PROVIDER, master, hospital_id, NULL));
+  INVALID(medvault_provider_new("no spaces allowed", master, hospital_id, &provider));
+  OK(medvault_provider_new(PROVIDER, master, hospital_id, &provider));
   const char *keywords[] = {"diabetes", "metformin"};
   const char *with_null[] = {"diabetes", NULL};
   const char *with_empty[] = {""};
@@ -345,6 +350,17 @@ int main(int argc, char **argv) {
   medvault_sealer *sealer = NULL;
   uint8_t image_id[MEDVAULT_RECORD_ID_LEN];
   OK(medvault_record_id_generate(image_id)); /* an id the cloud does not hold */
+  /* A record sealed elsewhere (a streamed image) is committed from its file. */
+  char sealed_path[1100];
+  snprintf(sealed_path, sizeof sealed_path, "%s/streamed.mvrc", argv[1]);
+  FILE *streamed = fopen(sealed_path, "wb");
+  if (streamed == NULL || fwrite(sealed.data, 1, sealed.len, streamed) != sealed.len) return 2;
+  fclose(streamed);
+  NUL(medvault_provider_commit_record_file(NULL, image_id, sealed_path));
+  NUL(medvault_provider_commit_record_file(provider, NULL, sealed_path));
+  NUL(medvault_provider_commit_record_file(provider, image_id, NULL));
+  EXPECT(MEDVAULT_STATUS_IO, medvault_provider_commit_record_file(provider, image_id, "/nonexistent/sealed"));
+  OK(medvault_provider_commit_record_file(provider, image_id, sealed_path));
   NUL(medvault_provider_sealer_init(NULL, PATIENT, PATIENT_LEN, image_id, &sealer));
   NUL(medvault_provider_sealer_init(provider, NULL, PATIENT_LEN, image_id, &sealer));
   NUL(medvault_provider_sealer_init(provider, PATIENT, PATIENT_LEN, NULL, &sealer));
@@ -370,13 +386,14 @@ int main(int argc, char **argv) {
   OK(medvault_provider_finish_batch(provider, &batch));
   OK(medvault_provider_state(provider, &state));
   medvault_provider *resumed = NULL;
-  NUL(medvault_provider_resume(NULL, master, state.data, state.len, &resumed));
-  NUL(medvault_provider_resume(PROVIDER, NULL, state.data, state.len, &resumed));
-  NUL(medvault_provider_resume(PROVIDER, master, NULL, state.len, &resumed));
-  NUL(medvault_provider_resume(PROVIDER, master, state.data, state.len, NULL));
-  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_provider_resume(PROVIDER, master, state.data, 3, &resumed));
-  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_provider_resume(PROVIDER, master, (const uint8_t *)"garbage garbage!", 16, &resumed));
-  OK(medvault_provider_resume(PROVIDER, master, state.data, state.len, &resumed));
+  NUL(medvault_provider_resume(NULL, master, hospital_id, state.data, state.len, &resumed));
+  NUL(medvault_provider_resume(PROVIDER, NULL, hospital_id, state.data, state.len, &resumed));
+  NUL(medvault_provider_resume(PROVIDER, master, NULL, state.data, state.len, &resumed));
+  NUL(medvault_provider_resume(PROVIDER, master, hospital_id, NULL, state.len, &resumed));
+  NUL(medvault_provider_resume(PROVIDER, master, hospital_id, state.data, state.len, NULL));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_provider_resume(PROVIDER, master, hospital_id, state.data, 3, &resumed));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_provider_resume(PROVIDER, master, hospital_id, (const uint8_t *)"garbage garbage!", 16, &resumed));
+  OK(medvault_provider_resume(PROVIDER, master, hospital_id, state.data, state.len, &resumed));
   medvault_provider_free(resumed);
   medvault_provider_free(NULL);
   medvault_bytes_free(&state);
@@ -387,10 +404,16 @@ int main(int argc, char **argv) {
   NUL(medvault_cloud_open(store, NULL));
   OK(medvault_cloud_open(store, &cloud));
   EXPECT(MEDVAULT_STATUS_STORE_LOCKED, medvault_cloud_open(store, &second));
+  medvault_public_identity *hospital_pub = NULL, *doctor_pub = NULL, *imported = NULL;
+  NUL(medvault_identity_public(NULL, &hospital_pub));
+  NUL(medvault_identity_public(hospital_id, NULL));
+  OK(medvault_identity_public(hospital_id, &hospital_pub));
+  OK(medvault_identity_public(doctor, &doctor_pub));
   NUL(medvault_cloud_put_record(NULL, sealed.data, sealed.len, NULL));
   NUL(medvault_cloud_put_record(cloud, NULL, sealed.len, NULL));
   EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_put_record(cloud, (const uint8_t *)"garbage garbage", 15, NULL));
-  OK(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
+  /* No signed batch commits the record yet: refused, nothing stored. */
+  EXPECT(MEDVAULT_STATUS_NOT_AUTHENTIC, medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
   NUL(medvault_cloud_put_record_file(NULL, "x", NULL, NULL));
   NUL(medvault_cloud_put_record_file(cloud, NULL, NULL, NULL));
   EXPECT(MEDVAULT_STATUS_IO, medvault_cloud_put_record_file(cloud, "/nonexistent/sealed", NULL, NULL));
@@ -410,8 +433,34 @@ int main(int argc, char **argv) {
   EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_ingest(cloud, (const uint8_t *)"garbage garbage", 15));
   EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_cloud_ingest(cloud, batch.data, 5));
   EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_ingest(cloud, batch.data, batch.len - 1));
+  /* The provider is not in the directory yet: nothing is ingested. */
+  EXPECT(MEDVAULT_STATUS_NOT_FOUND, medvault_cloud_ingest(cloud, batch.data, batch.len));
+  NUL(medvault_cloud_register_provider(NULL, PROVIDER, hospital_pub));
+  NUL(medvault_cloud_register_provider(cloud, NULL, hospital_pub));
+  NUL(medvault_cloud_register_provider(cloud, PROVIDER, NULL));
+  OK(medvault_cloud_register_provider(cloud, PROVIDER, hospital_pub));
+  /* Every byte of the batch is under the provider's signature: any flip is refused,
+   * with a typed status, and changes nothing. */
+  int flipped_ok = 0;
+  for (size_t at = 0; at < batch.len; at++) {
+    uint8_t *flipped = copy_of(&batch);
+    flipped[at] ^= 0x01;
+    if (medvault_cloud_ingest(cloud, flipped, batch.len) == MEDVAULT_STATUS_OK) flipped_ok++;
+    free(flipped);
+  }
+  TRUE(flipped_ok == 0);
+  uint8_t *forged = copy_of(&batch);
+  forged[batch.len - 1] ^= 0x80; /* a value byte: parses, but is not what was signed */
+  EXPECT(MEDVAULT_STATUS_NOT_AUTHENTIC, medvault_cloud_ingest(cloud, forged, batch.len));
+  free(forged);
   OK(medvault_cloud_ingest(cloud, batch.data, batch.len));
   EXPECT(MEDVAULT_STATUS_EPOCH_OUT_OF_ORDER, medvault_cloud_ingest(cloud, batch.data, batch.len)); /* replay */
+  /* Now the batch commits the record: exactly those bytes are stored. */
+  uint8_t *swapped = copy_of(&sealed);
+  swapped[sealed.len - 1] ^= 0x01;
+  EXPECT(MEDVAULT_STATUS_NOT_AUTHENTIC, medvault_cloud_put_record(cloud, swapped, sealed.len, NULL));
+  free(swapped);
+  OK(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
   /* A provider that lost its state (a fresh one under the same id) is refused the
    * epoch the cloud already has, and builds nothing: no epoch is used twice. */
   uint32_t next_epoch = 99;
@@ -423,7 +472,7 @@ int main(int argc, char **argv) {
   OK(medvault_cloud_next_epoch(cloud, "unknown-provider", &next_epoch));
   TRUE(next_epoch == 0);
   medvault_provider *amnesiac = NULL;
-  OK(medvault_provider_new(PROVIDER, master, &amnesiac));
+  OK(medvault_provider_new(PROVIDER, master, hospital_id, &amnesiac));
   medvault_bytes reused = {0};
   NUL(medvault_provider_finish_batch_at(NULL, 1, &reused));
   NUL(medvault_provider_finish_batch_at(amnesiac, 1, NULL));
@@ -445,9 +494,6 @@ int main(int argc, char **argv) {
   EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_search(cloud, manifest.data, manifest.len, &response));
 
   /* ---- Identities. */
-  medvault_identity *hospital_id = identity_from(keys, "provider-a-sign.pem", "provider-a-enc.pem");
-  medvault_identity *doctor = identity_from(keys, "doctor-sign.pem", "doctor-enc.pem");
-  medvault_identity *other = identity_from(keys, "provider-b-sign.pem", "provider-b-enc.pem");
   medvault_identity *generated = NULL;
   NUL(medvault_identity_generate(2048, NULL));
   INVALID(medvault_identity_generate(1024, &generated));
@@ -465,11 +511,6 @@ int main(int argc, char **argv) {
   OK(medvault_identity_to_pem(doctor, NULL, 0, &spem, &dpem));
   medvault_bytes_free(&spem);
   medvault_bytes_free(&dpem);
-  medvault_public_identity *hospital_pub = NULL, *doctor_pub = NULL, *imported = NULL;
-  NUL(medvault_identity_public(NULL, &hospital_pub));
-  NUL(medvault_identity_public(hospital_id, NULL));
-  OK(medvault_identity_public(hospital_id, &hospital_pub));
-  OK(medvault_identity_public(doctor, &doctor_pub));
   medvault_bytes vpem = {0}, epem = {0};
   NUL(medvault_public_identity_to_pem(NULL, &vpem, &epem));
   NUL(medvault_public_identity_to_pem(doctor_pub, NULL, &epem));
@@ -499,10 +540,6 @@ int main(int argc, char **argv) {
   medvault_identity_free(NULL);
 
   /* ---- Requests and grants through the cloud. */
-  NUL(medvault_cloud_register_provider(NULL, PROVIDER, hospital_pub));
-  NUL(medvault_cloud_register_provider(cloud, NULL, hospital_pub));
-  NUL(medvault_cloud_register_provider(cloud, PROVIDER, NULL));
-  OK(medvault_cloud_register_provider(cloud, PROVIDER, hospital_pub));
   /* First-come: the same keys again are fine; another party's keys cannot take the
    * provider's name (its pinned keys stay the hospital's, checked below). */
   OK(medvault_cloud_register_provider(cloud, PROVIDER, hospital_pub));
@@ -636,6 +673,20 @@ int main(int argc, char **argv) {
   free(bad);
   EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_requester_accept_grant(requester, grant.data, grant.len - 1, pending, pinned, doctor, now));
   OK(medvault_requester_accept_grant(requester, grant.data, grant.len, pending, pinned, doctor, now));
+  /* Accepting the grant pinned the hospital's keys; other keys cannot replace them. */
+  NUL(medvault_requester_trust_provider(NULL, PROVIDER, pinned));
+  NUL(medvault_requester_trust_provider(requester, NULL, pinned));
+  NUL(medvault_requester_trust_provider(requester, PROVIDER, NULL));
+  INVALID(medvault_requester_trust_provider(requester, "Not An Id", pinned));
+  OK(medvault_requester_trust_provider(requester, PROVIDER, pinned));
+  EXPECT(MEDVAULT_STATUS_ALREADY_REGISTERED, medvault_requester_trust_provider(requester, PROVIDER, doctor_pub));
+  /* A manifest whose log the hospital did not sign builds no query. After the merge the
+   * manifest ends with one segment (a 4-byte count and 8 bytes); the byte before them
+   * is the last of the hospital's head signature. */
+  uint8_t *unsigned_manifest = copy_of(&manifest);
+  unsigned_manifest[manifest.len - 13] ^= 0x01;
+  EXPECT(MEDVAULT_STATUS_NOT_AUTHENTIC, medvault_requester_query(requester, PATIENT, PATIENT_LEN, words, 1, MEDVAULT_COMBINE_OR, unsigned_manifest, manifest.len, &prepared));
+  free(unsigned_manifest);
 
 #define QUERY(r, pat, w, n, c, m, out) \
   medvault_requester_query(r, pat, PATIENT_LEN, w, n, c, m, manifest.len, out)

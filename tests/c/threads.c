@@ -24,6 +24,9 @@ static medvault_cloud *cloud;
 static medvault_requester *doctor_keys;
 static medvault_patient_key *shared_key;
 static medvault_bytes shared_sealed;
+/* The labs' signing identity (one for both: each registers it under its own id). */
+static medvault_identity *lab_identity;
+static medvault_public_identity *lab_public;
 
 static int must(medvault_status s, const char *what) {
   if (s != MEDVAULT_STATUS_OK) {
@@ -44,7 +47,8 @@ static void *own_provider(void *arg) {
   medvault_provider *lab = NULL;
   medvault_patient_key *key = NULL;
   MUST(medvault_master_key_generate(&master));
-  MUST(medvault_provider_new(id, master, &lab));
+  MUST(medvault_cloud_register_provider(cloud, id, lab_public));
+  MUST(medvault_provider_new(id, master, lab_identity, &lab));
   MUST(medvault_provider_patient_key(lab, PATIENT, PATIENT_LEN, &key));
   const char *keywords[] = {"glucose"};
   for (int round = 0; round < ROUNDS; round++) {
@@ -56,9 +60,9 @@ static void *own_provider(void *arg) {
                                       strlen(text), keywords, 1, record, &sealed));
     MUST(medvault_open(key, sealed.data, sealed.len, &plain));
     if (plain.len != strlen(text) || memcmp(plain.data, text, plain.len) != 0) return (void *)1;
-    MUST(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
     MUST(medvault_provider_finish_batch(lab, &batch));
     MUST(medvault_cloud_ingest(cloud, batch.data, batch.len));
+    MUST(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
     medvault_bytes_free(&sealed);
     medvault_bytes_free(&plain);
     medvault_bytes_free(&batch);
@@ -139,36 +143,41 @@ int main(int argc, char **argv) {
   SETUP(medvault_cloud_open(store, &cloud));
 
   /* The hospital uploads RECORDS notes; the doctor gets a grant. */
+  medvault_identity *hospital_id = identity_from(argv[2], "provider-a");
+  medvault_identity *doctor = identity_from(argv[2], "doctor");
+  lab_identity = identity_from(argv[2], "provider-b");
+  SETUP(medvault_identity_public(lab_identity, &lab_public));
+  medvault_public_identity *hospital_pub = NULL;
+  SETUP(medvault_identity_public(hospital_id, &hospital_pub));
+  SETUP(medvault_cloud_register_provider(cloud, PROVIDER, hospital_pub));
   medvault_master_key *master = NULL;
   medvault_provider *hospital = NULL;
   SETUP(medvault_master_key_generate(&master));
-  SETUP(medvault_provider_new(PROVIDER, master, &hospital));
+  SETUP(medvault_provider_new(PROVIDER, master, hospital_id, &hospital));
+  medvault_bytes notes[RECORDS] = {{0}};
   const char *keywords[] = {"diabetes"};
   for (int i = 0; i < RECORDS; i++) {
     char text[64];
     snprintf(text, sizeof text, "note %d: diabetes", i);
     uint8_t id[MEDVAULT_RECORD_ID_LEN];
-    medvault_bytes sealed = {0};
     SETUP(medvault_provider_add_record(hospital, PATIENT, PATIENT_LEN, (const uint8_t *)text,
-                                       strlen(text), keywords, 1, id, &sealed));
-    SETUP(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
-    if (i == 0) {
-      shared_sealed = sealed;
-    } else {
-      medvault_bytes_free(&sealed);
-    }
+                                       strlen(text), keywords, 1, id, &notes[i]));
   }
   medvault_bytes batch = {0}, request = {0}, grant = {0};
   SETUP(medvault_provider_finish_batch(hospital, &batch));
   SETUP(medvault_cloud_ingest(cloud, batch.data, batch.len));
+  for (int i = 0; i < RECORDS; i++) {
+    SETUP(medvault_cloud_put_record(cloud, notes[i].data, notes[i].len, NULL));
+    if (i == 0) {
+      shared_sealed = notes[0];
+    } else {
+      medvault_bytes_free(&notes[i]);
+    }
+  }
   SETUP(medvault_provider_patient_key(hospital, PATIENT, PATIENT_LEN, &shared_key));
 
-  medvault_identity *hospital_id = identity_from(argv[2], "provider-a");
-  medvault_identity *doctor = identity_from(argv[2], "doctor");
-  medvault_public_identity *hospital_pub = NULL;
   medvault_pending_request *pending = NULL;
   medvault_opened_request *opened = NULL;
-  SETUP(medvault_identity_public(hospital_id, &hospital_pub));
   uint64_t now = 1790000000;
   SETUP(medvault_access_request_create(doctor, "Dr. B", PROVIDER, hospital_pub,
                                        MEDVAULT_SCOPE_KIND_PATIENT, PATIENT, PATIENT_LEN, NULL,
@@ -201,6 +210,8 @@ int main(int argc, char **argv) {
   medvault_pending_request_free(pending);
   medvault_public_identity_free(hospital_pub);
   medvault_identity_free(hospital_id);
+  medvault_public_identity_free(lab_public);
+  medvault_identity_free(lab_identity);
   medvault_identity_free(doctor);
   medvault_requester_free(doctor_keys);
   medvault_patient_key_free(shared_key);

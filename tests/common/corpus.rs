@@ -144,7 +144,7 @@ impl Corpus {
             providers: providers
                 .iter()
                 .zip(&masters)
-                .map(|(name, mk)| Provider::new(ProviderId::new(name).unwrap(), mk.clone()))
+                .map(|(name, mk)| super::new_provider(name, mk.clone()))
                 .collect(),
             masters,
             oracle: HashMap::new(),
@@ -153,10 +153,16 @@ impl Corpus {
             patients,
             pairs: 0,
         };
+        for cloud in clouds {
+            for name in providers {
+                super::register(cloud, name);
+            }
+        }
         for _ in 0..epochs {
             for p in 0..corpus.providers.len() {
                 let pid = corpus.providers[p].id().clone();
                 let mut pairs = 0;
+                let mut sealed_records = Vec::new();
                 while pairs < pairs_per_batch {
                     let existing: Vec<(RecordId, usize)> = corpus
                         .records
@@ -224,9 +230,7 @@ impl Corpus {
                     let sealed = corpus.providers[p]
                         .add_record(&patient_id(u), text.as_bytes(), &list)
                         .unwrap();
-                    for cloud in clouds {
-                        cloud.put_record(sealed.bytes.clone()).unwrap();
-                    }
+                    sealed_records.push(sealed.bytes.clone());
                     for k in &keywords {
                         corpus
                             .oracle
@@ -242,8 +246,12 @@ impl Corpus {
                 }
                 corpus.pairs += pairs;
                 let batch = corpus.providers[p].finish().unwrap();
+                // The batch commits the records: it goes first.
                 for cloud in clouds {
                     cloud.ingest(batch.clone()).unwrap();
+                    for sealed in &sealed_records {
+                        cloud.put_record(sealed.clone()).unwrap();
+                    }
                 }
             }
         }
@@ -254,6 +262,7 @@ impl Corpus {
     pub fn requester_with_all_keys(&self) -> Requester {
         let mut r = Requester::new();
         for provider in &self.providers {
+            super::trust(&mut r, provider.id().as_str());
             for u in 0..self.patients {
                 r.add_patient_key(patient_id(u), provider.patient_key(&patient_id(u)));
             }

@@ -4,7 +4,12 @@
 pub mod corpus;
 pub mod counting_alloc;
 
-use medvault::{MasterKey, PatientId, PatientKey, ProviderId};
+use std::sync::OnceLock;
+
+use medvault::{
+    Cloud, DecryptionKey, Identity, MasterKey, PatientId, PatientKey, Provider, ProviderId,
+    Requester, SigningKey,
+};
 
 /// A fixed master key, so failures reproduce.
 pub fn master(seed: u8) -> MasterKey {
@@ -13,6 +18,56 @@ pub fn master(seed: u8) -> MasterKey {
 
 pub fn provider(name: &str) -> ProviderId {
     ProviderId::new(name).unwrap()
+}
+
+fn load_identity(sign: &str, enc: &str) -> Identity {
+    Identity::new(
+        SigningKey::from_pkcs8_pem(sign).unwrap(),
+        DecryptionKey::from_pkcs8_pem(enc).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A fixed provider identity (`tests/data/keys`): generating RSA keys per test would
+/// take seconds. Every provider of the tests signs with it unless a test needs two.
+pub fn identity() -> &'static Identity {
+    static ID: OnceLock<Identity> = OnceLock::new();
+    ID.get_or_init(|| {
+        load_identity(
+            include_str!("../data/keys/provider-a-sign.pem"),
+            include_str!("../data/keys/provider-a-enc.pem"),
+        )
+    })
+}
+
+/// A second fixed identity: another provider's, or an attacker's.
+pub fn other_identity() -> &'static Identity {
+    static ID: OnceLock<Identity> = OnceLock::new();
+    ID.get_or_init(|| {
+        load_identity(
+            include_str!("../data/keys/provider-b-sign.pem"),
+            include_str!("../data/keys/provider-b-enc.pem"),
+        )
+    })
+}
+
+/// A provider `name` with `master`, signing with [`identity`].
+pub fn new_provider(name: &str, master: MasterKey) -> Provider {
+    Provider::new(provider(name), master, identity().signing.clone())
+}
+
+/// Registers `name` with [`identity`] in `cloud` (idempotent).
+pub fn register(cloud: &Cloud, name: &str) {
+    cloud
+        .register_provider(provider(name), identity().public())
+        .unwrap();
+}
+
+/// Pins [`identity`] for `name` in `requester`.
+pub fn trust(requester: &mut Requester, name: &str) {
+    requester
+        .trust_provider(provider(name), identity().public().verifying)
+        .unwrap();
 }
 
 pub fn patient_key(seed: u8, provider_name: &str, patient: &str, generation: u32) -> PatientKey {
@@ -61,4 +116,14 @@ pub fn clinical_note(len: usize) -> Vec<u8> {
 
 pub fn data_file(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// A cloud on the directory store in `dir` that knows `names` under [`identity`] (the
+/// key directory is not yet kept by the store: every open registers afresh).
+pub fn open_cloud(dir: impl AsRef<std::path::Path>, names: &[&str]) -> Cloud {
+    let cloud = Cloud::open(dir).unwrap();
+    for name in names {
+        register(&cloud, name);
+    }
+    cloud
 }
