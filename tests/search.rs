@@ -702,25 +702,62 @@ fn a_tampered_response_is_caught() {
     // A record withheld without saying so.
     let mut withheld = good.clone();
     withheld.providers[0].records.pop();
+    withheld.providers[0].proofs.pop();
     assert!(matches!(
         doctor.open(&q, &withheld),
         Err(Error::InconsistentResponse(_))
     ));
-    // A record swapped for another one of the same patient.
+    // A record swapped for another one of the same patient (proof and all): the
+    // provider committed other bytes under that id.
     let mut swapped = good.clone();
     let other = swapped.providers[0].records[1].1.clone();
     swapped.providers[0].records[0].1 = other;
     assert!(matches!(
         doctor.open(&q, &swapped),
-        Err(Error::InconsistentResponse(_))
+        Err(Error::NotAuthentic { ref provider, .. }) if provider == "lab"
     ));
-    // A modified sealed record.
+    // Another record's bytes under this id, with that record's proof.
+    let mut swapped_with_proof = good.clone();
+    let (first, second) = (
+        swapped_with_proof.providers[0].records[0].1.clone(),
+        swapped_with_proof.providers[0].records[1].1.clone(),
+    );
+    swapped_with_proof.providers[0].records[0].1 = second;
+    swapped_with_proof.providers[0].records[1].1 = first;
+    swapped_with_proof.providers[0].proofs.swap(0, 1);
+    assert!(matches!(
+        doctor.open(&q, &swapped_with_proof),
+        Err(Error::NotAuthentic { .. })
+    ));
+    // A modified sealed record, and a record forged by whoever holds the patient key
+    // (the cloud after a grantee's leak, or a grantee): not what the lab signed.
     let mut modified = good.clone();
     let last = modified.providers[0].records[0].1.len() - 1;
     modified.providers[0].records[0].1[last] ^= 1;
     assert!(matches!(
         doctor.open(&q, &modified),
-        Err(Error::AuthenticationFailed { .. })
+        Err(Error::NotAuthentic { .. })
+    ));
+    let mut forged = good.clone();
+    let id = forged.providers[0].records[0].0;
+    forged.providers[0].records[0].1 =
+        medvault::seal(&lab.patient_key(&alice).record_key(id), b"ALLERGY: none known").unwrap();
+    assert!(matches!(
+        doctor.open(&q, &forged),
+        Err(Error::NotAuthentic { .. })
+    ));
+    // Proofs missing, or a proof's path cut short.
+    let mut unproven = good.clone();
+    unproven.providers[0].proofs.pop();
+    assert!(matches!(
+        doctor.open(&q, &unproven),
+        Err(Error::InconsistentResponse(_))
+    ));
+    let mut longer = good.clone();
+    longer.providers[0].proofs[0].path.push([0; 32]);
+    assert!(matches!(
+        doctor.open(&q, &longer),
+        Err(Error::NotAuthentic { .. })
     ));
     assert_eq!(doctor.open(&q, &good).unwrap().record_count(), ids.len());
 }
@@ -788,8 +825,8 @@ fn parsers_reject_garbage_truncation_and_unknown_versions() {
         long.push(0);
         assert!(!parses(&long), "{name} with a trailing byte");
         let mut future = bytes.clone();
-        future[4] = 2;
-        assert!(!parses(&future), "{name} version 2");
+        future[4] = 9;
+        assert!(!parses(&future), "{name} version 9");
         for _ in 0..2000 {
             let mut bad = bytes.clone();
             let at = rng.below(bad.len());
@@ -813,7 +850,7 @@ fn parsers_reject_garbage_truncation_and_unknown_versions() {
         Err(Error::UnsupportedVersion { version: 7, .. })
     ));
     // A 20-byte input claiming 4 billion entries is refused, not allocated.
-    let mut huge = b"MVMF\x01\x01".to_vec();
+    let mut huge = b"MVMF\x02\x01".to_vec();
     huge.extend_from_slice(&u32::MAX.to_be_bytes());
     huge.extend_from_slice(&[0; 10]);
     assert!(matches!(
@@ -843,21 +880,27 @@ fn queries_are_checked() {
         doctor.query(&alice, &seventeen, Combine::Or, &m),
         Err(Error::InvalidArgument(_))
     ));
-    // A query naming a provider the cloud does not know.
+    // A query naming a provider the cloud does not know (built against another cloud
+    // where it exists).
+    let elsewhere = Cloud::new();
+    common::register(&elsewhere, "ghost");
+    let mut ghost = common::new_provider("ghost", MasterKey::from_bytes([1; 32]));
+    elsewhere.ingest(ghost.finish().unwrap()).unwrap();
     let mut other = Requester::new();
-    common::trust(&mut other, lab.id().as_str());
-    other.add_patient_key(
-        alice.clone(),
-        MasterKey::from_bytes([1; 32]).patient_key(&ProviderId::new("ghost").unwrap(), &alice, 0),
-    );
-    let mut m2 = m.clone();
-    let mut ghost = m.providers[0].clone();
-    ghost.provider = ProviderId::new("ghost").unwrap();
-    m2.providers.insert(0, ghost);
+    common::trust(&mut other, "ghost");
+    other.add_patient_key(alice.clone(), ghost.patient_key(&alice));
     let q = other
-        .query(&alice, &["diabetes"], Combine::Or, &m2)
+        .query(&alice, &["diabetes"], Combine::Or, &elsewhere.manifest())
         .unwrap();
     assert!(matches!(cloud.search(q.query()), Err(Error::NotFound(_))));
+    // The ghost's log presented under the lab's name does not verify: the head
+    // signature covers the provider id.
+    let mut renamed = elsewhere.manifest();
+    renamed.providers[0].provider = lab.id().clone();
+    assert!(matches!(
+        doctor.query(&alice, &["diabetes"], Combine::Or, &renamed),
+        Err(Error::NotAuthentic { .. } | Error::LogRollback { .. })
+    ));
     // A hand-made token with a depth-0 (whole-tree) node is refused.
     let q = doctor
         .query(&alice, &["diabetes"], Combine::Or, &m)
@@ -885,6 +928,7 @@ fn long_posting_lists_are_found_whole() {
         .map(|i| PatientId::new(format!("patient-{i}")).unwrap())
         .collect();
     let mut expected: Vec<BTreeSet<medvault::RecordId>> = vec![BTreeSet::new(); lengths.len()];
+    let mut sealed = Vec::new();
     for epoch in 0..2 {
         for ((patient, &n), ids) in patients.iter().zip(&lengths).zip(&mut expected) {
             // The second epoch holds a shorter list, so each epoch ends somewhere else.
@@ -897,10 +941,13 @@ fn long_posting_lists_are_found_whole() {
                     )
                     .unwrap();
                 ids.insert(rec.id);
-                cloud.put_record(rec.bytes).unwrap();
+                sealed.push(rec.bytes);
             }
         }
         cloud.ingest(lab.finish().unwrap()).unwrap();
+        for bytes in sealed.drain(..) {
+            cloud.put_record(bytes).unwrap();
+        }
     }
     let mut doctor = Requester::new();
     common::trust(&mut doctor, lab.id().as_str());
@@ -931,13 +978,17 @@ fn many_records_open_in_order_and_the_first_bad_one_is_reported() {
     common::register(&cloud, "lab");
     let patient = PatientId::new("patient-many").unwrap();
     let mut notes = std::collections::BTreeMap::new();
+    let mut sealed = Vec::new();
     for i in 0..50 {
         let note = format!("note {i}: ").repeat(i + 1).into_bytes();
         let record = lab.add_record(&patient, &note, &["asthma"]).unwrap();
         notes.insert(record.id, note);
-        cloud.put_record(record.bytes).unwrap();
+        sealed.push(record.bytes);
     }
     cloud.ingest(lab.finish().unwrap()).unwrap();
+    for bytes in sealed {
+        cloud.put_record(bytes).unwrap();
+    }
     let mut doctor = Requester::new();
     common::trust(&mut doctor, lab.id().as_str());
     doctor.add_patient_key(patient.clone(), lab.patient_key(&patient));
@@ -954,28 +1005,25 @@ fn many_records_open_in_order_and_the_first_bad_one_is_reported() {
     let want: Vec<_> = notes.into_iter().collect();
     assert_eq!(got, want);
 
-    // Record 10 modified, record 30 under another record's bytes: the modification is
-    // reported; and the other way round, the mix-up is.
+    // Record 10 modified, record 30 proven in an epoch the log does not have: the
+    // first in the answer's order decides the error, whichever way round.
     let modify = |response: &mut medvault::SearchResponse, at: usize| {
         let last = response.providers[0].records[at].1.len() - 1;
         response.providers[0].records[at].1[last] ^= 1;
     };
-    let mix_up = |response: &mut medvault::SearchResponse, at: usize| {
-        let other = response.providers[0].records[at + 1].1.clone();
-        response.providers[0].records[at].1 = other;
+    let misplace = |response: &mut medvault::SearchResponse, at: usize| {
+        response.providers[0].proofs[at].epoch = 7;
+    };
+    let what = |response: &medvault::SearchResponse| match doctor.open(&q, response) {
+        Err(Error::NotAuthentic { what, .. }) => what,
+        other => panic!("{other:?}"),
     };
     let mut bad = good.clone();
     modify(&mut bad, 10);
-    mix_up(&mut bad, 30);
-    assert!(matches!(
-        doctor.open(&q, &bad),
-        Err(Error::AuthenticationFailed { .. })
-    ));
+    misplace(&mut bad, 30);
+    assert_eq!(what(&bad), "record (not the one the provider signed)");
     let mut bad = good.clone();
-    mix_up(&mut bad, 10);
+    misplace(&mut bad, 10);
     modify(&mut bad, 30);
-    assert!(matches!(
-        doctor.open(&q, &bad),
-        Err(Error::InconsistentResponse(_))
-    ));
+    assert_eq!(what(&bad), "record (its epoch is not in the signed log)");
 }

@@ -464,10 +464,11 @@ fn ingest_survives_sigkill_at_random_moments() {
         let ward = kill_test_provider(ProviderState::default());
         let patient = PatientId::new("+15550777").unwrap();
         let found = search(&cloud, &ward, &patient, "vitals").unwrap();
-        // One record per epoch; the newest may be missing if the kill came between its
-        // batch and its upload (the cloud lists it as missing).
+        // One record per epoch, except where a kill came between a batch and its
+        // record's upload (the cloud lists those as missing); every acknowledged one
+        // is there (checked below).
         assert!(
-            found.len() as u32 == epochs || found.len() as u32 + 1 == epochs,
+            found.len() as u32 <= epochs,
             "{} records for {epochs} epochs",
             found.len()
         );

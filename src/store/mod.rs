@@ -60,10 +60,10 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 
 /// Every check an ingest passes, against the store's current `view`, made by each
 /// store's `append` under its own writer lock (so no caller can skip or race it): the
-/// batch is the provider's next epoch ([`Error::EpochOutOfOrder`]); its generation does
-/// not go back ([`Error::GenerationRegressed`]) nor rise by more than one; its
-/// signature verifies under `key` over the provider's log extended by it
-/// ([`Error::NotAuthentic`]); none of its records was committed before; and none of
+/// batch is the provider's next epoch ([`Error::EpochOutOfOrder`]); its signature
+/// verifies under `key` over the provider's log extended by it
+/// ([`Error::NotAuthentic`]); its generation does not go back
+/// ([`Error::GenerationRegressed`]) nor rise by more than one; none of its records was committed before; and none of
 /// its labels exists yet ([`Error::LabelCollision`]). Returns the provider's log after
 /// the batch, for the store to commit.
 pub(crate) fn check_ingest(view: &View, batch: &IndexBatch, key: &VerifyingKey) -> Result<LogTip> {
@@ -76,6 +76,17 @@ pub(crate) fn check_ingest(view: &View, batch: &IndexBatch, key: &VerifyingKey) 
             found: batch.epoch,
         });
     }
+    let tip = view.logs.get(provider);
+    let previous = tip.map_or(log::CHAIN_START, |t| t.chain);
+    let chain = log::next_chain(provider, batch.epoch, &batch.info, &previous);
+    key.verify(
+        &log::head_message(provider, batch.epoch + 1, &chain),
+        &batch.signature,
+    )
+    .map_err(|_| Error::NotAuthentic {
+        provider: provider.to_string(),
+        what: "index batch",
+    })?;
     let current = epochs.and_then(|e| e.last()).map_or(0, |e| e.generation);
     if batch.generation < current {
         return Err(Error::GenerationRegressed {
@@ -88,17 +99,6 @@ pub(crate) fn check_ingest(view: &View, batch: &IndexBatch, key: &VerifyingKey) 
             "a batch's key generation rises by at most one",
         ));
     }
-    let tip = view.logs.get(provider);
-    let previous = tip.map_or(log::CHAIN_START, |t| t.chain);
-    let chain = log::next_chain(provider, batch.epoch, &batch.info, &previous);
-    key.verify(
-        &log::head_message(provider, batch.epoch + 1, &chain),
-        &batch.signature,
-    )
-    .map_err(|_| Error::NotAuthentic {
-        provider: provider.to_string(),
-        what: "index batch",
-    })?;
     if let Some(tip) = tip
         && batch
             .records
