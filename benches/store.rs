@@ -13,6 +13,8 @@ use medvault::{Cloud, PreparedQuery};
 
 #[path = "common/answer_fixture.rs"]
 mod answer_fixture;
+#[path = "common/keys.rs"]
+mod keys;
 #[path = "common/store_fixture.rs"]
 mod store_fixture;
 use answer_fixture::{ANSWERS, records_answer};

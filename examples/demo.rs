@@ -393,7 +393,10 @@ fn identities(store: &std::path::Path) -> Result<Vec<Identity>, Box<dyn Error>> 
     names
         .par_iter()
         .map(|name| -> Result<Identity, medvault::Error> {
-            let (sign, enc) = (dir.join(format!("{name}-sign.pem")), dir.join(format!("{name}-enc.pem")));
+            let (sign, enc) = (
+                dir.join(format!("{name}-sign.pem")),
+                dir.join(format!("{name}-enc.pem")),
+            );
             if sign.exists() && enc.exists() {
                 let read = |path: &PathBuf| {
                     std::fs::read_to_string(path).map_err(file_error("read", path))
@@ -473,11 +476,8 @@ fn run() -> Result<bool, Box<dyn Error>> {
         cloud.register_provider(id.clone(), keys.public())?;
         // A resumed run finds its position in its own signed log, never in an
         // unsigned number.
-        let state = ProviderState::default().reconcile(
-            &cloud.manifest(),
-            &id,
-            &keys.public().verifying,
-        )?;
+        let state =
+            ProviderState::default().reconcile(&cloud.manifest(), &id, &keys.public().verifying)?;
         owners.push(Provider::resume(
             id,
             owner_key(args.seed, o),

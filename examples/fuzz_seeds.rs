@@ -128,11 +128,14 @@ fn write_corpus(target: &str, seeds: &[Vec<u8>]) {
     }
 }
 
-/// A store's segment file, catalog and record file, each behind the byte that makes
-/// the `store_files` target read it as that file.
+/// A store's segment file, catalog, record file and record table, each behind the byte
+/// that makes the `store_files` target read it as that file.
 fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::open(dir.path()).unwrap();
+    cloud
+        .register_provider(batch.provider().clone(), identity("provider-a").public())
+        .unwrap();
     cloud.ingest(batch.clone()).unwrap();
     cloud.put_record(sealed.to_vec()).unwrap();
     drop(cloud);
@@ -144,6 +147,7 @@ fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
         [vec![0], only_file("segments")].concat(),
         [vec![1], fs::read(dir.path().join("CATALOG")).unwrap()].concat(),
         [vec![2], only_file(&format!("records/{PROVIDER}"))].concat(),
+        [vec![3], only_file(&format!("log/{PROVIDER}"))].concat(),
     ]
 }
 
@@ -208,13 +212,22 @@ fn main() {
     let patient = PatientId::new(PATIENT).unwrap();
     lab.add_record(&patient, b"x", &["a1", "b2", "c3", "d4", "e5"])
         .unwrap();
+    // The batch also commits the fixture's sealed record, so a store takes it.
+    lab.commit_record(
+        medvault::RecordId::from_bytes([7; 16]),
+        &fixture("sealed_record.bin")[..],
+    )
+    .unwrap();
     let batch: IndexBatch = lab.finish().unwrap();
     let batch_bytes = batch.to_bytes();
     cloud.ingest(batch.clone()).unwrap();
     let manifest = medvault::Manifest::from_bytes(&fixture("manifest.bin")).unwrap();
     let mut requester = Requester::new();
     requester
-        .trust_provider(ProviderId::new(PROVIDER).unwrap(), lab_keys.public().verifying)
+        .trust_provider(
+            ProviderId::new(PROVIDER).unwrap(),
+            lab_keys.public().verifying,
+        )
         .unwrap();
     requester.add_patient_key(patient.clone(), lab.patient_key(&patient));
     let query = requester

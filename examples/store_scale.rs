@@ -11,6 +11,8 @@
 
 use std::time::Instant;
 
+#[path = "../benches/common/keys.rs"]
+mod keys;
 #[path = "../benches/common/store_fixture.rs"]
 mod store_fixture;
 

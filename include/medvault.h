@@ -101,6 +101,10 @@ enum medvault_status
   MEDVAULT_STATUS_IO = 32,
   // The provider id is already registered with other keys.
   MEDVAULT_STATUS_ALREADY_REGISTERED = 33,
+  // A batch, record, log or answer is not provably its provider's.
+  MEDVAULT_STATUS_NOT_AUTHENTIC = 34,
+  // The cloud showed a provider's log shorter than one seen before.
+  MEDVAULT_STATUS_LOG_ROLLBACK = 35,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -812,22 +816,25 @@ medvault_status medvault_patient_key_derive(const struct medvault_master_key *ma
 void medvault_patient_key_free(struct medvault_patient_key *key);
 
 // A new provider `provider_id` with a copy of `master` (the caller still frees
-// `master`), starting at epoch 0 and key generation 0.
+// `master`), starting at epoch 0 and key generation 0, signing its batches with the
+// signing key of `identity` (copied; the one registered with the cloud).
 //
 // # Safety
-// `provider_id` NUL-terminated; `master` live; `out` writable.
+// `provider_id` NUL-terminated; `master` and `identity` live; `out` writable.
 medvault_status medvault_provider_new(const char *provider_id,
                                       const struct medvault_master_key *master,
+                                      const struct medvault_identity *identity,
                                       struct medvault_provider **out);
 
-// A provider resuming from the state `medvault_provider_state` saved (next epoch and
-// key generation), so its next batch continues where the last run stopped.
+// A provider resuming from the state `medvault_provider_state` saved (next epoch, key
+// generation, log chain), so its next batch continues where the last run stopped.
 //
 // # Safety
-// `provider_id` NUL-terminated; `master` live; `state` `state_len` bytes; `out`
-// writable.
+// `provider_id` NUL-terminated; `master` and `identity` live; `state` `state_len`
+// bytes; `out` writable.
 medvault_status medvault_provider_resume(const char *provider_id,
                                          const struct medvault_master_key *master,
+                                         const struct medvault_identity *identity,
                                          const uint8_t *state,
                                          size_t state_len,
                                          struct medvault_provider **out);
@@ -870,6 +877,16 @@ medvault_status medvault_provider_sealer_init(const struct medvault_provider *pr
                                               size_t patient_len,
                                               uint8_t *record_id_out,
                                               struct medvault_sealer **out);
+
+// Commits the sealed record `record_id` (16 bytes) stored in the file at `path`
+// (NUL-terminated) to the next batch, as a streamed record needs before the cloud
+// accepts it: upload the batch first, then the record.
+//
+// # Safety
+// `provider` live; `record_id` 16 bytes; `path` NUL-terminated.
+medvault_status medvault_provider_commit_record_file(struct medvault_provider *provider,
+                                                     const uint8_t *record_id,
+                                                     const char *path);
 
 // Queues `keywords` of an existing record `record_id` (16 bytes) of `patient`.
 //
@@ -952,9 +969,20 @@ medvault_status medvault_requester_new(struct medvault_requester **out);
 // `requester` must be NULL or live, not used afterwards.
 void medvault_requester_free(struct medvault_requester *requester);
 
+// Pins `provider`'s public keys (`provider_id` NUL-terminated): its signed log is
+// verified under them before any query reaches it. Pinning other keys for a provider
+// already pinned is `MEDVAULT_STATUS_ALREADY_REGISTERED`.
+//
+// # Safety
+// `requester` and `keys` live; `provider_id` NUL-terminated.
+medvault_status medvault_requester_trust_provider(struct medvault_requester *requester,
+                                                  const char *provider_id,
+                                                  const struct medvault_public_identity *keys);
+
 // Accepts a grant answering `pending`: verifies it against `issuer` (the provider's
 // public keys the requester pinned), checks it is addressed to `me`, valid at `now`
-// (unix seconds) and answers exactly that request; then adds its key.
+// (unix seconds) and answers exactly that request; then adds its key and pins
+// `issuer` for the grant's provider.
 //
 // # Safety
 // Handles live; `grant` `grant_len` bytes.

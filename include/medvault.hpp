@@ -183,9 +183,11 @@ using patient_key = handle<medvault_patient_key, medvault_patient_key_free>;
 
 class provider {
  public:
-  provider(const std::string &id, const master_key &master)
+  // A provider signing its batches with `signer`'s signing key (the identity it
+  // registers with the cloud).
+  provider(const std::string &id, const master_key &master, const identity &signer)
       : id_(id), p_(make<medvault_provider, medvault_provider_free>([&](medvault_provider **out) {
-          return medvault_provider_new(id.c_str(), master.get(), out);
+          return medvault_provider_new(id.c_str(), master.get(), signer.get(), out);
         })) {}
   const std::string &id() const noexcept { return id_; }
 
@@ -205,6 +207,11 @@ class provider {
     check(medvault_provider_sealer_init(p_.get(), bytes_of(patient).data(), patient.size(),
                                         id.data(), &raw));
     return sealer(raw);
+  }
+  // Commits a record sealed to a file (with start_record) to the next batch; upload
+  // the batch before the file.
+  void commit_record_file(const record_id &id, const std::string &path) {
+    check(medvault_provider_commit_record_file(p_.get(), id.data(), path.c_str()));
   }
   void index(std::string_view patient, const record_id &id,
              const std::vector<std::string> &keywords) {
@@ -371,6 +378,10 @@ class requester {
   requester()
       : p_(make<medvault_requester, medvault_requester_free>(
             [](medvault_requester **out) { return medvault_requester_new(out); })) {}
+  // Pins `keys` for `provider`: its signed log is verified under them before a query.
+  void trust_provider(const std::string &provider, const public_identity &keys) {
+    check(medvault_requester_trust_provider(p_.get(), provider.c_str(), keys.get()));
+  }
   void accept_grant(byte_span grant, const pending_request &pending, const public_identity &issuer,
                     const identity &me, std::uint64_t now) {
     check(medvault_requester_accept_grant(p_.get(), grant.data(), grant.size(), pending.get(),

@@ -18,11 +18,11 @@ use std::sync::RwLock;
 
 use rayon::prelude::*;
 
+use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
 use crate::grant::{AccessRequest, Grant};
 use crate::grant::{AdminView, Broker};
 use crate::index::IndexBatch;
-use crate::crypto::merkle::Digest;
 use crate::index::manifest::{Manifest, ProviderManifest};
 use crate::index::query::{ProviderResponse, Query, RecordProof, SearchResponse, evaluate};
 use crate::index::search;

@@ -21,13 +21,13 @@
 //!
 //! [`finish`]: Provider::finish
 
+use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
 use crate::grant::{GrantedKey, Scope};
 use crate::index::build::{self, normalize_all};
+use crate::index::log::{self, CHAIN_START, RecordTable};
 use crate::index::manifest::Manifest;
 use crate::index::queue::Queue;
-use crate::crypto::merkle::Digest;
-use crate::index::log::{self, CHAIN_START, RecordTable};
 use crate::index::{IndexBatch, Op};
 use crate::keys::identity::{SigningKey, VerifyingKey};
 use crate::keys::{MasterKey, PatientId, PatientKey, ProviderId, RecordId, RecordKey};
@@ -275,7 +275,11 @@ impl Provider {
     /// [`start_record`](Provider::start_record)) to the next batch: reads the sealed
     /// bytes from `sealed` and queues their digest. The cloud stores a record only
     /// after a batch of its provider committed it, so upload the batch first.
-    pub fn commit_record(&mut self, record: RecordId, mut sealed: impl std::io::Read) -> Result<()> {
+    pub fn commit_record(
+        &mut self,
+        record: RecordId,
+        mut sealed: impl std::io::Read,
+    ) -> Result<()> {
         use sha2::Digest as _;
         let mut hasher = sha2::Sha256::new();
         let mut buffer = vec![0u8; 64 * 1024];
@@ -287,7 +291,8 @@ impl Provider {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.pending_records.push((record, hasher.finalize().into()));
+        self.pending_records
+            .push((record, hasher.finalize().into()));
         Ok(())
     }
 
@@ -389,7 +394,14 @@ impl Provider {
         records.sort_unstable_by_key(|(id, _)| *id);
         let records = RecordTable::new(records)
             .map_err(|_| Error::InvalidArgument("a record was committed twice"))?;
-        let mut batch = IndexBatch::new(self.id.clone(), epoch, generation, table, records, Vec::new());
+        let mut batch = IndexBatch::new(
+            self.id.clone(),
+            epoch,
+            generation,
+            table,
+            records,
+            Vec::new(),
+        );
         let chain = log::next_chain(&self.id, epoch, &batch.info, &self.state.chain);
         batch.signature = self
             .signing

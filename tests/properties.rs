@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 
 use medvault::keyfile::{self, PasswordKdf};
 use medvault::{
-    Cloud, Combine, IndexBatch, Manifest, MasterKey, Opener, PatientId, ProviderId,
-    ProviderState, Query, RecordId, Requester, Sealer, SearchResponse, open, seal_with_chunk_size,
+    Cloud, Combine, IndexBatch, Manifest, MasterKey, Opener, PatientId, ProviderId, ProviderState,
+    Query, RecordId, Requester, Sealer, SearchResponse, open, seal_with_chunk_size,
 };
 use proptest::prelude::*;
 

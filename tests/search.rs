@@ -529,7 +529,10 @@ fn provider_state_survives_a_restart() {
         (3, 1, 0)
     );
     let reconciled = state.reconcile(&cloud.manifest(), &id, &own_key).unwrap();
-    assert_eq!(reconciled, state, "the cloud's signed log is exactly the state's");
+    assert_eq!(
+        reconciled, state,
+        "the cloud's signed log is exactly the state's"
+    );
     let mut lab = Provider::resume(id.clone(), master.clone(), signing(), reconciled);
     let rec = lab.add_record(&alice, b"y", &["gout"]).unwrap();
     ids.push(rec.id);
@@ -542,20 +545,14 @@ fn provider_state_survives_a_restart() {
         .reconcile(&cloud.manifest(), &id, &own_key)
         .unwrap();
     assert_eq!(from_cloud, lab.state());
-    assert_eq!(
-        (from_cloud.next_epoch, from_cloud.generation),
-        (4, 1)
-    );
+    assert_eq!((from_cloud.next_epoch, from_cloud.generation), (4, 1));
     // A manifest whose log the provider did not sign is never adopted: inflated,
     // re-signed by another key, or with an epoch's commitment changed.
     let mut inflated = cloud.manifest();
     let last = inflated.providers[0].epochs[3];
     inflated.providers[0].epochs.push(last);
     let mut resigned = cloud.manifest();
-    resigned.providers[0].signature = common::other_identity()
-        .signing
-        .sign(b"anything")
-        .unwrap();
+    resigned.providers[0].signature = common::other_identity().signing.sign(b"anything").unwrap();
     let mut changed = cloud.manifest();
     changed.providers[0].epochs[1].entries += 1;
     for bad in [inflated, resigned, changed] {
@@ -626,12 +623,11 @@ fn provider_state_survives_a_restart() {
 #[test]
 fn padding_lists_to_powers_of_two_keeps_results_exact() {
     let cloud = Cloud::new();
-    let mut lab = common::new_provider("lab", MasterKey::from_bytes([9; 32])).with_options(
-        IndexOptions {
+    let mut lab =
+        common::new_provider("lab", MasterKey::from_bytes([9; 32])).with_options(IndexOptions {
             pad_to_power_of_two: true,
             ..IndexOptions::default()
-        },
-    );
+        });
     common::register(&cloud, "lab");
     let alice = PatientId::new("alice").unwrap();
     let mut ids = Vec::new();
@@ -740,8 +736,11 @@ fn a_tampered_response_is_caught() {
     ));
     let mut forged = good.clone();
     let id = forged.providers[0].records[0].0;
-    forged.providers[0].records[0].1 =
-        medvault::seal(&lab.patient_key(&alice).record_key(id), b"ALLERGY: none known").unwrap();
+    forged.providers[0].records[0].1 = medvault::seal(
+        &lab.patient_key(&alice).record_key(id),
+        b"ALLERGY: none known",
+    )
+    .unwrap();
     assert!(matches!(
         doctor.open(&q, &forged),
         Err(Error::NotAuthentic { .. })
@@ -1026,4 +1025,112 @@ fn many_records_open_in_order_and_the_first_bad_one_is_reported() {
     misplace(&mut bad, 10);
     modify(&mut bad, 30);
     assert_eq!(what(&bad), "record (its epoch is not in the signed log)");
+}
+
+#[test]
+fn the_requester_builds_tokens_only_from_a_signed_log_and_never_goes_back() {
+    // The attacks of issue 27 on forward privacy and completeness: a cloud that
+    // inflates a provider's epoch count (to get tokens for epochs not yet uploaded),
+    // drops an epoch, rewrites one, or shows an older log after a newer one.
+    let (cloud, mut lab, alice, _) = forward_privacy_setup();
+    let mut doctor = Requester::new();
+    common::trust(&mut doctor, lab.id().as_str());
+    doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    let old = cloud.manifest();
+    let first = doctor
+        .query(&alice, &["diabetes"], Combine::Or, &old)
+        .unwrap();
+    assert_eq!(
+        doctor
+            .open(&first, &cloud.search(first.query()).unwrap())
+            .unwrap()
+            .record_count(),
+        5
+    );
+    let not_authentic = |m: &Manifest| {
+        matches!(
+            doctor.query(&alice, &["diabetes"], Combine::Or, m),
+            Err(Error::NotAuthentic { ref provider, .. }) if provider == "lab"
+        )
+    };
+    let mut inflated = old.clone();
+    let last = *inflated.providers[0].epochs.last().unwrap();
+    inflated.providers[0].epochs.push(last);
+    assert!(not_authentic(&inflated), "inflated epoch count");
+    // An epoch dropped: shorter than what the doctor saw, and unsigned for anyone.
+    let mut dropped = old.clone();
+    dropped.providers[0].epochs.remove(2);
+    assert!(matches!(
+        doctor.query(&alice, &["diabetes"], Combine::Or, &dropped),
+        Err(Error::LogRollback {
+            seen: 5,
+            found: 4,
+            ..
+        })
+    ));
+    let mut newcomer = Requester::new();
+    common::trust(&mut newcomer, lab.id().as_str());
+    newcomer.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    assert!(matches!(
+        newcomer.query(&alice, &["diabetes"], Combine::Or, &dropped),
+        Err(Error::NotAuthentic { .. })
+    ));
+    let mut rewritten = old.clone();
+    rewritten.providers[0].epochs[1].entries += 1;
+    assert!(not_authentic(&rewritten), "an epoch rewritten");
+    // A forged head signature over the very epochs the doctor verified changes
+    // nothing for it (the head is cached: no signature check), and convinces nobody
+    // who has not verified them.
+    let mut unsigned = old.clone();
+    unsigned.providers[0].signature = vec![0; 256];
+    doctor
+        .query(&alice, &["diabetes"], Combine::Or, &unsigned)
+        .unwrap();
+    assert!(matches!(
+        newcomer.query(&alice, &["diabetes"], Combine::Or, &unsigned),
+        Err(Error::NotAuthentic { .. })
+    ));
+
+    // Two more epochs; the doctor sees them; then the cloud shows the old manifest.
+    for epoch in 5..7 {
+        let rec = lab
+            .add_record(&alice, format!("late {epoch}").as_bytes(), &["diabetes"])
+            .unwrap();
+        cloud.ingest(lab.finish().unwrap()).unwrap();
+        cloud.put_record(rec.bytes).unwrap();
+    }
+    let new = doctor
+        .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    assert_eq!(
+        doctor
+            .open(&new, &cloud.search(new.query()).unwrap())
+            .unwrap()
+            .record_count(),
+        7
+    );
+    assert!(matches!(
+        doctor.query(&alice, &["diabetes"], Combine::Or, &old),
+        Err(Error::LogRollback {
+            seen: 7,
+            found: 5,
+            ..
+        })
+    ));
+    // A posting the cloud claims from an epoch beyond the signed log is refused.
+    let mut beyond = cloud.search(first.query()).unwrap();
+    beyond.providers[0].hits[0][0].epoch = 6;
+    beyond.providers[0].hits[0].sort_by_key(|h| h.epoch);
+    assert!(matches!(
+        doctor.open(&first, &beyond),
+        Err(Error::NotAuthentic { .. })
+    ));
+    // Another requester that never saw the newer log is not fooled into a rollback it
+    // cannot see, but it is bound by the signature all the same.
+    let mut fresh = Requester::new();
+    common::trust(&mut fresh, lab.id().as_str());
+    fresh.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    fresh
+        .query(&alice, &["diabetes"], Combine::Or, &old)
+        .unwrap();
 }

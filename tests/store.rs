@@ -174,7 +174,11 @@ fn a_flipped_byte_in_any_store_file_is_detected_never_answered() {
             files.push(entry.unwrap().path());
         }
     }
-    assert_eq!(files.len(), 1 + 2 + 3 + 3, "catalog, segments, records, tables");
+    assert_eq!(
+        files.len(),
+        1 + 2 + 3 + 3,
+        "catalog, segments, records, tables"
+    );
     let mut flips = 0;
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -367,7 +371,11 @@ fn kill_test_child() {
     let cloud = open(&dir);
     let id = ProviderId::new("ward-7").unwrap();
     let state = ProviderState::default()
-        .reconcile(&cloud.manifest(), &id, &common::identity().public().verifying)
+        .reconcile(
+            &cloud.manifest(),
+            &id,
+            &common::identity().public().verifying,
+        )
         .unwrap();
     let mut ward = kill_test_provider(state);
     let patient = PatientId::new("+15550777").unwrap();
@@ -606,7 +614,11 @@ fn a_provider_that_lost_its_state_never_rebuilds_a_used_epoch() {
     // never by rebuilding an old epoch.
     let recovered = amnesiac
         .state()
-        .reconcile(&cloud.manifest(), &id, &common::identity().public().verifying)
+        .reconcile(
+            &cloud.manifest(),
+            &id,
+            &common::identity().public().verifying,
+        )
         .unwrap();
     assert_eq!(recovered, lab.state());
     // Resumed from its saved state, it goes on.

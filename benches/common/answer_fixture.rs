@@ -5,8 +5,8 @@ use medvault::{
     Cloud, Combine, MasterKey, PatientId, PreparedQuery, Provider, ProviderId, Requester,
 };
 
-#[path = "keys.rs"]
-mod keys;
+// The includer declares `keys` (`common/keys.rs`) at its root.
+use crate::keys;
 
 /// The answer sizes measured: 1,000 notes of 2 KiB and 200 images of 200 KB.
 pub const ANSWERS: [(usize, usize, &str); 2] =

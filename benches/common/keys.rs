@@ -12,10 +12,8 @@ pub fn identity() -> &'static Identity {
         Identity::new(
             SigningKey::from_pkcs8_pem(include_str!("../../tests/data/keys/provider-a-sign.pem"))
                 .unwrap(),
-            DecryptionKey::from_pkcs8_pem(include_str!(
-                "../../tests/data/keys/provider-a-enc.pem"
-            ))
-            .unwrap(),
+            DecryptionKey::from_pkcs8_pem(include_str!("../../tests/data/keys/provider-a-enc.pem"))
+                .unwrap(),
         )
         .unwrap()
     })
@@ -35,6 +33,9 @@ pub fn register(cloud: &Cloud, name: &str) {
 /// Pins the bench identity for `name`.
 pub fn trust(requester: &mut Requester, name: &str) {
     requester
-        .trust_provider(ProviderId::new(name).unwrap(), identity().public().verifying)
+        .trust_provider(
+            ProviderId::new(name).unwrap(),
+            identity().public().verifying,
+        )
         .unwrap();
 }

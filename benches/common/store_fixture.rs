@@ -15,8 +15,8 @@ use medvault::{
     ProviderId, Requester,
 };
 
-#[path = "keys.rs"]
-mod keys;
+// The includer declares `keys` (`common/keys.rs`) at its root.
+use crate::keys;
 
 const PAIR_LEN: usize = IndexBatch::PAIR_LEN;
 const LABEL_LEN: usize = IndexBatch::LABEL_LEN;

@@ -52,8 +52,8 @@ int main(int argc, char **argv) {
     medvault::set_threads(1);
     // The hospital seals and indexes three notes and a DICOM image.
     auto master = medvault::master_key::generate();
-    medvault::provider hospital(kHospital, master);
     auto hospital_identity = load_identity(keys, "provider-a");
+    medvault::provider hospital(kHospital, master, hospital_identity);
     cloud.register_provider(kHospital, hospital_identity.public_keys());
     struct note {
       std::string text;
@@ -66,9 +66,9 @@ int main(int argc, char **argv) {
         {"2026-11-02 Cardiology: hypertension; lisinopril 10 mg daily.",
          {"hypertension", "lisinopril"}},
     };
+    std::vector<medvault::sealed_record> sealed_notes;
     for (const auto &n : notes) {
-      auto record = hospital.add_record(kPatient, medvault::bytes_of(n.text), n.keywords);
-      cloud.put_record(record.bytes);
+      sealed_notes.push_back(hospital.add_record(kPatient, medvault::bytes_of(n.text), n.keywords));
     }
     auto image = read_file(image_path);
     medvault::record_id image_id{};
@@ -83,19 +83,22 @@ int main(int argc, char **argv) {
       auto last = sealer.finish();
       sealed.write(reinterpret_cast<const char *>(last.data()), static_cast<std::streamsize>(last.size()));
     }
-    auto size = cloud.put_record_file(work + "/image.sealed");
-    std::cout << "hospital: sealed the DICOM image as a stream and uploaded " << size << " bytes\n";
+    hospital.commit_record_file(image_id, work + "/image.sealed");
     hospital.index(kPatient, image_id, {"radiology", "dicom"});
+    // The signed batch commits the records' digests: it goes first, then the records.
     auto batch = hospital.finish_batch_at(cloud.next_epoch(kHospital));
     cloud.ingest(batch);
-    std::cout << "hospital: 3 notes and 1 image sealed; index batch of " << batch.size()
+    std::cout << "hospital: 3 notes and 1 image sealed; signed index batch of " << batch.size()
               << " bytes ingested\n";
+    for (const auto &record : sealed_notes) cloud.put_record(record.bytes);
+    auto size = cloud.put_record_file(work + "/image.sealed");
+    std::cout << "hospital: uploaded the notes and the sealed DICOM image (" << size << " bytes)\n";
     auto follow_up = hospital.add_record(
         kPatient,
         medvault::bytes_of("2026-11-20 Follow-up: diabetes controlled on metformin 1000 mg."),
         {"diabetes", "metformin"});
-    cloud.put_record(follow_up.bytes);
     cloud.ingest(hospital.finish_batch_at(cloud.next_epoch(kHospital)));
+    cloud.put_record(follow_up.bytes);
     cloud.merge();
     std::cout << "cloud: ingested 2 batches and merged them, without any key\n";
 

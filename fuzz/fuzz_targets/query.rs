@@ -9,12 +9,14 @@ mod common;
 
 static CLOUD: LazyLock<Cloud> = LazyLock::new(|| {
     let cloud = Cloud::new();
-    let mut lab = Provider::new(ProviderId::new(common::PROVIDER).unwrap(), MasterKey::from_bytes(common::MASTER));
+    let id = ProviderId::new(common::PROVIDER).unwrap();
+    cloud.register_provider(id.clone(), common::PROVIDER_KEYS.public()).unwrap();
+    let mut lab = Provider::new(id, MasterKey::from_bytes(common::MASTER), common::PROVIDER_KEYS.signing.clone());
     let patient = PatientId::new(common::PATIENT).unwrap();
     for i in 0..5u8 {
         let rec = lab.add_record(&patient, &[i], &["diabetes", "insulin"]).unwrap();
-        cloud.put_record(rec.bytes).unwrap();
         cloud.ingest(lab.finish().unwrap()).unwrap();
+        cloud.put_record(rec.bytes).unwrap();
     }
     cloud
 });

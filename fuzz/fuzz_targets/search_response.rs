@@ -10,6 +10,12 @@ mod common;
 static ASKED: LazyLock<(Requester, PreparedQuery)> = LazyLock::new(|| {
     let patient = PatientId::new(common::PATIENT).unwrap();
     let mut requester = Requester::new();
+    requester
+        .trust_provider(
+            medvault::ProviderId::new(common::PROVIDER).unwrap(),
+            common::PROVIDER_KEYS.public().verifying,
+        )
+        .unwrap();
     requester.add_patient_key(patient.clone(), common::PATIENT_KEY.clone());
     let manifest = Manifest::from_bytes(common::MANIFEST).unwrap();
     let query = requester.query(&patient, &["diabetes"], Combine::Or, &manifest).unwrap();

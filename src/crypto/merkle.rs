@@ -76,7 +76,12 @@ pub(crate) fn leaf_hashes<'a>(
     item: impl Fn(usize) -> [&'a [u8]; 2] + Sync,
 ) -> Vec<Digest> {
     if parallel::worth_splitting(Work::hashes(count)) {
-        parallel::run(|| (0..count).into_par_iter().map(|i| leaf_hash(&item(i))).collect())
+        parallel::run(|| {
+            (0..count)
+                .into_par_iter()
+                .map(|i| leaf_hash(&item(i)))
+                .collect()
+        })
     } else {
         (0..count).map(|i| leaf_hash(&item(i))).collect()
     }
@@ -195,7 +200,9 @@ mod tests {
     }
 
     fn leaves(n: usize) -> Vec<Digest> {
-        (0..n as u32).map(|i| leaf_hash(&[&i.to_be_bytes()])).collect()
+        (0..n as u32)
+            .map(|i| leaf_hash(&[&i.to_be_bytes()]))
+            .collect()
     }
 
     #[test]
@@ -208,7 +215,13 @@ mod tests {
             for m in 0..n {
                 let path = tree.path(m).unwrap();
                 assert_eq!(path, reference_path(m, &l), "n = {n}, m = {m}");
-                assert!(verify_inclusion(&l[m], m as u64, n as u64, &path, &tree.root()));
+                assert!(verify_inclusion(
+                    &l[m],
+                    m as u64,
+                    n as u64,
+                    &path,
+                    &tree.root()
+                ));
             }
             assert!(tree.path(n).is_none());
         }

@@ -137,30 +137,6 @@ pub(crate) fn normalize_all(keywords: &[impl AsRef<str>]) -> Result<Vec<String>>
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keywords_are_normalized_and_deduplicated_in_order_at_every_count() {
-        assert_eq!(
-            normalize_all(&["Asthma", " asthma ", "ASTHMA", "b"]).unwrap(),
-            ["asthma", "b"]
-        );
-        assert!(normalize_all(&["ok", "  "]).is_err());
-        assert!(normalize_all(&[] as &[&str]).unwrap().is_empty());
-        // Below, at and above the count where the dedupe switches to hashing: the same
-        // first occurrences, in the same order.
-        for n in [1usize, 15, 16, 17, 40, 200] {
-            let keywords: Vec<String> = (0..n)
-                .map(|i| format!("{} W{}", if i % 2 == 0 { "Term" } else { "TERM" }, i % 7))
-                .collect();
-            let want: Vec<String> = (0..n.min(7)).map(|i| format!("term w{i}")).collect();
-            assert_eq!(normalize_all(&keywords).unwrap(), want, "{n} keywords");
-        }
-    }
-}
-
 /// `table` with random entries added up to `total`: labels and values that are
 /// uniformly random, as every real entry looks to whoever lacks the leaf key, and that
 /// no token reaches (a random label equals a real one with probability 2⁻¹²⁸ per pair;
@@ -187,4 +163,28 @@ pub(crate) fn with_random_entries(table: Table, total: usize) -> Result<Table> {
         ));
     }
     Table::from_unsorted(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_normalized_and_deduplicated_in_order_at_every_count() {
+        assert_eq!(
+            normalize_all(&["Asthma", " asthma ", "ASTHMA", "b"]).unwrap(),
+            ["asthma", "b"]
+        );
+        assert!(normalize_all(&["ok", "  "]).is_err());
+        assert!(normalize_all(&[] as &[&str]).unwrap().is_empty());
+        // Below, at and above the count where the dedupe switches to hashing: the same
+        // first occurrences, in the same order.
+        for n in [1usize, 15, 16, 17, 40, 200] {
+            let keywords: Vec<String> = (0..n)
+                .map(|i| format!("{} W{}", if i % 2 == 0 { "Term" } else { "TERM" }, i % 7))
+                .collect();
+            let want: Vec<String> = (0..n.min(7)).map(|i| format!("term w{i}")).collect();
+            assert_eq!(normalize_all(&keywords).unwrap(), want, "{n} keywords");
+        }
+    }
 }

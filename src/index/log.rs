@@ -96,7 +96,10 @@ impl RecordTable {
 
     /// The position and digest of `record`, if the table holds it.
     pub(crate) fn find(&self, record: RecordId) -> Option<(usize, Digest)> {
-        let at = self.entries.binary_search_by(|(id, _)| id.cmp(&record)).ok()?;
+        let at = self
+            .entries
+            .binary_search_by(|(id, _)| id.cmp(&record))
+            .ok()?;
         Some((at, self.entries[at].1))
     }
 
@@ -218,15 +221,19 @@ pub(crate) fn verify(
         return Ok(Arc::clone(seen));
     }
     check_generations(epochs).map_err(|_| forged("log (key generations)"))?;
+    // The chain after each prefix; the one after the prefix seen before must be the
+    // chain seen (same length or longer: a fork or a rewrite otherwise).
     let mut chain = CHAIN_START;
+    let rewrites =
+        |e: usize, chain: &Digest| seen.is_some_and(|s| e == s.epochs.len() && *chain != s.chain);
     for (e, info) in epochs.iter().enumerate() {
-        if let Some(seen) = seen
-            && e == seen.epochs.len()
-            && chain != seen.chain
-        {
+        if rewrites(e, &chain) {
             return Err(forged("log (it rewrites history seen before)"));
         }
         chain = next_chain(provider, e as u32, info, &chain);
+    }
+    if rewrites(epochs.len(), &chain) {
+        return Err(forged("log (it rewrites history seen before)"));
     }
     if epochs.is_empty() {
         if !signature.is_empty() {
@@ -277,5 +284,209 @@ pub(crate) fn verify_record(
             provider: log.provider.to_string(),
             what: "record (not the one the provider signed)",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::test_keys;
+
+    fn info(generation: u32, seed: u8) -> EpochInfo {
+        EpochInfo {
+            generation,
+            entries: u32::from(seed),
+            pairs_root: [seed; 32],
+            records: 0,
+            records_root: [seed ^ 0xff; 32],
+        }
+    }
+
+    /// `epochs` signed by provider A as `lab`'s log.
+    fn signed(epochs: &[EpochInfo]) -> Vec<u8> {
+        let lab = ProviderId::new("lab").unwrap();
+        test_keys::provider_a()
+            .signing
+            .sign(&head_message(
+                &lab,
+                epochs.len() as u32,
+                &chain_of(&lab, epochs),
+            ))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_log_verifies_only_as_signed_and_never_goes_back() {
+        let lab = ProviderId::new("lab").unwrap();
+        let key = test_keys::provider_a().public().verifying;
+        let three = [info(0, 1), info(0, 2), info(1, 3)];
+        let log = verify(&lab, &three, &signed(&three), &key, None).unwrap();
+        assert_eq!(log.epoch_count(), 3);
+        assert_eq!(log.chain, chain_of(&lab, &three));
+        let not_authentic =
+            |r: Result<Arc<VerifiedLog>>| matches!(r, Err(Error::NotAuthentic { .. }));
+        // Under another key, for another provider, inflated, changed, or with a
+        // signature over something else.
+        let other = test_keys::provider_b().public().verifying;
+        assert!(not_authentic(verify(
+            &lab,
+            &three,
+            &signed(&three),
+            &other,
+            None
+        )));
+        let clinic = ProviderId::new("clinic").unwrap();
+        assert!(not_authentic(verify(
+            &clinic,
+            &three,
+            &signed(&three),
+            &key,
+            None
+        )));
+        let mut inflated = three.to_vec();
+        inflated.push(info(1, 4));
+        assert!(not_authentic(verify(
+            &lab,
+            &inflated,
+            &signed(&three),
+            &key,
+            None
+        )));
+        for at in 0..3 {
+            let mut changed = three.to_vec();
+            changed[at].entries += 1;
+            assert!(not_authentic(verify(
+                &lab,
+                &changed,
+                &signed(&three),
+                &key,
+                None
+            )));
+        }
+        assert!(not_authentic(verify(
+            &lab,
+            &three,
+            &signed(&three[..2]),
+            &key,
+            None
+        )));
+        assert!(not_authentic(verify(
+            &lab,
+            &[],
+            &signed(&three),
+            &key,
+            None
+        )));
+        // Generations that jump or go back are refused even when signed.
+        let jump = [info(0, 1), info(2, 2)];
+        assert!(not_authentic(verify(
+            &lab,
+            &jump,
+            &signed(&jump),
+            &key,
+            None
+        )));
+        let back = [info(1, 1), info(0, 2)];
+        assert!(not_authentic(verify(
+            &lab,
+            &back,
+            &signed(&back),
+            &key,
+            None
+        )));
+
+        // Against what was seen: the same log needs no signature check (the head is
+        // cached); a shorter one is a rollback; a longer one must extend it.
+        assert_eq!(verify(&lab, &three, b"", &key, Some(&log)).unwrap(), log);
+        assert!(matches!(
+            verify(&lab, &three[..2], &signed(&three[..2]), &key, Some(&log)),
+            Err(Error::LogRollback {
+                seen: 3,
+                found: 2,
+                ..
+            })
+        ));
+        let mut fork = three.to_vec();
+        fork[2].entries += 1;
+        assert!(not_authentic(verify(
+            &lab,
+            &fork,
+            &signed(&fork),
+            &key,
+            Some(&log)
+        )));
+        fork.push(info(1, 9));
+        assert!(not_authentic(verify(
+            &lab,
+            &fork,
+            &signed(&fork),
+            &key,
+            Some(&log)
+        )));
+        let mut four = three.to_vec();
+        four.push(info(1, 4));
+        let longer = verify(&lab, &four, &signed(&four), &key, Some(&log)).unwrap();
+        assert_eq!(longer.epoch_count(), 4);
+        let empty = verify(&lab, &[], b"", &key, None).unwrap();
+        assert!(matches!(
+            verify(&lab, &[], b"", &key, Some(&longer)),
+            Err(Error::LogRollback { found: 0, .. })
+        ));
+        assert_eq!(empty.chain, CHAIN_START);
+    }
+
+    #[test]
+    fn a_record_verifies_only_at_its_place_with_its_bytes() {
+        let lab = ProviderId::new("lab").unwrap();
+        let records: Vec<(RecordId, Vec<u8>)> = (0..5u8)
+            .map(|i| (RecordId::from_bytes([i; 16]), vec![i; 40 + usize::from(i)]))
+            .collect();
+        let table = RecordTable::new(
+            records
+                .iter()
+                .map(|(id, bytes)| (*id, record_digest(bytes)))
+                .collect(),
+        )
+        .unwrap();
+        let mut epoch = info(0, 1);
+        epoch.records = 5;
+        epoch.records_root = table.root();
+        let log = VerifiedLog {
+            provider: lab,
+            epochs: vec![info(0, 0), epoch],
+            chain: CHAIN_START,
+        };
+        for (i, (id, bytes)) in records.iter().enumerate() {
+            let path = table.path(i).unwrap();
+            verify_record(&log, *id, 1, i as u32, &path, bytes).unwrap();
+            let refused = |id: RecordId, epoch: u32, index: u32, path: &[Digest], bytes: &[u8]| {
+                matches!(
+                    verify_record(&log, id, epoch, index, path, bytes),
+                    Err(Error::NotAuthentic { .. })
+                )
+            };
+            for at in 0..bytes.len() {
+                let mut flipped = bytes.clone();
+                flipped[at] ^= 1;
+                assert!(refused(*id, 1, i as u32, &path, &flipped));
+            }
+            assert!(refused(*id, 1, i as u32, &path, &bytes[..bytes.len() - 1]));
+            assert!(refused(records[(i + 1) % 5].0, 1, i as u32, &path, bytes));
+            assert!(refused(*id, 0, i as u32, &path, bytes));
+            assert!(refused(*id, 2, i as u32, &path, bytes));
+            assert!(refused(*id, 1, (i as u32 + 1) % 5, &path, bytes));
+            for p in 0..path.len() {
+                let mut bad = path.clone();
+                bad[p][0] ^= 1;
+                assert!(refused(*id, 1, i as u32, &bad, bytes));
+            }
+        }
+        assert!(matches!(
+            RecordTable::new(vec![
+                (RecordId::from_bytes([2; 16]), [0; 32]),
+                (RecordId::from_bytes([1; 16]), [0; 32])
+            ]),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 }

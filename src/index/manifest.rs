@@ -141,7 +141,10 @@ impl Manifest {
             let mut epochs: Vec<EpochInfo> = Vec::with_capacity(epoch_count);
             for _ in 0..epoch_count {
                 let info = read_commit(&mut r)?;
-                if epochs.last().is_some_and(|e| e.generation > info.generation) {
+                if epochs
+                    .last()
+                    .is_some_and(|e| e.generation > info.generation)
+                {
                     return Err(r.malformed("key generation goes back"));
                 }
                 epochs.push(info);

@@ -59,8 +59,8 @@ use crate::store::record_file::{self, RecordFileReader};
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
 use crate::store::table_file;
 use crate::store::{
-    Coverage, Digesting, LogTip, RecordInfo, SegmentSource, Store, View, check_ingest, lock,
-    read, write,
+    Coverage, Digesting, LogTip, RecordInfo, SegmentSource, Store, View, check_ingest, lock, read,
+    write,
 };
 
 const CATALOG: &str = "CATALOG";
@@ -103,8 +103,7 @@ impl DirIndex {
             .zip(&catalog.segments)
             .map(|(f, entry)| (f.clone() as Arc<dyn SegmentSource>, entry.coverage.clone()))
             .collect();
-        let view =
-            Arc::new(View::new(catalog.epochs.clone(), segments).with_logs(logs.clone()));
+        let view = Arc::new(View::new(catalog.epochs.clone(), segments).with_logs(logs.clone()));
         DirIndex {
             catalog,
             files,
@@ -138,7 +137,11 @@ fn load_logs(root: &Path, catalog: &Catalog) -> Result<BTreeMap<ProviderId, Arc<
         }
         let tip = LogTip {
             chain: log::chain_of(provider, epochs),
-            signature: catalog.signatures.get(provider).cloned().unwrap_or_default(),
+            signature: catalog
+                .signatures
+                .get(provider)
+                .cloned()
+                .unwrap_or_default(),
             tables,
         };
         logs.insert(provider.clone(), Arc::new(tip));

@@ -1,10 +1,10 @@
 //! Unit tests of `dir`.
 
 use super::*;
-use crate::store::disk::Step;
-use crate::store::disk::faults::FaultPlan;
 use crate::index::manifest::EpochInfo;
 use crate::keys::test_keys;
+use crate::store::disk::Step;
+use crate::store::disk::faults::FaultPlan;
 use crate::{Cloud, IndexBatch, MasterKey, PatientId, Provider};
 use std::collections::BTreeSet;
 

@@ -11,8 +11,8 @@ use crate::index::{IndexBatch, Segment};
 use crate::keys::identity::VerifyingKey;
 use crate::keys::{ProviderId, RecordId};
 use crate::store::{
-    Coverage, Digesting, LogTip, RecordInfo, SegmentSource, Store, View, check_ingest, lock,
-    read, write,
+    Coverage, Digesting, LogTip, RecordInfo, SegmentSource, Store, View, check_ingest, lock, read,
+    write,
 };
 
 /// Everything in memory; gone when dropped. `Send + Sync`.
@@ -40,8 +40,7 @@ impl MemIndex {
             .iter()
             .map(|(s, c)| (s.clone() as Arc<dyn SegmentSource>, c.clone()))
             .collect();
-        self.view =
-            Arc::new(View::new(self.epochs.clone(), segments).with_logs(self.logs.clone()));
+        self.view = Arc::new(View::new(self.epochs.clone(), segments).with_logs(self.logs.clone()));
     }
 }
 
@@ -79,7 +78,11 @@ impl Store for MemStore {
         let tip = check_ingest(&self.view(), batch, key)?;
         let provider = &batch.provider;
         let mut index = write(&self.index);
-        index.epochs.entry(provider.clone()).or_default().push(batch.info);
+        index
+            .epochs
+            .entry(provider.clone())
+            .or_default()
+            .push(batch.info);
         index.logs.insert(provider.clone(), Arc::new(tip));
         index.segments.push((
             Arc::new(Segment::new(batch.table.clone())),

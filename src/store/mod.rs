@@ -43,6 +43,8 @@ pub use dir::DirStore;
 pub use memory::MemStore;
 
 pub use segment_file::SegmentFile;
+#[cfg(feature = "fuzzing")]
+pub use table_file::parse_for_fuzzing as parse_record_table;
 
 // Every state change in the stores is a single assignment after all checks, so a lock
 // poisoned by a panic elsewhere guards a consistent state and is safe to use.
@@ -501,6 +503,89 @@ mod tests {
             Coverage::union([&union, &Coverage::epoch(&a, 3)]).ranges()[&a],
             vec![0..4, 5..6]
         );
+    }
+
+    /// A batch of `labels` (values all 7s) signed by `signer` as epoch `epoch` after
+    /// the chain `previous`.
+    fn signed(
+        epoch: u32,
+        generation: u32,
+        labels: &[u8],
+        previous: &Digest,
+        signer: &crate::keys::identity::SigningKey,
+    ) -> IndexBatch {
+        let table = crate::index::Table::from_unsorted(
+            labels
+                .iter()
+                .map(|&l| ([l; 16], [7; crate::index::VALUE_LEN]))
+                .collect(),
+        )
+        .unwrap();
+        IndexBatch::signed_for_test(
+            ProviderId::new("lab").unwrap(),
+            epoch,
+            generation,
+            table,
+            previous,
+            signer,
+        )
+    }
+
+    #[test]
+    fn ingest_checks_signature_epoch_generation_and_labels_before_changing_anything() {
+        use crate::keys::test_keys::{provider_a, provider_b};
+        let store = MemStore::new();
+        let key = provider_a().public().verifying;
+        let a = &provider_a().signing;
+        let b0 = signed(0, 0, &[1, 2], &log::CHAIN_START, a);
+        // Signed by someone else: refused.
+        let by_b = signed(0, 0, &[1, 2], &log::CHAIN_START, &provider_b().signing);
+        assert!(matches!(
+            store.append(&by_b, &key),
+            Err(Error::NotAuthentic { .. })
+        ));
+        // Signed over another history (a previous chain the store does not have).
+        let elsewhere = signed(0, 0, &[1, 2], &[9; 32], a);
+        assert!(matches!(
+            store.append(&elsewhere, &key),
+            Err(Error::NotAuthentic { .. })
+        ));
+        assert!(store.view().epochs().is_empty());
+        store.append(&b0, &key).unwrap();
+        let chain = store.view().logs()[b0.provider()].chain;
+        assert_eq!(chain, log::chain_of(b0.provider(), &[b0.info]));
+        // Signed, but a generation that jumps, and a label that exists already.
+        let jump = signed(1, 2, &[3], &chain, a);
+        assert!(matches!(
+            store.append(&jump, &key),
+            Err(Error::InvalidArgument(_))
+        ));
+        let collision = signed(1, 0, &[2, 3], &chain, a);
+        assert!(matches!(
+            store.append(&collision, &key),
+            Err(Error::LabelCollision)
+        ));
+        let before = store.view();
+        assert_eq!(before.epochs()[b0.provider()].len(), 1);
+        let b1 = signed(1, 1, &[3], &chain, a);
+        store.append(&b1, &key).unwrap();
+        let chain = store.view().logs()[b0.provider()].chain;
+        let back = signed(2, 0, &[4], &chain, a);
+        assert!(matches!(
+            store.append(&back, &key),
+            Err(Error::GenerationRegressed {
+                current: 1,
+                found: 0
+            })
+        ));
+        // A replay is out of order before anything else.
+        assert!(matches!(
+            store.append(&b0, &key),
+            Err(Error::EpochOutOfOrder {
+                expected: 2,
+                found: 0
+            })
+        ));
     }
 
     /// A segment holding one entry, `label → [tag; VALUE_LEN]`.

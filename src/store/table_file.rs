@@ -43,20 +43,31 @@ pub(crate) fn read(path: &Path, name: &str, info: &EpochInfo) -> Result<RecordTa
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(corrupt("missing")),
         Err(e) => return Err(e).at("read", path),
     };
-    let parsed = (|| {
-        let mut r = Reader::new(&bytes, "record table file");
-        r.preamble(TABLE_MAGIC, TABLE_VERSION, &[0])?;
-        let count = r.count(CountWidth::U32, 48, "record count")?;
-        let mut entries: Vec<(RecordId, Digest)> = Vec::with_capacity(count);
-        for _ in 0..count {
-            entries.push((RecordId::from_bytes(r.array("record id")?), r.array("digest")?));
-        }
-        r.finish()?;
-        RecordTable::new(entries)
-    })()
-    .map_err(|e| corrupt(&e.to_string()))?;
+    let parsed = parse(&bytes).map_err(|e| corrupt(&e.to_string()))?;
     if parsed.len() != info.records as usize || parsed.root() != info.records_root {
         return Err(corrupt("differs from the catalog's commitment"));
     }
     Ok(parsed)
+}
+
+/// Parses a record table file's bytes (no check against a commitment).
+pub(crate) fn parse(bytes: &[u8]) -> Result<RecordTable> {
+    let mut r = Reader::new(bytes, "record table file");
+    r.preamble(TABLE_MAGIC, TABLE_VERSION, &[0])?;
+    let count = r.count(CountWidth::U32, 48, "record count")?;
+    let mut entries: Vec<(RecordId, Digest)> = Vec::with_capacity(count);
+    for _ in 0..count {
+        entries.push((
+            RecordId::from_bytes(r.array("record id")?),
+            r.array("digest")?,
+        ));
+    }
+    r.finish()?;
+    RecordTable::new(entries)
+}
+
+/// For the fuzz target: parses a record table file; its entry count and root.
+#[cfg(feature = "fuzzing")]
+pub fn parse_for_fuzzing(bytes: &[u8]) -> Result<(usize, Digest)> {
+    parse(bytes).map(|t| (t.len(), t.root()))
 }
