@@ -101,3 +101,43 @@ fn index_example_matches() {
     pair.extend_from_slice(&key.seal_block(0, &[(record, Op::Add)]));
     assert_eq!(hex::encode(&pair), hex::encode(example("index-entry")));
 }
+
+#[test]
+fn signed_log_example_matches() {
+    use crate::index::log::{self, RecordTable};
+    use crate::index::manifest::EpochInfo;
+    // The index example's one entry as epoch 0 of city-lab, generation 0, committing
+    // the sealed-record example.
+    let (_, provider, _) = example_inputs();
+    let entry = example("index-entry");
+    let (label, value) = entry.split_at(16);
+    let table = crate::index::Table::from_unsorted(vec![(
+        label.try_into().unwrap(),
+        value.try_into().unwrap(),
+    )])
+    .unwrap();
+    let record = RecordId::from_bytes(
+        hex::decode("00112233445566778899aabbccddeeff")
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    let records =
+        RecordTable::new(vec![(record, log::record_digest(&example("sealed-record")))]).unwrap();
+    let info = EpochInfo {
+        generation: 0,
+        entries: 1,
+        pairs_root: log::pairs_root(&table),
+        records: 1,
+        records_root: records.root(),
+    };
+    let mut commit = Vec::new();
+    log::encode_commit(&info, &mut commit);
+    assert_eq!(hex::encode(&commit), hex::encode(example("log-commit")));
+    let chain = log::next_chain(&provider, 0, &info, &log::CHAIN_START);
+    assert_eq!(hex::encode(chain), hex::encode(example("log-chain")));
+    assert_eq!(
+        hex::encode(log::head_message(&provider, 1, &chain)),
+        hex::encode(example("log-head"))
+    );
+}

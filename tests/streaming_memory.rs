@@ -62,7 +62,8 @@ fn seal_and_open_256_mib_in_bounded_memory() {
         &PatientId::new("MRN-7").unwrap(),
         0,
     );
-    let record = patient.record_key(RecordId::generate().unwrap());
+    let record_id = RecordId::generate().unwrap();
+    let record = patient.record_key(record_id);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("image.sealed");
     let chunk = DEFAULT_CHUNK_SIZE as usize;
@@ -122,7 +123,14 @@ fn seal_and_open_256_mib_in_bounded_memory() {
 
     // The directory store takes the sealed image from the file and serves it back as a
     // stream, neither holding it whole: its copy buffer is 1 MiB, its reader's 256 KiB.
-    let cloud = medvault::Cloud::open(dir.path().join("store")).unwrap();
+    // The radiology department commits the file's digest in a signed batch first (its
+    // own hashing pass reads 64 KiB at a time).
+    let cloud = common::open_cloud(dir.path().join("store"), &["radiology"]);
+    let mut radiology = common::new_provider("radiology", master.clone());
+    radiology
+        .commit_record(record_id, File::open(&path).unwrap())
+        .unwrap();
+    cloud.ingest(radiology.finish().unwrap()).unwrap();
     let (stored, store_peak) = common::counting_alloc::peak_during(|| {
         cloud
             .put_record_from(BufReader::new(File::open(&path).unwrap()))
