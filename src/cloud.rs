@@ -39,17 +39,21 @@ const MAX_RECORD_HEADER: usize = 42 + 64;
 /// answers queries, and brokers access requests and grants.
 ///
 /// ```
-/// use medvault::{Cloud, Combine, MasterKey, PatientId, Provider, ProviderId, Requester};
+/// use medvault::{Cloud, Combine, Identity, MasterKey, PatientId, Provider, ProviderId, Requester};
 ///
 /// let cloud = Cloud::new(); // `Cloud::open(dir)` for the crash-safe directory store
-/// let mut lab = Provider::new(ProviderId::new("city-lab")?, MasterKey::generate()?);
+/// let keys = Identity::generate_with_bits(2048)?; // the lab's: signs its uploads
+/// let id = ProviderId::new("city-lab")?;
+/// cloud.register_provider(id.clone(), keys.public())?;
+/// let mut lab = Provider::new(id.clone(), MasterKey::generate()?, keys.signing.clone());
 /// let alice = PatientId::new("+15550100")?;
 /// let record = lab.add_record(&alice, b"K 4.1 mmol/L", &["potassium"])?;
-/// cloud.put_record(record.bytes)?;
-/// cloud.ingest(lab.finish()?)?; // one epoch of the lab's encrypted index
+/// cloud.ingest(lab.finish()?)?; // one signed epoch of the lab's encrypted index
+/// cloud.put_record(record.bytes)?; // the bytes that epoch committed, nothing else
 /// cloud.merge()?; // by label, without any key
 ///
 /// let mut doctor = Requester::new();
+/// doctor.trust_provider(id, keys.public().verifying)?;
 /// doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
 /// let query = doctor.query(&alice, &["Potassium"], Combine::Or, &cloud.manifest())?;
 /// let answer = cloud.search(query.query())?; // the cloud sees no keyword, no patient

@@ -122,8 +122,11 @@ fn signed_log_example_matches() {
             .try_into()
             .unwrap(),
     );
-    let records =
-        RecordTable::new(vec![(record, log::record_digest(&example("sealed-record")))]).unwrap();
+    let records = RecordTable::new(vec![(
+        record,
+        log::record_digest(&example("sealed-record")),
+    )])
+    .unwrap();
     let info = EpochInfo {
         generation: 0,
         entries: 1,

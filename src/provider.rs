@@ -167,9 +167,14 @@ pub struct SealedRecord {
 /// A data owner: seals records and builds index batches under its own keys.
 ///
 /// ```
-/// use medvault::{MasterKey, PatientId, Provider, ProviderId};
+/// use medvault::{Identity, MasterKey, PatientId, Provider, ProviderId};
 ///
-/// let mut hospital = Provider::new(ProviderId::new("st-mary")?, MasterKey::generate()?);
+/// let keys = Identity::generate_with_bits(2048)?; // registered with the cloud
+/// let mut hospital = Provider::new(
+///     ProviderId::new("st-mary")?,
+///     MasterKey::generate()?,
+///     keys.signing.clone(),
+/// );
 /// let maria = PatientId::new("+15551000000")?;
 /// let note = hospital.add_record(&maria, b"Clinic visit: diabetes, metformin", &["diabetes"])?;
 /// hospital.index(&maria, note.id, &["metformin"])?; // more keywords, same epoch

@@ -95,17 +95,22 @@ impl SearchResults {
 /// answer is checked against the postings before any record is opened.
 ///
 /// ```
-/// use medvault::{Cloud, Combine, MasterKey, PatientId, Provider, ProviderId, Requester};
+/// use medvault::{Cloud, Combine, Identity, MasterKey, PatientId, Provider, ProviderId, Requester};
 ///
 /// let cloud = Cloud::new();
 /// let maria = PatientId::new("+15551000000")?;
 /// let mut doctor = Requester::new();
 /// for name in ["st-mary", "city-lab"] {
-///     let mut provider = Provider::new(ProviderId::new(name)?, MasterKey::generate()?);
+///     let (id, keys) = (ProviderId::new(name)?, Identity::generate_with_bits(2048)?);
+///     cloud.register_provider(id.clone(), keys.public())?;
+///     let mut provider = Provider::new(id.clone(), MasterKey::generate()?, keys.signing.clone());
 ///     let note = format!("{name}: HbA1c 7.9 %, on metformin");
-///     cloud.put_record(provider.add_record(&maria, note.as_bytes(), &["metformin"])?.bytes)?;
+///     let record = provider.add_record(&maria, note.as_bytes(), &["metformin"])?;
 ///     cloud.ingest(provider.finish()?)?;
-///     // In practice the key arrives in a grant (`accept_grant`).
+///     cloud.put_record(record.bytes)?;
+///     // In practice the key arrives in a grant (`accept_grant`), which also pins the
+///     // provider's keys.
+///     doctor.trust_provider(id, keys.public().verifying)?;
 ///     doctor.add_patient_key(maria.clone(), provider.patient_key(&maria));
 /// }
 /// let query = doctor.query(&maria, &["metformin"], Combine::And, &cloud.manifest())?;

@@ -23,7 +23,11 @@ use super::*;
 ///
 /// let cloud = Cloud::new();
 /// let lab_keys = Identity::generate()?; // RSA-3072 signing and encryption pairs
-/// let mut lab = Provider::new(ProviderId::new("city-lab")?, MasterKey::generate()?);
+/// let lab = Provider::new(
+///     ProviderId::new("city-lab")?,
+///     MasterKey::generate()?,
+///     lab_keys.signing.clone(),
+/// );
 /// cloud.register_provider(lab.id().clone(), lab_keys.public())?;
 /// let maria = PatientId::new("+15551000000")?;
 ///
