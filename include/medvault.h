@@ -257,6 +257,19 @@ typedef struct medvault_sealer medvault_sealer;
 // freed. Immutable: may be shared between threads.
 typedef struct medvault_search_results medvault_search_results;
 
+// Bytes the library allocated and the caller owns: a sealed record, a batch, a
+// plaintext. Free with `medvault_bytes_free`, which wipes them first.
+//
+// Declare it empty (`medvault_bytes out = {0};`) before passing it as an output: a
+// function refuses to overwrite a non-empty one, so nothing leaks. Text outputs are
+// UTF-8 and not NUL-terminated; use `len`.
+typedef struct medvault_bytes {
+  // The bytes, or NULL when `len` is 0.
+  uint8_t *data;
+  // Number of bytes.
+  size_t len;
+} medvault_bytes;
+
 // One access request as the admin sees it. The strings belong to the view.
 typedef struct medvault_request_summary {
   // The request's id.
@@ -286,19 +299,6 @@ typedef struct medvault_file_details {
   // Upload time (unix seconds).
   uint64_t uploaded_at;
 } medvault_file_details;
-
-// Bytes the library allocated and the caller owns: a sealed record, a batch, a
-// plaintext. Free with `medvault_bytes_free`, which wipes them first.
-//
-// Declare it empty (`medvault_bytes out = {0};`) before passing it as an output: a
-// function refuses to overwrite a non-empty one, so nothing leaks. Text outputs are
-// UTF-8 and not NUL-terminated; use `len`.
-typedef struct medvault_bytes {
-  // The bytes, or NULL when `len` is 0.
-  uint8_t *data;
-  // Number of bytes.
-  size_t len;
-} medvault_bytes;
 
 // What an opened request asks for. The pointers belong to the request handle.
 typedef struct medvault_opened_request_info {
@@ -366,6 +366,29 @@ extern "C" {
 medvault_status medvault_cloud_register_provider(const struct medvault_cloud *cloud,
                                                  const char *provider_id,
                                                  const struct medvault_public_identity *keys);
+
+// Issues a re-keying statement: `provider_id`'s keys become `new_keys`, signed by the
+// signing key of `old` (the identity it registered). Hand it to the cloud
+// (`medvault_cloud_rekey_provider`) and to requesters (`medvault_requester_follow_rekey`);
+// then sign batches with the new identity (`medvault_provider_resume`).
+//
+// # Safety
+// `provider_id` NUL-terminated; `old` and `new_keys` live; `out` an empty
+// `medvault_bytes`.
+medvault_status medvault_rekey_issue(const char *provider_id,
+                                     const struct medvault_identity *old,
+                                     const struct medvault_public_identity *new_keys,
+                                     struct medvault_bytes *out);
+
+// Replaces a registered provider's keys with a re-keying statement signed by its
+// registered signing key (`MEDVAULT_STATUS_SIGNATURE_INVALID`,
+// `MEDVAULT_STATUS_NOT_FOUND`; nothing changes on error).
+//
+// # Safety
+// `cloud` live; `rekey` `rekey_len` bytes.
+medvault_status medvault_cloud_rekey_provider(const struct medvault_cloud *cloud,
+                                              const uint8_t *rekey,
+                                              size_t rekey_len);
 
 // `provider_id`'s public keys from the directory; `MEDVAULT_STATUS_NOT_FOUND` if it
 // is not registered.
@@ -978,6 +1001,16 @@ void medvault_requester_free(struct medvault_requester *requester);
 medvault_status medvault_requester_trust_provider(struct medvault_requester *requester,
                                                   const char *provider_id,
                                                   const struct medvault_public_identity *keys);
+
+// Follows a provider's re-keying statement (`medvault_rekey_issue`): it must be signed
+// by the keys pinned for its provider (`MEDVAULT_STATUS_NOT_FOUND` if none,
+// `MEDVAULT_STATUS_SIGNATURE_INVALID`); then the new keys are pinned instead.
+//
+// # Safety
+// `requester` live; `rekey` `rekey_len` bytes.
+medvault_status medvault_requester_follow_rekey(struct medvault_requester *requester,
+                                                const uint8_t *rekey,
+                                                size_t rekey_len);
 
 // Accepts a grant answering `pending`: verifies it against `issuer` (the provider's
 // public keys the requester pinned), checks it is addressed to `me`, valid at `now`

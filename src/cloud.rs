@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
-use crate::grant::{AccessRequest, Grant};
+use crate::grant::{AccessRequest, Grant, Rekey};
 use crate::grant::{AdminView, Broker};
 use crate::index::IndexBatch;
 use crate::index::manifest::{Manifest, ProviderManifest};
@@ -220,9 +220,17 @@ impl Cloud {
     ///
     /// First-come: once a provider id has keys, registering other keys under it is
     /// [`Error::AlreadyRegistered`] and changes nothing (the same keys again are
-    /// accepted). Re-keying a provider, signed by its old key, is not supported yet.
+    /// accepted); a provider changes its keys with [`Cloud::rekey_provider`].
     pub fn register_provider(&self, provider: ProviderId, keys: PublicIdentity) -> Result<()> {
         self.broker_write().register(provider, keys)
+    }
+
+    /// Replaces a registered provider's keys with a [`Rekey`] statement signed by its
+    /// registered signing key ([`Error::SignatureInvalid`], [`Error::NotFound`]; nothing
+    /// changes on error). Its next batches are verified under the new key.
+    pub fn rekey_provider(&self, rekey: &[u8]) -> Result<()> {
+        let rekey = Rekey::from_bytes(rekey)?;
+        self.broker_write().rekey(&rekey)
     }
 
     /// A provider's public keys from the directory.

@@ -56,7 +56,8 @@ mod wire;
 pub use cloud::Cloud;
 pub use error::{Error, KeyMismatch, Result};
 pub use grant::{
-    AccessRequest, Grant, GrantedKey, OpenedGrant, OpenedRequest, PendingRequest, Scope, ScopeKind,
+    AccessRequest, Grant, GrantedKey, OpenedGrant, OpenedRequest, PendingRequest, Rekey, Scope,
+    ScopeKind,
 };
 pub use grant::{AdminView, RequestStatus, RequestSummary};
 pub use index::keyword;

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::grant::{Grant, GrantedKey, OpenedGrant, PendingRequest};
+use crate::grant::{Grant, GrantedKey, OpenedGrant, PendingRequest, Rekey};
 use crate::index::keyword;
 use crate::index::log::{self, VerifiedLog};
 use crate::index::manifest::Manifest;
@@ -168,6 +168,21 @@ impl Requester {
                 Ok(())
             }
         }
+    }
+
+    /// Follows a provider's re-keying: `rekey` must be signed by the key pinned for its
+    /// provider ([`Error::NotFound`] if none is pinned, [`Error::SignatureInvalid`]);
+    /// then its new verifying key is pinned instead. The log seen so far stays: its
+    /// chain does not depend on the key, so rollback protection carries over.
+    pub fn follow_rekey(&mut self, rekey: &Rekey) -> Result<()> {
+        let pinned = self
+            .pinned
+            .get(rekey.provider())
+            .ok_or(Error::NotFound("a pinned key for the provider"))?;
+        rekey.verify(pinned)?;
+        self.pinned
+            .insert(rekey.provider().clone(), rekey.new_keys().verifying.clone());
+        Ok(())
     }
 
     /// Adds the key of one record (what a grant of one record delivers).

@@ -1134,3 +1134,93 @@ fn the_requester_builds_tokens_only_from_a_signed_log_and_never_goes_back() {
         .query(&alice, &["diabetes"], Combine::Or, &old)
         .unwrap();
 }
+
+#[test]
+fn a_provider_rekeys_with_a_statement_signed_by_its_old_key() {
+    use medvault::Rekey;
+    let (old, new) = (common::identity(), common::other_identity());
+    let (cloud, lab, alice, _) = forward_privacy_setup();
+    let id = lab.id().clone();
+    let mut doctor = Requester::new();
+    common::trust(&mut doctor, id.as_str());
+    doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    doctor
+        .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
+        .unwrap();
+
+    // Someone else's statement, or one for an unregistered provider: refused.
+    let by_new = Rekey::issue(&id, &new.signing, &new.public());
+    assert!(matches!(by_new, Err(Error::InvalidArgument(_))));
+    let forged = Rekey::issue(&id, &new.signing, &old.public()).unwrap();
+    assert!(matches!(
+        cloud.rekey_provider(&forged.to_bytes()),
+        Err(Error::SignatureInvalid)
+    ));
+    let ghost = Rekey::issue(
+        &ProviderId::new("ghost").unwrap(),
+        &old.signing,
+        &new.public(),
+    )
+    .unwrap();
+    assert!(matches!(
+        cloud.rekey_provider(&ghost.to_bytes()),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(cloud.provider_keys(&id).unwrap(), old.public());
+
+    // The real statement: the directory follows, and the provider signs with the new key.
+    let rekey = Rekey::issue(&id, &old.signing, &new.public()).unwrap();
+    cloud.rekey_provider(&rekey.to_bytes()).unwrap();
+    assert_eq!(cloud.provider_keys(&id).unwrap(), new.public());
+    let state = lab.state();
+    let mut stale = Provider::resume(
+        id.clone(),
+        MasterKey::from_bytes([4; 32]),
+        old.signing.clone(),
+        state,
+    );
+    let mut lab = Provider::resume(
+        id.clone(),
+        MasterKey::from_bytes([4; 32]),
+        new.signing.clone(),
+        state,
+    );
+    let rec = lab
+        .add_record(&alice, b"after re-keying", &["diabetes"])
+        .unwrap();
+    assert!(matches!(
+        cloud.ingest(stale.finish().unwrap()),
+        Err(Error::NotAuthentic { .. })
+    ));
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+    cloud.put_record(rec.bytes).unwrap();
+
+    // The doctor pinned the old key: the new head does not verify until it follows the
+    // statement, which must be signed by the key it pinned.
+    assert!(matches!(
+        doctor.query(&alice, &["diabetes"], Combine::Or, &cloud.manifest()),
+        Err(Error::NotAuthentic { .. })
+    ));
+    assert!(matches!(
+        doctor.follow_rekey(&forged),
+        Err(Error::SignatureInvalid)
+    ));
+    doctor
+        .follow_rekey(&Rekey::from_bytes(&rekey.to_bytes()).unwrap())
+        .unwrap();
+    let q = doctor
+        .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    assert_eq!(
+        doctor
+            .open(&q, &cloud.search(q.query()).unwrap())
+            .unwrap()
+            .record_count(),
+        6
+    );
+    // The old statement again changes nothing: the registered key is the new one now.
+    assert!(matches!(
+        cloud.rekey_provider(&rekey.to_bytes()),
+        Err(Error::SignatureInvalid)
+    ));
+}

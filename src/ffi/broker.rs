@@ -4,9 +4,9 @@
 
 use std::ffi::{CString, c_char};
 
-use super::bytes::medvault_list;
+use super::bytes::{empty_output, medvault_bytes, medvault_list, put};
 use super::cloud::medvault_cloud;
-use super::identity::{medvault_public_identity, public_handle};
+use super::identity::{medvault_identity, medvault_public_identity, public_handle};
 use super::keys::MEDVAULT_RECORD_ID_LEN;
 use super::keys::parse_provider;
 use super::status::medvault_status;
@@ -14,8 +14,8 @@ use super::{
     array, c_text, ffi_status, ffi_value, free_handle, handle, input, into_handle, invalid, output,
     text, write_array,
 };
-use crate::grant::ScopeKind;
 use crate::grant::{AdminView, RequestStatus};
+use crate::grant::{Rekey, ScopeKind};
 
 /// A snapshot of what the cloud admin sees: access requests and stored files. No
 /// patient id, no key, no keyword. Read-only: may be shared between threads.
@@ -131,6 +131,61 @@ pub unsafe extern "C" fn medvault_cloud_register_provider(
         cloud
             .cloud
             .register_provider(parse_provider(provider)?, keys.public.clone())?;
+        Ok(())
+    })
+}
+
+/// Issues a re-keying statement: `provider_id`'s keys become `new_keys`, signed by the
+/// signing key of `old` (the identity it registered). Hand it to the cloud
+/// (`medvault_cloud_rekey_provider`) and to requesters (`medvault_requester_follow_rekey`);
+/// then sign batches with the new identity (`medvault_provider_resume`).
+///
+/// # Safety
+/// `provider_id` NUL-terminated; `old` and `new_keys` live; `out` an empty
+/// `medvault_bytes`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_rekey_issue(
+    provider_id: *const c_char,
+    old: *const medvault_identity,
+    new_keys: *const medvault_public_identity,
+    out: *mut medvault_bytes,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (provider, old, new_keys, out) = unsafe {
+            (
+                text(provider_id, "provider_id")?,
+                handle(old, "old")?,
+                handle(new_keys, "new_keys")?,
+                empty_output(out, "out")?,
+            )
+        };
+        let rekey = Rekey::issue(
+            &parse_provider(provider)?,
+            &old.identity.signing,
+            &new_keys.public,
+        )?;
+        put(out, rekey.to_bytes())
+    })
+}
+
+/// Replaces a registered provider's keys with a re-keying statement signed by its
+/// registered signing key (`MEDVAULT_STATUS_SIGNATURE_INVALID`,
+/// `MEDVAULT_STATUS_NOT_FOUND`; nothing changes on error).
+///
+/// # Safety
+/// `cloud` live; `rekey` `rekey_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_cloud_rekey_provider(
+    cloud: *const medvault_cloud,
+    rekey: *const u8,
+    rekey_len: usize,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (cloud, rekey) =
+            unsafe { (handle(cloud, "cloud")?, input(rekey, rekey_len, "rekey")?) };
+        cloud.cloud.rekey_provider(rekey)?;
         Ok(())
     })
 }

@@ -130,6 +130,33 @@ pub unsafe extern "C" fn medvault_requester_trust_provider(
     })
 }
 
+/// Follows a provider's re-keying statement (`medvault_rekey_issue`): it must be signed
+/// by the keys pinned for its provider (`MEDVAULT_STATUS_NOT_FOUND` if none,
+/// `MEDVAULT_STATUS_SIGNATURE_INVALID`); then the new keys are pinned instead.
+///
+/// # Safety
+/// `requester` live; `rekey` `rekey_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_requester_follow_rekey(
+    requester: *mut medvault_requester,
+    rekey: *const u8,
+    rekey_len: usize,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (requester, rekey) = unsafe {
+            (
+                handle_mut(requester, "requester")?,
+                input(rekey, rekey_len, "rekey")?,
+            )
+        };
+        requester
+            .requester
+            .follow_rekey(&crate::grant::Rekey::from_bytes(rekey)?)?;
+        Ok(())
+    })
+}
+
 /// Accepts a grant answering `pending`: verifies it against `issuer` (the provider's
 /// public keys the requester pinned), checks it is addressed to `me`, valid at `now`
 /// (unix seconds) and answers exactly that request; then adds its key and pins

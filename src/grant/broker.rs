@@ -72,6 +72,20 @@ pub(crate) struct Broker {
 }
 
 impl Broker {
+    /// Replaces a registered provider's keys with those of `rekey`, if it is signed by
+    /// the registered signing key ([`Error::NotFound`] for an unregistered provider,
+    /// [`Error::SignatureInvalid`] otherwise; nothing changes on error).
+    pub(crate) fn rekey(&mut self, rekey: &super::Rekey) -> Result<()> {
+        let registered = self
+            .directory
+            .get(rekey.provider())
+            .ok_or(Error::NotFound("the provider's keys in the directory"))?;
+        rekey.verify(&registered.verifying)?;
+        self.directory
+            .insert(rekey.provider().clone(), rekey.new_keys().clone());
+        Ok(())
+    }
+
     /// First-come: a provider id takes the keys it is first registered with; the same
     /// keys again are accepted, other keys are [`Error::AlreadyRegistered`].
     pub(crate) fn register(&mut self, provider: ProviderId, keys: PublicIdentity) -> Result<()> {

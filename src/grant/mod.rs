@@ -24,12 +24,14 @@
 
 mod broker;
 mod granted;
+mod rekey;
 mod request;
 mod sealing;
 
 pub(crate) use broker::Broker;
 pub use broker::{AdminView, RequestStatus, RequestSummary};
 pub use granted::{Grant, GrantedKey, OpenedGrant};
+pub use rekey::Rekey;
 pub use request::{AccessRequest, OpenedRequest, PendingRequest};
 
 use zeroize::Zeroizing;

@@ -737,6 +737,38 @@ int main(int argc, char **argv) {
   medvault_prepared_query_free(prepared);
   medvault_prepared_query_free(NULL);
 
+  /* ---- Re-keying, signed by the old key: the cloud and the requester follow it. */
+  medvault_public_identity *other_pub = NULL;
+  OK(medvault_identity_public(other, &other_pub));
+  medvault_bytes rekey = {0}, forged_rekey = {0};
+  NUL(medvault_rekey_issue(NULL, hospital_id, other_pub, &rekey));
+  NUL(medvault_rekey_issue(PROVIDER, NULL, other_pub, &rekey));
+  NUL(medvault_rekey_issue(PROVIDER, hospital_id, NULL, &rekey));
+  NUL(medvault_rekey_issue(PROVIDER, hospital_id, other_pub, NULL));
+  INVALID(medvault_rekey_issue(PROVIDER, hospital_id, hospital_pub, &rekey)); /* same key */
+  OK(medvault_rekey_issue(PROVIDER, other, hospital_pub, &forged_rekey));      /* wrong signer */
+  OK(medvault_rekey_issue(PROVIDER, hospital_id, other_pub, &rekey));
+  NUL(medvault_cloud_rekey_provider(NULL, rekey.data, rekey.len));
+  NUL(medvault_cloud_rekey_provider(cloud, NULL, rekey.len));
+  EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_rekey_provider(cloud, (const uint8_t *)"garbage garbage", 15));
+  EXPECT(MEDVAULT_STATUS_SIGNATURE_INVALID, medvault_cloud_rekey_provider(cloud, forged_rekey.data, forged_rekey.len));
+  OK(medvault_cloud_rekey_provider(cloud, rekey.data, rekey.len));
+  EXPECT(MEDVAULT_STATUS_SIGNATURE_INVALID, medvault_cloud_rekey_provider(cloud, rekey.data, rekey.len)); /* replay */
+  NUL(medvault_requester_follow_rekey(NULL, rekey.data, rekey.len));
+  NUL(medvault_requester_follow_rekey(requester, NULL, rekey.len));
+  EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_requester_follow_rekey(requester, rekey.data, 10));
+  EXPECT(MEDVAULT_STATUS_SIGNATURE_INVALID, medvault_requester_follow_rekey(requester, forged_rekey.data, forged_rekey.len));
+  OK(medvault_requester_follow_rekey(requester, rekey.data, rekey.len));
+  /* Batches signed with the old key are refused from now on. */
+  medvault_bytes old_signed = {0};
+  OK(medvault_cloud_next_epoch(cloud, PROVIDER, &next_epoch));
+  OK(medvault_provider_finish_batch_at(provider, next_epoch, &old_signed));
+  EXPECT(MEDVAULT_STATUS_NOT_AUTHENTIC, medvault_cloud_ingest(cloud, old_signed.data, old_signed.len));
+  medvault_bytes_free(&old_signed);
+  medvault_bytes_free(&rekey);
+  medvault_bytes_free(&forged_rekey);
+  medvault_public_identity_free(other_pub);
+
   /* Freed, then NULL: every later call is a clean NULL_ARGUMENT. */
   medvault_requester_free(requester);
   requester = NULL;
