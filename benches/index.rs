@@ -267,12 +267,71 @@ fn bench_merge(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a doctor waits for, verification included: the query (tokens from the
+/// provider's signed log, its head already verified and cached), the cloud's search,
+/// and the requester's checks and decryption of the answer. One provider, 64 epochs of
+/// 1,000 background postings each; the target patient's records are stored and sealed
+/// (2 KiB notes), one in epoch 31 for `1-result`, 1,000 spread over the epochs for
+/// `1000-results`.
+fn bench_verified_search(c: &mut Criterion) {
+    let mut group = c.benchmark_group("index/verified-search");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4));
+    for results in [1usize, 1000] {
+        let world = OnceCell::new();
+        group.throughput(Throughput::Elements(results as u64));
+        group.bench_function(
+            BenchmarkId::new("64-epochs", format!("{results}-results")),
+            |b| {
+                let (cloud, doctor, target) = world.get_or_init(|| {
+                    let cloud = cloud();
+                    let mut p = provider();
+                    let target = patient(9_999_999);
+                    let note = vec![b'n'; 2048];
+                    for e in 0..64usize {
+                        queue(&mut p, 1_000, 4, e + 1);
+                        let mine = if results == 1 {
+                            usize::from(e == 31)
+                        } else {
+                            (0..results).filter(|i| i * 64 / results == e).count()
+                        };
+                        let sealed: Vec<Vec<u8>> = (0..mine)
+                            .map(|_| p.add_record(&target, &note, &["needle"]).unwrap().bytes)
+                            .collect();
+                        cloud.ingest(p.finish().unwrap()).unwrap();
+                        for bytes in sealed {
+                            cloud.put_record(bytes).unwrap();
+                        }
+                    }
+                    cloud.merge().unwrap();
+                    let mut doctor = Requester::new();
+                    keys::trust(&mut doctor, "bench-lab");
+                    doctor.add_patient_key(target.clone(), p.patient_key(&target));
+                    (cloud, doctor, target)
+                });
+                let run = || {
+                    let q = doctor
+                        .query(target, &["needle"], Combine::Or, &cloud.manifest())
+                        .unwrap();
+                    doctor.open(&q, &cloud.search(q.query()).unwrap()).unwrap()
+                };
+                // The first run verifies the head's signature; the timed ones use the cache.
+                assert_eq!(run().record_count(), results);
+                b.iter(|| black_box(run()))
+            },
+        );
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_build,
     bench_queue,
     bench_search,
     bench_open_results,
+    bench_verified_search,
     bench_merge
 );
 criterion_main!(benches);

@@ -136,12 +136,11 @@ impl Cloud {
     /// The digest the provider's signed log commits for `record`, or
     /// [`Error::NotAuthentic`]: a record no signed batch committed is refused.
     fn committed_digest(&self, provider: &ProviderId, record: RecordId) -> Result<Digest> {
+        let view = self.store.view();
         self.store
-            .view()
-            .logs()
-            .get(provider)
-            .and_then(|tip| tip.find_record(record))
-            .map(|(_, _, digest)| digest)
+            .record_place(provider, record)
+            .and_then(|place| view.logs().get(provider)?.record_at(place))
+            .map(|(digest, _)| digest)
             .ok_or_else(|| Error::NotAuthentic {
                 provider: provider.to_string(),
                 what: "record (no signed batch commits it)",
@@ -386,26 +385,18 @@ impl Cloud {
             let mut missing = Vec::new();
             let tip = view.logs().get(&tokens.provider);
             for (id, record) in selected.into_iter().zip(fetched) {
-                let Some(bytes) = record? else {
-                    missing.push(id);
-                    continue;
-                };
-                // Every stored record was committed by a signed batch (`put_record`).
-                let proof = tip
-                    .and_then(|tip| {
-                        let (epoch, at, _) = tip.find_record(id)?;
-                        let path = tip.tables[epoch as usize].path(at)?;
-                        Some(RecordProof {
-                            epoch,
-                            index: at as u32,
-                            path,
-                        })
-                    })
-                    .ok_or_else(|| Error::Corrupt {
-                        what: "store: a stored record that no signed batch commits".to_owned(),
-                    })?;
-                records.push((id, bytes));
-                proofs.push(proof);
+                // Every stored record was committed by a signed batch (`put_record`);
+                // one committed after this search's snapshot cannot be proven in it
+                // and is listed as missing, as it would have been a moment earlier.
+                let place = self.store.record_place(&tokens.provider, id);
+                let proven = place.and_then(|place| Some((place, tip?.record_at(place)?)));
+                match (record?, proven) {
+                    (Some(bytes), Some(((epoch, index), (_, path)))) => {
+                        records.push((id, bytes));
+                        proofs.push(RecordProof { epoch, index, path });
+                    }
+                    _ => missing.push(id),
+                }
             }
             providers.push(ProviderResponse {
                 provider: tokens.provider.clone(),
@@ -426,3 +417,7 @@ fn system_clock() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+#[path = "cloud_tests.rs"]
+mod tests;

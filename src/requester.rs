@@ -351,13 +351,7 @@ impl Requester {
         }
         let mut providers = Vec::with_capacity(asked.len());
         for ((tokens, log), answer) in asked.iter().zip(&prepared.logs).zip(&response.providers) {
-            token::check_answer(
-                tokens,
-                log,
-                prepared.keywords.len(),
-                prepared.query.combine,
-                answer,
-            )?;
+            token::check_shape(tokens, log, prepared.keywords.len(), answer)?;
             let keys = self
                 .keys
                 .get(&(answer.provider.clone(), prepared.patient.clone()))
@@ -378,14 +372,22 @@ impl Requester {
                     plaintext: Zeroizing::new(open(key, sealed)?),
                 })
             };
-            // Many records are opened on all cores; the first failure in the answer's
-            // order is the one reported, as opening them one by one would report it.
-            let opened: Vec<Result<OpenedRecord>> =
+            // One pass over the records, on all cores when there are many: each record's
+            // leaf (its digest, for the proof) and its opening, while its bytes are in
+            // cache. Nothing opened is returned unless every proof verifies; then the
+            // first failure in the answer's order is the one reported, as checking and
+            // opening them one by one would report it.
+            let leaf_and_open = |record: &(RecordId, Vec<u8>)| {
+                (log::record_leaf(record.0, &record.1), open_one(record))
+            };
+            let done: Vec<(crate::crypto::merkle::Digest, Result<OpenedRecord>)> =
                 if parallel::worth_splitting(Work::records(answer.records.len())) {
-                    parallel::run(|| answer.records.par_iter().map(open_one).collect())
+                    parallel::run(|| answer.records.par_iter().map(leaf_and_open).collect())
                 } else {
-                    answer.records.iter().map(open_one).collect()
+                    answer.records.iter().map(leaf_and_open).collect()
                 };
+            let (leaves, opened): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+            token::check_contents(log, prepared.query.combine, answer, &leaves)?;
             let records = opened.into_iter().collect::<Result<Vec<_>>>()?;
             providers.push(ProviderResults {
                 provider: answer.provider.clone(),

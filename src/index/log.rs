@@ -94,15 +94,6 @@ impl RecordTable {
         self.tree.root()
     }
 
-    /// The position and digest of `record`, if the table holds it.
-    pub(crate) fn find(&self, record: RecordId) -> Option<(usize, Digest)> {
-        let at = self
-            .entries
-            .binary_search_by(|(id, _)| id.cmp(&record))
-            .ok()?;
-        Some((at, self.entries[at].1))
-    }
-
     /// The inclusion proof of entry `index`.
     pub(crate) fn path(&self, index: usize) -> Option<Vec<Digest>> {
         self.tree.path(index)
@@ -251,6 +242,67 @@ pub(crate) fn verify(
         epochs: epochs.to_vec(),
         chain,
     }))
+}
+
+/// The Merkle leaf of a record in its epoch's record table.
+pub(crate) fn record_leaf(record: RecordId, sealed: &[u8]) -> Digest {
+    merkle::leaf_hash(&[record.as_bytes(), &record_digest(sealed)])
+}
+
+/// Checks that each returned record is the one committed in its proof's epoch of
+/// `log`, at its index: `records[i]` with `proofs[i]`, whose leaf the caller computed
+/// as `leaves[i]` ([`record_leaf`]; the requester does it in the same pass on all
+/// cores that opens the records). The records of one epoch are checked together
+/// ([`merkle::verify_many`]), their shared ancestors hashed once. If any fails, the
+/// error is the one [`verify_record`] gives for the first failing record in `records`'
+/// order, as checking them one by one would report.
+pub(crate) fn verify_records(
+    log: &VerifiedLog,
+    records: &[(RecordId, Vec<u8>)],
+    proofs: &[crate::index::query::RecordProof],
+    leaves: &[Digest],
+) -> Result<()> {
+    debug_assert_eq!(records.len(), proofs.len());
+    debug_assert_eq!(records.len(), leaves.len());
+    let mut by_epoch: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for (i, proof) in proofs.iter().enumerate() {
+        by_epoch.entry(proof.epoch).or_default().push(i);
+    }
+    let mut first_bad: Option<usize> = None;
+    for (epoch, members) in &by_epoch {
+        let together = log.epochs.get(*epoch as usize).is_some_and(|info| {
+            let items: Vec<(u64, Digest, &[Digest])> = members
+                .iter()
+                .map(|&i| {
+                    (
+                        u64::from(proofs[i].index),
+                        leaves[i],
+                        proofs[i].path.as_slice(),
+                    )
+                })
+                .collect();
+            merkle::verify_many(u64::from(info.records), &items, &info.records_root)
+        });
+        if !together {
+            // Find the first failing one the slow way, for its error. (Two records
+            // cannot pass alone at one index: their leaves differ.)
+            if let Some(&i) = members.iter().find(|&&i| {
+                let (id, sealed) = &records[i];
+                let proof = &proofs[i];
+                verify_record(log, *id, proof.epoch, proof.index, &proof.path, sealed).is_err()
+            }) {
+                first_bad = Some(first_bad.map_or(i, |b| b.min(i)));
+            }
+        }
+    }
+    match first_bad {
+        None => Ok(()),
+        Some(i) => {
+            let (id, sealed) = &records[i];
+            let proof = &proofs[i];
+            verify_record(log, *id, proof.epoch, proof.index, &proof.path, sealed)
+        }
+    }
 }
 
 /// Checks that `sealed` is the record `record` committed in `epoch` of `log` at

@@ -53,16 +53,13 @@ pub(crate) fn build(
     Ok(nodes)
 }
 
-/// Checks one provider's `answer` against the `tokens` sent for `keywords` keywords and
-/// the provider's verified `log`: the same provider and keyword count, every list in
-/// epoch order and inside the signed epochs, every record proven to be the one the
-/// provider committed ([`Error::NotAuthentic`]), and exactly the records (returned or
-/// listed missing) that the postings select under `combine`.
-pub(crate) fn check_answer(
+/// Checks the shape of one provider's `answer` against the `tokens` sent for
+/// `keywords` keywords and the provider's verified `log`: the same provider and keyword
+/// count, every list in epoch order and inside the signed epochs, one proof per record.
+pub(crate) fn check_shape(
     tokens: &ProviderTokens,
     log: &VerifiedLog,
     keywords: usize,
-    combine: Combine,
     answer: &ProviderResponse,
 ) -> Result<()> {
     if answer.provider != tokens.provider
@@ -87,9 +84,20 @@ pub(crate) fn check_answer(
             "not one proof per returned record",
         ));
     }
-    for ((id, sealed), proof) in answer.records.iter().zip(&answer.proofs) {
-        log::verify_record(log, *id, proof.epoch, proof.index, &proof.path, sealed)?;
-    }
+    Ok(())
+}
+
+/// Checks the contents of an answer of the right shape ([`check_shape`]): every record
+/// proven to be the one the provider committed ([`Error::NotAuthentic`]; `leaves` are
+/// the records' leaves, `log::record_leaf`), and exactly the records (returned or
+/// listed missing) that the postings select under `combine`.
+pub(crate) fn check_contents(
+    log: &VerifiedLog,
+    combine: Combine,
+    answer: &ProviderResponse,
+    leaves: &[crate::crypto::merkle::Digest],
+) -> Result<()> {
+    log::verify_records(log, &answer.records, &answer.proofs, leaves)?;
     let expected = evaluate(&answer.hits, combine);
     let mut returned: Vec<RecordId> = answer.records.iter().map(|(id, _)| *id).collect();
     returned.extend(&answer.missing);

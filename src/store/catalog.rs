@@ -79,7 +79,9 @@ impl Catalog {
                     .get(p)
                     .is_some_and(|r| r.len() == 1 && r[0] == whole)
         }) && covered.ranges().keys().all(|p| self.epochs.contains_key(p));
-        if pieces != expected || !tiles {
+        // Each segment holds one provider's entries (the index's provenance).
+        let one_provider_each = self.segments.iter().all(|s| s.coverage.ranges().len() == 1);
+        if pieces != expected || !tiles || !one_provider_each {
             return Err(Error::Corrupt {
                 what: "store catalog CATALOG: segment coverage does not match the epochs"
                     .to_owned(),

@@ -59,8 +59,8 @@ use crate::store::record_file::{self, RecordFileReader};
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
 use crate::store::table_file;
 use crate::store::{
-    Coverage, Digesting, LogTip, RecordInfo, SegmentSource, Store, View, check_ingest, lock, read,
-    write,
+    Coverage, Digesting, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
+    check_ingest, lock, merge_groups, read, write,
 };
 
 const CATALOG: &str = "CATALOG";
@@ -82,6 +82,7 @@ pub struct DirStore {
     next_segment: AtomicU64,
     next_tmp: AtomicU64,
     records: RwLock<HashMap<(ProviderId, RecordId), RecordMeta>>,
+    places: RecordPlaces,
     failed: Mutex<Option<String>>,
 }
 
@@ -276,6 +277,7 @@ impl DirStore {
             }
         }
         let logs = load_logs(root, &catalog)?;
+        let places = RecordPlaces::from_logs(&logs);
         let records = scan_records(&root.join(RECORDS))?;
         let next_segment = catalog.next_segment;
         Ok(DirStore {
@@ -288,6 +290,7 @@ impl DirStore {
             next_segment: AtomicU64::new(next_segment),
             next_tmp: AtomicU64::new(0),
             records: RwLock::new(records),
+            places,
             failed: Mutex::new(None),
         })
     }
@@ -401,17 +404,19 @@ impl DirStore {
     }
 
     /// Commits `next` and publishes `files` and `logs` with it; if the commit fails
-    /// before its point of no return, removes the new segment `id`.
+    /// before its point of no return, removes the new segments `new_segments`.
     fn commit(
         &self,
         next: Catalog,
         files: Vec<Arc<SegmentFile>>,
         logs: BTreeMap<ProviderId, Arc<LogTip>>,
-        new_segment: u64,
+        new_segments: &[u64],
     ) -> Result<()> {
         if let Err(e) = self.commit_catalog(&next) {
             if !self.is_poisoned() {
-                let _ = std::fs::remove_file(self.segment_path(new_segment));
+                for id in new_segments {
+                    let _ = std::fs::remove_file(self.segment_path(*id));
+                }
             }
             return Err(e);
         }
@@ -498,7 +503,7 @@ impl Store for DirStore {
     fn append(&self, batch: &IndexBatch, key: &VerifyingKey) -> Result<()> {
         let _commit = lock(&self.commit);
         self.check_writable()?;
-        let tip = check_ingest(&self.view(), batch, key)?;
+        let tip = check_ingest(&self.view(), &self.places, batch, key)?;
         let (provider, epoch, table) = (&batch.provider, batch.epoch, &batch.table);
         let (mut next, mut files, mut logs) = {
             let index = read(&self.index);
@@ -531,22 +536,67 @@ impl Store for DirStore {
         });
         files.push(Arc::new(file));
         logs.insert(provider.clone(), Arc::new(tip));
-        self.commit(next, files, logs, id)
+        self.commit(next, files, logs, &[id])?;
+        self.places.add(provider, epoch, &batch.records);
+        Ok(())
     }
 
     fn merge(&self) -> Result<()> {
         let _one_merge = lock(&self.merging);
         self.check_writable()?;
-        let inputs = read(&self.index).files.clone();
-        if inputs.len() < 2 {
+        let (inputs, input_entries) = {
+            let index = read(&self.index);
+            (index.files.clone(), index.catalog.segments.clone())
+        };
+        let groups = merge_groups(
+            &input_entries
+                .iter()
+                .map(|s| &s.coverage)
+                .collect::<Vec<_>>(),
+        );
+        if groups.is_empty() {
             return Ok(());
         }
-        let total: u64 = inputs.iter().map(|f| f.len()).sum();
-        let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
-        let merged = self.write_segment(id, total, |writer| merge_into(&inputs, writer))?;
+        // One merged file per provider with two segments or more (each written and made
+        // durable before the catalog names it); on any failure, the new files go.
+        let mut merged: Vec<(SegmentEntry, SegmentFile)> = Vec::with_capacity(groups.len());
+        let mut merged_away = vec![false; inputs.len()];
+        let remove_new = |merged: &[(SegmentEntry, SegmentFile)]| {
+            for (entry, _) in merged {
+                let _ = std::fs::remove_file(self.segment_path(entry.id));
+            }
+        };
+        for positions in groups.values() {
+            let group: Vec<Arc<SegmentFile>> =
+                positions.iter().map(|&i| inputs[i].clone()).collect();
+            let total: u64 = group.iter().map(|f| f.len()).sum();
+            let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
+            match self.write_segment(id, total, |writer| merge_into(&group, writer)) {
+                Ok(file) => merged.push((
+                    SegmentEntry {
+                        id,
+                        entries: total,
+                        coverage: Coverage::union(
+                            positions.iter().map(|&i| &input_entries[i].coverage),
+                        ),
+                    },
+                    file,
+                )),
+                Err(e) => {
+                    remove_new(&merged);
+                    return Err(e);
+                }
+            }
+            for &i in positions {
+                merged_away[i] = true;
+            }
+        }
 
         let _commit = lock(&self.commit);
-        self.check_writable()?;
+        if let Err(e) = self.check_writable() {
+            remove_new(&merged);
+            return Err(e);
+        }
         let (current, files, logs) = {
             let index = read(&self.index);
             (
@@ -559,31 +609,36 @@ impl Store for DirStore {
         // still the oldest segments.
         if files.len() < inputs.len() || !files.iter().zip(&inputs).all(|(a, b)| Arc::ptr_eq(a, b))
         {
-            let _ = std::fs::remove_file(self.segment_path(id));
+            remove_new(&merged);
             return Err(Error::InvalidArgument(
                 "the store's segments changed under a merge",
             ));
         }
+        let new_ids: Vec<u64> = merged.iter().map(|(entry, _)| entry.id).collect();
         let retired: Vec<u64> = current.segments[..inputs.len()]
             .iter()
-            .map(|s| s.id)
+            .zip(&merged_away)
+            .filter(|(_, away)| **away)
+            .map(|(s, _)| s.id)
             .collect();
+        let kept = || (0..inputs.len()).filter(|&i| !merged_away[i]);
         let mut next = current.clone();
         next.sequence += 1;
         next.next_segment = self.next_segment.load(Ordering::SeqCst);
-        let coverage =
-            Coverage::union(current.segments[..inputs.len()].iter().map(|s| &s.coverage));
-        next.segments = std::iter::once(SegmentEntry {
-            id,
-            entries: total,
-            coverage,
-        })
-        .chain(current.segments[inputs.len()..].iter().cloned())
-        .collect();
-        let files = std::iter::once(Arc::new(merged))
+        let (merged_entries, merged_files): (Vec<SegmentEntry>, Vec<SegmentFile>) =
+            merged.into_iter().unzip();
+        next.segments = merged_entries
+            .into_iter()
+            .chain(kept().map(|i| current.segments[i].clone()))
+            .chain(current.segments[inputs.len()..].iter().cloned())
+            .collect();
+        let files = merged_files
+            .into_iter()
+            .map(Arc::new)
+            .chain(kept().map(|i| files[i].clone()))
             .chain(files[inputs.len()..].iter().cloned())
             .collect();
-        self.commit(next, files, logs, id)?;
+        self.commit(next, files, logs, &new_ids)?;
         // The catalog without them is durable: the old files can go. Readers holding
         // an older view keep their open descriptors. A failure here leaves orphans the
         // next open deletes.
@@ -671,6 +726,10 @@ impl Store for DirStore {
             return Ok(None);
         }
         Ok(Some(Box::new(self.open_record_file(provider, record)?)))
+    }
+
+    fn record_place(&self, provider: &ProviderId, record: RecordId) -> Option<(u32, u32)> {
+        self.places.get(provider, record)
     }
 
     fn records(&self) -> Vec<RecordInfo> {

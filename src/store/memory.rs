@@ -11,8 +11,8 @@ use crate::index::{IndexBatch, Segment};
 use crate::keys::identity::VerifyingKey;
 use crate::keys::{ProviderId, RecordId};
 use crate::store::{
-    Coverage, Digesting, LogTip, RecordInfo, SegmentSource, Store, View, check_ingest, lock, read,
-    write,
+    Coverage, Digesting, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
+    check_ingest, lock, merge_groups, read, write,
 };
 
 /// Everything in memory; gone when dropped. `Send + Sync`.
@@ -23,6 +23,7 @@ pub struct MemStore {
     /// Appends are checked and committed one at a time.
     appending: Mutex<()>,
     records: RwLock<HashMap<(ProviderId, RecordId), StoredRecord>>,
+    places: RecordPlaces,
 }
 
 #[derive(Default)]
@@ -75,7 +76,7 @@ impl Store for MemStore {
 
     fn append(&self, batch: &IndexBatch, key: &VerifyingKey) -> Result<()> {
         let _one_append = lock(&self.appending);
-        let tip = check_ingest(&self.view(), batch, key)?;
+        let tip = check_ingest(&self.view(), &self.places, batch, key)?;
         let provider = &batch.provider;
         let mut index = write(&self.index);
         index
@@ -89,23 +90,40 @@ impl Store for MemStore {
             Coverage::epoch(provider, batch.epoch),
         ));
         index.publish();
+        self.places.add(provider, batch.epoch, &batch.records);
         Ok(())
     }
 
     fn merge(&self) -> Result<()> {
         let _one_merge = lock(&self.merging);
         let segments = read(&self.index).segments.clone();
-        if segments.len() < 2 {
+        let groups = merge_groups(&segments.iter().map(|(_, c)| c).collect::<Vec<_>>());
+        if groups.is_empty() {
             return Ok(());
         }
-        let merged = Segment::merge(&segments.iter().map(|(s, _)| s.as_ref()).collect::<Vec<_>>())?;
-        let coverage = Coverage::union(segments.iter().map(|(_, c)| c));
+        // One merged segment per provider, in provider order; segments of providers
+        // with only one keep their place after them.
+        let mut merged_away = vec![false; segments.len()];
+        let mut result = Vec::with_capacity(groups.len());
+        for positions in groups.values() {
+            let inputs: Vec<&Segment> = positions.iter().map(|&i| segments[i].0.as_ref()).collect();
+            let coverage = Coverage::union(positions.iter().map(|&i| &segments[i].1));
+            result.push((Arc::new(Segment::merge(&inputs)?), coverage));
+            for &i in positions {
+                merged_away[i] = true;
+            }
+        }
+        result.extend(
+            segments
+                .iter()
+                .zip(&merged_away)
+                .filter(|(_, away)| !**away)
+                .map(|(segment, _)| segment.clone()),
+        );
         let mut index = write(&self.index);
-        // Segments appended while merging stay, after the merged one.
+        // Segments appended while merging stay, after the merged ones.
         let newer = index.segments.split_off(segments.len());
-        index.segments = std::iter::once((Arc::new(merged), coverage))
-            .chain(newer)
-            .collect();
+        index.segments = result.into_iter().chain(newer).collect();
         index.publish();
         Ok(())
     }
@@ -162,6 +180,10 @@ impl Store for MemStore {
                 Box::new(std::io::Cursor::new(SharedBytes(stored.bytes.clone())))
                     as Box<dyn Read + Send>
             }))
+    }
+
+    fn record_place(&self, provider: &ProviderId, record: RecordId) -> Option<(u32, u32)> {
+        self.places.get(provider, record)
     }
 
     fn records(&self) -> Vec<RecordInfo> {
