@@ -495,7 +495,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
     println!(
         "2. Data owners: {} — {} patients identified by mobile number, {} records \
          (notes with SNOMED, lab results with LOINC, prescriptions with RxNorm, 2 DICOM images); \
-         the hospital's master key sits in a {}-byte Argon2id key file",
+         the hospital's master key sits in a {}-byte Argon2id key file; each owner signs its uploads with its RSA-3072 identity",
         OWNERS.join(", "),
         args.patients,
         records.len(),
@@ -580,7 +580,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         }
         upload.finish_and_clear();
         println!(
-            "3. Each owner sealed its records on its side and uploaded them with an encrypted index batch per epoch ({} epochs); the cloud ingested and merged them",
+            "3. Each owner sealed its records on its side and uploaded, per epoch, a signed index batch committing to them, then the records ({} epochs); the cloud checked every signature and record digest, ingested and merged them",
             args.epochs
         );
     }
@@ -781,7 +781,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         return Ok(false);
     }
     println!(
-        "   checked: exactly the records a plaintext index gives, each opened and identical to what its owner wrote"
+        "   checked: every owner's signed log, every record proven to be what its owner committed, exactly the records a plaintext index gives, each opened and identical to what its owner wrote"
     );
 
     // 7. Revocation: the hospital rotates its keys and uploads a new record; the
