@@ -36,7 +36,8 @@ fn the_demo_runs_the_whole_system_and_checks_its_answer() {
         "every owner approved: the doctor holds 4 sealed grants",
         "5. The doctor's query \"diabetes AND metformin\"",
         "6. What the cloud saw:",
-        "checked: exactly the records a plaintext index gives",
+        "the cloud checked every signature and record digest",
+        "checked: every owner's signed log, every record proven to be what its owner committed, exactly the records a plaintext index gives",
         "finds it: false, opens it: false",
         "Timing:",
     ] {
@@ -71,7 +72,7 @@ fn the_demo_resumes_a_kept_store_and_takes_other_queries() {
         String::from_utf8_lossy(&second.stderr)
     );
     assert!(stdout.contains("(resumed)") && stdout.contains("Upload: already in the store"));
-    assert!(stdout.contains("checked: exactly the records"));
+    assert!(stdout.contains("every record proven to be what its owner committed, exactly the records"));
 }
 
 #[test]
