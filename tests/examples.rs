@@ -72,7 +72,9 @@ fn the_demo_resumes_a_kept_store_and_takes_other_queries() {
         String::from_utf8_lossy(&second.stderr)
     );
     assert!(stdout.contains("(resumed)") && stdout.contains("Upload: already in the store"));
-    assert!(stdout.contains("every record proven to be what its owner committed, exactly the records"));
+    assert!(
+        stdout.contains("every record proven to be what its owner committed, exactly the records")
+    );
 }
 
 #[test]
