@@ -113,10 +113,11 @@ impl Cloud {
 
     /// A cloud on `store`.
     pub(crate) fn with_store(store: impl Store + 'static) -> Self {
+        let store_directory = store.directory();
         Cloud {
             store: Box::new(store),
             clock: Box::new(system_clock),
-            broker: RwLock::new(Broker::default()),
+            broker: RwLock::new(Broker::with_directory(store_directory)),
         }
     }
 
@@ -220,8 +221,17 @@ impl Cloud {
     /// First-come: once a provider id has keys, registering other keys under it is
     /// [`Error::AlreadyRegistered`] and changes nothing (the same keys again are
     /// accepted); a provider changes its keys with [`Cloud::rekey_provider`].
+    ///
+    /// The directory is kept by the store: on a [`DirStore`] a registration is durable
+    /// when this returns, so a restarted cloud does not give the id to whoever registers
+    /// first after the restart.
     pub fn register_provider(&self, provider: ProviderId, keys: PublicIdentity) -> Result<()> {
-        self.broker_write().register(provider, keys)
+        let mut broker = self.broker_write();
+        if broker.check_register(&provider, &keys)? {
+            self.store.put_provider_keys(&provider, &keys)?;
+            broker.set_keys(provider, keys);
+        }
+        Ok(())
     }
 
     /// Replaces a registered provider's keys with a [`Rekey`] statement signed by its
@@ -229,7 +239,12 @@ impl Cloud {
     /// changes on error). Its next batches are verified under the new key.
     pub fn rekey_provider(&self, rekey: &[u8]) -> Result<()> {
         let rekey = Rekey::from_bytes(rekey)?;
-        self.broker_write().rekey(&rekey)
+        let mut broker = self.broker_write();
+        broker.check_rekey(&rekey)?;
+        self.store
+            .put_provider_keys(rekey.provider(), rekey.new_keys())?;
+        broker.set_keys(rekey.provider().clone(), rekey.new_keys().clone());
+        Ok(())
     }
 
     /// A provider's public keys from the directory.

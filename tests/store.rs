@@ -634,3 +634,41 @@ fn a_provider_that_lost_its_state_never_rebuilds_a_used_epoch() {
     assert_eq!(batch.epoch(), 3);
     cloud.ingest(batch).unwrap();
 }
+
+#[test]
+fn the_key_directory_survives_a_restart_first_come_and_re_keyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab_keys, other) = (common::identity(), common::other_identity());
+    let id = ProviderId::new("city-lab").unwrap();
+    {
+        let cloud = Cloud::open(dir.path()).unwrap();
+        cloud
+            .register_provider(id.clone(), lab_keys.public())
+            .unwrap();
+    }
+    // Reopened: the lab is still registered, so after a restart nobody else can take
+    // its id, and its signed batches are accepted without registering again.
+    let cloud = Cloud::open(dir.path()).unwrap();
+    assert_eq!(cloud.provider_keys(&id).unwrap(), lab_keys.public());
+    assert!(matches!(
+        cloud.register_provider(id.clone(), other.public()),
+        Err(Error::AlreadyRegistered)
+    ));
+    let mut lab = common::new_provider("city-lab", MasterKey::from_bytes([2; 32]));
+    let alice = PatientId::new("+15550100").unwrap();
+    let rec = lab.add_record(&alice, b"K 4.1", &["potassium"]).unwrap();
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+    cloud.put_record(rec.bytes).unwrap();
+    // A re-keying is kept too.
+    let rekey = medvault::Rekey::issue(&id, &lab_keys.signing, &other.public()).unwrap();
+    cloud.rekey_provider(&rekey.to_bytes()).unwrap();
+    drop(cloud);
+    let cloud = Cloud::open(dir.path()).unwrap();
+    assert_eq!(cloud.provider_keys(&id).unwrap(), other.public());
+    assert!(matches!(
+        cloud.ingest(lab.finish().unwrap()),
+        Err(Error::NotAuthentic { .. })
+    ));
+    drop(cloud);
+    DirStore::open(dir.path()).unwrap().verify().unwrap();
+}

@@ -72,31 +72,43 @@ pub(crate) struct Broker {
 }
 
 impl Broker {
-    /// Replaces a registered provider's keys with those of `rekey`, if it is signed by
-    /// the registered signing key ([`Error::NotFound`] for an unregistered provider,
-    /// [`Error::SignatureInvalid`] otherwise; nothing changes on error).
-    pub(crate) fn rekey(&mut self, rekey: &super::Rekey) -> Result<()> {
+    /// A broker whose key directory starts as `directory` (what the store kept).
+    pub(crate) fn with_directory(directory: BTreeMap<ProviderId, PublicIdentity>) -> Self {
+        Broker {
+            directory,
+            ..Broker::default()
+        }
+    }
+
+    /// Checks a re-keying statement against the directory: the provider must be
+    /// registered ([`Error::NotFound`]) and the statement signed by its registered
+    /// signing key ([`Error::SignatureInvalid`]). Changes nothing.
+    pub(crate) fn check_rekey(&self, rekey: &super::Rekey) -> Result<()> {
         let registered = self
             .directory
             .get(rekey.provider())
             .ok_or(Error::NotFound("the provider's keys in the directory"))?;
-        rekey.verify(&registered.verifying)?;
-        self.directory
-            .insert(rekey.provider().clone(), rekey.new_keys().clone());
-        Ok(())
+        rekey.verify(&registered.verifying)
     }
 
-    /// First-come: a provider id takes the keys it is first registered with; the same
-    /// keys again are accepted, other keys are [`Error::AlreadyRegistered`].
-    pub(crate) fn register(&mut self, provider: ProviderId, keys: PublicIdentity) -> Result<()> {
-        match self.directory.get(&provider) {
-            Some(registered) if *registered != keys => Err(Error::AlreadyRegistered),
-            Some(_) => Ok(()),
-            None => {
-                self.directory.insert(provider, keys);
-                Ok(())
-            }
+    /// First-come: whether `keys` would be new for `provider` (`false`: the same keys
+    /// are registered already), or [`Error::AlreadyRegistered`] for other keys.
+    pub(crate) fn check_register(
+        &self,
+        provider: &ProviderId,
+        keys: &PublicIdentity,
+    ) -> Result<bool> {
+        match self.directory.get(provider) {
+            Some(registered) if registered != keys => Err(Error::AlreadyRegistered),
+            Some(_) => Ok(false),
+            None => Ok(true),
         }
+    }
+
+    /// Sets `provider`'s keys, after [`Broker::check_register`] or
+    /// [`Broker::check_rekey`] and once the store kept them.
+    pub(crate) fn set_keys(&mut self, provider: ProviderId, keys: PublicIdentity) {
+        self.directory.insert(provider, keys);
     }
 
     pub(crate) fn provider_keys(&self, provider: &ProviderId) -> Option<&PublicIdentity> {

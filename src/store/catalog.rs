@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::index::log::COMMIT_LEN;
 use crate::index::manifest::{EpochInfo, read_commit, read_signature};
 use crate::keys::ProviderId;
+use crate::keys::identity::{EncryptionKey, PublicIdentity, VerifyingKey};
 use crate::store::Coverage;
 use crate::wire::{CountWidth, Reader, put_preamble};
 
@@ -41,6 +42,8 @@ pub(crate) struct Catalog {
     /// Every provider's signature over its log head (the providers of `epochs`).
     pub(crate) signatures: BTreeMap<ProviderId, Vec<u8>>,
     pub(crate) segments: Vec<SegmentEntry>,
+    /// The cloud's provider key directory (first-come), ascending by id.
+    pub(crate) directory: BTreeMap<ProviderId, PublicIdentity>,
 }
 
 impl Catalog {
@@ -119,6 +122,14 @@ impl Catalog {
                     out.extend_from_slice(&r.start.to_be_bytes());
                     out.extend_from_slice(&r.end.to_be_bytes());
                 }
+            }
+        }
+        out.extend_from_slice(&(self.directory.len() as u32).to_be_bytes());
+        for (provider, keys) in &self.directory {
+            provider.encode_into(&mut out);
+            for der in [keys.verifying.to_spki_der(), keys.encryption.to_spki_der()] {
+                out.extend_from_slice(&(der.len() as u16).to_be_bytes());
+                out.extend_from_slice(&der);
             }
         }
         let sum = Sha256::digest(&out);
@@ -205,6 +216,26 @@ impl Catalog {
                 coverage: Coverage::from_ranges(coverage),
             });
         }
+        let count = r.count(CountWidth::U32, 2 + 4, "directory entry count")?;
+        let mut directory = BTreeMap::new();
+        for _ in 0..count {
+            let provider = ProviderId::decode(&mut r)?;
+            if directory
+                .last_key_value()
+                .is_some_and(|(last, _): (&ProviderId, _)| *last >= provider)
+            {
+                return Err(r.malformed("directory not in ascending order"));
+            }
+            let verifying = VerifyingKey::from_spki_der(read_der(&mut r, "verifying key")?)?;
+            let encryption = EncryptionKey::from_spki_der(read_der(&mut r, "encryption key")?)?;
+            directory.insert(
+                provider,
+                PublicIdentity {
+                    verifying,
+                    encryption,
+                },
+            );
+        }
         r.take(32, "checksum")?;
         r.finish()?;
         Ok(Catalog {
@@ -213,8 +244,15 @@ impl Catalog {
             epochs,
             signatures,
             segments,
+            directory,
         })
     }
+}
+
+/// A key's DER with its two-byte length.
+fn read_der<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a [u8]> {
+    let len = usize::from(u16::from_be_bytes(r.array(what)?));
+    r.take(len, what)
 }
 
 #[cfg(test)]
@@ -245,11 +283,17 @@ mod tests {
         epochs.insert(ProviderId::new("st-mary").unwrap(), vec![]);
         let mut signatures = BTreeMap::new();
         signatures.insert(ProviderId::new("lab").unwrap(), vec![0x5a; 384]);
+        let mut directory = BTreeMap::new();
+        directory.insert(
+            ProviderId::new("lab").unwrap(),
+            crate::keys::test_keys::provider_a().public(),
+        );
         Catalog {
             sequence: 7,
             next_segment: 9,
             epochs,
             signatures,
+            directory,
             segments: vec![
                 SegmentEntry {
                     id: 3,

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <root>/LOCK                          held (flock) by the one process that has it open
-//! <root>/CATALOG                       which segments, which epochs (MVCT)
+//! <root>/CATALOG                       which segments, which epochs, the key directory (MVCT)
 //! <root>/segments/seg-<id:016x>.mvsf   immutable sorted segments (MVSF)
 //! <root>/records/<provider>/<id>.mvrf  one sealed record per file (MVRF)
 //! <root>/log/<provider>/<epoch:08x>.mvrt  the records each batch committed (MVRT)
@@ -51,7 +51,7 @@ use crate::crypto::merkle::Digest;
 use crate::error::{Error, IoAt, Result};
 use crate::index::IndexBatch;
 use crate::index::log::{self, RecordTable};
-use crate::keys::identity::VerifyingKey;
+use crate::keys::identity::{PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
 use crate::store::catalog::{Catalog, SegmentEntry};
 use crate::store::disk::Disk;
@@ -730,6 +730,26 @@ impl Store for DirStore {
 
     fn record_place(&self, provider: &ProviderId, record: RecordId) -> Option<(u32, u32)> {
         self.places.get(provider, record)
+    }
+
+    fn directory(&self) -> BTreeMap<ProviderId, PublicIdentity> {
+        read(&self.index).catalog.directory.clone()
+    }
+
+    fn put_provider_keys(&self, provider: &ProviderId, keys: &PublicIdentity) -> Result<()> {
+        let _commit = lock(&self.commit);
+        self.check_writable()?;
+        let (mut next, files, logs) = {
+            let index = read(&self.index);
+            (
+                index.catalog.clone(),
+                index.files.clone(),
+                index.logs.clone(),
+            )
+        };
+        next.sequence += 1;
+        next.directory.insert(provider.clone(), keys.clone());
+        self.commit(next, files, logs, &[])
     }
 
     fn records(&self) -> Vec<RecordInfo> {

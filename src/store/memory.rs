@@ -8,7 +8,7 @@ use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
 use crate::index::manifest::EpochInfo;
 use crate::index::{IndexBatch, Segment};
-use crate::keys::identity::VerifyingKey;
+use crate::keys::identity::{PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
 use crate::store::{
     Coverage, Digesting, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
@@ -24,6 +24,7 @@ pub struct MemStore {
     appending: Mutex<()>,
     records: RwLock<HashMap<(ProviderId, RecordId), StoredRecord>>,
     places: RecordPlaces,
+    directory: RwLock<BTreeMap<ProviderId, PublicIdentity>>,
 }
 
 #[derive(Default)]
@@ -184,6 +185,15 @@ impl Store for MemStore {
 
     fn record_place(&self, provider: &ProviderId, record: RecordId) -> Option<(u32, u32)> {
         self.places.get(provider, record)
+    }
+
+    fn directory(&self) -> BTreeMap<ProviderId, PublicIdentity> {
+        read(&self.directory).clone()
+    }
+
+    fn put_provider_keys(&self, provider: &ProviderId, keys: &PublicIdentity) -> Result<()> {
+        write(&self.directory).insert(provider.clone(), keys.clone());
+        Ok(())
     }
 
     fn records(&self) -> Vec<RecordInfo> {

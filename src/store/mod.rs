@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::index::log::{self, RecordTable};
 use crate::index::manifest::EpochInfo;
 use crate::index::{IndexBatch, Label, Segment, Value};
-use crate::keys::identity::VerifyingKey;
+use crate::keys::identity::{PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
 use crate::parallel::{self, Work};
 
@@ -534,6 +534,13 @@ pub trait Store: Send + Sync {
     /// Where `record` of `provider` was committed: (epoch, position in that epoch's
     /// record table), if a batch committed it.
     fn record_place(&self, provider: &ProviderId, record: RecordId) -> Option<(u32, u32)>;
+
+    /// The provider key directory the store keeps (the cloud's first-come directory).
+    fn directory(&self) -> BTreeMap<ProviderId, PublicIdentity>;
+
+    /// Keeps `keys` as `provider`'s in the directory (durably when this returns, on a
+    /// persistent store). The cloud checks first-come and re-keying before calling it.
+    fn put_provider_keys(&self, provider: &ProviderId, keys: &PublicIdentity) -> Result<()>;
 }
 
 #[cfg(test)]
