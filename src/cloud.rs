@@ -32,6 +32,9 @@ use crate::parallel::{self, Work};
 use crate::record::header::RecordHeader;
 use crate::store::{DirStore, MemStore, RecordInfo, Store};
 
+/// A stored record's bytes and its proof in its provider's log.
+type ProvenRecord = (Vec<u8>, RecordProof);
+
 /// The longest sealed-record header (42 bytes and a provider id of up to 64).
 const MAX_RECORD_HEADER: usize = 42 + 64;
 
@@ -386,10 +389,31 @@ impl Cloud {
                 .ok_or(Error::NotFound("a provider named in the query"))?;
             let hits = search::postings(&view, tokens, epochs)?;
             let selected: Vec<RecordId> = evaluate(&hits, query.combine).into_iter().collect();
-            // Many records are read on all cores (on the directory store each is a file
-            // to open, read and check); the first failure in id order is reported.
-            let fetch = |id: &RecordId| self.store.record(&tokens.provider, *id);
-            let fetched: Vec<Result<Option<Vec<u8>>>> =
+            // Many records are read and proven on all cores (on the directory store each
+            // is a file to open, read and check); the first failure in id order is
+            // reported. Every stored record was committed by a signed batch
+            // (`put_record`); one committed after this search's snapshot cannot be
+            // proven in it and is listed as missing, as it would have been a moment
+            // earlier.
+            let tip = view.logs().get(&tokens.provider);
+            let fetch = |id: &RecordId| -> Result<Option<ProvenRecord>> {
+                let Some(place) = self.store.record_place(&tokens.provider, *id) else {
+                    return Ok(None);
+                };
+                let Some((_, path)) = tip.and_then(|tip| tip.record_at(place)) else {
+                    return Ok(None);
+                };
+                let proof = RecordProof {
+                    epoch: place.0,
+                    index: place.1,
+                    path,
+                };
+                Ok(self
+                    .store
+                    .record(&tokens.provider, *id)?
+                    .map(|bytes| (bytes, proof)))
+            };
+            let fetched: Vec<Result<Option<ProvenRecord>>> =
                 if parallel::worth_splitting(Work::records(selected.len())) {
                     parallel::run(|| selected.par_iter().map(fetch).collect())
                 } else {
@@ -398,19 +422,13 @@ impl Cloud {
             let mut records = Vec::new();
             let mut proofs = Vec::new();
             let mut missing = Vec::new();
-            let tip = view.logs().get(&tokens.provider);
-            for (id, record) in selected.into_iter().zip(fetched) {
-                // Every stored record was committed by a signed batch (`put_record`);
-                // one committed after this search's snapshot cannot be proven in it
-                // and is listed as missing, as it would have been a moment earlier.
-                let place = self.store.record_place(&tokens.provider, id);
-                let proven = place.and_then(|place| Some((place, tip?.record_at(place)?)));
-                match (record?, proven) {
-                    (Some(bytes), Some(((epoch, index), (_, path)))) => {
+            for (id, fetched) in selected.into_iter().zip(fetched) {
+                match fetched? {
+                    Some((bytes, proof)) => {
                         records.push((id, bytes));
-                        proofs.push(RecordProof { epoch, index, path });
+                        proofs.push(proof);
                     }
-                    _ => missing.push(id),
+                    None => missing.push(id),
                 }
             }
             providers.push(ProviderResponse {

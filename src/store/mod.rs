@@ -158,13 +158,15 @@ impl LogTip {
     }
 }
 
-/// Where each committed record is in its provider's log: (epoch, position in that
-/// epoch's record table). One map beside the views, appended under the store's writer
-/// lock after each commit, so finding a record is one lookup, not one per epoch (a
-/// search returning 1,000 records over 64 epochs spent most of its time on that; bench
-/// `index`, `verified-search` rows).
+/// A record's place in its provider's log: (epoch, position in that epoch's table).
+type Place = (u32, u32);
+
+/// Where each committed record is in its provider's log. One map beside the views,
+/// appended under the store's writer lock after each commit, so finding a record costs
+/// one lookup instead of a binary search in every epoch's table: the ingest check does
+/// it for every record of a batch, a search for every record it returns.
 #[derive(Debug, Default)]
-pub(crate) struct RecordPlaces(std::sync::RwLock<HashMap<(ProviderId, RecordId), (u32, u32)>>);
+pub(crate) struct RecordPlaces(std::sync::RwLock<HashMap<ProviderId, HashMap<RecordId, Place>>>);
 
 impl RecordPlaces {
     /// The places of every record in `logs`.
@@ -178,15 +180,16 @@ impl RecordPlaces {
         places
     }
 
-    pub(crate) fn get(&self, provider: &ProviderId, record: RecordId) -> Option<(u32, u32)> {
-        read(&self.0).get(&(provider.clone(), record)).copied()
+    pub(crate) fn get(&self, provider: &ProviderId, record: RecordId) -> Option<Place> {
+        read(&self.0).get(provider)?.get(&record).copied()
     }
 
     /// Records the places of `table`, committed as `epoch` of `provider`.
     pub(crate) fn add(&self, provider: &ProviderId, epoch: u32, table: &RecordTable) {
         let mut places = write(&self.0);
+        let of_provider = places.entry(provider.clone()).or_default();
         for (at, (record, _)) in table.entries().iter().enumerate() {
-            places.insert((provider.clone(), *record), (epoch, at as u32));
+            of_provider.insert(*record, (epoch, at as u32));
         }
     }
 }
