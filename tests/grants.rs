@@ -739,14 +739,8 @@ fn request_grant_search_across_two_providers_then_rotation_revokes() {
     );
 
     // One query, both providers.
-    let q = doctor
-        .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
-        .unwrap();
     assert_eq!(
-        doctor
-            .open(&q, &cloud.search(q.query()).unwrap())
-            .unwrap()
-            .record_count(),
+        common::records_found(&doctor, &cloud, &alice, "diabetes"),
         2
     );
 

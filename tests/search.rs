@@ -674,16 +674,7 @@ fn padding_lists_to_powers_of_two_keeps_results_exact() {
     let mut doctor = Requester::new();
     common::trust(&mut doctor, lab.id().as_str());
     doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
-    let q = doctor
-        .query(&alice, &["anemia"], Combine::Or, &cloud.manifest())
-        .unwrap();
-    assert_eq!(
-        doctor
-            .open(&q, &cloud.search(q.query()).unwrap())
-            .unwrap()
-            .record_count(),
-        10
-    );
+    assert_eq!(common::records_found(&doctor, &cloud, &alice, "anemia"), 10);
 }
 
 #[test]
@@ -1100,14 +1091,8 @@ fn the_requester_builds_tokens_only_from_a_signed_log_and_never_goes_back() {
         cloud.ingest(lab.finish().unwrap()).unwrap();
         cloud.put_record(rec.bytes).unwrap();
     }
-    let new = doctor
-        .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
-        .unwrap();
     assert_eq!(
-        doctor
-            .open(&new, &cloud.search(new.query()).unwrap())
-            .unwrap()
-            .record_count(),
+        common::records_found(&doctor, &cloud, &alice, "diabetes"),
         7
     );
     assert!(matches!(
@@ -1209,14 +1194,8 @@ fn a_provider_rekeys_with_a_statement_signed_by_its_old_key() {
     doctor
         .follow_rekey(&Rekey::from_bytes(&rekey.to_bytes()).unwrap())
         .unwrap();
-    let q = doctor
-        .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
-        .unwrap();
     assert_eq!(
-        doctor
-            .open(&q, &cloud.search(q.query()).unwrap())
-            .unwrap()
-            .record_count(),
+        common::records_found(&doctor, &cloud, &alice, "diabetes"),
         6
     );
     // The old statement again changes nothing: the registered key is the new one now.

@@ -21,11 +21,11 @@ use crate::wire::{CountWidth, Reader, put_preamble};
 pub struct IndexBatch {
     pub(crate) provider: ProviderId,
     pub(crate) epoch: u32,
-    pub(crate) generation: u32,
     pub(crate) table: Table,
     pub(crate) records: RecordTable,
     pub(crate) signature: Vec<u8>,
-    /// The commitment, computed from `table` and `records` whenever a batch is made.
+    /// The commitment (key generation included), computed from `table` and `records`
+    /// whenever a batch is made.
     pub(crate) info: EpochInfo,
 }
 
@@ -54,7 +54,6 @@ impl IndexBatch {
         IndexBatch {
             provider,
             epoch,
-            generation,
             table,
             records,
             signature,
@@ -72,7 +71,7 @@ impl IndexBatch {
     }
     /// The key generation its entries were made under.
     pub fn generation(&self) -> u32 {
-        self.generation
+        self.info.generation
     }
     /// Number of label-value entries.
     pub fn len(&self) -> usize {
@@ -99,7 +98,7 @@ impl IndexBatch {
         put_preamble(&mut out, BATCH_MAGIC, INDEX_VERSION, ALG_GGM_AES256_PACKED4);
         self.provider.encode_into(&mut out);
         out.extend_from_slice(&self.epoch.to_be_bytes());
-        out.extend_from_slice(&self.generation.to_be_bytes());
+        out.extend_from_slice(&self.info.generation.to_be_bytes());
         out.extend_from_slice(&(self.records.len() as u32).to_be_bytes());
         for (id, digest) in self.records.entries() {
             out.extend_from_slice(id.as_bytes());

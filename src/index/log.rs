@@ -268,7 +268,11 @@ pub(crate) fn verify_records(
     for (i, proof) in proofs.iter().enumerate() {
         by_epoch.entry(proof.epoch).or_default().push(i);
     }
-    let mut first_bad: Option<usize> = None;
+    let verify_one = |i: usize| {
+        let ((id, sealed), proof) = (&records[i], &proofs[i]);
+        verify_record(log, *id, proof.epoch, proof.index, &proof.path, sealed)
+    };
+    let mut first_bad: Option<(usize, Error)> = None;
     for (epoch, members) in &by_epoch {
         let together = log.epochs.get(*epoch as usize).is_some_and(|info| {
             let items: Vec<(u64, Digest, &[Digest])> = members
@@ -283,26 +287,26 @@ pub(crate) fn verify_records(
                 .collect();
             merkle::verify_many(u64::from(info.records), &items, &info.records_root)
         });
-        if !together {
-            // Find the first failing one the slow way, for its error. (Two records
-            // cannot pass alone at one index: their leaves differ.)
-            if let Some(&i) = members.iter().find(|&&i| {
-                let (id, sealed) = &records[i];
-                let proof = &proofs[i];
-                verify_record(log, *id, proof.epoch, proof.index, &proof.path, sealed).is_err()
-            }) {
-                first_bad = Some(first_bad.map_or(i, |b| b.min(i)));
-            }
+        if together {
+            continue;
+        }
+        // The first failing one, the slow way, for its error. If each passes alone,
+        // two of them claim one place (only one record can be there).
+        let bad = members
+            .iter()
+            .find_map(|&i| verify_one(i).err().map(|e| (i, e)))
+            .unwrap_or_else(|| {
+                let error = Error::NotAuthentic {
+                    provider: log.provider.to_string(),
+                    what: "record (two records claim one place)",
+                };
+                (members[0], error)
+            });
+        if first_bad.as_ref().is_none_or(|(b, _)| bad.0 < *b) {
+            first_bad = Some(bad);
         }
     }
-    match first_bad {
-        None => Ok(()),
-        Some(i) => {
-            let (id, sealed) = &records[i];
-            let proof = &proofs[i];
-            verify_record(log, *id, proof.epoch, proof.index, &proof.path, sealed)
-        }
-    }
+    first_bad.map_or(Ok(()), |(_, error)| Err(error))
 }
 
 /// Checks that `sealed` is the record `record` committed in `epoch` of `log` at
@@ -377,6 +381,10 @@ mod tests {
         assert_eq!(log.chain, chain_of(&lab, &three));
         let not_authentic =
             |r: Result<Arc<VerifiedLog>>| matches!(r, Err(Error::NotAuthentic { .. }));
+        // Verified by a requester that has seen nothing of the lab before.
+        let refused = |epochs: &[EpochInfo], signature: &[u8]| {
+            not_authentic(verify(&lab, epochs, signature, &key, None))
+        };
         // Under another key, for another provider, inflated, changed, or with a
         // signature over something else.
         let other = test_keys::provider_b().public().verifying;
@@ -397,55 +405,19 @@ mod tests {
         )));
         let mut inflated = three.to_vec();
         inflated.push(info(1, 4));
-        assert!(not_authentic(verify(
-            &lab,
-            &inflated,
-            &signed(&three),
-            &key,
-            None
-        )));
+        assert!(refused(&inflated, &signed(&three)));
         for at in 0..3 {
             let mut changed = three.to_vec();
             changed[at].entries += 1;
-            assert!(not_authentic(verify(
-                &lab,
-                &changed,
-                &signed(&three),
-                &key,
-                None
-            )));
+            assert!(refused(&changed, &signed(&three)));
         }
-        assert!(not_authentic(verify(
-            &lab,
-            &three,
-            &signed(&three[..2]),
-            &key,
-            None
-        )));
-        assert!(not_authentic(verify(
-            &lab,
-            &[],
-            &signed(&three),
-            &key,
-            None
-        )));
+        assert!(refused(&three, &signed(&three[..2])));
+        assert!(refused(&[], &signed(&three)));
         // Generations that jump or go back are refused even when signed.
         let jump = [info(0, 1), info(2, 2)];
-        assert!(not_authentic(verify(
-            &lab,
-            &jump,
-            &signed(&jump),
-            &key,
-            None
-        )));
+        assert!(refused(&jump, &signed(&jump)));
         let back = [info(1, 1), info(0, 2)];
-        assert!(not_authentic(verify(
-            &lab,
-            &back,
-            &signed(&back),
-            &key,
-            None
-        )));
+        assert!(refused(&back, &signed(&back)));
 
         // Against what was seen: the same log needs no signature check (the head is
         // cached); a shorter one is a rollback; a longer one must extend it.

@@ -40,8 +40,8 @@ fn fixtures() -> (Vec<IndexBatch>, Vec<Vec<u8>>) {
     (batches, records)
 }
 
-/// A cloud on `store` that knows the lab's keys (the key directory is not yet kept by
-/// the store: every test cloud registers the lab afresh).
+/// A cloud on `store` that knows the lab's keys (registered in a fresh store; kept by
+/// a store that has them, where registering them again changes nothing).
 fn lab_cloud(store: DirStore) -> Cloud {
     let cloud = Cloud::with_store(store);
     cloud

@@ -95,13 +95,14 @@ pub(crate) fn check_ingest(
         what: "index batch",
     })?;
     let current = epochs.and_then(|e| e.last()).map_or(0, |e| e.generation);
-    if batch.generation < current {
+    let generation = batch.info.generation;
+    if generation < current {
         return Err(Error::GenerationRegressed {
             current,
-            found: batch.generation,
+            found: generation,
         });
     }
-    if batch.generation - current > 1 {
+    if generation - current > 1 {
         return Err(Error::InvalidArgument(
             "a batch's key generation rises by at most one",
         ));

@@ -7,8 +7,8 @@ pub mod counting_alloc;
 use std::sync::OnceLock;
 
 use medvault::{
-    Cloud, DecryptionKey, Identity, MasterKey, PatientId, PatientKey, Provider, ProviderId,
-    Requester, SigningKey,
+    Cloud, Combine, DecryptionKey, Identity, MasterKey, PatientId, PatientKey, Provider,
+    ProviderId, Requester, SigningKey,
 };
 
 /// A fixed master key, so failures reproduce.
@@ -118,12 +118,29 @@ pub fn data_file(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// A cloud on the directory store in `dir` that knows `names` under [`identity`] (the
-/// key directory is not yet kept by the store: every open registers afresh).
+/// A cloud on the directory store in `dir` that knows `names` under [`identity`]
+/// (registered on first open, already known, and so accepted again, after that).
 pub fn open_cloud(dir: impl AsRef<std::path::Path>, names: &[&str]) -> Cloud {
     let cloud = Cloud::open(dir).unwrap();
     for name in names {
         register(&cloud, name);
     }
     cloud
+}
+
+/// How many records `doctor` finds and opens for `keyword` of `patient` at `cloud`, on
+/// the cloud's current manifest (every check of the answer included).
+pub fn records_found(
+    doctor: &Requester,
+    cloud: &Cloud,
+    patient: &PatientId,
+    keyword: &str,
+) -> usize {
+    let query = doctor
+        .query(patient, &[keyword], Combine::Or, &cloud.manifest())
+        .unwrap();
+    doctor
+        .open(&query, &cloud.search(query.query()).unwrap())
+        .unwrap()
+        .record_count()
 }
