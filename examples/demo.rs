@@ -701,14 +701,14 @@ fn run() -> Result<bool, Box<dyn Error>> {
         query_bytes.len(),
         &hex(&query_bytes[..24.min(query_bytes.len())])
     );
-    let entries: usize = response
+    let (blocks, epochs): (usize, usize) = response
         .providers
         .iter()
-        .flat_map(|p| &p.hits)
-        .map(Vec::len)
-        .sum();
+        .flat_map(|p| p.lists.iter().flatten())
+        .fold((0, 0), |(b, e), epoch| (b + epoch.blocks.len(), e + 1));
     println!(
-        "     {entries} postings decrypted from its index, a {} B response of sealed records",
+        "     {blocks} index blocks found and decrypted, proofs for {epochs} epochs, \
+         a {} B response of sealed records",
         response_bytes.len()
     );
     let labels: Vec<String> = cloud

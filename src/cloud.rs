@@ -375,7 +375,8 @@ impl Cloud {
 
     /// Answers a query in one call: for every provider and keyword, expands the token
     /// to the epochs that exist, probes and decrypts the matching blocks, evaluates AND /
-    /// OR on the record ids, and returns the postings and the sealed records. A token
+    /// OR on the record ids, and returns, per epoch, the blocks found with the proof of
+    /// them and of where each list ends, and the sealed records with theirs. A token
     /// covering 16 epochs or more is expanded and probed on all cores, so is a list
     /// longer than 256 blocks, and 16 records or more are read on all cores; the answer
     /// is the same, in the same order, and so is the error if one occurs.
@@ -387,7 +388,7 @@ impl Cloud {
                 .epochs()
                 .get(&tokens.provider)
                 .ok_or(Error::NotFound("a provider named in the query"))?;
-            let hits = search::postings(&view, tokens, epochs)?;
+            let (hits, lists) = search::postings(&view, tokens, epochs)?;
             let selected: Vec<RecordId> = evaluate(&hits, query.combine).into_iter().collect();
             // Many records are read and proven on all cores (on the directory store each
             // is a file to open, read and check); the first failure in id order is
@@ -433,7 +434,7 @@ impl Cloud {
             }
             providers.push(ProviderResponse {
                 provider: tokens.provider.clone(),
-                hits,
+                lists,
                 records,
                 proofs,
                 missing,

@@ -89,14 +89,11 @@ fn another_provider_can_neither_extend_nor_block_a_providers_lists() {
             .query(&alice, &["allergy"], Combine::Or, &cloud.manifest())
             .unwrap();
         let answer = cloud.search(q.query()).unwrap();
-        let hits = &answer.providers[0].hits[0];
+        let opened = doctor.open(&q, &answer).unwrap();
+        let hits = &opened.providers[0].postings[0];
         assert_eq!(hits.len(), 2, "merged: {merged}: {hits:?}");
         assert!(hits.iter().all(|h| h.op == Op::Add));
-        let found: Vec<RecordId> = doctor.open(&q, &answer).unwrap().providers[0]
-            .records
-            .iter()
-            .map(|r| r.id)
-            .collect();
+        let found: Vec<RecordId> = opened.providers[0].records.iter().map(|r| r.id).collect();
         assert_eq!(found.len(), 2);
         assert!(found.contains(&allergy.id) && found.contains(&latex.id));
     }

@@ -130,7 +130,7 @@ fn signed_log_example_matches() {
     let info = EpochInfo {
         generation: 0,
         entries: 1,
-        pairs_root: log::pairs_root(&table),
+        pairs_root: log::EpochPairs::new(table.clone()).root(),
         records: 1,
         records_root: records.root(),
     };

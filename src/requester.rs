@@ -22,7 +22,7 @@ use crate::index::keyword;
 use crate::index::log::{self, VerifiedLog};
 use crate::index::manifest::Manifest;
 use crate::index::query::{
-    Combine, MAX_KEYWORDS, MAX_PROVIDERS, ProviderTokens, Query, SearchResponse,
+    Combine, Hit, MAX_KEYWORDS, MAX_PROVIDERS, ProviderTokens, Query, SearchResponse,
 };
 use crate::index::token;
 use crate::keys::identity::{Identity, VerifyingKey};
@@ -69,6 +69,9 @@ pub struct OpenedRecord {
 pub struct ProviderResults {
     /// The provider.
     pub provider: ProviderId,
+    /// Per keyword (in query order), the postings of every searched epoch, each proven
+    /// to be the provider's, in epoch order (deletions included).
+    pub postings: Vec<Vec<Hit>>,
     /// The matching records, by id.
     pub records: Vec<OpenedRecord>,
     /// Matching records the cloud says it does not hold.
@@ -352,6 +355,7 @@ impl Requester {
         let mut providers = Vec::with_capacity(asked.len());
         for ((tokens, log), answer) in asked.iter().zip(&prepared.logs).zip(&response.providers) {
             token::check_shape(tokens, log, prepared.keywords.len(), answer)?;
+            let postings = token::verified_postings(tokens, log, answer)?;
             let keys = self
                 .keys
                 .get(&(answer.provider.clone(), prepared.patient.clone()))
@@ -387,10 +391,11 @@ impl Requester {
                     answer.records.iter().map(leaf_and_open).collect()
                 };
             let (leaves, opened): (Vec<_>, Vec<_>) = done.into_iter().unzip();
-            token::check_contents(log, prepared.query.combine, answer, &leaves)?;
+            token::check_contents(log, prepared.query.combine, &postings, answer, &leaves)?;
             let records = opened.into_iter().collect::<Result<Vec<_>>>()?;
             providers.push(ProviderResults {
                 provider: answer.provider.clone(),
+                postings,
                 records,
                 missing: answer.missing.clone(),
             });

@@ -139,7 +139,8 @@ fn tokens_do_not_find_entries_uploaded_after_them() {
             cloud.merge().unwrap();
         }
         let response = cloud.search(old.query()).unwrap();
-        let found: Vec<_> = response.providers[0].hits[0]
+        let results = doctor.open(&old, &response).unwrap();
+        let found: Vec<_> = results.providers[0].postings[0]
             .iter()
             .map(|h| (h.epoch, h.record))
             .collect();
@@ -153,7 +154,6 @@ fn tokens_do_not_find_entries_uploaded_after_them() {
                 .iter()
                 .all(|&(epoch, id)| epoch < 5 && early.contains(&id))
         );
-        let results = doctor.open(&old, &response).unwrap();
         assert_eq!(results.record_count(), 5);
         // A fresh token, built from the new manifest, finds all 8.
         let new = doctor
@@ -199,8 +199,14 @@ fn keys_of_one_patient_or_provider_find_nothing_of_another() {
             "only the provider it holds keys for"
         );
         assert_eq!(&response.providers[0].provider, home.id());
-        for hit in response.providers[0].hits.iter().flatten() {
-            let (owner, _) = &corpus.records[&(home.id().clone(), hit.record)];
+        let answer = &response.providers[0];
+        let selected = answer
+            .records
+            .iter()
+            .map(|(id, _)| id)
+            .chain(&answer.missing);
+        for record in selected {
+            let (owner, _) = &corpus.records[&(home.id().clone(), *record)];
             assert_eq!(*owner, target, "{k}: a record of patient {owner} was found");
         }
         let results = doctor.open(&q, &response).unwrap();
@@ -216,12 +222,15 @@ fn keys_of_one_patient_or_provider_find_nothing_of_another() {
         let q = confused
             .query(&patient_id(3), &[k], Combine::Or, &manifest)
             .unwrap();
-        for hit in cloud.search(q.query()).unwrap().providers[0]
-            .hits
+        let response = cloud.search(q.query()).unwrap();
+        let answer = &response.providers[0];
+        for record in answer
+            .records
             .iter()
-            .flatten()
+            .map(|(id, _)| id)
+            .chain(&answer.missing)
         {
-            assert_eq!(corpus.records[&(home.id().clone(), hit.record)].0, target);
+            assert_eq!(corpus.records[&(home.id().clone(), *record)].0, target);
         }
     }
     // No key at all for patient 4: no query can be built.
@@ -1103,10 +1112,11 @@ fn the_requester_builds_tokens_only_from_a_signed_log_and_never_goes_back() {
             ..
         })
     ));
-    // A posting the cloud claims from an epoch beyond the signed log is refused.
+    // A posting list the cloud claims from an epoch beyond the signed log is refused.
     let mut beyond = cloud.search(first.query()).unwrap();
-    beyond.providers[0].hits[0][0].epoch = 6;
-    beyond.providers[0].hits[0].sort_by_key(|h| h.epoch);
+    let mut extra = beyond.providers[0].lists[0][0].clone();
+    extra.epoch = 6;
+    beyond.providers[0].lists[0].push(extra);
     assert!(matches!(
         doctor.open(&first, &beyond),
         Err(Error::NotAuthentic { .. })

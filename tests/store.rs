@@ -180,8 +180,8 @@ fn a_flipped_byte_in_any_store_file_is_detected_never_answered() {
     }
     assert_eq!(
         files.len(),
-        1 + 2 + 3 + 3,
-        "catalog, segments, records, tables"
+        1 + 2 + 3 + 3 + 3,
+        "catalog, segments, records, record tables, entry files"
     );
     let mut flips = 0;
     for path in &files {

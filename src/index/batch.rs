@@ -7,7 +7,9 @@
 //! Nothing in a batch links entries to each other, to a patient or to a keyword.
 
 use super::entry::{ALG_GGM_AES256_PACKED4, BATCH_MAGIC, INDEX_VERSION, PAIR_LEN};
-use super::log::{self, MAX_SIGNATURE_LEN, RecordTable};
+use std::sync::Arc;
+
+use super::log::{EpochPairs, MAX_SIGNATURE_LEN, RecordTable};
 use super::manifest::{EpochInfo, read_signature};
 use super::table::Table;
 use crate::crypto::merkle::Digest;
@@ -21,7 +23,8 @@ use crate::wire::{CountWidth, Reader, put_preamble};
 pub struct IndexBatch {
     pub(crate) provider: ProviderId,
     pub(crate) epoch: u32,
-    pub(crate) table: Table,
+    /// The entries with their Merkle tree (the cloud keeps it to prove searches).
+    pub(crate) pairs: Arc<EpochPairs>,
     pub(crate) records: RecordTable,
     pub(crate) signature: Vec<u8>,
     /// The commitment (key generation included), computed from `table` and `records`
@@ -44,17 +47,18 @@ impl IndexBatch {
         records: RecordTable,
         signature: Vec<u8>,
     ) -> Self {
+        let pairs = EpochPairs::new(table);
         let info = EpochInfo {
             generation,
-            entries: table.len() as u32,
-            pairs_root: log::pairs_root(&table),
+            entries: pairs.len() as u32,
+            pairs_root: pairs.root(),
             records: records.len() as u32,
             records_root: records.root(),
         };
         IndexBatch {
             provider,
             epoch,
-            table,
+            pairs: Arc::new(pairs),
             records,
             signature,
             info,
@@ -75,15 +79,15 @@ impl IndexBatch {
     }
     /// Number of label-value entries.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.pairs.table().len()
     }
     /// True for a batch without entries (a provider may upload one to advance its epoch).
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.pairs.table().is_empty()
     }
     /// The entries.
     pub fn table(&self) -> &Table {
-        &self.table
+        self.pairs.table()
     }
     /// The records committed with the batch: `(id, SHA-256 of the sealed record)`, by id.
     pub fn records(&self) -> &[(RecordId, Digest)] {
@@ -93,7 +97,9 @@ impl IndexBatch {
     /// The wire form (`FORMAT.md`, "Index batch").
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            64 + self.records.len() * 48 + self.signature.len() + self.table.len() * PAIR_LEN,
+            64 + self.records.len() * 48
+                + self.signature.len()
+                + self.pairs.table().len() * PAIR_LEN,
         );
         put_preamble(&mut out, BATCH_MAGIC, INDEX_VERSION, ALG_GGM_AES256_PACKED4);
         self.provider.encode_into(&mut out);
@@ -106,8 +112,8 @@ impl IndexBatch {
         }
         out.extend_from_slice(&(self.signature.len() as u16).to_be_bytes());
         out.extend_from_slice(&self.signature);
-        out.extend_from_slice(&(self.table.len() as u32).to_be_bytes());
-        self.table.write_pairs(&mut out);
+        out.extend_from_slice(&(self.pairs.table().len() as u32).to_be_bytes());
+        self.pairs.table().write_pairs(&mut out);
         out
     }
 
@@ -171,9 +177,13 @@ impl IndexBatch {
             RecordTable::new(Vec::new()).expect("empty table"),
             Vec::new(),
         );
-        let chain = log::next_chain(&batch.provider, epoch, &batch.info, previous);
+        let chain = super::log::next_chain(&batch.provider, epoch, &batch.info, previous);
         batch.signature = signing
-            .sign(&log::head_message(&batch.provider, epoch + 1, &chain))
+            .sign(&super::log::head_message(
+                &batch.provider,
+                epoch + 1,
+                &chain,
+            ))
             .expect("signing");
         batch
     }

@@ -26,8 +26,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::crypto::merkle::{self, Digest, Tree};
 use crate::error::{Error, Result};
-use crate::index::Table;
 use crate::index::manifest::EpochInfo;
+use crate::index::query::EpochProof;
+use crate::index::{EpochKey, Label, Posting, Table};
 use crate::keys::identity::VerifyingKey;
 use crate::keys::{ProviderId, RecordId};
 
@@ -49,12 +50,154 @@ pub(crate) fn record_digest(sealed: &[u8]) -> Digest {
     Sha256::digest(sealed).into()
 }
 
-/// The Merkle root over a batch's entries, `label ‖ value` in label order.
-pub(crate) fn pairs_root(table: &Table) -> Digest {
-    let (labels, values) = (table.labels(), table.values());
-    merkle::root(&merkle::leaf_hashes(labels.len(), |i| {
-        [&labels[i][..], &values[i][..]]
-    }))
+/// A batch's entries with their Merkle tree: leaf `i` is `H(00 ‖ label ‖ value)` of the
+/// `i`-th entry in label order, the root the epoch's `pairs_root`. The cloud keeps one
+/// per epoch to prove, for each search, the blocks it found in that epoch and where
+/// the list ended ([`EpochPairs::prove`]); the requester checks both
+/// ([`verify_list`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EpochPairs {
+    table: Table,
+    tree: Tree,
+}
+
+impl EpochPairs {
+    pub(crate) fn new(table: Table) -> Self {
+        let (labels, values) = (table.labels(), table.values());
+        let leaves = merkle::leaf_hashes(labels.len(), |i| [&labels[i][..], &values[i][..]]);
+        EpochPairs {
+            tree: Tree::new(leaves),
+            table,
+        }
+    }
+
+    pub(crate) fn table(&self) -> &Table {
+        &self.table
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn root(&self) -> Digest {
+        self.tree.root()
+    }
+
+    /// The proof, as `epoch`, of a list whose blocks `0..k` are under `labels[..k]` and
+    /// whose next label `labels[k]` is absent. [`Error::Corrupt`] if the entries say
+    /// otherwise (the cloud's segments and its copy of the batch disagree).
+    pub(crate) fn prove(&self, epoch: u32, labels: &[Label]) -> Result<EpochProof> {
+        let corrupt = |detail: &str| Error::Corrupt {
+            what: format!("index entries of epoch {epoch}: {detail}"),
+        };
+        let (next, found) = labels.split_last().ok_or_else(|| corrupt("no label"))?;
+        let all = self.table.labels();
+        let mut blocks = Vec::with_capacity(found.len());
+        for label in found {
+            let place = all
+                .binary_search(label)
+                .map_err(|_| corrupt("a block found in a segment is not in its batch"))?;
+            blocks.push((place as u32, *self.table.value(place)));
+        }
+        let gap = match all.binary_search(next) {
+            Ok(_) => return Err(corrupt("the list goes on in its batch")),
+            Err(gap) => gap,
+        };
+        let entry = |place: usize| (all[place], *self.table.value(place));
+        let below = gap.checked_sub(1).map(entry);
+        let above = (gap < all.len()).then(|| entry(gap));
+        let mut places: Vec<usize> = blocks.iter().map(|&(place, _)| place as usize).collect();
+        places.extend(gap.checked_sub(1));
+        if gap < all.len() {
+            places.push(gap);
+        }
+        places.sort_unstable();
+        places.dedup();
+        let siblings = self
+            .tree
+            .multiproof(&places)
+            .ok_or_else(|| corrupt("a place outside the batch"))?;
+        Ok(EpochProof {
+            epoch,
+            blocks,
+            gap: gap as u32,
+            below,
+            above,
+            siblings,
+        })
+    }
+}
+
+/// Checks one epoch of a posting list against `log` and returns its postings: every
+/// block the cloud returned is block `i` of the list under `key` (its label
+/// `label_i`) as the provider signed it in that epoch, and the list's next label is
+/// absent there (its neighbours are adjacent signed entries on either side of it).
+/// [`Error::NotAuthentic`] naming the provider otherwise.
+pub(crate) fn verify_list(
+    log: &VerifiedLog,
+    key: &EpochKey,
+    proof: &EpochProof,
+    out: &mut Vec<Posting>,
+) -> Result<()> {
+    let forged = |what| Error::NotAuthentic {
+        provider: log.provider.to_string(),
+        what,
+    };
+    let info = log
+        .epochs
+        .get(proof.epoch as usize)
+        .ok_or_else(|| forged("posting list (its epoch is not in the signed log)"))?;
+    let entries = info.entries;
+    if proof.blocks.len() > entries as usize
+        || proof.gap > entries
+        || proof.below.is_some() != (proof.gap > 0)
+        || proof.above.is_some() != (proof.gap < entries)
+    {
+        return Err(forged("posting list (its shape)"));
+    }
+    let k = proof.blocks.len() as u32;
+    let next = key.label(k);
+    let mut leaves: Vec<(u64, Digest)> = Vec::with_capacity(proof.blocks.len() + 2);
+    for (i, (place, value)) in proof.blocks.iter().enumerate() {
+        let label = key.label(i as u32);
+        leaves.push((u64::from(*place), merkle::leaf_hash(&[&label, value])));
+    }
+    if let Some((label, value)) = &proof.below {
+        if *label >= next {
+            return Err(forged("posting list (its end: a neighbour out of order)"));
+        }
+        leaves.push((u64::from(proof.gap - 1), merkle::leaf_hash(&[label, value])));
+    }
+    if let Some((label, value)) = &proof.above {
+        if *label <= next {
+            return Err(forged("posting list (its end: a neighbour out of order)"));
+        }
+        leaves.push((u64::from(proof.gap), merkle::leaf_hash(&[label, value])));
+    }
+    // A block may also be a neighbour of the gap: one place, one leaf.
+    leaves.sort_unstable_by_key(|&(place, _)| place);
+    let mut unique: Vec<(u64, Digest)> = Vec::with_capacity(leaves.len());
+    for leaf in leaves {
+        match unique.last() {
+            Some(last) if last.0 == leaf.0 && last.1 != leaf.1 => {
+                return Err(forged("posting list (two entries at one place)"));
+            }
+            Some(last) if last.0 == leaf.0 => {}
+            _ => unique.push(leaf),
+        }
+    }
+    if !merkle::verify_multiproof(
+        u64::from(entries),
+        &unique,
+        &proof.siblings,
+        &info.pairs_root,
+    ) {
+        return Err(forged("posting list (not what the provider signed)"));
+    }
+    for (i, (_, value)) in proof.blocks.iter().enumerate() {
+        key.open_block(i as u32, value, out)?;
+    }
+    Ok(())
 }
 
 /// The records uploaded with one batch: `(id, digest)` sorted by id, each id once, with

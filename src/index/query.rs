@@ -15,8 +15,9 @@ use std::collections::BTreeSet;
 
 use crate::crypto::ggm::{DEPTH, NodeKey};
 use crate::crypto::merkle::Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::Op;
+use crate::index::entry::{Label, VALUE_LEN, Value};
 use crate::keys::{ProviderId, RecordId};
 use crate::wire::{CountWidth, Reader, put_preamble};
 
@@ -26,8 +27,9 @@ pub const QUERY_MAGIC: &[u8; 4] = b"MVQY";
 pub const RESPONSE_MAGIC: &[u8; 4] = b"MVSR";
 /// Version of the query format.
 pub const QUERY_VERSION: u8 = 1;
-/// Version of the search response format (2: records carry inclusion proofs).
-pub const RESPONSE_VERSION: u8 = 2;
+/// Version of the search response format (2: records carry inclusion proofs; 3: the
+/// lists are the encrypted blocks with their proofs, not the cloud's decryption).
+pub const RESPONSE_VERSION: u8 = 3;
 /// Most hashes in a record's inclusion proof (a table of up to 2³² records).
 pub const MAX_PROOF_LEN: usize = 32;
 const ALG_INDEX_V1: u8 = crate::index::ALG_GGM_AES256_PACKED4;
@@ -201,13 +203,40 @@ pub struct RecordProof {
     pub path: Vec<Digest>,
 }
 
+/// An entry of an epoch's batch: its label and (encrypted) value.
+pub type Entry = (Label, Value);
+
+/// One epoch of one keyword's posting list as the cloud proves it, against the epoch's
+/// signed `pairs_root` (FORMAT.md, "Search response"): the list's blocks
+/// `0..k` with their places among the batch's entries (sorted by label), and where
+/// `label_k` would be (`gap`, the number of the batch's labels below it) with the
+/// entries on either side of that place, which show it absent. One multiproof covers
+/// every entry named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochProof {
+    /// The epoch.
+    pub epoch: u32,
+    /// Blocks `0..k` of the list, in block order: each one's place and value.
+    pub blocks: Vec<(u32, Value)>,
+    /// How many of the epoch's labels are below `label_k`.
+    pub gap: u32,
+    /// The entry at place `gap - 1` (absent if `gap` is 0).
+    pub below: Option<Entry>,
+    /// The entry at place `gap` (absent if `gap` is the entry count).
+    pub above: Option<Entry>,
+    /// The multiproof siblings ([`crate::crypto::merkle`]) of the places of `blocks`,
+    /// `below` and `above`, each place once.
+    pub siblings: Vec<Digest>,
+}
+
 /// The cloud's answer for one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderResponse {
     /// The provider.
     pub provider: ProviderId,
-    /// Per keyword (in query order), the postings found, in epoch order.
-    pub hits: Vec<Vec<Hit>>,
+    /// Per keyword (in query order), every epoch the token covers, ascending, with the
+    /// blocks found there and their proof.
+    pub lists: Vec<Vec<EpochProof>>,
     /// The sealed records of the result set, by record id, ascending.
     pub records: Vec<(RecordId, Vec<u8>)>,
     /// One proof per record of `records`, in the same order.
@@ -231,16 +260,11 @@ impl SearchResponse {
         out.push(self.providers.len() as u8);
         for p in &self.providers {
             p.provider.encode_into(&mut out);
-            out.push(p.hits.len() as u8);
-            for list in &p.hits {
+            out.push(p.lists.len() as u8);
+            for list in &p.lists {
                 out.extend_from_slice(&(list.len() as u32).to_be_bytes());
-                for hit in list {
-                    out.extend_from_slice(&hit.epoch.to_be_bytes());
-                    out.push(match hit.op {
-                        Op::Add => 1,
-                        Op::Delete => 2,
-                    });
-                    out.extend_from_slice(hit.record.as_bytes());
+                for epoch in list {
+                    epoch.write(&mut out);
                 }
             }
             out.extend_from_slice(&(p.records.len() as u32).to_be_bytes());
@@ -275,27 +299,18 @@ impl SearchResponse {
             if keyword_count == 0 || keyword_count > MAX_KEYWORDS {
                 return Err(r.malformed("keyword count out of range"));
             }
-            let mut hits = Vec::with_capacity(keyword_count);
+            let mut lists = Vec::with_capacity(keyword_count);
             for _ in 0..keyword_count {
-                let n = r.count(CountWidth::U32, 21, "hit count")?;
-                let mut list: Vec<Hit> = Vec::with_capacity(n);
+                let n = r.count(CountWidth::U32, EpochProof::MIN_LEN, "epoch count")?;
+                let mut list: Vec<EpochProof> = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let epoch = r.u32("hit epoch")?;
-                    if list.last().is_some_and(|last| last.epoch > epoch) {
-                        return Err(r.malformed("hits not in epoch order"));
+                    let epoch = EpochProof::read(&mut r)?;
+                    if list.last().is_some_and(|last| last.epoch >= epoch.epoch) {
+                        return Err(r.malformed("epochs of a list not ascending"));
                     }
-                    let op = match r.u8("hit op")? {
-                        1 => Op::Add,
-                        2 => Op::Delete,
-                        _ => return Err(r.malformed("unknown posting op")),
-                    };
-                    list.push(Hit {
-                        epoch,
-                        op,
-                        record: RecordId::from_bytes(r.array("hit record id")?),
-                    });
+                    list.push(epoch);
                 }
-                hits.push(list);
+                lists.push(list);
             }
             let n = r.count(CountWidth::U32, 33, "record count")?;
             let mut records: Vec<(RecordId, Vec<u8>)> = Vec::with_capacity(n);
@@ -328,7 +343,7 @@ impl SearchResponse {
             }
             providers.push(ProviderResponse {
                 provider,
-                hits,
+                lists,
                 records,
                 proofs,
                 missing,
@@ -336,6 +351,68 @@ impl SearchResponse {
         }
         r.finish()?;
         Ok(SearchResponse { providers })
+    }
+}
+
+impl EpochProof {
+    /// Bytes of an epoch with no block, no neighbour and no sibling.
+    const MIN_LEN: usize = 4 + 4 + 4 + 1 + 1 + 4;
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.epoch.to_be_bytes());
+        out.extend_from_slice(&(self.blocks.len() as u32).to_be_bytes());
+        for (place, value) in &self.blocks {
+            out.extend_from_slice(&place.to_be_bytes());
+            out.extend_from_slice(value);
+        }
+        out.extend_from_slice(&self.gap.to_be_bytes());
+        for neighbour in [&self.below, &self.above] {
+            match neighbour {
+                None => out.push(0),
+                Some((label, value)) => {
+                    out.push(1);
+                    out.extend_from_slice(label);
+                    out.extend_from_slice(value);
+                }
+            }
+        }
+        out.extend_from_slice(&(self.siblings.len() as u32).to_be_bytes());
+        for sibling in &self.siblings {
+            out.extend_from_slice(sibling);
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let epoch = r.u32("epoch")?;
+        let n = r.count(CountWidth::U32, 4 + VALUE_LEN, "block count")?;
+        let blocks = (0..n)
+            .map(|_| Ok((r.u32("block place")?, r.array("block value")?)))
+            .collect::<Result<Vec<(u32, Value)>>>()?;
+        let gap = r.u32("gap")?;
+        let mut neighbour = |what: &'static str| -> Result<Option<Entry>> {
+            match r.u8(what)? {
+                0 => Ok(None),
+                1 => Ok(Some((
+                    r.array("neighbour label")?,
+                    r.array("neighbour value")?,
+                ))),
+                _ => Err(r.malformed("neighbour flag neither 0 nor 1")),
+            }
+        };
+        let below = neighbour("entry below the gap")?;
+        let above = neighbour("entry above the gap")?;
+        let n = r.count(CountWidth::U32, 32, "sibling count")?;
+        let siblings = (0..n)
+            .map(|_| r.array("sibling"))
+            .collect::<Result<Vec<Digest>>>()?;
+        Ok(EpochProof {
+            epoch,
+            blocks,
+            gap,
+            below,
+            above,
+            siblings,
+        })
     }
 }
 
@@ -461,15 +538,6 @@ fn union(a: &[RecordId], b: &[RecordId]) -> Vec<RecordId> {
         }
     }
     out
-}
-
-/// Checks that hits are in epoch order, as the evaluation requires.
-pub(crate) fn check_epoch_order(list: &[Hit]) -> Result<()> {
-    if list.windows(2).all(|w| w[0].epoch <= w[1].epoch) {
-        Ok(())
-    } else {
-        Err(Error::InconsistentResponse("postings out of epoch order"))
-    }
 }
 
 #[cfg(test)]

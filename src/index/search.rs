@@ -10,24 +10,37 @@
 
 use rayon::prelude::*;
 
-use super::entry::{ENTRIES_PER_BLOCK, EpochKey, Posting, Value};
+use super::entry::{ENTRIES_PER_BLOCK, EpochKey, Label, Posting, Value};
 use super::manifest::EpochInfo;
-use super::query::{Hit, ProviderTokens};
+use super::query::{EpochProof, Hit, ProviderTokens};
 use crate::crypto::ggm::{self, NodeKey};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::ProviderId;
 use crate::parallel::{self, Work};
 use crate::store::View;
 
-/// Every keyword's hits at one provider, in token order, each list in epoch order.
+/// One epoch of a list as the cloud found it: the postings it decrypted (to select
+/// records) and the proof the requester checks instead.
+pub(crate) struct FoundInEpoch {
+    hits: Vec<Hit>,
+    proof: EpochProof,
+}
+
+/// Every keyword's postings at one provider, in token order, each list in epoch order,
+/// and per keyword the proof of every epoch its token covers.
 pub(crate) fn postings(
     view: &View,
     tokens: &ProviderTokens,
     epochs: &[EpochInfo],
-) -> Result<Vec<Vec<Hit>>> {
+) -> Result<(Vec<Vec<Hit>>, Vec<Vec<EpochProof>>)> {
+    let pairs = view
+        .logs()
+        .get(&tokens.provider)
+        .map_or(&[][..], |tip| tip.pairs.as_slice());
     let mut hits = Vec::with_capacity(tokens.tokens.len());
+    let mut lists = Vec::with_capacity(tokens.tokens.len());
     for token in &tokens.tokens {
-        let mut list = Vec::new();
+        let mut list: Vec<FoundInEpoch> = Vec::new();
         for node in token {
             try_expand(
                 &node.key,
@@ -36,20 +49,32 @@ pub(crate) fn postings(
                 epochs.len() as u64,
                 &mut list,
                 &|epoch, leaf, out| {
-                    probe(
+                    let batch = pairs.get(epoch as usize).ok_or_else(|| Error::Corrupt {
+                        what: format!("index: no entries kept for epoch {epoch}"),
+                    })?;
+                    let mut hits = Vec::new();
+                    let key = EpochKey::new(leaf);
+                    let blocks = probe(
                         view,
                         &tokens.provider,
                         epochs[epoch as usize].entries,
                         epoch,
-                        leaf,
-                        out,
-                    )
+                        &key,
+                        &mut hits,
+                    )?;
+                    let labels: Vec<Label> = (0..=blocks).map(|i| key.label(i)).collect();
+                    let proof = batch.prove(epoch, &labels)?;
+                    out.push(FoundInEpoch { hits, proof });
+                    Ok::<(), Error>(())
                 },
             )?;
         }
-        hits.push(list);
+        let (found, proofs): (Vec<Vec<Hit>>, Vec<EpochProof>) =
+            list.into_iter().map(|f| (f.hits, f.proof)).unzip();
+        hits.push(found.into_iter().flatten().collect());
+        lists.push(proofs);
     }
-    Ok(hits)
+    Ok((hits, lists))
 }
 
 /// As [`expand`], but `visit(epoch, leaf, out)` may fail, and a subtree of many leaves
@@ -118,7 +143,7 @@ const MAX_PROBE_WINDOW: u32 = 4096;
 
 /// Probes `label_0, label_1, …` of one epoch (in the segments covering it) until a miss
 /// (or the epoch's entry count, a bound no honest list exceeds) and appends the
-/// decrypted postings, in block order.
+/// decrypted postings, in block order. Returns the number of blocks found.
 ///
 /// The first [`SERIAL_PROBES`] blocks are probed in order on this thread. A list that
 /// goes on is then probed in windows (doubling up to [`MAX_PROBE_WINDOW`]) whose
@@ -130,10 +155,9 @@ fn probe(
     provider: &ProviderId,
     entries: u32,
     epoch: u32,
-    leaf: &NodeKey,
+    key: &EpochKey,
     out: &mut Vec<Hit>,
-) -> Result<()> {
-    let key = EpochKey::new(leaf);
+) -> Result<u32> {
     let lookup = |i: u32| view.lookup_in_epoch(provider, epoch, &key.label(i));
     let mut postings: Vec<Posting> = Vec::new();
     let mut ended = false;
@@ -187,15 +211,22 @@ fn probe(
         for run in runs {
             postings.extend(run?);
         }
-        at = end;
+        // Past the miss, if there was one: `at - 1` is then the first missing block.
+        at = if ended {
+            at + found.len() as u32 + 1
+        } else {
+            end
+        };
         window = (window * 2).min(MAX_PROBE_WINDOW);
     }
+    // Blocks `0..at` were looked up; with a miss, the last of them is it.
+    let blocks = if ended { at - 1 } else { at };
     out.extend(
         postings
             .into_iter()
             .map(|(record, op)| Hit { epoch, record, op }),
     );
-    Ok(())
+    Ok(blocks)
 }
 
 /// Blocks decrypted in order by one task of a parallel window.
@@ -380,7 +411,8 @@ mod tests {
     fn run_probe(world: &World, leaf: &ggm::NodeKey) -> Result<Vec<Posting>> {
         let view = world.cloud.store().view();
         let mut hits = Vec::new();
-        probe(&view, &world.provider, world.entries, 0, leaf, &mut hits)?;
+        let key = EpochKey::new(leaf);
+        probe(&view, &world.provider, world.entries, 0, &key, &mut hits)?;
         assert!(hits.iter().all(|hit| hit.epoch == 0));
         Ok(hits.into_iter().map(|hit| (hit.record, hit.op)).collect())
     }

@@ -87,7 +87,7 @@ impl Table {
         &self.values[at]
     }
 
-    pub(super) fn write_pairs(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_pairs(&self, out: &mut Vec<u8>) {
         out.reserve(self.len() * PAIR_LEN);
         for (label, value) in self.labels.iter().zip(&self.values) {
             out.extend_from_slice(label);
@@ -96,7 +96,7 @@ impl Table {
     }
 
     /// Reads `count` pairs that must be strictly ascending by label.
-    pub(super) fn read_pairs(r: &mut Reader<'_>, count: usize) -> Result<Self> {
+    pub(crate) fn read_pairs(r: &mut Reader<'_>, count: usize) -> Result<Self> {
         // The count must match the bytes present before anything is allocated for it.
         if count.checked_mul(PAIR_LEN) != Some(r.remaining_before_trailer()) {
             return Err(r.malformed("entry count does not match the length"));

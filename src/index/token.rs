@@ -10,12 +10,11 @@
 
 use std::collections::BTreeMap;
 
+use super::entry::EpochKey;
 use super::keyword::MAX_KEYWORD_LEN;
 use super::log::{self, VerifiedLog};
 use super::manifest::generation_epochs;
-use super::query::{
-    Combine, ProviderResponse, ProviderTokens, TokenNode, check_epoch_order, evaluate,
-};
+use super::query::{Combine, Hit, ProviderResponse, ProviderTokens, TokenNode, evaluate};
 use crate::crypto::ggm;
 use crate::error::{Error, Result};
 use crate::keys::{PatientKey, RecordId};
@@ -55,7 +54,7 @@ pub(crate) fn build(
 
 /// Checks the shape of one provider's `answer` against the `tokens` sent for
 /// `keywords` keywords and the provider's verified `log`: the same provider and keyword
-/// count, every list in epoch order and inside the signed epochs, one proof per record.
+/// count, one proof per record.
 pub(crate) fn check_shape(
     tokens: &ProviderTokens,
     log: &VerifiedLog,
@@ -64,20 +63,12 @@ pub(crate) fn check_shape(
 ) -> Result<()> {
     if answer.provider != tokens.provider
         || answer.provider != log.provider
-        || answer.hits.len() != keywords
+        || answer.lists.len() != keywords
+        || tokens.tokens.len() != keywords
     {
         return Err(Error::InconsistentResponse(
             "providers or keywords differ from the query",
         ));
-    }
-    for list in &answer.hits {
-        check_epoch_order(list)?;
-        if list.iter().any(|hit| hit.epoch >= log.epoch_count()) {
-            return Err(Error::NotAuthentic {
-                provider: log.provider.to_string(),
-                what: "posting (its epoch is not in the signed log)",
-            });
-        }
     }
     if answer.proofs.len() != answer.records.len() {
         return Err(Error::InconsistentResponse(
@@ -87,18 +78,78 @@ pub(crate) fn check_shape(
     Ok(())
 }
 
+/// The postings of every keyword's list in `answer`, each proven against `log`
+/// ([`log::verify_list`]): the answer must prove every epoch each token covers (the
+/// requester expands its own token nodes, as the cloud does, up to the signed epoch
+/// count), in epoch order, and nothing else ([`Error::NotAuthentic`] otherwise).
+pub(crate) fn verified_postings(
+    tokens: &ProviderTokens,
+    log: &VerifiedLog,
+    answer: &ProviderResponse,
+) -> Result<Vec<Vec<Hit>>> {
+    let forged = |what| Error::NotAuthentic {
+        provider: log.provider.to_string(),
+        what,
+    };
+    let limit = u64::from(log.epoch_count());
+    let mut lists = Vec::with_capacity(tokens.tokens.len());
+    for (token, proofs) in tokens.tokens.iter().zip(&answer.lists) {
+        let mut hits = Vec::new();
+        let mut postings = Vec::new();
+        let mut proofs = proofs.iter();
+        let mut failure = None;
+        for node in token {
+            ggm::expand(
+                &node.key,
+                node.depth,
+                node.index,
+                limit,
+                &mut |epoch, leaf| {
+                    if failure.is_some() {
+                        return;
+                    }
+                    let checked = match proofs.next() {
+                        Some(proof) if proof.epoch == epoch => {
+                            postings.clear();
+                            log::verify_list(log, &EpochKey::new(leaf), proof, &mut postings)
+                        }
+                        _ => Err(forged("posting lists (an epoch left out or added)")),
+                    };
+                    match checked {
+                        Ok(()) => hits.extend(postings.drain(..).map(|(record, op)| Hit {
+                            epoch,
+                            record,
+                            op,
+                        })),
+                        Err(e) => failure = Some(e),
+                    }
+                },
+            );
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if proofs.next().is_some() {
+            return Err(forged("posting lists (an epoch the token does not cover)"));
+        }
+        lists.push(hits);
+    }
+    Ok(lists)
+}
+
 /// Checks the contents of an answer of the right shape ([`check_shape`]): every record
 /// proven to be the one the provider committed ([`Error::NotAuthentic`]; `leaves` are
 /// the records' leaves, `log::record_leaf`), and exactly the records (returned or
-/// listed missing) that the postings select under `combine`.
+/// listed missing) that the verified postings `hits` select under `combine`.
 pub(crate) fn check_contents(
     log: &VerifiedLog,
     combine: Combine,
+    hits: &[Vec<Hit>],
     answer: &ProviderResponse,
     leaves: &[crate::crypto::merkle::Digest],
 ) -> Result<()> {
     log::verify_records(log, &answer.records, &answer.proofs, leaves)?;
-    let expected = evaluate(&answer.hits, combine);
+    let expected = evaluate(hits, combine);
     let mut returned: Vec<RecordId> = answer.records.iter().map(|(id, _)| *id).collect();
     returned.extend(&answer.missing);
     returned.sort();

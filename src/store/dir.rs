@@ -6,6 +6,7 @@
 //! <root>/segments/seg-<id:016x>.mvsf   immutable sorted segments (MVSF)
 //! <root>/records/<provider>/<id>.mvrf  one sealed record per file (MVRF)
 //! <root>/log/<provider>/<epoch:08x>.mvrt  the records each batch committed (MVRT)
+//! <root>/log/<provider>/<epoch:08x>.mvpt  each batch's entries as signed (MVPT)
 //! ```
 //!
 //! **Crash safety.** A segment file is written, fsynced and its directory fsynced
@@ -49,19 +50,19 @@ use std::collections::BTreeMap;
 
 use crate::crypto::merkle::Digest;
 use crate::error::{Error, IoAt, Result};
-use crate::index::IndexBatch;
-use crate::index::log::{self, RecordTable};
+use crate::index::log::{self, EpochPairs, RecordTable};
+use crate::index::{IndexBatch, Table};
 use crate::keys::identity::{PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
 use crate::store::catalog::{Catalog, SegmentEntry};
 use crate::store::disk::Disk;
 use crate::store::record_file::{self, RecordFileReader};
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
-use crate::store::table_file;
 use crate::store::{
     Coverage, Digesting, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
     check_ingest, lock, merge_groups, read, write,
 };
+use crate::store::{pairs_file, table_file};
 
 const CATALOG: &str = "CATALOG";
 const CATALOG_TMP: &str = "CATALOG.tmp";
@@ -118,6 +119,10 @@ fn table_name(provider: &ProviderId, epoch: u32) -> String {
     format!("{}/{epoch:08x}.mvrt", provider.as_str())
 }
 
+fn pairs_name(provider: &ProviderId, epoch: u32) -> String {
+    format!("{}/{epoch:08x}.mvpt", provider.as_str())
+}
+
 /// Every provider's log tip from the catalog and the record table files, each table
 /// checked against its epoch's commitment; table files past the committed epochs
 /// (left by a crash) are deleted.
@@ -125,12 +130,19 @@ fn load_logs(root: &Path, catalog: &Catalog) -> Result<BTreeMap<ProviderId, Arc<
     let mut logs = BTreeMap::new();
     for (provider, epochs) in &catalog.epochs {
         let mut tables = Vec::with_capacity(epochs.len());
+        let mut pairs = Vec::with_capacity(epochs.len());
         for (epoch, info) in epochs.iter().enumerate() {
             tables.push(Arc::new(if info.records == 0 {
                 RecordTable::new(Vec::new())?
             } else {
                 let name = table_name(provider, epoch as u32);
                 table_file::read(&root.join(LOG).join(&name), &name, info)?
+            }));
+            pairs.push(Arc::new(if info.entries == 0 {
+                EpochPairs::new(Table::default())
+            } else {
+                let name = pairs_name(provider, epoch as u32);
+                pairs_file::read(&root.join(LOG).join(&name), &name, info)?
             }));
         }
         if epochs.is_empty() {
@@ -144,6 +156,7 @@ fn load_logs(root: &Path, catalog: &Catalog) -> Result<BTreeMap<ProviderId, Arc<
                 .cloned()
                 .unwrap_or_default(),
             tables,
+            pairs,
         };
         logs.insert(provider.clone(), Arc::new(tip));
     }
@@ -157,8 +170,8 @@ fn load_logs(root: &Path, catalog: &Catalog) -> Result<BTreeMap<ProviderId, Arc<
         for entry in std::fs::read_dir(provider_dir.path()).at("list", &provider_dir.path())? {
             let entry = entry.at("list", &provider_dir.path())?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let epoch = name
-                .strip_suffix(".mvrt")
+            let epoch = (name.strip_suffix(".mvrt"))
+                .or_else(|| name.strip_suffix(".mvpt"))
                 .filter(|hex| hex.len() == 8)
                 .and_then(|hex| u32::from_str_radix(hex, 16).ok());
             if epoch.is_some_and(|e| e as usize >= committed) {
@@ -424,23 +437,31 @@ impl DirStore {
         Ok(())
     }
 
-    /// Writes the record table of `epoch` of `provider` (if it has records) and makes
-    /// its name durable.
-    fn write_table(&self, provider: &ProviderId, epoch: u32, table: &RecordTable) -> Result<()> {
-        if table.len() == 0 {
-            return Ok(());
-        }
+    /// Writes the log files of `batch` (its record table if it has records, its
+    /// entries if it has any) and makes their names durable; on failure, removes what
+    /// it wrote.
+    fn write_log_files(&self, batch: &IndexBatch) -> Result<()> {
+        let (provider, epoch) = (&batch.provider, batch.epoch);
         let dir = self.root.join(LOG).join(provider.as_str());
         if !dir.is_dir() {
             std::fs::create_dir_all(&dir).at("create", &dir)?;
             let log_dir = self.root.join(LOG);
             self.disk.sync_dir(&log_dir).at("sync", &log_dir)?;
         }
-        let path = self.root.join(LOG).join(table_name(provider, epoch));
-        let written = table_file::write(&self.disk, &path, table)
-            .and_then(|()| self.disk.sync_dir(&dir).at("sync", &dir));
+        let table_path = self.root.join(LOG).join(table_name(provider, epoch));
+        let pairs_path = self.root.join(LOG).join(pairs_name(provider, epoch));
+        let written = (|| {
+            if batch.records.len() > 0 {
+                table_file::write(&self.disk, &table_path, &batch.records)?;
+            }
+            if !batch.pairs.table().is_empty() {
+                pairs_file::write(&self.disk, &pairs_path, &batch.pairs)?;
+            }
+            self.disk.sync_dir(&dir).at("sync", &dir)
+        })();
         if written.is_err() {
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&table_path);
+            let _ = std::fs::remove_file(&pairs_path);
         }
         written
     }
@@ -504,7 +525,7 @@ impl Store for DirStore {
         let _commit = lock(&self.commit);
         self.check_writable()?;
         let tip = check_ingest(&self.view(), &self.places, batch, key)?;
-        let (provider, epoch, table) = (&batch.provider, batch.epoch, &batch.table);
+        let (provider, epoch, table) = (&batch.provider, batch.epoch, batch.table());
         let (mut next, mut files, mut logs) = {
             let index = read(&self.index);
             (
@@ -513,7 +534,7 @@ impl Store for DirStore {
                 index.logs.clone(),
             )
         };
-        self.write_table(provider, epoch, &batch.records)?;
+        self.write_log_files(batch)?;
         let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
         let file = self.write_segment(id, table.len() as u64, |writer| {
             for (i, label) in table.labels().iter().enumerate() {

@@ -87,7 +87,7 @@ impl Store for MemStore {
             .push(batch.info);
         index.logs.insert(provider.clone(), Arc::new(tip));
         index.segments.push((
-            Arc::new(Segment::new(batch.table.clone())),
+            Arc::new(Segment::new(batch.table().clone())),
             Coverage::epoch(provider, batch.epoch),
         ));
         index.publish();

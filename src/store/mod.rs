@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
-use crate::index::log::{self, RecordTable};
+use crate::index::log::{self, EpochPairs, RecordTable};
 use crate::index::manifest::EpochInfo;
 use crate::index::{IndexBatch, Label, Segment, Value};
 use crate::keys::identity::{PublicIdentity, VerifyingKey};
@@ -35,6 +35,7 @@ mod catalog;
 mod dir;
 pub(crate) mod disk;
 mod memory;
+mod pairs_file;
 mod record_file;
 mod segment_file;
 mod table_file;
@@ -42,6 +43,8 @@ mod table_file;
 pub use dir::DirStore;
 pub use memory::MemStore;
 
+#[cfg(feature = "fuzzing")]
+pub use pairs_file::parse_for_fuzzing as parse_entry_file;
 pub use segment_file::SegmentFile;
 #[cfg(feature = "fuzzing")]
 pub use table_file::parse_for_fuzzing as parse_record_table;
@@ -125,7 +128,7 @@ pub(crate) fn check_ingest(
         Some(_) => Err(Error::LabelCollision),
         None => Ok(()),
     };
-    let labels = batch.table.labels();
+    let labels = batch.table().labels();
     if parallel::worth_splitting(Work::label_checks(labels.len())) {
         parallel::run(|| labels.par_iter().try_for_each(fresh))?;
     } else {
@@ -133,20 +136,26 @@ pub(crate) fn check_ingest(
     }
     let mut tables = tip.map(|t| t.tables.clone()).unwrap_or_default();
     tables.push(Arc::new(batch.records.clone()));
+    let mut pairs = tip.map(|t| t.pairs.clone()).unwrap_or_default();
+    pairs.push(Arc::clone(&batch.pairs));
     Ok(LogTip {
         chain,
         signature: batch.signature.clone(),
         tables,
+        pairs,
     })
 }
 
 /// The end of a provider's log as the store keeps it: the chain value, the provider's
-/// signature over its head, and each epoch's record table.
+/// signature over its head, and each epoch's record table and entries with their
+/// trees (the cloud proves searches with them, so they are in memory: about 150 bytes
+/// per index entry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogTip {
     pub(crate) chain: Digest,
     pub(crate) signature: Vec<u8>,
     pub(crate) tables: Vec<Arc<RecordTable>>,
+    pub(crate) pairs: Vec<Arc<EpochPairs>>,
 }
 
 impl LogTip {
