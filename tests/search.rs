@@ -762,6 +762,188 @@ fn a_tampered_response_is_caught() {
     assert_eq!(doctor.open(&q, &good).unwrap().record_count(), ids.len());
 }
 
+/// Four epochs of a lab with 40 other entries each (trees with depth). Alice has a
+/// "diabetes" record in every epoch (five in epoch 3: two blocks) and an HIV record in
+/// epoch 2. Returns the cloud, the doctor and the HIV record's answer.
+fn postings_setup() -> (Cloud, Requester, Provider, PatientId, SearchResponse) {
+    let cloud = Cloud::new();
+    let mut lab = common::new_provider("lab", MasterKey::from_bytes([5; 32]));
+    common::register(&cloud, "lab");
+    let alice = PatientId::new("alice").unwrap();
+    let bob = PatientId::new("bob").unwrap();
+    for epoch in 0..4u8 {
+        let mut sealed = Vec::new();
+        for n in 0..if epoch == 3 { 5 } else { 1 } {
+            let text = format!("HbA1c {epoch}.{n}");
+            sealed.push(
+                lab.add_record(&alice, text.as_bytes(), &["diabetes"])
+                    .unwrap(),
+            );
+        }
+        if epoch == 2 {
+            sealed.push(
+                lab.add_record(&alice, b"HIV-1 RNA detected", &["hiv"])
+                    .unwrap(),
+            );
+        }
+        for n in 0..40u8 {
+            let filler = medvault::RecordId::from_bytes([
+                epoch, n, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+            ]);
+            lab.index(&bob, filler, &[format!("filler{n}")]).unwrap();
+        }
+        cloud.ingest(lab.finish().unwrap()).unwrap();
+        for record in sealed {
+            cloud.put_record(record.bytes).unwrap();
+        }
+    }
+    let mut doctor = Requester::new();
+    common::trust(&mut doctor, "lab");
+    doctor.add_patient_key(alice.clone(), lab.patient_key(&alice));
+    let hiv = doctor
+        .query(&alice, &["hiv"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    let hiv = cloud.search(hiv.query()).unwrap();
+    assert_eq!(hiv.providers[0].records.len(), 1);
+    (cloud, doctor, lab, alice, hiv)
+}
+
+/// True if `result` is the typed error naming the lab as not authentic.
+fn not_the_labs(result: medvault::Result<medvault::SearchResults>) -> bool {
+    matches!(result, Err(Error::NotAuthentic { ref provider, .. }) if provider == "lab")
+}
+
+#[test]
+fn the_cloud_cannot_forge_swap_drop_or_hide_a_posting() {
+    let (cloud, doctor, _lab, alice, hiv) = postings_setup();
+    let q = doctor
+        .query(&alice, &["diabetes"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    let good = cloud.search(q.query()).unwrap();
+    let opened = doctor.open(&q, &good).unwrap();
+    assert_eq!(opened.record_count(), 8);
+    let lists = &good.providers[0].lists[0];
+    assert_eq!(lists.len(), 4, "every epoch is proven");
+    assert_eq!(
+        lists.iter().map(|e| e.blocks.len()).collect::<Vec<_>>(),
+        [1, 1, 1, 2]
+    );
+    let postings = &opened.providers[0].postings[0];
+
+    // The cloud holds the leaf keys after the search, and values are a stream
+    // cipher's: it turns epoch 0's posting into one for the HIV record and returns
+    // that record, with the HIV record's own valid record proof.
+    let (old, new) = (postings[0].record, hiv.providers[0].records[0].0);
+    assert_eq!(postings[0].epoch, 0);
+    let mut swapped = good.clone();
+    let answer = &mut swapped.providers[0];
+    for (byte, (a, b)) in answer.lists[0][0].blocks[0].1[1..17]
+        .iter_mut()
+        .zip(old.as_bytes().iter().zip(new.as_bytes()))
+    {
+        *byte ^= a ^ b;
+    }
+    let at = answer
+        .records
+        .iter()
+        .position(|(id, _)| *id == old)
+        .unwrap();
+    answer.records[at] = hiv.providers[0].records[0].clone();
+    answer.proofs[at] = hiv.providers[0].proofs[0].clone();
+    let mut order: Vec<usize> = (0..answer.records.len()).collect();
+    order.sort_by_key(|&i| answer.records[i].0);
+    answer.records = order.iter().map(|&i| answer.records[i].clone()).collect();
+    answer.proofs = order.iter().map(|&i| answer.proofs[i].clone()).collect();
+    assert!(
+        not_the_labs(doctor.open(&q, &swapped)),
+        "HIV record swapped in"
+    );
+
+    // One block of epoch 3 dropped, with the records it selects.
+    let mut dropped = good.clone();
+    let answer = &mut dropped.providers[0];
+    answer.lists[0][3].blocks.pop();
+    let kept: std::collections::BTreeSet<_> = postings[..postings.len() - 1]
+        .iter()
+        .map(|h| h.record)
+        .collect();
+    let keep: Vec<bool> = answer
+        .records
+        .iter()
+        .map(|(id, _)| kept.contains(id))
+        .collect();
+    let mut flags = keep.iter();
+    answer.records.retain(|_| *flags.next().unwrap());
+    let mut flags = keep.iter();
+    answer.proofs.retain(|_| *flags.next().unwrap());
+    assert!(not_the_labs(doctor.open(&q, &dropped)), "a block dropped");
+
+    // A whole epoch left out; a list claimed empty in an epoch where it is not; epochs
+    // out of order; a block replayed in another epoch; a neighbour replaced.
+    let mut left_out = good.clone();
+    left_out.providers[0].lists[0].remove(1);
+    assert!(
+        not_the_labs(doctor.open(&q, &left_out)),
+        "an epoch left out"
+    );
+    let mut emptied = good.clone();
+    emptied.providers[0].lists[0][1].blocks.clear();
+    assert!(not_the_labs(doctor.open(&q, &emptied)), "a list emptied");
+    let mut reordered = good.clone();
+    reordered.providers[0].lists[0].swap(0, 1);
+    assert!(
+        not_the_labs(doctor.open(&q, &reordered)),
+        "epochs reordered"
+    );
+    let mut replayed = good.clone();
+    let block = replayed.providers[0].lists[0][0].blocks[0];
+    replayed.providers[0].lists[0][1].blocks[0] = block;
+    assert!(not_the_labs(doctor.open(&q, &replayed)), "a block replayed");
+    let mut neighbour = good.clone();
+    let list = &mut neighbour.providers[0].lists[0][2];
+    let other = list.below.or(list.above).unwrap();
+    if list.above.is_some() {
+        list.above = Some((other.0, [0x55; 68]));
+    } else {
+        list.below = Some((other.0, [0x55; 68]));
+    }
+    assert!(
+        not_the_labs(doctor.open(&q, &neighbour)),
+        "a neighbour replaced"
+    );
+    // The gap moved by one, neighbours and all.
+    let mut moved = good.clone();
+    let list = &mut moved.providers[0].lists[0][0];
+    list.gap += 1;
+    list.below = list.above.take();
+    assert!(not_the_labs(doctor.open(&q, &moved)), "the gap moved");
+
+    assert_eq!(doctor.open(&q, &good).unwrap().record_count(), 8);
+}
+
+#[test]
+fn a_list_absent_from_every_epoch_is_proven_absent_from_each() {
+    let (cloud, doctor, _lab, alice, _) = postings_setup();
+    let q = doctor
+        .query(&alice, &["asthma"], Combine::Or, &cloud.manifest())
+        .unwrap();
+    let good = cloud.search(q.query()).unwrap();
+    let lists = &good.providers[0].lists[0];
+    assert_eq!(lists.len(), 4);
+    assert!(
+        lists
+            .iter()
+            .all(|e| e.blocks.is_empty() && !e.siblings.is_empty())
+    );
+    assert_eq!(doctor.open(&q, &good).unwrap().record_count(), 0);
+    // Every epoch's absence is checked: a proof from another epoch does not do.
+    let mut borrowed = good.clone();
+    let mut other = borrowed.providers[0].lists[0][0].clone();
+    other.epoch = 1;
+    borrowed.providers[0].lists[0][1] = other;
+    assert!(not_the_labs(doctor.open(&q, &borrowed)));
+}
+
 /// Whether a parser accepts the bytes.
 type ParsesOk = fn(&[u8]) -> bool;
 
@@ -1217,9 +1399,9 @@ fn a_provider_rekeys_with_a_statement_signed_by_its_old_key() {
 
 #[test]
 fn every_flipped_byte_of_a_signed_structure_is_refused() {
-    // Batches (by the cloud), the manifest's logs (by a requester) and the records with
-    // their proofs in a response (by the requester that asked): every single-bit change
-    // is refused with a typed error and changes nothing.
+    // Batches (by the cloud), the manifest's logs (by a requester) and a whole search
+    // response (by the requester that asked): every single-bit change is refused with
+    // a typed error and changes nothing.
     let (cloud, mut lab, alice, _) = forward_privacy_setup();
     let rec = lab.add_record(&alice, b"one more", &["diabetes"]).unwrap();
     let batch = lab.finish().unwrap().to_bytes();
@@ -1271,16 +1453,9 @@ fn every_flipped_byte_of_a_signed_structure_is_refused() {
             .record_count(),
         6
     );
-    // The record section: from the first record id to the missing count.
-    let answer = SearchResponse::from_bytes(&response).unwrap();
-    let record_bytes: usize = answer.providers[0]
-        .records
-        .iter()
-        .zip(&answer.providers[0].proofs)
-        .map(|((_, sealed), proof)| 16 + 4 + 4 + 1 + 32 * proof.path.len() + 8 + sealed.len())
-        .sum();
-    let records_end = response.len() - 4 - 16 * answer.providers[0].missing.len();
-    for at in records_end - record_bytes..records_end {
+    // Every byte: the posting lists and their proofs, the records and theirs, the
+    // counts and the provider.
+    for at in 0..response.len() {
         let mut bad = response.clone();
         bad[at] ^= 0x01;
         let refused = match SearchResponse::from_bytes(&bad) {

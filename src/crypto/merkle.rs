@@ -18,21 +18,58 @@ pub type Digest = [u8; 32];
 
 /// `H(00 ‖ data)`.
 pub(crate) fn leaf_hash(data: &[&[u8]]) -> Digest {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    for part in data {
-        h.update(part);
-    }
-    h.finalize().into()
+    short_sha256(0, data).unwrap_or_else(|| {
+        let mut h = Sha256::new();
+        h.update([0u8]);
+        for part in data {
+            h.update(part);
+        }
+        h.finalize().into()
+    })
 }
 
 /// `H(01 ‖ left ‖ right)`.
 pub(crate) fn node_hash(left: &Digest, right: &Digest) -> Digest {
-    let mut h = Sha256::new();
-    h.update([1u8]);
-    h.update(left);
-    h.update(right);
-    h.finalize().into()
+    short_sha256(1, &[left, right]).expect("65 bytes fit two blocks")
+}
+
+/// SHA-256's initial state (FIPS 180-4 §5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// Most message bytes whose padded form fits two blocks (`+ 0x80 + 8` length bytes).
+const SHORT_MAX: usize = 128 - 9;
+
+/// SHA-256 of `first ‖ parts` if that is at most [`SHORT_MAX`] bytes: the padding
+/// written here and the blocks handed to the compression function at once. The same
+/// digest as `Sha256`, without its buffering, which was most of the cost of hashing a
+/// tree's 65-byte nodes (bench `index/verified-search`). `None` for a longer message.
+fn short_sha256(first: u8, parts: &[&[u8]]) -> Option<Digest> {
+    let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+    if len > SHORT_MAX {
+        return None;
+    }
+    let mut blocks = [[0u8; 64]; 2];
+    let used = if len + 9 <= 64 { 1 } else { 2 };
+    {
+        let flat = blocks.as_flattened_mut();
+        flat[0] = first;
+        let mut at = 1;
+        for part in parts {
+            flat[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        flat[at] = 0x80;
+        flat[used * 64 - 8..used * 64].copy_from_slice(&((len as u64) * 8).to_be_bytes());
+    }
+    let mut state = SHA256_IV;
+    sha2::block_api::compress256(&mut state, &blocks[..used]);
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    Some(out)
 }
 
 /// The root of the empty tree, `H()`.
@@ -264,7 +301,9 @@ impl Tree {
                 }
                 i += 1;
             }
-            known = known.iter().map(|at| at >> 1).collect();
+            for at in &mut known {
+                *at >>= 1;
+            }
             known.dedup();
         }
         Some(proof)
@@ -292,17 +331,18 @@ pub(crate) fn verify_multiproof(
     {
         return false;
     }
+    // Each level's known nodes replace the level below's in place (a parent's
+    // position never passes its first child's).
     let mut known: Vec<(u64, Digest)> = leaves.to_vec();
     let mut siblings = proof.iter();
     let mut len = size;
     while len > 1 {
-        let mut next: Vec<(u64, Digest)> = Vec::with_capacity(known.len());
-        let mut i = 0;
-        while i < known.len() {
-            let (at, hash) = known[i];
-            let parent = if at & 1 == 0 && known.get(i + 1).is_some_and(|k| k.0 == at + 1) {
-                i += 1;
-                node_hash(&hash, &known[i].1)
+        let (mut read, mut written) = (0, 0);
+        while read < known.len() {
+            let (at, hash) = known[read];
+            let parent = if at & 1 == 0 && known.get(read + 1).is_some_and(|k| k.0 == at + 1) {
+                read += 1;
+                node_hash(&hash, &known[read].1)
             } else if at ^ 1 >= len {
                 hash // unpaired: moves up as is
             } else {
@@ -315,10 +355,11 @@ pub(crate) fn verify_multiproof(
                     node_hash(sibling, &hash)
                 }
             };
-            next.push((at >> 1, parent));
-            i += 1;
+            known[written] = (at >> 1, parent);
+            written += 1;
+            read += 1;
         }
-        known = next;
+        known.truncate(written);
         len = len.div_ceil(2);
     }
     siblings.next().is_none()
@@ -521,6 +562,25 @@ mod tests {
                 assert!(!verify_multiproof(n as u64, &twice, &proof, &root));
                 // (The size is not bound by a proof, as for one path: [0, 1] of 3
                 // leaves prove as of 4. It comes from the signed commitment.)
+            }
+        }
+    }
+
+    #[test]
+    fn the_short_path_is_sha256() {
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 131 % 251) as u8).collect();
+        for len in 0..=SHORT_MAX + 3 {
+            for split in [0, len / 3, len.saturating_sub(1)] {
+                let (a, b) = data[..len].split_at(split.min(len));
+                let mut h = Sha256::new();
+                h.update([7u8]);
+                h.update(a);
+                h.update(b);
+                let want: Digest = h.finalize().into();
+                match short_sha256(7, &[a, b]) {
+                    Some(got) => assert_eq!(got, want, "{len} bytes"),
+                    None => assert!(1 + len > SHORT_MAX, "{len} bytes"),
+                }
             }
         }
     }

@@ -176,19 +176,16 @@ pub(crate) fn verify_list(
     }
     // A block may also be a neighbour of the gap: one place, one leaf.
     leaves.sort_unstable_by_key(|&(place, _)| place);
-    let mut unique: Vec<(u64, Digest)> = Vec::with_capacity(leaves.len());
-    for leaf in leaves {
-        match unique.last() {
-            Some(last) if last.0 == leaf.0 && last.1 != leaf.1 => {
-                return Err(forged("posting list (two entries at one place)"));
-            }
-            Some(last) if last.0 == leaf.0 => {}
-            _ => unique.push(leaf),
-        }
+    if leaves
+        .windows(2)
+        .any(|w| w[0].0 == w[1].0 && w[0].1 != w[1].1)
+    {
+        return Err(forged("posting list (two entries at one place)"));
     }
+    leaves.dedup_by_key(|&mut (place, _)| place);
     if !merkle::verify_multiproof(
         u64::from(entries),
-        &unique,
+        &leaves,
         &proof.siblings,
         &info.pairs_root,
     ) {

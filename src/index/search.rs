@@ -81,7 +81,7 @@ pub(crate) fn postings(
 /// is split between cores. Every leaf's output is appended to `out` in epoch order, as
 /// the one-thread walk would write it; the error returned is the first in epoch order
 /// (a failed subtree visits no further leaf).
-fn try_expand<T: Send, E: Send>(
+pub(crate) fn try_expand<T: Send, E: Send>(
     key: &NodeKey,
     depth: u8,
     index: u32,

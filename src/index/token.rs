@@ -9,12 +9,14 @@
 //! (revocation).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::entry::EpochKey;
 use super::keyword::MAX_KEYWORD_LEN;
 use super::log::{self, VerifiedLog};
 use super::manifest::generation_epochs;
 use super::query::{Combine, Hit, ProviderResponse, ProviderTokens, TokenNode, evaluate};
+use super::search;
 use crate::crypto::ggm;
 use crate::error::{Error, Result};
 use crate::keys::{PatientKey, RecordId};
@@ -81,7 +83,9 @@ pub(crate) fn check_shape(
 /// The postings of every keyword's list in `answer`, each proven against `log`
 /// ([`log::verify_list`]): the answer must prove every epoch each token covers (the
 /// requester expands its own token nodes, as the cloud does, up to the signed epoch
-/// count), in epoch order, and nothing else ([`Error::NotAuthentic`] otherwise).
+/// count), and nothing else ([`Error::NotAuthentic`] otherwise). Many epochs are
+/// checked on all cores, as the cloud probes them ([`search::try_expand`]); the error
+/// reported is the first in epoch order.
 pub(crate) fn verified_postings(
     tokens: &ProviderTokens,
     log: &VerifiedLog,
@@ -94,42 +98,39 @@ pub(crate) fn verified_postings(
     let limit = u64::from(log.epoch_count());
     let mut lists = Vec::with_capacity(tokens.tokens.len());
     for (token, proofs) in tokens.tokens.iter().zip(&answer.lists) {
+        // In strictly ascending epoch order (as the parser requires of the wire form),
+        // each expanded epoch finds its own proof, and as many epochs as proofs means
+        // none is left over.
+        if !proofs.windows(2).all(|w| w[0].epoch < w[1].epoch) {
+            return Err(forged("posting lists (epochs repeated or out of order)"));
+        }
+        let checked = AtomicUsize::new(0);
         let mut hits = Vec::new();
-        let mut postings = Vec::new();
-        let mut proofs = proofs.iter();
-        let mut failure = None;
         for node in token {
-            ggm::expand(
+            search::try_expand(
                 &node.key,
                 node.depth,
                 node.index,
                 limit,
-                &mut |epoch, leaf| {
-                    if failure.is_some() {
-                        return;
-                    }
-                    let checked = match proofs.next() {
-                        Some(proof) if proof.epoch == epoch => {
-                            postings.clear();
-                            log::verify_list(log, &EpochKey::new(leaf), proof, &mut postings)
-                        }
-                        _ => Err(forged("posting lists (an epoch left out or added)")),
-                    };
-                    match checked {
-                        Ok(()) => hits.extend(postings.drain(..).map(|(record, op)| Hit {
-                            epoch,
-                            record,
-                            op,
-                        })),
-                        Err(e) => failure = Some(e),
-                    }
+                &mut hits,
+                &|epoch, leaf, out| {
+                    let proof = proofs
+                        .binary_search_by_key(&epoch, |p| p.epoch)
+                        .map(|at| &proofs[at])
+                        .map_err(|_| forged("posting lists (an epoch left out)"))?;
+                    let mut postings = Vec::new();
+                    log::verify_list(log, &EpochKey::new(leaf), proof, &mut postings)?;
+                    out.extend(
+                        postings
+                            .into_iter()
+                            .map(|(record, op)| Hit { epoch, record, op }),
+                    );
+                    checked.fetch_add(1, Ordering::Relaxed);
+                    Ok::<(), Error>(())
                 },
-            );
+            )?;
         }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        if proofs.next().is_some() {
+        if checked.into_inner() != proofs.len() {
             return Err(forged("posting lists (an epoch the token does not cover)"));
         }
         lists.push(hits);
