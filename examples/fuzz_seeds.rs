@@ -128,8 +128,8 @@ fn write_corpus(target: &str, seeds: &[Vec<u8>]) {
     }
 }
 
-/// A store's segment file, catalog, record file and record table, each behind the byte
-/// that makes the `store_files` target read it as that file.
+/// A store's segment file, catalog, record file, record table and entry file, each
+/// behind the byte that makes the `store_files` target read it as that file.
 fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::open(dir.path()).unwrap();
@@ -143,11 +143,16 @@ fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
         let entry = fs::read_dir(dir.path().join(sub)).unwrap().next().unwrap();
         fs::read(entry.unwrap().path()).unwrap()
     };
+    let log_file = |extension: &str| {
+        let name = format!("log/{PROVIDER}/00000000.{extension}");
+        fs::read(dir.path().join(name)).unwrap()
+    };
     vec![
         [vec![0], only_file("segments")].concat(),
         [vec![1], fs::read(dir.path().join("CATALOG")).unwrap()].concat(),
         [vec![2], only_file(&format!("records/{PROVIDER}"))].concat(),
-        [vec![3], only_file(&format!("log/{PROVIDER}"))].concat(),
+        [vec![3], log_file("mvrt")].concat(),
+        [vec![4], log_file("mvpt")].concat(),
     ]
 }
 

@@ -1,8 +1,9 @@
 //! The directory store's own files from hostile bytes. The first input byte picks the
 //! file: 0 a segment file (opened, verified, looked up), 1 the catalog, 2 a record
 //! file (both through `DirStore::open`, then `verify` and a record read), 3 a record
-//! table file (parsed). Property: never a panic; whatever opens also verifies or fails
-//! with a typed error; a table that parses has entries in strict id order.
+//! table file, 4 an entry file (both parsed). Property: never a panic; whatever opens
+//! also verifies or fails with a typed error; a table or entry file that parses is its
+//! entries and nothing else.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use medvault::fuzzing::SegmentFile;
@@ -15,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("medvault-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("segments")).unwrap();
-    match kind % 4 {
+    match kind % 5 {
         0 => {
             let path = dir.join("segments").join("seg-0000000000000000.mvsf");
             std::fs::write(&path, body).unwrap();
@@ -41,6 +42,12 @@ fuzz_target!(|data: &[u8]| {
         3 => {
             if let Ok((count, _root)) = medvault::fuzzing::parse_record_table(body) {
                 assert_eq!(body.len(), 10 + count * 48, "a table is its entries and nothing else");
+            }
+        }
+        4 => {
+            if let Ok((count, _root)) = medvault::fuzzing::parse_entry_file(body) {
+                let pair = medvault::IndexBatch::PAIR_LEN;
+                assert_eq!(body.len(), 10 + count * pair, "entries and nothing else");
             }
         }
         _ => {
