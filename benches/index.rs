@@ -319,31 +319,6 @@ fn bench_verified_search(c: &mut Criterion) {
                 };
                 // The first run verifies the head's signature; the timed ones use the cache.
                 assert_eq!(run().record_count(), results);
-                if std::env::var("SPLIT").is_ok() {
-                    let q = doctor
-                        .query(target, &["needle"], Combine::Or, &cloud.manifest())
-                        .unwrap();
-                    let t = std::time::Instant::now();
-                    for _ in 0..2000 {
-                        black_box(
-                            doctor
-                                .query(target, &["needle"], Combine::Or, &cloud.manifest())
-                                .unwrap(),
-                        );
-                    }
-                    eprintln!("query {:?}", t.elapsed() / 2000);
-                    let t = std::time::Instant::now();
-                    for _ in 0..2000 {
-                        black_box(cloud.search(q.query()).unwrap());
-                    }
-                    eprintln!("search {:?}", t.elapsed() / 2000);
-                    let r = cloud.search(q.query()).unwrap();
-                    let t = std::time::Instant::now();
-                    for _ in 0..2000 {
-                        black_box(doctor.open(&q, &r).unwrap());
-                    }
-                    eprintln!("open {:?}", t.elapsed() / 2000);
-                }
                 b.iter(|| black_box(run()))
             },
         );

@@ -708,7 +708,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         .fold((0, 0), |(b, e), epoch| (b + epoch.blocks.len(), e + 1));
     println!(
         "     {blocks} index blocks found and decrypted, proofs for {epochs} epochs, \
-         a {} B response of sealed records",
+         a {} B response of proofs and sealed records",
         response_bytes.len()
     );
     let labels: Vec<String> = cloud
@@ -781,7 +781,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         return Ok(false);
     }
     println!(
-        "   checked: every owner's signed log, every record proven to be what its owner committed, exactly the records a plaintext index gives, each opened and identical to what its owner wrote"
+        "   checked: every owner's signed log, every posting list proven epoch by epoch against what its owner signed, every record proven to be what its owner committed, exactly the records a plaintext index gives, each opened and identical to what its owner wrote"
     );
 
     // 7. Revocation: the hospital rotates its keys and uploads a new record; the

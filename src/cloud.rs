@@ -388,7 +388,7 @@ impl Cloud {
                 .epochs()
                 .get(&tokens.provider)
                 .ok_or(Error::NotFound("a provider named in the query"))?;
-            let (hits, lists) = search::postings(&view, tokens, epochs)?;
+            let search::Found { hits, lists } = search::postings(&view, tokens, epochs)?;
             let selected: Vec<RecordId> = evaluate(&hits, query.combine).into_iter().collect();
             // Many records are read and proven on all cores (on the directory store each
             // is a file to open, read and check); the first failure in id order is

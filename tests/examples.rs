@@ -37,7 +37,7 @@ fn the_demo_runs_the_whole_system_and_checks_its_answer() {
         "5. The doctor's query \"diabetes AND metformin\"",
         "6. What the cloud saw:",
         "the cloud checked every signature and record digest",
-        "checked: every owner's signed log, every record proven to be what its owner committed, exactly the records a plaintext index gives",
+        "checked: every owner's signed log, every posting list proven epoch by epoch against what its owner signed, every record proven to be what its owner committed, exactly the records a plaintext index gives",
         "finds it: false, opens it: false",
         "Timing:",
     ] {

@@ -26,13 +26,21 @@ pub(crate) struct FoundInEpoch {
     proof: EpochProof,
 }
 
-/// Every keyword's postings at one provider, in token order, each list in epoch order,
-/// and per keyword the proof of every epoch its token covers.
+/// What a search found at one provider, per keyword in token order.
+pub(crate) struct Found {
+    /// The postings, in epoch order (for the cloud to select records).
+    pub(crate) hits: Vec<Vec<Hit>>,
+    /// The proof of every epoch the keyword's token covers, ascending.
+    pub(crate) lists: Vec<Vec<EpochProof>>,
+}
+
+/// Every keyword's postings at one provider and the proof of every epoch its token
+/// covers.
 pub(crate) fn postings(
     view: &View,
     tokens: &ProviderTokens,
     epochs: &[EpochInfo],
-) -> Result<(Vec<Vec<Hit>>, Vec<Vec<EpochProof>>)> {
+) -> Result<Found> {
     let pairs = view
         .logs()
         .get(&tokens.provider)
@@ -74,7 +82,7 @@ pub(crate) fn postings(
         hits.push(found.into_iter().flatten().collect());
         lists.push(proofs);
     }
-    Ok((hits, lists))
+    Ok(Found { hits, lists })
 }
 
 /// As [`expand`], but `visit(epoch, leaf, out)` may fail, and a subtree of many leaves

@@ -710,6 +710,25 @@ int main(int argc, char **argv) {
   NUL(medvault_requester_open_response(requester, prepared, response.data, response.len, NULL));
   EXPECT(MEDVAULT_STATUS_TRUNCATED, medvault_requester_open_response(requester, prepared, response.data, response.len - 1, &results));
   EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_requester_open_response(requester, prepared, (const uint8_t *)"garbage garbage", 15, &results));
+  /* Every byte of the response is under a proof: the posting lists (each epoch's
+   * blocks, the entries around where the list ends, the multiproof), the records and
+   * theirs. A flip anywhere is refused, and a forged posting or a hidden epoch is
+   * NOT_AUTHENTIC rather than a parse error. */
+  int response_flips_ok = 0, response_not_authentic = 0;
+  for (size_t at = 0; at < response.len; at++) {
+    uint8_t *flipped = copy_of(&response);
+    flipped[at] ^= 0x01;
+    medvault_search_results *forged = NULL;
+    medvault_status status = medvault_requester_open_response(requester, prepared, flipped, response.len, &forged);
+    if (status == MEDVAULT_STATUS_OK) {
+      response_flips_ok++;
+      medvault_search_results_free(forged);
+    }
+    if (status == MEDVAULT_STATUS_NOT_AUTHENTIC) response_not_authentic++;
+    free(flipped);
+  }
+  TRUE(response_flips_ok == 0);
+  TRUE(response_not_authentic > 0);
   OK(medvault_requester_open_response(requester, prepared, response.data, response.len, &results));
   TRUE(medvault_search_results_provider_count(NULL) == 0 && medvault_search_results_provider_count(results) == 1);
   medvault_provider_results pr;
