@@ -224,50 +224,52 @@ pub(crate) fn path_len(index: u64, size: u64) -> usize {
 /// from the leaves and the supplied siblings only, and every path must have exactly
 /// its leaf's length. False if any check fails, or if two leaves claim one index.
 pub(crate) fn verify_many(size: u64, items: &[(u64, Digest, &[Digest])], root: &Digest) -> bool {
-    use std::collections::BTreeMap;
-    // Known nodes of the current level: index → (hash, the item whose path supplies
-    // siblings above it, how much of that path is used).
-    let mut known: BTreeMap<u64, (Digest, usize, usize)> = BTreeMap::new();
+    // Known nodes of the current level, ascending: (index, hash, the item whose path
+    // supplies siblings above it, how much of that path is used). Each level replaces
+    // the one below in place, as in `verify_multiproof`.
+    let mut known: Vec<(u64, Digest, usize, usize)> = Vec::with_capacity(items.len());
     for (item, (index, leaf, path)) in items.iter().enumerate() {
-        if *index >= size
-            || path.len() != path_len(*index, size)
-            || known.insert(*index, (*leaf, item, 0)).is_some()
-        {
+        if *index >= size || path.len() != path_len(*index, size) {
             return false;
         }
+        known.push((*index, *leaf, item, 0));
+    }
+    known.sort_unstable_by_key(|k| k.0);
+    if known.windows(2).any(|w| w[0].0 == w[1].0) {
+        return false;
     }
     let mut len = size;
     while len > 1 {
-        let mut next: BTreeMap<u64, (Digest, usize, usize)> = BTreeMap::new();
-        for (&at, &(hash, item, used)) in &known {
-            if at & 1 == 1 && known.contains_key(&(at - 1)) {
-                continue; // hashed with its left sibling
-            }
-            let sibling = at ^ 1;
-            let parent = if sibling >= len {
+        let (mut read, mut written) = (0, 0);
+        while read < known.len() {
+            let (at, hash, item, used) = known[read];
+            let parent = if at & 1 == 0 && known.get(read + 1).is_some_and(|k| k.0 == at + 1) {
+                // Hashed with its right sibling, which the other item's path also
+                // lists: that item's path moves on one step too, unused.
+                read += 1;
+                (node_hash(&hash, &known[read].1), item, used + 1)
+            } else if at ^ 1 >= len {
                 (hash, item, used) // unpaired: moves up as is
             } else {
-                let other = match known.get(&sibling) {
-                    Some(&(h, _, _)) => h,
-                    None => match items[item].2.get(used) {
-                        Some(h) => *h,
-                        None => return false,
-                    },
+                let Some(sibling) = items[item].2.get(used) else {
+                    return false;
                 };
                 let combined = if at & 1 == 0 {
-                    node_hash(&hash, &other)
+                    node_hash(&hash, sibling)
                 } else {
-                    node_hash(&other, &hash)
+                    node_hash(sibling, &hash)
                 };
                 (combined, item, used + 1)
             };
-            next.insert(at >> 1, parent);
+            known[written] = (at >> 1, parent.0, parent.1, parent.2);
+            written += 1;
+            read += 1;
         }
-        known = next;
+        known.truncate(written);
         len = len.div_ceil(2);
     }
-    match known.get(&0) {
-        Some((computed, _, _)) if known.len() == 1 => {
+    match known.as_slice() {
+        [(_, computed, _, _)] => {
             bool::from(subtle::ConstantTimeEq::ct_eq(&computed[..], &root[..]))
         }
         _ => size == 0 && items.is_empty(),
