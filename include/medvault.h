@@ -105,6 +105,8 @@ enum medvault_status
   MEDVAULT_STATUS_NOT_AUTHENTIC = 34,
   // The cloud showed a provider's log shorter than one seen before.
   MEDVAULT_STATUS_LOG_ROLLBACK = 35,
+  // A remote cloud refused the request or could not be reached.
+  MEDVAULT_STATUS_REMOTE = 36,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -187,6 +187,18 @@ pub enum Error {
         found: u32,
     },
 
+    /// A remote cloud (`medvault-server`) refused a request or could not be reached:
+    /// the HTTP status (0 when no answer came), the server's error code and message.
+    #[error("remote cloud: {code} ({status}): {message}")]
+    Remote {
+        /// The HTTP status, or 0 if the connection failed.
+        status: u16,
+        /// The server's error code (for example "unauthorized", "forbidden").
+        code: String,
+        /// What went wrong, as the server or the transport said it.
+        message: String,
+    },
+
     /// An argument is out of its documented range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

@@ -47,7 +47,10 @@ pub mod lab;
 mod parallel;
 mod provider;
 mod record;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod requester;
+mod service;
 mod store;
 mod wire;
 
@@ -81,7 +84,10 @@ pub use record::seal::{
     chunk_size_for, open, open_into, opened_len, seal, seal_into, seal_with_chunk_size, sealed_len,
 };
 pub use record::stream::{Opener, Sealer};
+#[cfg(feature = "remote")]
+pub use remote::RemoteCloud;
 pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
+pub use service::CloudService;
 pub use store::{DirStore, MemStore, RecordInfo};
 
 /// Internals the fuzz targets (`fuzz/`) drive directly. Not part of the API: only

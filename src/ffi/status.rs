@@ -72,6 +72,8 @@ pub enum medvault_status {
     NotAuthentic = 34,
     /// The cloud showed a provider's log shorter than one seen before.
     LogRollback = 35,
+    /// A remote cloud refused the request or could not be reached.
+    Remote = 36,
 }
 
 impl medvault_status {
@@ -103,11 +105,12 @@ impl medvault_status {
             Error::AlreadyRegistered => Self::AlreadyRegistered,
             Error::NotAuthentic { .. } => Self::NotAuthentic,
             Error::LogRollback { .. } => Self::LogRollback,
+            Error::Remote { .. } => Self::Remote,
         }
     }
 
     /// Every status, for the message table and the tests.
-    const ALL: [medvault_status; 30] = [
+    const ALL: [medvault_status; 31] = [
         Self::Ok,
         Self::NullArgument,
         Self::BufferTooSmall,
@@ -138,6 +141,7 @@ impl medvault_status {
         Self::AlreadyRegistered,
         Self::NotAuthentic,
         Self::LogRollback,
+        Self::Remote,
     ];
 
     fn message(self) -> &'static std::ffi::CStr {
@@ -176,6 +180,7 @@ impl medvault_status {
             Self::AlreadyRegistered => c"the provider is already registered with other keys",
             Self::NotAuthentic => c"not authentic: not what the provider signed",
             Self::LogRollback => c"the cloud rolled a provider's log back",
+            Self::Remote => c"the remote cloud refused the request or could not be reached",
         }
     }
 }

@@ -1,0 +1,553 @@
+//! The HTTP API (`docs/server-api.md`): every cloud operation, binary bodies in the
+//! library's own formats, JSON for small metadata, a JSON error naming the problem for
+//! every refusal. Each route checks who calls before it touches the cloud: a provider
+//! writes only under its own provider id, a requester reads only its own mailbox, the
+//! admin's routes are the admin's alone. The cloud's own checks (signatures, epochs,
+//! digests) come after and are never replaced by a login.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::TryStreamExt;
+use medvault::remote::{
+    AdminViewBody, Decision, ErrorBody, Login, NewAccount, ProviderKeys, RequestId, Role, Session,
+    StoredRecord, encode_list, hex, unhex,
+};
+use medvault::{
+    AccessRequest, Cloud, CloudService, Grant, IndexBatch, ProviderId, RecordHeader, RecordId,
+    Rekey,
+};
+
+use crate::accounts::{AccountError, Accounts, Caller};
+
+/// Largest body of a non-record request (batches and queries included).
+pub const MAX_BODY: usize = 256 << 20;
+/// Bytes of a record read before its header must have parsed.
+const MAX_HEADER: usize = 4096;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The key-less cloud.
+    pub cloud: Arc<Cloud>,
+    /// Accounts and sessions.
+    pub accounts: Arc<Accounts>,
+}
+
+/// A refusal: status and JSON body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: code.to_owned(),
+                message: message.into(),
+                expected: None,
+                found: None,
+            },
+        }
+    }
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "log in first (Authorization: Bearer <token>)",
+        )
+    }
+    fn forbidden(what: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", what)
+    }
+    fn bad(what: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", what)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<medvault::Error> for ApiError {
+    fn from(e: medvault::Error) -> Self {
+        use medvault::Error as E;
+        let message = e.to_string();
+        let (status, code) = match &e {
+            E::Truncated { .. } => (StatusCode::BAD_REQUEST, "truncated"),
+            E::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed"),
+            E::UnsupportedVersion { .. } => (StatusCode::BAD_REQUEST, "unsupported_version"),
+            E::UnsupportedAlgorithm { .. } => (StatusCode::BAD_REQUEST, "unsupported_algorithm"),
+            E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            E::NotAuthentic { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "not_authentic"),
+            E::SignatureInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "signature_invalid"),
+            E::Expired { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "expired"),
+            E::NotYetValid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "not_yet_valid"),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            E::AlreadyRegistered => (StatusCode::CONFLICT, "already_registered"),
+            E::LabelCollision => (StatusCode::CONFLICT, "label_collision"),
+            E::GenerationRegressed { .. } => (StatusCode::CONFLICT, "generation_regressed"),
+            E::EpochOutOfOrder { expected, found } => {
+                let mut error = ApiError::new(StatusCode::CONFLICT, "epoch_out_of_order", message);
+                error.body.expected = Some(*expected);
+                error.body.found = Some(*found);
+                return error;
+            }
+            // The store's own faults: the only 5xx the server gives.
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .accounts
+            .caller(token)
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+fn require(caller: &Caller, role: Role) -> ApiResult<()> {
+    if caller.role == role {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(match role {
+            Role::Provider => "a provider account's route",
+            Role::Requester => "a requester account's route",
+            Role::Admin => "the admin's route",
+        }))
+    }
+}
+
+/// A provider writing under `provider`: only that provider's own account.
+fn require_provider(caller: &Caller, provider: &ProviderId) -> ApiResult<()> {
+    require(caller, Role::Provider)?;
+    if caller.account == provider.as_str() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "a provider writes only under its own provider id",
+        ))
+    }
+}
+
+/// Runs blocking cloud work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, medvault::Error> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "a worker failed",
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+fn provider_id(text: &str) -> ApiResult<ProviderId> {
+    ProviderId::new(text).map_err(|_| ApiError::bad("not a provider id"))
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn register_account(
+    State(state): State<AppState>,
+    Json(account): Json<NewAccount>,
+) -> ApiResult<StatusCode> {
+    if account.role == Role::Admin {
+        return Err(ApiError::forbidden(
+            "admin accounts are made by the server's operator",
+        ));
+    }
+    let accounts = state.accounts.clone();
+    tokio::task::spawn_blocking(move || {
+        accounts.register(
+            &account.account,
+            &account.password,
+            account.role,
+            account.fingerprint.as_deref(),
+        )
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a worker failed",
+        )
+    })?
+    .map_err(account_error)?;
+    Ok(StatusCode::CREATED)
+}
+
+fn account_error(e: AccountError) -> ApiError {
+    match e {
+        AccountError::Exists => ApiError::new(
+            StatusCode::CONFLICT,
+            "account_exists",
+            "the account name is taken",
+        ),
+        AccountError::Invalid(what) => ApiError::bad(what),
+        AccountError::BadLogin => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_login",
+            "wrong account or password",
+        ),
+        AccountError::Limited => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failures",
+            "too many failed logins; wait a minute",
+        ),
+        AccountError::Io(e) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        }
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Json(login): Json<Login>,
+) -> ApiResult<Json<Session>> {
+    let accounts = state.accounts.clone();
+    let (token, ttl) = tokio::task::spawn_blocking(move || {
+        accounts.login(&login.account, &login.password, from.ip())
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a worker failed",
+        )
+    })?
+    .map_err(account_error)?;
+    Ok(Json(Session {
+        token,
+        expires_in: ttl.as_secs(),
+    }))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    _caller: Caller,
+    parts: axum::http::HeaderMap,
+) -> StatusCode {
+    if let Some(token) = parts
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        state.accounts.logout(token);
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn put_provider_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(provider): Path<String>,
+    Json(keys): Json<ProviderKeys>,
+) -> ApiResult<StatusCode> {
+    let provider = provider_id(&provider)?;
+    require_provider(&caller, &provider)?;
+    let keys = keys.keys().map_err(ApiError::from)?;
+    blocking(move || state.cloud.register_provider(provider, keys)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn get_provider_keys(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(provider): Path<String>,
+) -> ApiResult<Json<ProviderKeys>> {
+    let provider = provider_id(&provider)?;
+    match state.cloud.provider_keys(&provider) {
+        Some(keys) => Ok(Json(ProviderKeys::of(&keys))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such provider",
+        )),
+    }
+}
+
+async fn rekey(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let statement = Rekey::from_bytes(&body)?;
+    require_provider(&caller, statement.provider())?;
+    blocking(move || state.cloud.rekey_provider(&body)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let batch = blocking(move || IndexBatch::from_bytes(&body)).await?;
+    require_provider(&caller, batch.provider())?;
+    blocking(move || state.cloud.ingest(batch)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Streams a sealed record in: its header is read first and must name the caller as
+/// its provider; the rest goes to the store as it arrives (constant memory).
+async fn put_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<StoredRecord>)> {
+    require(&caller, Role::Provider)?;
+    let mut stream = body.into_data_stream().map_err(std::io::Error::other);
+    let mut head: Vec<u8> = Vec::new();
+    let provider = loop {
+        match RecordHeader::parse(&head) {
+            Ok((header, _)) => break header.provider().clone(),
+            Err(medvault::Error::Truncated { .. }) if head.len() < MAX_HEADER => {}
+            Err(e) => return Err(e.into()),
+        }
+        match stream.try_next().await {
+            Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+            Ok(None) => {
+                return Err(ApiError::from(RecordHeader::parse(&head).err().unwrap_or(
+                    medvault::Error::Truncated {
+                        format: "sealed record",
+                        detail: "header",
+                    },
+                )));
+            }
+            Err(e) => return Err(ApiError::bad(&format!("upload interrupted: {e}"))),
+        }
+    };
+    require_provider(&caller, &provider)?;
+    let rest = tokio_util::io::StreamReader::new(stream);
+    let reader = tokio_util::io::SyncIoBridge::new(rest);
+    let cloud = state.cloud.clone();
+    let (provider, record, size) = blocking(move || {
+        let mut whole = std::io::Read::chain(std::io::Cursor::new(head), reader);
+        cloud.put_record_from(&mut whole)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(StoredRecord {
+            provider: provider.to_string(),
+            record: hex(record.as_bytes()),
+            size,
+        }),
+    ))
+}
+
+/// Streams a stored record out in 64 KiB chunks.
+async fn get_record(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((provider, record)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let provider = provider_id(&provider)?;
+    let record = RecordId::from_bytes(
+        unhex::<16>(&record).ok_or_else(|| ApiError::bad("record id: 32 hex digits"))?,
+    );
+    let cloud = state.cloud.clone();
+    let reader = blocking(move || cloud.record_reader(&provider, record)).await?;
+    let Some(mut reader) = reader else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such record",
+        ));
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn manifest(State(state): State<AppState>, _caller: Caller) -> ApiResult<Vec<u8>> {
+    Ok(state.cloud.manifest().to_bytes())
+}
+
+async fn search(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Vec<u8>> {
+    require(&caller, Role::Requester)?;
+    blocking(move || state.cloud.search_bytes(&body).map(|r| r.to_bytes())).await
+}
+
+async fn submit_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<RequestId>)> {
+    require(&caller, Role::Requester)?;
+    let request = blocking({
+        let body = body.clone();
+        move || AccessRequest::from_bytes(&body)
+    })
+    .await?;
+    if Some(request.requester().encryption.fingerprint()) != caller.fingerprint {
+        return Err(ApiError::forbidden(
+            "a requester submits only its own requests",
+        ));
+    }
+    let id = blocking(move || state.cloud.submit_request(&body)).await?;
+    Ok((StatusCode::CREATED, Json(RequestId { id: hex(&id) })))
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(decision): Json<Decision>,
+) -> ApiResult<StatusCode> {
+    require(&caller, Role::Admin)?;
+    let id = unhex::<16>(&id).ok_or_else(|| ApiError::bad("request id: 32 hex digits"))?;
+    blocking(move || state.cloud.decide_request(id, decision.approve)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn approved(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(provider): Path<String>,
+) -> ApiResult<Vec<u8>> {
+    let provider = provider_id(&provider)?;
+    require_provider(&caller, &provider)?;
+    let requests = state.cloud.approved_requests(&provider);
+    Ok(encode_list(requests.iter().map(|r| r.to_bytes())))
+}
+
+async fn post_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let grant = Grant::from_bytes(&body)?;
+    require_provider(&caller, grant.provider())?;
+    blocking(move || state.cloud.post_grant(&body)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn fetch_grants(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fingerprint): Path<String>,
+) -> ApiResult<Vec<u8>> {
+    require(&caller, Role::Requester)?;
+    let fingerprint =
+        unhex::<32>(&fingerprint).ok_or_else(|| ApiError::bad("fingerprint: 64 hex digits"))?;
+    if Some(fingerprint) != caller.fingerprint {
+        return Err(ApiError::forbidden(
+            "a requester reads only its own mailbox",
+        ));
+    }
+    let grants = state.cloud.fetch_grants(&fingerprint);
+    Ok(encode_list(grants.iter().map(|g| g.to_bytes())))
+}
+
+async fn admin_view(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<AdminViewBody>> {
+    require(&caller, Role::Admin)?;
+    Ok(Json(AdminViewBody::of(&state.cloud.admin_view())))
+}
+
+async fn merge(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    require(&caller, Role::Admin)?;
+    blocking(move || CloudService::merge(&*state.cloud)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route")
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/accounts", post(register_account))
+        .route("/v1/login", post(login))
+        .route("/v1/logout", post(logout))
+        .route(
+            "/v1/providers/{id}/keys",
+            post(put_provider_keys).get(get_provider_keys),
+        )
+        .route("/v1/providers/{id}/approved", get(approved))
+        .route("/v1/rekey", post(rekey))
+        .route("/v1/batches", post(ingest))
+        .route(
+            "/v1/records",
+            post(put_record).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/records/{provider}/{record}", get(get_record))
+        .route("/v1/manifest", get(manifest))
+        .route("/v1/search", post(search))
+        .route("/v1/requests", post(submit_request))
+        .route("/v1/requests/{id}/decision", post(decide))
+        .route("/v1/grants", post(post_grant))
+        .route("/v1/grants/{fingerprint}", get(fetch_grants))
+        .route("/v1/admin/view", get(admin_view))
+        .route("/v1/admin/merge", post(merge))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

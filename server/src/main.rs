@@ -1,0 +1,185 @@
+//! `medvault-server`: medvault's key-less cloud as an HTTPS service.
+//!
+//! ```text
+//! medvault-server --store DIR [--listen 127.0.0.1:8443]
+//!                 (--cert CERT.pem --key KEY.pem | --dev-self-signed CERT_DIR)
+//!                 [--admin-password-file FILE]
+//! ```
+//!
+//! It serves a `Cloud` on the directory store `DIR` (accounts in `DIR/accounts.json`)
+//! over TLS (rustls; HTTP/1.1 and HTTP/2). `--dev-self-signed` writes a certificate for
+//! `localhost` and `127.0.0.1` to `CERT_DIR/cert.pem` (what clients trust) and its key
+//! beside it, for a machine with nothing set up. `--admin-password-file` creates the
+//! `admin` account from the file's first line if there is no admin yet. It prints
+//! `listening on https://ADDR` once it accepts connections (port 0 picks a free one),
+//! and stops on SIGTERM or Ctrl-C, letting requests in flight finish.
+
+#![forbid(unsafe_code)]
+
+mod accounts;
+mod api;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use medvault::Cloud;
+use medvault::remote::Role;
+
+const USAGE: &str = "usage: medvault-server --store DIR [--listen ADDR] \
+(--cert CERT.pem --key KEY.pem | --dev-self-signed CERT_DIR) [--admin-password-file FILE]";
+
+struct Args {
+    store: PathBuf,
+    listen: SocketAddr,
+    tls: Tls,
+    admin_password_file: Option<PathBuf>,
+}
+
+enum Tls {
+    Files { cert: PathBuf, key: PathBuf },
+    DevSelfSigned(PathBuf),
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let (mut store, mut listen, mut cert, mut key, mut dev, mut admin) =
+        (None, None, None, None, None, None);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--store" => store = Some(PathBuf::from(value()?)),
+            "--listen" => {
+                listen = Some(
+                    value()?
+                        .parse::<SocketAddr>()
+                        .map_err(|e| format!("--listen: {e}"))?,
+                )
+            }
+            "--cert" => cert = Some(PathBuf::from(value()?)),
+            "--key" => key = Some(PathBuf::from(value()?)),
+            "--dev-self-signed" => dev = Some(PathBuf::from(value()?)),
+            "--admin-password-file" => admin = Some(PathBuf::from(value()?)),
+            "--help" | "-h" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    let tls = match (cert, key, dev) {
+        (Some(cert), Some(key), None) => Tls::Files { cert, key },
+        (None, None, Some(dir)) => Tls::DevSelfSigned(dir),
+        _ => {
+            return Err(format!(
+                "give --cert and --key, or --dev-self-signed\n{USAGE}"
+            ));
+        }
+    };
+    Ok(Args {
+        store: store.ok_or(format!("--store is required\n{USAGE}"))?,
+        listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+        tls,
+        admin_password_file: admin,
+    })
+}
+
+/// Writes a self-signed certificate for localhost; returns (cert PEM, key PEM).
+fn dev_certificate(dir: &std::path::Path) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let cert = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(dir.join("cert.pem"), &cert_pem).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("key.pem"), &key_pem).map_err(|e| e.to_string())?;
+    Ok((cert_pem.into_bytes(), key_pem.into_bytes()))
+}
+
+async fn shutdown_signal(handle: axum_server::Handle<SocketAddr>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return,
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    handle.graceful_shutdown(Some(Duration::from_secs(30)));
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    // ring, as the client (ureq) uses: aws-lc-rs would need cmake on a fresh machine.
+    // (Deprecated only for lacking post-quantum key exchange.)
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (cert_pem, key_pem) = match &args.tls {
+        Tls::Files { cert, key } => (
+            std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?,
+            std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?,
+        ),
+        Tls::DevSelfSigned(dir) => dev_certificate(dir)?,
+    };
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem)
+        .await
+        .map_err(|e| format!("TLS certificate or key: {e}"))?;
+    let cloud = Cloud::open(&args.store).map_err(|e| format!("store: {e}"))?;
+    let accounts = accounts::Accounts::open(&args.store).map_err(|e| format!("accounts: {e}"))?;
+    if let Some(file) = &args.admin_password_file
+        && !accounts.has_role(Role::Admin)
+    {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let password = text.lines().next().unwrap_or_default();
+        accounts
+            .register("admin", password, Role::Admin, None)
+            .map_err(|e| format!("admin account: {e:?}"))?;
+    }
+    let state = api::AppState {
+        cloud: Arc::new(cloud),
+        accounts: Arc::new(accounts),
+    };
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let listener =
+        std::net::TcpListener::bind(args.listen).map_err(|e| format!("{}: {e}", args.listen))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_signal(handle.clone()));
+    println!("listening on https://{addr}");
+    axum_server::from_tcp_rustls(listener, tls)
+        .map_err(|e| e.to_string())?
+        .handle(handle)
+        .serve(app)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(message) = runtime.block_on(run(args)) {
+        eprintln!("medvault-server: {message}");
+        std::process::exit(1);
+    }
+}

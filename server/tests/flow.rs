@@ -1,0 +1,370 @@
+//! The whole story through a real `medvault-server` on a loopback port: accounts and
+//! login, a provider's signed uploads, the admin's decision, a sealed grant, a search
+//! the requester verifies and opens, all through `RemoteCloud`; who may call what; and
+//! a restart that keeps accounts, the key directory and the index.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use medvault::remote::{NewAccount, Role};
+use medvault::{
+    AccessRequest, CloudService, Combine, DecryptionKey, Error, Grant, Identity, MasterKey,
+    PatientId, Provider, ProviderId, RemoteCloud, Requester, Scope, SigningKey,
+};
+
+const ADMIN_PASSWORD: &str = "admin password for tests";
+const PASSWORD: &str = "a long enough password";
+
+fn identity(sign: &str, enc: &str) -> Identity {
+    Identity::new(
+        SigningKey::from_pkcs8_pem(sign).unwrap(),
+        DecryptionKey::from_pkcs8_pem(enc).unwrap(),
+    )
+    .unwrap()
+}
+
+fn lab_identity() -> Identity {
+    identity(
+        include_str!("../../tests/data/keys/provider-a-sign.pem"),
+        include_str!("../../tests/data/keys/provider-a-enc.pem"),
+    )
+}
+
+fn doctor_identity() -> Identity {
+    identity(
+        include_str!("../../tests/data/keys/doctor-sign.pem"),
+        include_str!("../../tests/data/keys/doctor-enc.pem"),
+    )
+}
+
+/// A server on a free loopback port over `dir` (store, certificate, admin password).
+struct Server {
+    child: Child,
+    url: String,
+    ca: Vec<u8>,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        std::fs::write(dir.join("admin-password"), ADMIN_PASSWORD).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_medvault-server"))
+            .arg("--store")
+            .arg(dir.join("store"))
+            .args(["--listen", "127.0.0.1:0", "--dev-self-signed"])
+            .arg(dir.join("tls"))
+            .arg("--admin-password-file")
+            .arg(dir.join("admin-password"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("server said {line:?}"))
+            .to_owned();
+        let ca = std::fs::read(dir.join("tls/cert.pem")).unwrap();
+        Server { child, url, ca }
+    }
+
+    fn connect(&self, account: &str, password: &str) -> medvault::Result<RemoteCloud> {
+        RemoteCloud::connect(&self.url, &self.ca, account, password)
+    }
+
+    fn register(&self, account: &str, role: Role, fingerprint: Option<String>) {
+        RemoteCloud::register_account(
+            &self.url,
+            &self.ca,
+            &NewAccount {
+                account: account.to_owned(),
+                password: PASSWORD.to_owned(),
+                role,
+                fingerprint,
+            },
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn refused(result: medvault::Result<impl std::fmt::Debug>, code: &str) -> bool {
+    matches!(&result, Err(Error::Remote { code: c, .. }) if c == code)
+        || panic!("expected {code}, got {result:?}")
+}
+
+#[test]
+fn the_whole_flow_runs_against_the_server_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let lab_id = ProviderId::new("city-lab").unwrap();
+    let (lab_keys, doctor_keys) = (lab_identity(), doctor_identity());
+    server.register("city-lab", Role::Provider, None);
+    server.register(
+        "dr-grey",
+        Role::Requester,
+        Some(hex(&doctor_keys.public().encryption.fingerprint())),
+    );
+
+    // The lab registers its keys and uploads signed batches and records.
+    let lab_cloud = server.connect("city-lab", PASSWORD).unwrap();
+    lab_cloud
+        .register_provider(lab_id.clone(), lab_keys.public())
+        .unwrap();
+    let mut lab = Provider::new(
+        lab_id.clone(),
+        MasterKey::from_bytes([9; 32]),
+        lab_keys.signing.clone(),
+    );
+    let alice = PatientId::new("+15550100").unwrap();
+    let notes: [&[u8]; 3] = [b"HbA1c 7.9 %", b"glucose 9.1 fasting", b"lipids normal"];
+    let mut sealed = Vec::new();
+    for (i, note) in notes.iter().enumerate() {
+        let words: &[&str] = if i < 2 { &["diabetes"] } else { &["lipids"] };
+        sealed.push(lab.add_record(&alice, note, words).unwrap());
+        lab_cloud
+            .ingest_bytes(&lab.finish().unwrap().to_bytes())
+            .unwrap();
+        let bytes = sealed[i].bytes.clone();
+        lab_cloud.put_record_from(&mut &bytes[..]).unwrap();
+    }
+    // Records come back byte for byte.
+    let mut copy = Vec::new();
+    let stored = lab_cloud
+        .record_to(&lab_id, sealed[0].id, &mut copy)
+        .unwrap();
+    assert_eq!(
+        (stored, copy),
+        (Some(sealed[0].bytes.len() as u64), sealed[0].bytes.clone())
+    );
+
+    // The doctor asks, the admin approves, the lab grants, the doctor accepts.
+    let doctor_cloud = server.connect("dr-grey", PASSWORD).unwrap();
+    let pinned = doctor_cloud.provider_keys(&lab_id).unwrap().unwrap();
+    let (request, pending) = AccessRequest::create(
+        &doctor_keys,
+        "Dr. Grey",
+        &lab_id,
+        &pinned.encryption,
+        Scope::Patient(alice.clone()),
+        "diabetes follow-up",
+        now(),
+    )
+    .unwrap();
+    let request_id = doctor_cloud.submit_request(request.to_bytes()).unwrap();
+    let admin = server.connect("admin", ADMIN_PASSWORD).unwrap();
+    assert_eq!(admin.admin_view().unwrap().requests.len(), 1);
+    admin.decide_request(request_id, true).unwrap();
+    let approved = lab_cloud.approved_requests(&lab_id).unwrap();
+    assert_eq!(approved.len(), 1);
+    let opened = approved[0].open(&lab_keys.decryption).unwrap();
+    let key = lab.key_for_scope(&opened.scope, None).unwrap();
+    let grant = Grant::issue(&lab_keys, &opened, key, now(), 86_400).unwrap();
+    lab_cloud.post_grant(grant.to_bytes()).unwrap();
+    let mailbox = doctor_cloud
+        .fetch_grants(&doctor_keys.public().encryption.fingerprint())
+        .unwrap();
+    assert_eq!(mailbox.len(), 1);
+    let mut doctor = Requester::new();
+    doctor
+        .trust_provider(lab_id.clone(), pinned.verifying.clone())
+        .unwrap();
+    doctor
+        .accept_grant(
+            &mailbox[0],
+            &pending,
+            &pinned.verifying,
+            &doctor_keys,
+            now(),
+        )
+        .unwrap();
+
+    // One search through the server, verified and opened by the doctor.
+    let search = |cloud: &RemoteCloud, doctor: &mut Requester| {
+        let q = doctor
+            .query(
+                &alice,
+                &["diabetes"],
+                Combine::Or,
+                &cloud.manifest().unwrap(),
+            )
+            .unwrap();
+        let response = cloud.search_bytes(&q.query().to_bytes()).unwrap();
+        let results = doctor.open(&q, &response).unwrap();
+        let mut texts: Vec<Vec<u8>> = results.providers[0]
+            .records
+            .iter()
+            .map(|r| r.plaintext.to_vec())
+            .collect();
+        texts.sort();
+        texts
+    };
+    assert_eq!(
+        search(&doctor_cloud, &mut doctor),
+        vec![b"HbA1c 7.9 %".to_vec(), b"glucose 9.1 fasting".to_vec()]
+    );
+
+    // Who may call what.
+    assert!(refused(
+        server.connect("dr-grey", "wrong password!!"),
+        "bad_login"
+    ));
+    assert!(refused(doctor_cloud.admin_view(), "forbidden"));
+    assert!(refused(lab_cloud.admin_view(), "forbidden"));
+    assert!(refused(lab_cloud.search_bytes(b"MVQY"), "forbidden"));
+    assert!(refused(
+        doctor_cloud.fetch_grants(&lab_keys.public().encryption.fingerprint()),
+        "forbidden"
+    ));
+    let other = ProviderId::new("st-mary").unwrap();
+    assert!(refused(
+        lab_cloud.register_provider(other.clone(), lab_keys.public()),
+        "forbidden"
+    ));
+    assert!(refused(
+        doctor_cloud.approved_requests(&lab_id),
+        "forbidden"
+    ));
+    // A batch of another provider, uploaded by this provider's account: refused by the
+    // server before the cloud sees it.
+    server.register("st-mary", Role::Provider, None);
+    let mut mary = Provider::new(
+        other.clone(),
+        MasterKey::from_bytes([3; 32]),
+        lab_keys.signing.clone(),
+    );
+    mary.add_record(&alice, b"x", &["x"]).unwrap();
+    assert!(refused(
+        lab_cloud.ingest_bytes(&mary.finish().unwrap().to_bytes()),
+        "forbidden"
+    ));
+    // A replayed batch: the cloud's own check, as a typed error.
+    let replay = lab.finish().unwrap();
+    lab_cloud.ingest_bytes(&replay.to_bytes()).unwrap();
+    assert!(matches!(
+        lab_cloud.ingest_bytes(&replay.to_bytes()),
+        Err(Error::EpochOutOfOrder {
+            expected: 4,
+            found: 3
+        })
+    ));
+
+    // A restart keeps accounts, keys, index and records; sessions end.
+    drop(server);
+    let server = Server::start(dir.path());
+    let doctor_cloud = server.connect("dr-grey", PASSWORD).unwrap();
+    assert_eq!(
+        search(&doctor_cloud, &mut doctor),
+        vec![b"HbA1c 7.9 %".to_vec(), b"glucose 9.1 fasting".to_vec()]
+    );
+}
+
+#[test]
+fn every_route_but_health_accounts_and_login_needs_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let certs: Vec<_> = ureq::tls::parse_pem(&server.ca)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                .build(),
+        )
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = |path: &str| format!("{}{path}", server.url);
+    let fp = "00".repeat(32);
+    let id = "00".repeat(16);
+    let gets = [
+        "/v1/providers/city-lab/keys".to_owned(),
+        "/v1/providers/city-lab/approved".to_owned(),
+        format!("/v1/records/city-lab/{id}"),
+        "/v1/manifest".to_owned(),
+        format!("/v1/grants/{fp}"),
+        "/v1/admin/view".to_owned(),
+    ];
+    let posts = [
+        "/v1/logout".to_owned(),
+        "/v1/providers/city-lab/keys".to_owned(),
+        "/v1/rekey".to_owned(),
+        "/v1/batches".to_owned(),
+        "/v1/records".to_owned(),
+        "/v1/search".to_owned(),
+        "/v1/requests".to_owned(),
+        format!("/v1/requests/{id}/decision"),
+        "/v1/grants".to_owned(),
+        "/v1/admin/merge".to_owned(),
+    ];
+    let check = |response: ureq::http::Response<ureq::Body>, what: &str| {
+        assert_eq!(response.status().as_u16(), 401, "{what}");
+        let body = response.into_body().read_to_string().unwrap();
+        assert!(
+            body.contains("\"error\":\"unauthorized\""),
+            "{what}: {body}"
+        );
+    };
+    for path in &gets {
+        check(agent.get(url(path)).call().unwrap(), path);
+        let forged = agent
+            .get(url(path))
+            .header("authorization", format!("Bearer {}", "ab".repeat(32)))
+            .call()
+            .unwrap();
+        check(forged, path);
+    }
+    for path in &posts {
+        check(agent.post(url(path)).send(&b"{}"[..]).unwrap(), path);
+    }
+    let health = agent.get(url("/health")).call().unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let unknown = agent.get(url("/v1/nothing")).call().unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = ureq::get(server.url.replacen("https", "http", 1) + "/health").call();
+    assert!(plain.is_err());
+    // A client that trusts another CA refuses the server.
+    let other_dir = tempfile::tempdir().unwrap();
+    let stranger = Server::start(other_dir.path());
+    assert!(refused(
+        RemoteCloud::connect(&server.url, &stranger.ca, "admin", ADMIN_PASSWORD),
+        "transport"
+    ));
+    // Failed logins are limited per account.
+    for _ in 0..5 {
+        assert!(refused(
+            server.connect("admin", "wrong password!!"),
+            "bad_login"
+        ));
+    }
+    assert!(refused(
+        server.connect("admin", ADMIN_PASSWORD),
+        "too_many_failures"
+    ));
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
