@@ -153,6 +153,7 @@ fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
         [vec![2], only_file(&format!("records/{PROVIDER}"))].concat(),
         [vec![3], log_file("mvrt")].concat(),
         [vec![4], log_file("mvpt")].concat(),
+        [vec![5], fs::read(dir.path().join("BROKER")).unwrap()].concat(),
     ]
 }
 

@@ -201,9 +201,11 @@ typedef uint32_t medvault_kdf_algorithm;
 // patient id, no key, no keyword. Read-only: may be shared between threads.
 typedef struct medvault_admin_view medvault_admin_view;
 
-// The cloud: a store directory plus the request broker. Thread-safe: one handle may
-// be used from many threads at once (searches run in parallel with each other, with
-// ingests and with merges). One process opens a store directory at a time.
+// The cloud: a store directory plus the request broker (`medvault_cloud_open`), or a
+// `medvault-server` reached over HTTPS (`medvault_cloud_connect`); every function
+// taking a `medvault_cloud*` works on either. Thread-safe: one handle may be used
+// from many threads at once (searches run in parallel with each other, with ingests
+// and with merges). One process opens a store directory at a time.
 typedef struct medvault_cloud medvault_cloud;
 
 // A party's private keys (RSA-PSS signing, RSA-OAEP decryption). Wiped when freed.
@@ -524,6 +526,23 @@ void medvault_list_free(struct medvault_list *list);
 // # Safety
 // `dir` NUL-terminated; `out` writable.
 medvault_status medvault_cloud_open(const char *dir, struct medvault_cloud **out);
+
+// Logs in to the `medvault-server` at `url` (`https://host:port`) as `account`,
+// trusting only the CA certificates in `ca_pem` (PEM, `ca_pem_len` bytes). The handle
+// works with every `medvault_cloud_*` and broker function; the server checks what the
+// account may do (`MEDVAULT_STATUS_REMOTE` with the server's message when it refuses
+// or cannot be reached). `MEDVAULT_STATUS_INVALID_ARGUMENT` in a build without the
+// `remote` feature.
+//
+// # Safety
+// `url`, `account`, `password` NUL-terminated; `ca_pem` `ca_pem_len` bytes; `out`
+// writable.
+medvault_status medvault_cloud_connect(const char *url,
+                                       const uint8_t *ca_pem,
+                                       size_t ca_pem_len,
+                                       const char *account,
+                                       const char *password,
+                                       struct medvault_cloud **out);
 
 // Closes the cloud (releasing the directory's lock). NULL is ignored.
 //

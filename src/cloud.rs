@@ -30,6 +30,7 @@ use crate::keys::identity::{Fingerprint, PublicIdentity};
 use crate::keys::{ProviderId, RecordId};
 use crate::parallel::{self, Work};
 use crate::record::header::RecordHeader;
+use crate::store::journal::BrokerEvent;
 use crate::store::{DirStore, MemStore, RecordInfo, Store};
 
 /// A stored record's bytes and its proof in its provider's log.
@@ -116,11 +117,14 @@ impl Cloud {
 
     /// A cloud on `store`.
     pub(crate) fn with_store(store: impl Store + 'static) -> Self {
-        let store_directory = store.directory();
+        let mut broker = Broker::with_directory(store.directory());
+        for event in store.broker_events() {
+            broker.replay(&event);
+        }
         Cloud {
             store: Box::new(store),
             clock: Box::new(system_clock),
-            broker: RwLock::new(Broker::with_directory(store_directory)),
+            broker: RwLock::new(broker),
         }
     }
 
@@ -256,9 +260,16 @@ impl Cloud {
     }
 
     /// Puts a signed access request in the inbox (its signature is checked on parse).
+    /// Kept by the store before this returns (durable on a [`DirStore`]).
     pub fn submit_request(&self, request: &[u8]) -> Result<[u8; 16]> {
-        let request = AccessRequest::from_bytes(request)?;
-        self.broker_write().submit(request)
+        let parsed = AccessRequest::from_bytes(request)?;
+        let mut broker = self.broker_write();
+        broker.check_submit(&parsed)?;
+        self.store
+            .put_broker_event(&BrokerEvent::Request(request.to_vec()))?;
+        let id = parsed.id();
+        broker.apply_submit(parsed);
+        Ok(id)
     }
 
     /// What the cloud admin sees: requests and stored files. No patient id, no key.
@@ -269,9 +280,15 @@ impl Cloud {
         }
     }
 
-    /// The admin's decision on a pending request.
+    /// The admin's decision on a pending request (kept by the store before this
+    /// returns).
     pub fn decide_request(&self, id: [u8; 16], approve: bool) -> Result<()> {
-        self.broker_write().decide(id, approve)
+        let mut broker = self.broker_write();
+        broker.check_decide(id)?;
+        self.store
+            .put_broker_event(&BrokerEvent::Decision { id, approve })?;
+        broker.apply_decide(id, approve);
+        Ok(())
     }
 
     /// Approved requests waiting for `provider`'s grant.
@@ -281,9 +298,15 @@ impl Cloud {
 
     /// Posts a grant to the mailbox: its signature must verify under the registered
     /// provider key, and it must answer an approved request of its recipient.
+    /// Kept by the store before this returns.
     pub fn post_grant(&self, grant: &[u8]) -> Result<()> {
-        let grant = Grant::from_bytes(grant)?;
-        self.broker_write().post_grant(grant)
+        let parsed = Grant::from_bytes(grant)?;
+        let mut broker = self.broker_write();
+        broker.check_grant(&parsed)?;
+        self.store
+            .put_broker_event(&BrokerEvent::Grant(grant.to_vec()))?;
+        broker.apply_grant(parsed);
+        Ok(())
     }
 
     /// The grants waiting for the holder of the encryption key with `fingerprint`.

@@ -96,7 +96,7 @@ pub use store::{DirStore, MemStore, RecordInfo};
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::store::SegmentFile;
-    pub use crate::store::{parse_entry_file, parse_record_table};
+    pub use crate::store::{parse_broker_journal, parse_entry_file, parse_record_table};
 }
 
 /// Compiles and runs the README's code blocks as doctests, so they cannot rot.

@@ -839,3 +839,77 @@ fn now_unix() -> u64 {
         .expect("the clock is after 1970")
         .as_secs()
 }
+
+#[test]
+fn acknowledged_requests_decisions_and_grants_survive_a_restart() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let (request, _, grant) = request_and_grant(&w);
+    let (second, _) = AccessRequest::create(
+        &w.doctor,
+        "Dr. Grey, endocrinology",
+        w.lab.id(),
+        &w.provider_a.public().encryption,
+        Scope::Patient(w.alice.clone()),
+        "second opinion",
+        NOW,
+    )
+    .unwrap();
+    {
+        let cloud = Cloud::open(dir.path()).unwrap();
+        cloud
+            .register_provider(w.lab.id().clone(), w.provider_a.public())
+            .unwrap();
+        cloud.submit_request(request.to_bytes()).unwrap();
+        cloud.submit_request(second.to_bytes()).unwrap();
+        cloud.decide_request(request.id(), true).unwrap();
+        cloud.decide_request(second.id(), false).unwrap();
+        cloud.post_grant(grant.to_bytes()).unwrap();
+        // Refused calls leave nothing behind.
+        assert!(cloud.post_grant(grant.to_bytes()).is_err());
+        assert!(cloud.decide_request(second.id(), true).is_err());
+        assert!(cloud.submit_request(request.to_bytes()).is_err());
+    }
+    let statuses = |cloud: &Cloud| {
+        cloud
+            .admin_view()
+            .requests
+            .iter()
+            .map(|r| (r.id, r.status))
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        (request.id(), RequestStatus::Granted),
+        (second.id(), RequestStatus::Denied),
+    ];
+    let mailbox = w.doctor.public().encryption.fingerprint();
+    let cloud = Cloud::open(dir.path()).unwrap();
+    assert_eq!(statuses(&cloud), expected);
+    assert_eq!(cloud.fetch_grants(&mailbox), vec![grant.clone()]);
+    assert!(cloud.approved_requests(w.lab.id()).is_empty());
+    drop(cloud);
+
+    // A crash in the middle of an append leaves a torn last event: cut off on open,
+    // everything acknowledged before it kept.
+    let journal = dir.path().join("BROKER");
+    let whole = std::fs::read(&journal).unwrap();
+    let mut torn = whole.clone();
+    torn.extend_from_slice(&[1, 0, 0, 0x40, 0]);
+    std::fs::write(&journal, &torn).unwrap();
+    let cloud = Cloud::open(dir.path()).unwrap();
+    assert_eq!(statuses(&cloud), expected);
+    drop(cloud);
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        whole,
+        "the torn end is cut off"
+    );
+    // Damage before the end is reported by name, never replayed.
+    let mut damaged = whole.clone();
+    damaged[20] ^= 0x04;
+    std::fs::write(&journal, &damaged).unwrap();
+    assert!(matches!(
+        Cloud::open(dir.path()),
+        Err(Error::Corrupt { what }) if what.contains("BROKER")
+    ));
+}

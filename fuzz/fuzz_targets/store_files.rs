@@ -1,9 +1,10 @@
 //! The directory store's own files from hostile bytes. The first input byte picks the
 //! file: 0 a segment file (opened, verified, looked up), 1 the catalog, 2 a record
 //! file (both through `DirStore::open`, then `verify` and a record read), 3 a record
-//! table file, 4 an entry file (both parsed). Property: never a panic; whatever opens
-//! also verifies or fails with a typed error; a table or entry file that parses is its
-//! entries and nothing else.
+//! table file, 4 an entry file, 5 a broker journal (parsed, then opened through
+//! `DirStore::open`). Property: never a panic; whatever opens also verifies or fails
+//! with a typed error; a table or entry file that parses is its entries and nothing
+//! else; a journal's good prefix is within it, and whole unless its end is torn.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use medvault::fuzzing::SegmentFile;
@@ -16,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("medvault-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("segments")).unwrap();
-    match kind % 5 {
+    match kind % 6 {
         0 => {
             let path = dir.join("segments").join("seg-0000000000000000.mvsf");
             std::fs::write(&path, body).unwrap();
@@ -42,6 +43,15 @@ fuzz_target!(|data: &[u8]| {
         3 => {
             if let Ok((count, _root)) = medvault::fuzzing::parse_record_table(body) {
                 assert_eq!(body.len(), 10 + count * 48, "a table is its entries and nothing else");
+            }
+        }
+        5 => {
+            if let Ok((_, good)) = medvault::fuzzing::parse_broker_journal(body) {
+                assert!(good <= body.len(), "the good prefix is within the journal");
+            }
+            std::fs::write(dir.join("BROKER"), body).unwrap();
+            if let Ok(store) = DirStore::open(&dir) {
+                let _ = store.verify();
             }
         }
         4 => {

@@ -1,7 +1,7 @@
 //! The whole story through a real `medvault-server` on a loopback port: accounts and
 //! login, a provider's signed uploads, the admin's decision, a sealed grant, a search
 //! the requester verifies and opens, all through `RemoteCloud`; who may call what; and
-//! a restart that keeps accounts, the key directory and the index.
+//! a restart that keeps accounts, the key directory, the index, requests and grants.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -263,10 +263,19 @@ fn the_whole_flow_runs_against_the_server_and_survives_a_restart() {
         })
     ));
 
-    // A restart keeps accounts, keys, index and records; sessions end.
+    // A restart keeps accounts, keys, index, records, requests and grants.
     drop(server);
     let server = Server::start(dir.path());
     let doctor_cloud = server.connect("dr-grey", PASSWORD).unwrap();
+    let mailbox = doctor_cloud
+        .fetch_grants(&doctor_keys.public().encryption.fingerprint())
+        .unwrap();
+    assert_eq!(mailbox, vec![grant]);
+    let admin = server.connect("admin", ADMIN_PASSWORD).unwrap();
+    let view = admin.admin_view().unwrap();
+    assert_eq!(view.requests.len(), 1);
+    assert_eq!(view.requests[0].status, medvault::RequestStatus::Granted);
+    assert_eq!(view.files.len(), 3);
     assert_eq!(
         search(&doctor_cloud, &mut doctor),
         vec![b"HbA1c 7.9 %".to_vec(), b"glucose 9.1 fasting".to_vec()]

@@ -212,7 +212,7 @@ pub unsafe extern "C" fn medvault_cloud_provider_keys(
         };
         let keys = cloud
             .cloud
-            .provider_keys(&parse_provider(provider)?)
+            .provider_keys(&parse_provider(provider)?)?
             .ok_or(crate::Error::NotFound("a registered provider with that id"))?;
         *out = public_handle(keys);
         Ok(())
@@ -290,7 +290,7 @@ pub unsafe extern "C" fn medvault_cloud_approved_requests(
         };
         let items = cloud
             .cloud
-            .approved_requests(&parse_provider(provider)?)
+            .approved_requests(&parse_provider(provider)?)?
             .iter()
             .map(|r| r.to_bytes().to_vec())
             .collect();
@@ -342,7 +342,7 @@ pub unsafe extern "C" fn medvault_cloud_fetch_grants(
         let fingerprint = recipient.public.encryption.fingerprint();
         let items = cloud
             .cloud
-            .fetch_grants(&fingerprint)
+            .fetch_grants(&fingerprint)?
             .iter()
             .map(|g| g.to_bytes().to_vec())
             .collect();
@@ -363,7 +363,7 @@ pub unsafe extern "C" fn medvault_cloud_admin_view(
     ffi_status!({
         // SAFETY: contract above; each pointer checked for NULL.
         let (cloud, out) = unsafe { (handle(cloud, "cloud")?, output(out, "out")?) };
-        *out = into_handle(admin_view(cloud.cloud.admin_view()));
+        *out = into_handle(admin_view(cloud.cloud.admin_view()?));
         Ok(())
     })
 }

@@ -11,14 +11,17 @@ use super::{
     write_array,
 };
 use crate::cloud::Cloud;
-use crate::error::IoAt;
+use crate::error::{IoAt, Result};
 use crate::keys::RecordId;
+use crate::service::CloudService;
 
-/// The cloud: a store directory plus the request broker. Thread-safe: one handle may
-/// be used from many threads at once (searches run in parallel with each other, with
-/// ingests and with merges). One process opens a store directory at a time.
+/// The cloud: a store directory plus the request broker (`medvault_cloud_open`), or a
+/// `medvault-server` reached over HTTPS (`medvault_cloud_connect`); every function
+/// taking a `medvault_cloud*` works on either. Thread-safe: one handle may be used
+/// from many threads at once (searches run in parallel with each other, with ingests
+/// and with merges). One process opens a store directory at a time.
 pub struct medvault_cloud {
-    pub(super) cloud: Cloud,
+    pub(super) cloud: Box<dyn CloudService>,
 }
 
 /// Opens (or creates) the cloud's store in directory `dir`, verifying every file.
@@ -34,10 +37,61 @@ pub unsafe extern "C" fn medvault_cloud_open(
         // SAFETY: contract above; each pointer checked for NULL.
         let (dir, out) = unsafe { (text(dir, "dir")?, output(out, "out")?) };
         *out = into_handle(medvault_cloud {
-            cloud: Cloud::open(dir)?,
+            cloud: Box::new(Cloud::open(dir)?),
         });
         Ok(())
     })
+}
+
+/// Logs in to the `medvault-server` at `url` (`https://host:port`) as `account`,
+/// trusting only the CA certificates in `ca_pem` (PEM, `ca_pem_len` bytes). The handle
+/// works with every `medvault_cloud_*` and broker function; the server checks what the
+/// account may do (`MEDVAULT_STATUS_REMOTE` with the server's message when it refuses
+/// or cannot be reached). `MEDVAULT_STATUS_INVALID_ARGUMENT` in a build without the
+/// `remote` feature.
+///
+/// # Safety
+/// `url`, `account`, `password` NUL-terminated; `ca_pem` `ca_pem_len` bytes; `out`
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_cloud_connect(
+    url: *const c_char,
+    ca_pem: *const u8,
+    ca_pem_len: usize,
+    account: *const c_char,
+    password: *const c_char,
+    out: *mut *mut medvault_cloud,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (url, ca_pem, account, password, out) = unsafe {
+            (
+                text(url, "url")?,
+                input(ca_pem, ca_pem_len, "ca_pem")?,
+                text(account, "account")?,
+                text(password, "password")?,
+                output(out, "out")?,
+            )
+        };
+        *out = into_handle(medvault_cloud {
+            cloud: connect(url, ca_pem, account, password)?,
+        });
+        Ok(())
+    })
+}
+
+#[cfg(feature = "remote")]
+fn connect(url: &str, ca: &[u8], account: &str, password: &str) -> Result<Box<dyn CloudService>> {
+    Ok(Box::new(crate::remote::RemoteCloud::connect(
+        url, ca, account, password,
+    )?))
+}
+
+#[cfg(not(feature = "remote"))]
+fn connect(_: &str, _: &[u8], _: &str, _: &str) -> Result<Box<dyn CloudService>> {
+    Err(crate::Error::InvalidArgument(
+        "this build of medvault has no remote client (feature `remote`)",
+    ))
 }
 
 /// Closes the cloud (releasing the directory's lock). NULL is ignored.
@@ -70,7 +124,7 @@ pub unsafe extern "C" fn medvault_cloud_put_record(
                 input(sealed, sealed_len, "sealed")?,
             )
         };
-        let (_, record) = cloud.cloud.put_record(sealed.to_vec())?;
+        let (_, record, _) = cloud.cloud.put_record_from(&mut &sealed[..])?;
         if !record_id_out.is_null() {
             // SAFETY: non-NULL; 16 writable bytes (contract).
             unsafe { write_array(record_id_out, record.as_bytes()) };
@@ -96,7 +150,9 @@ pub unsafe extern "C" fn medvault_cloud_put_record_file(
         let (cloud, path) = unsafe { (handle(cloud, "cloud")?, text(path, "path")?) };
         let path = std::path::Path::new(path);
         let file = std::fs::File::open(path).at("open", path)?;
-        let (_, record, size) = cloud.cloud.put_record_from(std::io::BufReader::new(file))?;
+        let (_, record, size) = cloud
+            .cloud
+            .put_record_from(&mut std::io::BufReader::new(file))?;
         if !record_id_out.is_null() {
             // SAFETY: non-NULL; 16 writable bytes (contract).
             unsafe { write_array(record_id_out, record.as_bytes()) };
@@ -132,9 +188,10 @@ pub unsafe extern "C" fn medvault_cloud_get_record(
                 empty_output(out, "out")?,
             )
         };
-        let sealed = cloud
+        let mut sealed = Vec::new();
+        cloud
             .cloud
-            .record(&parse_provider(provider)?, record)?
+            .record_to(&parse_provider(provider)?, record, &mut sealed)?
             .ok_or(crate::Error::NotFound("a record with that id"))?;
         put(out, sealed)
     })
@@ -164,13 +221,23 @@ pub unsafe extern "C" fn medvault_cloud_get_record_file(
                 text(path, "path")?,
             )
         };
-        let mut reader = cloud
-            .cloud
-            .record_reader(&parse_provider(provider)?, record)?
-            .ok_or(crate::Error::NotFound("a record with that id"))?;
+        let provider = parse_provider(provider)?;
         let path = std::path::Path::new(path);
         let mut file = std::fs::File::create(path).at("create", path)?;
-        let size = std::io::copy(&mut reader, &mut file).at("write", path)?;
+        let copied = cloud.cloud.record_to(&provider, record, &mut file);
+        let size = match copied {
+            Ok(Some(size)) => size,
+            failed => {
+                // No file is left behind for a record that did not come.
+                drop(file);
+                let _ = std::fs::remove_file(path);
+                return Err(match failed {
+                    Err(e) => e,
+                    Ok(_) => crate::Error::NotFound("a record with that id"),
+                }
+                .into());
+            }
+        };
         file.sync_all().at("sync", path)?;
         // SAFETY: NULL or writable (contract).
         if let Some(size_out) = unsafe { size_out.as_mut() } {
@@ -226,7 +293,7 @@ pub unsafe extern "C" fn medvault_cloud_manifest(
     ffi_status!({
         // SAFETY: contract above; each pointer checked for NULL.
         let (cloud, out) = unsafe { (handle(cloud, "cloud")?, empty_output(out, "out")?) };
-        put(out, cloud.cloud.manifest().to_bytes())
+        put(out, cloud.cloud.manifest()?.to_bytes())
     })
 }
 
@@ -252,7 +319,7 @@ pub unsafe extern "C" fn medvault_cloud_next_epoch(
         };
         *epoch_out = cloud
             .cloud
-            .manifest()
+            .manifest()?
             .next_epoch(&parse_provider(provider)?);
         Ok(())
     })

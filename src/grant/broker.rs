@@ -19,6 +19,7 @@ use crate::grant::{AccessRequest, Grant, ScopeKind};
 use crate::keys::ProviderId;
 use crate::keys::identity::{Fingerprint, PublicIdentity};
 use crate::store::RecordInfo;
+use crate::store::journal::BrokerEvent;
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,16 +116,20 @@ impl Broker {
         self.directory.get(provider)
     }
 
-    pub(crate) fn submit(&mut self, request: AccessRequest) -> Result<[u8; 16]> {
+    /// Whether `request` may enter the inbox (new id, known provider). Changes nothing.
+    pub(crate) fn check_submit(&self, request: &AccessRequest) -> Result<()> {
         if self.requests.iter().any(|(r, _)| r.id() == request.id()) {
             return Err(Error::InvalidArgument("this request was already submitted"));
         }
         if !self.directory.contains_key(request.provider()) {
             return Err(Error::NotFound("the provider named in the request"));
         }
-        let id = request.id();
+        Ok(())
+    }
+
+    /// Puts a checked request in the inbox.
+    pub(crate) fn apply_submit(&mut self, request: AccessRequest) {
         self.requests.push((request, RequestStatus::Pending));
-        Ok(id)
     }
 
     pub(crate) fn summaries(&self) -> Vec<RequestSummary> {
@@ -143,21 +148,28 @@ impl Broker {
             .collect()
     }
 
-    pub(crate) fn decide(&mut self, id: [u8; 16], approve: bool) -> Result<()> {
-        let entry = self
+    /// Whether the request `id` is pending a decision. Changes nothing.
+    pub(crate) fn check_decide(&self, id: [u8; 16]) -> Result<()> {
+        let (_, status) = self
             .requests
-            .iter_mut()
+            .iter()
             .find(|(r, _)| r.id() == id)
             .ok_or(Error::NotFound("a request with this id"))?;
-        if entry.1 != RequestStatus::Pending {
+        if *status != RequestStatus::Pending {
             return Err(Error::InvalidArgument("the request was already decided"));
         }
-        entry.1 = if approve {
-            RequestStatus::Approved
-        } else {
-            RequestStatus::Denied
-        };
         Ok(())
+    }
+
+    /// Records a checked decision.
+    pub(crate) fn apply_decide(&mut self, id: [u8; 16], approve: bool) {
+        if let Some(entry) = self.requests.iter_mut().find(|(r, _)| r.id() == id) {
+            entry.1 = if approve {
+                RequestStatus::Approved
+            } else {
+                RequestStatus::Denied
+            };
+        }
     }
 
     pub(crate) fn approved_for(&self, provider: &ProviderId) -> Vec<AccessRequest> {
@@ -168,33 +180,62 @@ impl Broker {
             .collect()
     }
 
-    pub(crate) fn post_grant(&mut self, grant: Grant) -> Result<()> {
+    /// Whether `grant` may enter the mailbox: signed by its provider's registered key,
+    /// answering an approved request of its recipient at that provider. Changes nothing.
+    pub(crate) fn check_grant(&self, grant: &Grant) -> Result<()> {
         let keys = self
             .directory
             .get(grant.provider())
             .ok_or(Error::NotFound("the provider that signed the grant"))?;
         grant.verify(&keys.verifying)?;
-        let entry = self
+        let (request, status) = self
             .requests
-            .iter_mut()
+            .iter()
             .find(|(r, _)| r.id() == grant.request_id())
             .ok_or(Error::NotFound("the request the grant answers"))?;
-        if entry.1 != RequestStatus::Approved {
+        if *status != RequestStatus::Approved {
             return Err(Error::InvalidArgument(
                 "the request is not approved (or already granted)",
             ));
         }
-        if entry.0.provider() != grant.provider()
-            || entry.0.requester().encryption.fingerprint() != grant.recipient()
+        if request.provider() != grant.provider()
+            || request.requester().encryption.fingerprint() != grant.recipient()
         {
             return Err(Error::ScopeMismatch);
         }
-        entry.1 = RequestStatus::Granted;
+        Ok(())
+    }
+
+    /// Puts a checked grant in its recipient's mailbox and marks its request granted.
+    pub(crate) fn apply_grant(&mut self, grant: Grant) {
+        if let Some(entry) = self
+            .requests
+            .iter_mut()
+            .find(|(r, _)| r.id() == grant.request_id())
+        {
+            entry.1 = RequestStatus::Granted;
+        }
         self.mailbox
             .entry(grant.recipient())
             .or_default()
             .push(grant);
-        Ok(())
+    }
+
+    /// Replays an event the store kept (checked when it was acknowledged).
+    pub(crate) fn replay(&mut self, event: &BrokerEvent) {
+        match event {
+            BrokerEvent::Request(bytes) => {
+                if let Ok(request) = AccessRequest::from_bytes(bytes) {
+                    self.apply_submit(request);
+                }
+            }
+            BrokerEvent::Decision { id, approve } => self.apply_decide(*id, *approve),
+            BrokerEvent::Grant(bytes) => {
+                if let Ok(grant) = Grant::from_bytes(bytes) {
+                    self.apply_grant(grant);
+                }
+            }
+        }
     }
 
     pub(crate) fn grants_for(&self, recipient: &Fingerprint) -> Vec<Grant> {

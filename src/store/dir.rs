@@ -3,6 +3,7 @@
 //! ```text
 //! <root>/LOCK                          held (flock) by the one process that has it open
 //! <root>/CATALOG                       which segments, which epochs, the key directory (MVCT)
+//! <root>/BROKER                        access requests, decisions and grants, appended (MVBJ)
 //! <root>/segments/seg-<id:016x>.mvsf   immutable sorted segments (MVSF)
 //! <root>/records/<provider>/<id>.mvrf  one sealed record per file (MVRF)
 //! <root>/log/<provider>/<epoch:08x>.mvrt  the records each batch committed (MVRT)
@@ -56,6 +57,7 @@ use crate::keys::identity::{PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
 use crate::store::catalog::{Catalog, SegmentEntry};
 use crate::store::disk::Disk;
+use crate::store::journal::{BrokerEvent, Journal};
 use crate::store::record_file::{self, RecordFileReader};
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
 use crate::store::{
@@ -70,6 +72,7 @@ const LOCK: &str = "LOCK";
 const SEGMENTS: &str = "segments";
 const RECORDS: &str = "records";
 const LOG: &str = "log";
+const BROKER: &str = "BROKER";
 const TMP_PREFIX: &str = ".tmp-";
 
 /// A cloud's store in a directory (see the module documentation).
@@ -85,6 +88,9 @@ pub struct DirStore {
     records: RwLock<HashMap<(ProviderId, RecordId), RecordMeta>>,
     places: RecordPlaces,
     failed: Mutex<Option<String>>,
+    journal: Journal,
+    /// Every event in the journal, in order.
+    broker: RwLock<Vec<BrokerEvent>>,
 }
 
 struct DirIndex {
@@ -293,6 +299,7 @@ impl DirStore {
         let places = RecordPlaces::from_logs(&logs);
         let records = scan_records(&root.join(RECORDS))?;
         let next_segment = catalog.next_segment;
+        let (journal, broker) = Journal::open(&disk, &root.join(BROKER))?;
         Ok(DirStore {
             root: root.to_owned(),
             disk,
@@ -305,6 +312,8 @@ impl DirStore {
             records: RwLock::new(records),
             places,
             failed: Mutex::new(None),
+            journal,
+            broker: RwLock::new(broker),
         })
     }
 
@@ -755,6 +764,18 @@ impl Store for DirStore {
 
     fn directory(&self) -> BTreeMap<ProviderId, PublicIdentity> {
         read(&self.index).catalog.directory.clone()
+    }
+
+    fn broker_events(&self) -> Vec<BrokerEvent> {
+        read(&self.broker).clone()
+    }
+
+    fn put_broker_event(&self, event: &BrokerEvent) -> Result<()> {
+        self.check_writable()?;
+        let mut events = write(&self.broker);
+        self.journal.append(&self.disk, event)?;
+        events.push(event.clone());
+        Ok(())
     }
 
     fn put_provider_keys(&self, provider: &ProviderId, keys: &PublicIdentity) -> Result<()> {

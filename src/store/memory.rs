@@ -10,6 +10,7 @@ use crate::index::manifest::EpochInfo;
 use crate::index::{IndexBatch, Segment};
 use crate::keys::identity::{PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
+use crate::store::journal::BrokerEvent;
 use crate::store::{
     Coverage, Digesting, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
     check_ingest, lock, merge_groups, read, write,
@@ -25,6 +26,7 @@ pub struct MemStore {
     records: RwLock<HashMap<(ProviderId, RecordId), StoredRecord>>,
     places: RecordPlaces,
     directory: RwLock<BTreeMap<ProviderId, PublicIdentity>>,
+    broker: RwLock<Vec<BrokerEvent>>,
 }
 
 #[derive(Default)]
@@ -193,6 +195,15 @@ impl Store for MemStore {
 
     fn put_provider_keys(&self, provider: &ProviderId, keys: &PublicIdentity) -> Result<()> {
         write(&self.directory).insert(provider.clone(), keys.clone());
+        Ok(())
+    }
+
+    fn broker_events(&self) -> Vec<BrokerEvent> {
+        read(&self.broker).clone()
+    }
+
+    fn put_broker_event(&self, event: &BrokerEvent) -> Result<()> {
+        write(&self.broker).push(event.clone());
         Ok(())
     }
 

@@ -34,6 +34,7 @@ use crate::parallel::{self, Work};
 mod catalog;
 mod dir;
 pub(crate) mod disk;
+pub(crate) mod journal;
 mod memory;
 mod pairs_file;
 mod record_file;
@@ -43,6 +44,8 @@ mod table_file;
 pub use dir::DirStore;
 pub use memory::MemStore;
 
+#[cfg(feature = "fuzzing")]
+pub use journal::parse_for_fuzzing as parse_broker_journal;
 #[cfg(feature = "fuzzing")]
 pub use pairs_file::parse_for_fuzzing as parse_entry_file;
 pub use segment_file::SegmentFile;
@@ -554,6 +557,14 @@ pub trait Store: Send + Sync {
     /// Keeps `keys` as `provider`'s in the directory (durably when this returns, on a
     /// persistent store). The cloud checks first-come and re-keying before calling it.
     fn put_provider_keys(&self, provider: &ProviderId, keys: &PublicIdentity) -> Result<()>;
+
+    /// The broker's acknowledged events (access requests, decisions, grants), in
+    /// order: what a cloud opening this store replays into its inbox and mailbox.
+    fn broker_events(&self) -> Vec<journal::BrokerEvent>;
+
+    /// Keeps a broker event before the cloud acknowledges it: on a [`DirStore`] it is
+    /// durable when this returns (the `BROKER` journal, fsynced).
+    fn put_broker_event(&self, event: &journal::BrokerEvent) -> Result<()>;
 }
 
 #[cfg(test)]

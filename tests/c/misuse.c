@@ -304,6 +304,38 @@ static void seal_and_open(medvault_master_key *master) {
   medvault_patient_key_free(other_provider);
 }
 
+/* medvault_cloud_connect: bad arguments get their statuses; a server that cannot be
+ * reached is MEDVAULT_STATUS_REMOTE with the transport's message, and no handle. */
+static const char UNRELATED_CA[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBoTCCAUegAwIBAgIUNSSuzix92GRGJ58nfrKCiJ8EJ18wCgYIKoZIzj0EAwIw\n"
+    "JTEjMCEGA1UEAwwabWVkdmF1bHQtdW5yZWxhdGVkLXRlc3QtY2EwIBcNMjYxMjA1\n"
+    "MDMwNzE3WhgPMjEyNjExMTEwMzA3MTdaMCUxIzAhBgNVBAMMGm1lZHZhdWx0LXVu\n"
+    "cmVsYXRlZC10ZXN0LWNhMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE0e9u2Ocf\n"
+    "pXJ0fbBo8rlDdnZud1+fxfP2GrhUKOQV1iD/oc7GHqY6Eo3z8nWXBT4fUKzcSu3G\n"
+    "60j20cGp/d7UOKNTMFEwHQYDVR0OBBYEFMBck+OU7iFT3zKyClPd8yA1WtzlMB8G\n"
+    "A1UdIwQYMBaAFMBck+OU7iFT3zKyClPd8yA1WtzlMA8GA1UdEwEB/wQFMAMBAf8w\n"
+    "CgYIKoZIzj0EAwIDSAAwRQIhAPcDDvAPPRlUP1gtLx8hppNfv3CDzt8LzFCCz7ON\n"
+    "UjoqAiA/+5tbFMxZpiOcHdgoGgBM6PsQK8tuH01HyeI78s1Dyw==\n"
+    "-----END CERTIFICATE-----\n";
+
+static void remote_connect(void) {
+  const uint8_t *ca = (const uint8_t *)UNRELATED_CA;
+  size_t ca_len = sizeof UNRELATED_CA - 1;
+  medvault_cloud *remote = NULL;
+  NUL(medvault_cloud_connect(NULL, ca, ca_len, "lab", "password", &remote));
+  NUL(medvault_cloud_connect("https://127.0.0.1:1", NULL, ca_len, "lab", "password", &remote));
+  NUL(medvault_cloud_connect("https://127.0.0.1:1", ca, ca_len, NULL, "password", &remote));
+  NUL(medvault_cloud_connect("https://127.0.0.1:1", ca, ca_len, "lab", NULL, &remote));
+  NUL(medvault_cloud_connect("https://127.0.0.1:1", ca, ca_len, "lab", "password", NULL));
+  INVALID(medvault_cloud_connect("https://127.0.0.1:1", (const uint8_t *)"not a pem", 9, "lab", "password", &remote));
+  EXPECT(MEDVAULT_STATUS_REMOTE, medvault_cloud_connect("https://127.0.0.1:1", ca, ca_len, "lab", "password", &remote));
+  TRUE(remote == NULL);
+  char message[512];
+  OK(medvault_last_error(message, sizeof message, NULL));
+  TRUE(strstr(message, "remote cloud") != NULL);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: %s WORK_DIR KEYS_DIR\n", argv[0]);
@@ -315,6 +347,7 @@ int main(int argc, char **argv) {
 
   statuses_and_messages();
   bytes_and_ids();
+  remote_connect();
   medvault_master_key *master = NULL;
   OK(medvault_master_key_generate(&master));
   keys_and_key_files(master);
