@@ -203,15 +203,22 @@ impl Journal {
             .truncate(false)
             .open(path)
             .at("open", path)?;
-        if good < HEADER.len() {
+        // Written only when new or torn, so opening a sound store writes nothing.
+        let changed = if good < HEADER.len() {
             file.set_len(0).at("truncate", path)?;
             file.write_all(&HEADER).at("write", path)?;
+            true
         } else if good < bytes.len() {
             file.set_len(good as u64).at("truncate", path)?;
-        }
-        disk.sync(&file).at("sync", path)?;
-        if let Some(dir) = path.parent() {
-            disk.sync_dir(dir).at("sync", dir)?;
+            true
+        } else {
+            false
+        };
+        if changed {
+            disk.sync(&file).at("sync", path)?;
+            if let Some(dir) = path.parent() {
+                disk.sync_dir(dir).at("sync", dir)?;
+            }
         }
         use std::io::Seek;
         file.seek(std::io::SeekFrom::End(0)).at("seek", path)?;
