@@ -132,6 +132,48 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A JSON body; a body that is not the expected JSON is a 4xx with a JSON error, like
+/// every other refusal (axum's own rejection is plain text).
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> ApiResult<Self> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "bad_json",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// A binary body (a batch, query, request, grant or statement), at most [`MAX_BODY`]
+/// bytes: a longer one is `413 too_large` with a JSON error.
+pub struct BinaryBody(pub Bytes);
+
+impl axum::extract::FromRequest<AppState> for BinaryBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> ApiResult<Self> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(BinaryBody(bytes)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "too_large"
+                } else {
+                    "bad_body"
+                },
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 fn require(caller: &Caller, role: Role) -> ApiResult<()> {
     if caller.role == role {
         Ok(())
@@ -182,7 +224,7 @@ async fn health() -> &'static str {
 
 async fn register_account(
     State(state): State<AppState>,
-    Json(account): Json<NewAccount>,
+    JsonBody(account): JsonBody<NewAccount>,
 ) -> ApiResult<StatusCode> {
     if account.role == Role::Admin {
         return Err(ApiError::forbidden(
@@ -237,7 +279,7 @@ fn account_error(e: AccountError) -> ApiError {
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    Json(login): Json<Login>,
+    JsonBody(login): JsonBody<Login>,
 ) -> ApiResult<Json<Session>> {
     let accounts = state.accounts.clone();
     let (token, ttl) = tokio::task::spawn_blocking(move || {
@@ -277,7 +319,7 @@ async fn put_provider_keys(
     State(state): State<AppState>,
     caller: Caller,
     Path(provider): Path<String>,
-    Json(keys): Json<ProviderKeys>,
+    JsonBody(keys): JsonBody<ProviderKeys>,
 ) -> ApiResult<StatusCode> {
     let provider = provider_id(&provider)?;
     require_provider(&caller, &provider)?;
@@ -305,7 +347,7 @@ async fn get_provider_keys(
 async fn rekey(
     State(state): State<AppState>,
     caller: Caller,
-    body: Bytes,
+    BinaryBody(body): BinaryBody,
 ) -> ApiResult<StatusCode> {
     let statement = Rekey::from_bytes(&body)?;
     require_provider(&caller, statement.provider())?;
@@ -316,7 +358,7 @@ async fn rekey(
 async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
-    body: Bytes,
+    BinaryBody(body): BinaryBody,
 ) -> ApiResult<StatusCode> {
     let batch = blocking(move || IndexBatch::from_bytes(&body)).await?;
     require_provider(&caller, batch.provider())?;
@@ -426,7 +468,11 @@ async fn manifest(State(state): State<AppState>, _caller: Caller) -> ApiResult<V
     Ok(state.cloud.manifest().to_bytes())
 }
 
-async fn search(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Vec<u8>> {
+async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    BinaryBody(body): BinaryBody,
+) -> ApiResult<Vec<u8>> {
     require(&caller, Role::Requester)?;
     blocking(move || state.cloud.search_bytes(&body).map(|r| r.to_bytes())).await
 }
@@ -434,7 +480,7 @@ async fn search(State(state): State<AppState>, caller: Caller, body: Bytes) -> A
 async fn submit_request(
     State(state): State<AppState>,
     caller: Caller,
-    body: Bytes,
+    BinaryBody(body): BinaryBody,
 ) -> ApiResult<(StatusCode, Json<RequestId>)> {
     require(&caller, Role::Requester)?;
     let request = blocking({
@@ -455,7 +501,7 @@ async fn decide(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(decision): Json<Decision>,
+    JsonBody(decision): JsonBody<Decision>,
 ) -> ApiResult<StatusCode> {
     require(&caller, Role::Admin)?;
     let id = unhex::<16>(&id).ok_or_else(|| ApiError::bad("request id: 32 hex digits"))?;
@@ -477,7 +523,7 @@ async fn approved(
 async fn post_grant(
     State(state): State<AppState>,
     caller: Caller,
-    body: Bytes,
+    BinaryBody(body): BinaryBody,
 ) -> ApiResult<StatusCode> {
     let grant = Grant::from_bytes(&body)?;
     require_provider(&caller, grant.provider())?;
@@ -516,6 +562,14 @@ async fn merge(State(state): State<AppState>, caller: Caller) -> ApiResult<Statu
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// This API's OpenAPI 3.1 document (committed as `server/openapi.json`; a test checks
+/// it against the routes below).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route")
 }
@@ -524,6 +578,7 @@ async fn not_found() -> ApiError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
         .route("/v1/accounts", post(register_account))
         .route("/v1/login", post(login))
         .route("/v1/logout", post(logout))

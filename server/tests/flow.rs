@@ -344,6 +344,28 @@ fn every_route_but_health_accounts_and_login_needs_a_session() {
     for path in &posts {
         check(agent.post(url(path)).send(&b"{}"[..]).unwrap(), path);
     }
+    // Bodies that are not what the route takes: a 4xx with a JSON error, never 5xx.
+    let bad_bodies: [(&str, &str, &[u8], u16); 4] = [
+        ("/v1/accounts", "application/json", b"{not json", 400),
+        (
+            "/v1/accounts",
+            "application/json",
+            br#"{"account": 7}"#,
+            422,
+        ),
+        ("/v1/accounts", "text/plain", br#"{"account": "x"}"#, 415),
+        ("/v1/login", "application/json", b"\xff\xfe", 400),
+    ];
+    for (path, kind, body, status) in bad_bodies {
+        let response = agent
+            .post(url(path))
+            .header("content-type", kind)
+            .send(body)
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path} {kind}");
+        let text = response.into_body().read_to_string().unwrap();
+        assert!(text.contains("\"error\":\"bad_json\""), "{path}: {text}");
+    }
     let health = agent.get(url("/health")).call().unwrap();
     assert_eq!(health.status().as_u16(), 200);
     let unknown = agent.get(url("/v1/nothing")).call().unwrap();
@@ -369,6 +391,85 @@ fn every_route_but_health_accounts_and_login_needs_a_session() {
         server.connect("admin", ADMIN_PASSWORD),
         "too_many_failures"
     ));
+}
+
+/// Every route the router declares (from `server/src/api.rs`) as (method, path).
+fn routes_in_source() -> std::collections::BTreeSet<(String, String)> {
+    let source = include_str!("../src/api.rs");
+    let mut routes = std::collections::BTreeSet::new();
+    for piece in source.split(".route(").skip(1) {
+        let path = piece.split('"').nth(1).unwrap().to_owned();
+        // The handlers of this route, up to the next route.
+        let handlers = piece.split("\n        .").next().unwrap();
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if handlers.contains(&format!("{method}(")) {
+                routes.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes_and_each_is_served() {
+    let document: serde_json::Value =
+        serde_json::from_str(include_str!("../openapi.json")).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    let routes = routes_in_source();
+    assert!(routes.len() >= 19, "{routes:?}");
+    assert_eq!(documented, routes, "openapi.json and the router differ");
+
+    // Served as committed, and every documented operation is routed (anonymously it
+    // is 401 or answered, never the fallback's 404 or a 405).
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let certs: Vec<_> = ureq::tls::parse_pem(&server.ca)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                .build(),
+        )
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let served = agent
+        .get(format!("{}/openapi.json", server.url))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert_eq!(served, include_str!("../openapi.json"));
+    for (method, path) in &routes {
+        let concrete = path
+            .replace("{id}", "city-lab")
+            .replace("{provider}", "city-lab")
+            .replace("{record}", &"00".repeat(16))
+            .replace("{fingerprint}", &"00".repeat(32));
+        let url = format!("{}{concrete}", server.url);
+        let response = match method.as_str() {
+            "get" => agent.get(url).call().unwrap(),
+            _ => agent.post(url).send(&b"{}"[..]).unwrap(),
+        };
+        let status = response.status().as_u16();
+        let body = response.into_body().read_to_string().unwrap();
+        assert!(
+            status != 405 && !body.contains("no_route"),
+            "{method} {path}: {status} {body}"
+        );
+    }
 }
 
 fn now() -> u64 {
