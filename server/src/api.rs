@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use medvault::remote::{
     AdminViewBody, Decision, ErrorBody, Login, NewAccount, ProviderKeys, RequestId, Role, Session,
     StoredRecord, encode_list, hex, unhex,
@@ -40,6 +40,10 @@ pub struct AppState {
     pub cloud: Arc<Cloud>,
     /// Accounts and sessions.
     pub accounts: Arc<Accounts>,
+    /// One permit per record upload that may run at once.
+    pub uploads: Arc<tokio::sync::Semaphore>,
+    /// Longest wait for the next piece of a record upload.
+    pub piece_timeout: std::time::Duration,
 }
 
 /// A refusal: status and JSON body.
@@ -374,7 +378,33 @@ async fn put_record(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<StoredRecord>)> {
     require(&caller, Role::Provider)?;
-    let mut stream = body.into_data_stream().map_err(std::io::Error::other);
+    let permit = state.uploads.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many record uploads at once; retry later",
+        )
+    })?;
+    // An upload whose next piece does not come in time is cut off (a slow client
+    // holds no permit and no store file for long); nothing of it is stored.
+    let piece_timeout = state.piece_timeout;
+    let mut stream = Box::pin(futures_util::stream::unfold(
+        body.into_data_stream(),
+        move |mut body| async move {
+            match tokio::time::timeout(piece_timeout, body.next()).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), body)),
+                Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), body)),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the upload stalled",
+                    )),
+                    body,
+                )),
+            }
+        },
+    ));
     let mut head: Vec<u8> = Vec::new();
     let provider = loop {
         match RecordHeader::parse(&head) {
@@ -400,6 +430,7 @@ async fn put_record(
     let reader = tokio_util::io::SyncIoBridge::new(rest);
     let cloud = state.cloud.clone();
     let (provider, record, size) = blocking(move || {
+        let _permit = permit;
         let mut whole = std::io::Read::chain(std::io::Cursor::new(head), reader);
         cloud.put_record_from(&mut whole)
     })

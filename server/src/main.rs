@@ -3,14 +3,18 @@
 //! ```text
 //! medvault-server --store DIR [--listen 127.0.0.1:8443]
 //!                 (--cert CERT.pem --key KEY.pem | --dev-self-signed CERT_DIR)
-//!                 [--admin-password-file FILE]
+//!                 [--admin-password-file FILE] [--max-uploads N] [--idle-timeout SECS]
 //! ```
 //!
 //! It serves a `Cloud` on the directory store `DIR` (accounts in `DIR/accounts.json`)
 //! over TLS (rustls; HTTP/1.1 and HTTP/2). `--dev-self-signed` writes a certificate for
 //! `localhost` and `127.0.0.1` to `CERT_DIR/cert.pem` (what clients trust) and its key
 //! beside it, for a machine with nothing set up. `--admin-password-file` creates the
-//! `admin` account from the file's first line if there is no admin yet. It prints
+//! `admin` account from the file's first line if there is no admin yet. Slow clients
+//! are cut off: a TLS handshake and a request's headers must arrive within
+//! `--idle-timeout` seconds (default 10), each piece of a record upload within six
+//! times that; at most `--max-uploads` record uploads (default 32) run at once, more get
+//! `503 busy`. It prints
 //! `listening on https://ADDR` once it accepts connections (port 0 picks a free one),
 //! and stops on SIGTERM or Ctrl-C, letting requests in flight finish.
 
@@ -28,13 +32,16 @@ use medvault::Cloud;
 use medvault::remote::Role;
 
 const USAGE: &str = "usage: medvault-server --store DIR [--listen ADDR] \
-(--cert CERT.pem --key KEY.pem | --dev-self-signed CERT_DIR) [--admin-password-file FILE]";
+(--cert CERT.pem --key KEY.pem | --dev-self-signed CERT_DIR) [--admin-password-file FILE] \
+[--max-uploads N] [--idle-timeout SECS]";
 
 struct Args {
     store: PathBuf,
     listen: SocketAddr,
     tls: Tls,
     admin_password_file: Option<PathBuf>,
+    max_uploads: usize,
+    idle_timeout: Duration,
 }
 
 enum Tls {
@@ -46,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut store, mut listen, mut cert, mut key, mut dev, mut admin) =
         (None, None, None, None, None, None);
+    let (mut max_uploads, mut idle_secs) = (32usize, 10u64);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -61,6 +69,20 @@ fn parse_args() -> Result<Args, String> {
             "--key" => key = Some(PathBuf::from(value()?)),
             "--dev-self-signed" => dev = Some(PathBuf::from(value()?)),
             "--admin-password-file" => admin = Some(PathBuf::from(value()?)),
+            "--max-uploads" => {
+                max_uploads = value()?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("--max-uploads: a positive number")?
+            }
+            "--idle-timeout" => {
+                idle_secs = value()?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("--idle-timeout: a positive number of seconds")?
+            }
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -79,6 +101,8 @@ fn parse_args() -> Result<Args, String> {
         listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
         tls,
         admin_password_file: admin,
+        max_uploads,
+        idle_timeout: Duration::from_secs(idle_secs),
     })
 }
 
@@ -136,6 +160,8 @@ async fn run(args: Args) -> Result<(), String> {
     let state = api::AppState {
         cloud: Arc::new(cloud),
         accounts: Arc::new(accounts),
+        uploads: Arc::new(tokio::sync::Semaphore::new(args.max_uploads)),
+        piece_timeout: args.idle_timeout * 6,
     };
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let listener =
@@ -144,13 +170,26 @@ async fn run(args: Args) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_signal(handle.clone()));
-    println!("listening on https://{addr}");
-    axum_server::from_tcp_rustls(listener, tls)
+    let idle = args.idle_timeout;
+    let mut server = axum_server::from_tcp_rustls(listener, tls)
         .map_err(|e| e.to_string())?
-        .handle(handle)
-        .serve(app)
-        .await
-        .map_err(|e| e.to_string())
+        .map(|acceptor| acceptor.handshake_timeout(idle))
+        .handle(handle);
+    // A client that opens a connection and trickles its headers (slowloris) is cut
+    // off; HTTP/2 connections are pinged and closed when they stop answering.
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle);
+    server
+        .http_builder()
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(idle)
+        .keep_alive_timeout(idle);
+    println!("listening on https://{addr}");
+    server.serve(app).await.map_err(|e| e.to_string())
 }
 
 fn main() {

@@ -47,6 +47,10 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Server {
         std::fs::write(dir.join("admin-password"), ADMIN_PASSWORD).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_medvault-server"))
             .arg("--store")
@@ -55,6 +59,7 @@ impl Server {
             .arg(dir.join("tls"))
             .arg("--admin-password-file")
             .arg(dir.join("admin-password"))
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
@@ -469,6 +474,109 @@ fn the_openapi_document_lists_exactly_the_routes_and_each_is_served() {
             status != 405 && !body.contains("no_route"),
             "{method} {path}: {status} {body}"
         );
+    }
+}
+
+/// Reads from `stream` until the server closes it (or `limit` passes); true if it
+/// closed.
+fn closed_within(stream: &mut impl std::io::Read, limit: std::time::Duration) -> bool {
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    while started.elapsed() < limit {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn slow_clients_are_cut_off_and_uploads_are_limited() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--idle-timeout", "1", "--max-uploads", "1"]);
+    let address = server.url.trim_start_matches("https://").to_owned();
+    let wait = std::time::Duration::from_secs(5);
+
+    // A connection that never starts its TLS handshake.
+    let mut silent = std::net::TcpStream::connect(&address).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        closed_within(&mut silent, wait),
+        "a silent connection stays open"
+    );
+
+    // Slowloris: TLS done, headers started and never finished.
+    // ring, as the server and ureq use (deprecated only for lacking post-quantum).
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for item in ureq::tls::parse_pem(&server.ca) {
+        if let Ok(ureq::tls::PemItem::Certificate(cert)) = item {
+            roots
+                .add(rustls::pki_types::CertificateDer::from(cert.der().to_vec()))
+                .unwrap();
+        }
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tcp = std::net::TcpStream::connect(&address).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    tls.flush().unwrap();
+    assert!(
+        closed_within(&mut tls, wait),
+        "half-sent headers keep the connection"
+    );
+
+    // One upload at a time: a second one while the first stalls is 503 busy, and the
+    // stalled one is cut off without storing anything.
+    server.register("city-lab", Role::Provider, None);
+    let lab = server.connect("city-lab", PASSWORD).unwrap();
+    let (release, stalled) = std::sync::mpsc::channel::<()>();
+    struct Stalling(std::sync::mpsc::Receiver<()>, bool);
+    impl std::io::Read for Stalling {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if !self.1 {
+                self.1 = true;
+                buf[..4].copy_from_slice(b"MVRC");
+                return Ok(4);
+            }
+            // Longer than the server waits for a piece (6 × the idle timeout).
+            let _ = self.0.recv_timeout(std::time::Duration::from_secs(8));
+            Ok(0)
+        }
+    }
+    let first = std::thread::spawn(move || {
+        let mut reader = Stalling(stalled, false);
+        lab.put_record_from(&mut reader)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = server.connect("city-lab", PASSWORD).unwrap();
+    let bytes = b"MVRC not really a record".to_vec();
+    assert!(refused(second.put_record_from(&mut &bytes[..]), "busy"));
+    let stalled_result = first.join().unwrap();
+    drop(release);
+    assert!(stalled_result.is_err(), "{stalled_result:?}");
+    let admin = server.connect("admin", ADMIN_PASSWORD).unwrap();
+    assert!(admin.admin_view().unwrap().files.is_empty());
+    // The permit came back: the next upload is read (and refused for what it is).
+    match second.put_record_from(&mut &bytes[..]) {
+        Err(Error::Remote { code, .. }) => assert_ne!(code, "busy"),
+        other => panic!("{other:?}"),
     }
 }
 
