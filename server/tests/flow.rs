@@ -564,10 +564,23 @@ fn slow_clients_are_cut_off_and_uploads_are_limited() {
         let mut reader = Stalling(stalled, false);
         lab.put_record_from(&mut reader)
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The first upload holds the one permit from when its request arrives until the
+    // server gives up on it (6 s); until then every other upload is busy. (Retried
+    // while the first request may not have arrived yet: a refused upload changes
+    // nothing.)
     let second = server.connect("city-lab", PASSWORD).unwrap();
     let bytes = b"MVRC not really a record".to_vec();
-    assert!(refused(second.put_record_from(&mut &bytes[..]), "busy"));
+    let started = std::time::Instant::now();
+    let busy = loop {
+        match second.put_record_from(&mut &bytes[..]) {
+            Err(Error::Remote { code, .. }) if code == "busy" => break true,
+            Err(Error::Remote { .. }) if started.elapsed() < wait => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => panic!("a second upload while the first stalls: {other:?}"),
+        }
+    };
+    assert!(busy);
     let stalled_result = first.join().unwrap();
     drop(release);
     assert!(stalled_result.is_err(), "{stalled_result:?}");
