@@ -77,6 +77,26 @@ impl Server {
         Server { child, url, ca }
     }
 
+    /// A plain HTTPS client trusting this server's certificate, that returns every
+    /// status as a response (for requests `RemoteCloud` would not send).
+    fn raw_agent(&self) -> ureq::Agent {
+        let certs: Vec<_> = ureq::tls::parse_pem(&self.ca)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        ureq::Agent::config_builder()
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+                    .build(),
+            )
+            .http_status_as_error(false)
+            .build()
+            .new_agent()
+    }
+
     fn connect(&self, account: &str, password: &str) -> medvault::Result<RemoteCloud> {
         RemoteCloud::connect(&self.url, &self.ca, account, password)
     }
@@ -291,21 +311,7 @@ fn the_whole_flow_runs_against_the_server_and_survives_a_restart() {
 fn every_route_but_health_accounts_and_login_needs_a_session() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let certs: Vec<_> = ureq::tls::parse_pem(&server.ca)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-            _ => None,
-        })
-        .collect();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-                .build(),
-        )
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let agent = server.raw_agent();
     let url = |path: &str| format!("{}{path}", server.url);
     let fp = "00".repeat(32);
     let id = "00".repeat(16);
@@ -434,21 +440,7 @@ fn the_openapi_document_lists_exactly_the_routes_and_each_is_served() {
     // is 401 or answered, never the fallback's 404 or a 405).
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let certs: Vec<_> = ureq::tls::parse_pem(&server.ca)
-        .filter_map(|item| match item {
-            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-            _ => None,
-        })
-        .collect();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-                .build(),
-        )
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let agent = server.raw_agent();
     let served = agent
         .get(format!("{}/openapi.json", server.url))
         .call()
