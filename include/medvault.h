@@ -135,6 +135,26 @@ typedef uint32_t medvault_combine;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What an account on `medvault-server` may do (`medvault_account_register`). Admin
+// accounts are made by the server's operator, not through the API.
+enum medvault_role
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Writes under its own provider id: the account name is the provider id.
+  MEDVAULT_ROLE_PROVIDER = 1,
+  // Searches, requests access and reads its own grant mailbox.
+  MEDVAULT_ROLE_REQUESTER = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum medvault_role medvault_role;
+#else
+typedef uint32_t medvault_role;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // What an access request asks for.
 enum medvault_scope_kind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -543,6 +563,25 @@ medvault_status medvault_cloud_connect(const char *url,
                                        const char *account,
                                        const char *password,
                                        struct medvault_cloud **out);
+
+// Creates an account on the `medvault-server` at `url`, trusting only the CA
+// certificates in `ca_pem`, as the paper's parties register themselves. `role` is a
+// `medvault_role`. A provider's account name is its provider id and `requester_keys`
+// must be NULL; a requester gives its public identity (`requester_keys`), whose
+// encryption-key fingerprint names the grant mailbox only this account may read.
+// Passwords have at least 12 bytes. `MEDVAULT_STATUS_REMOTE` with the server's reason
+// when it refuses (a taken name: code `account_exists`).
+//
+// # Safety
+// `url`, `account`, `password` NUL-terminated; `ca_pem` `ca_pem_len` bytes;
+// `requester_keys` NULL or live.
+medvault_status medvault_account_register(const char *url,
+                                          const uint8_t *ca_pem,
+                                          size_t ca_pem_len,
+                                          const char *account,
+                                          const char *password,
+                                          uint32_t role,
+                                          const struct medvault_public_identity *requester_keys);
 
 // Closes the cloud (releasing the directory's lock). NULL is ignored.
 //

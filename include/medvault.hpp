@@ -262,11 +262,21 @@ inline std::vector<std::vector<std::uint8_t>> take_list(medvault_list *raw) {
   return out;
 }
 
+// The cloud: a store directory in this process, or a medvault-server (connect).
 class cloud {
  public:
   explicit cloud(const std::string &dir)
       : p_(make<medvault_cloud, medvault_cloud_free>(
             [&](medvault_cloud **out) { return medvault_cloud_open(dir.c_str(), out); })) {}
+  // Logs in to the medvault-server at url as account, trusting only the certificates in
+  // ca_pem; every member below then works over HTTPS, as the account may.
+  static cloud connect(const std::string &url, std::string_view ca_pem, const std::string &account,
+                       const std::string &password) {
+    return cloud(make<medvault_cloud, medvault_cloud_free>([&](medvault_cloud **out) {
+      return medvault_cloud_connect(url.c_str(), bytes_of(ca_pem).data(), ca_pem.size(),
+                                    account.c_str(), password.c_str(), out);
+    }));
+  }
   void put_record(byte_span sealed) {
     check(medvault_cloud_put_record(p_.get(), sealed.data(), sealed.size(), nullptr));
   }
@@ -331,8 +341,26 @@ class cloud {
   }
 
  private:
+  explicit cloud(handle<medvault_cloud, medvault_cloud_free> p) : p_(std::move(p)) {}
   handle<medvault_cloud, medvault_cloud_free> p_;
 };
+
+// Creates a provider account (its name is the provider id) on a medvault-server.
+inline void register_provider_account(const std::string &url, std::string_view ca_pem,
+                                      const std::string &provider, const std::string &password) {
+  check(medvault_account_register(url.c_str(), bytes_of(ca_pem).data(), ca_pem.size(),
+                                  provider.c_str(), password.c_str(), MEDVAULT_ROLE_PROVIDER,
+                                  nullptr));
+}
+
+// Creates a requester account whose grant mailbox is that of keys.
+inline void register_requester_account(const std::string &url, std::string_view ca_pem,
+                                       const std::string &account, const std::string &password,
+                                       const public_identity &keys) {
+  check(medvault_account_register(url.c_str(), bytes_of(ca_pem).data(), ca_pem.size(),
+                                  account.c_str(), password.c_str(), MEDVAULT_ROLE_REQUESTER,
+                                  keys.get()));
+}
 
 using opened_request = handle<medvault_opened_request, medvault_opened_request_free>;
 

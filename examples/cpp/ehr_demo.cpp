@@ -1,9 +1,12 @@
 // The EHR example of examples/c/ehr_demo.c in C++, through include/medvault.hpp:
 // RAII handles, exceptions carrying the status and message, spans and vectors.
 //
-//   ehr_demo WORK_DIR IMAGE.dcm KEYS_DIR
+//   ehr_demo [--cloud URL CA.pem ADMIN_PASSWORD_FILE] WORK_DIR IMAGE.dcm KEYS_DIR
+//
+// With --cloud the parties reach a fresh medvault-server, each with its own account.
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -36,17 +39,74 @@ medvault::identity load_identity(const std::string &keys, const std::string &who
 
 std::string text_of(const std::vector<std::uint8_t> &bytes) { return {bytes.begin(), bytes.end()}; }
 
+// A fresh random password for an account the demo registers.
+std::string random_password() {
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  std::uint8_t random[16];
+  if (!urandom.read(reinterpret_cast<char *>(random), sizeof random)) {
+    throw std::runtime_error("cannot read /dev/urandom");
+  }
+  std::string hex;
+  for (auto b : random) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+  return hex;
+}
+
+// Where the parties reach the cloud: one store in this process that all share, or a
+// medvault-server where each has an account. Only how a party gets its handle differs.
+class clouds {
+ public:
+  explicit clouds(const std::string &store) { local_.emplace_back(store); }
+  clouds(std::string url, std::string ca, std::string admin_password)
+      : url_(std::move(url)), ca_(std::move(ca)), admin_password_(std::move(admin_password)) {}
+
+  medvault::cloud &admin() {
+    if (!url_.empty()) return keep(medvault::cloud::connect(url_, ca_, "admin", admin_password_));
+    return local_.front();
+  }
+  medvault::cloud &provider(const std::string &provider_id) {
+    if (url_.empty()) return local_.front();
+    auto password = random_password();
+    medvault::register_provider_account(url_, ca_, provider_id, password);
+    return keep(medvault::cloud::connect(url_, ca_, provider_id, password));
+  }
+  medvault::cloud &requester(const std::string &account, const medvault::public_identity &keys) {
+    if (url_.empty()) return local_.front();
+    auto password = random_password();
+    medvault::register_requester_account(url_, ca_, account, password, keys);
+    return keep(medvault::cloud::connect(url_, ca_, account, password));
+  }
+
+ private:
+  medvault::cloud &keep(medvault::cloud cloud) {
+    local_.push_back(std::move(cloud));
+    return local_.back();
+  }
+  std::string url_, ca_, admin_password_;
+  std::deque<medvault::cloud> local_;  // stable references
+};
+
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (argc < 4) {
-    std::cerr << "usage: " << argv[0] << " WORK_DIR IMAGE.dcm KEYS_DIR\n";
+  int arg = 1;
+  std::string url, ca, admin_password;
+  if (argc > 4 && std::string(argv[1]) == "--cloud") {
+    url = argv[2];
+    ca = read_text(argv[3]);
+    admin_password = read_text(argv[4]);
+    admin_password.erase(admin_password.find_last_not_of("\r\n") + 1);
+    arg = 5;
+  }
+  if (argc - arg < 3) {
+    std::cerr << "usage: " << argv[0]
+              << " [--cloud URL CA.pem ADMIN_PASSWORD_FILE] WORK_DIR IMAGE.dcm KEYS_DIR\n";
     return 2;
   }
-  const std::string work = argv[1], image_path = argv[2], keys = argv[3];
+  const std::string work = argv[arg], image_path = argv[arg + 1], keys = argv[arg + 2];
   const auto now = static_cast<std::uint64_t>(std::time(nullptr));
   try {
-    medvault::cloud cloud(work + "/cloud");
+    auto parties = url.empty() ? clouds(work + "/cloud") : clouds(url, ca, admin_password);
+    auto &admin_cloud = parties.admin();
 
     // medvault's parallel work on the calling thread only: this demo is small.
     medvault::set_threads(1);
@@ -54,6 +114,7 @@ int main(int argc, char **argv) {
     auto master = medvault::master_key::generate();
     auto hospital_identity = load_identity(keys, "provider-a");
     medvault::provider hospital(kHospital, master, hospital_identity);
+    auto &cloud = parties.provider(kHospital);
     cloud.register_provider(kHospital, hospital_identity.public_keys());
     struct note {
       std::string text;
@@ -99,18 +160,19 @@ int main(int argc, char **argv) {
         {"diabetes", "metformin"});
     cloud.ingest(hospital.finish_batch_at(cloud.next_epoch(kHospital)));
     cloud.put_record(follow_up.bytes);
-    cloud.merge();
+    admin_cloud.merge();
     std::cout << "cloud: ingested 2 batches and merged them, without any key\n";
 
     // The doctor asks, the admin approves, the hospital grants.
     auto doctor = load_identity(keys, "doctor");
-    auto pinned = cloud.provider_keys(kHospital);
+    auto &doctor_cloud = parties.requester("dr-ada-okafor", doctor.public_keys());
+    auto pinned = doctor_cloud.provider_keys(kHospital);
     auto request = medvault::request_patient(doctor, "Dr. Ada Okafor", kHospital, pinned, kPatient,
                                              "diabetes follow-up", now);
-    auto request_id = cloud.submit_request(request.bytes);
+    auto request_id = doctor_cloud.submit_request(request.bytes);
     std::cout << "admin: request from Dr. Ada Okafor to " << kHospital << " ("
-              << cloud.request_count_for_admin() << " pending)\n";
-    cloud.decide_request(request_id, true);
+              << admin_cloud.request_count_for_admin() << " pending)\n";
+    admin_cloud.decide_request(request_id, true);
     for (const auto &bytes : cloud.approved_requests(kHospital)) {
       auto opened = medvault::open_request(bytes, hospital_identity);
       medvault_opened_request_info info{};
@@ -121,17 +183,17 @@ int main(int argc, char **argv) {
       cloud.post_grant(hospital.grant(hospital_identity, opened.get(), now, 30 * 86400));
     }
     medvault::requester requester;
-    auto grants = cloud.fetch_grants(doctor.public_keys());
+    auto grants = doctor_cloud.fetch_grants(doctor.public_keys());
     for (const auto &grant : grants) requester.accept_grant(grant, request.pending, pinned, doctor, now);
     std::cout << "doctor: accepted " << grants.size() << " grant(s)\n";
 
     // One query across the providers; then the image.
-    auto found = requester.search(cloud, kPatient, {"diabetes", "metformin"}, MEDVAULT_COMBINE_AND);
+    auto found = requester.search(doctor_cloud, kPatient, {"diabetes", "metformin"}, MEDVAULT_COMBINE_AND);
     for (const auto &record : found) {
       std::cout << "doctor: " << record.provider << ": " << text_of(record.plaintext) << "\n";
     }
     std::cout << "doctor: diabetes AND metformin found " << found.size() << " records\n";
-    auto sealed_scan = cloud.get_record(kHospital, image_id);
+    auto sealed_scan = doctor_cloud.get_record(kHospital, image_id);
     auto scan = requester.open_record(kPatient, sealed_scan);
     bool identical = scan == image;
     std::cout << "doctor: opened the " << scan.size() << "-byte image, "

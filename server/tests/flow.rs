@@ -3,134 +3,14 @@
 //! the requester verifies and opens, all through `RemoteCloud`; who may call what; and
 //! a restart that keeps accounts, the key directory, the index, requests and grants.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::*;
 
-use medvault::remote::{NewAccount, Role};
+use medvault::remote::Role;
 use medvault::{
-    AccessRequest, CloudService, Combine, DecryptionKey, Error, Grant, Identity, MasterKey,
-    PatientId, Provider, ProviderId, RemoteCloud, Requester, Scope, SigningKey,
+    AccessRequest, CloudService, Combine, Error, Grant, MasterKey, PatientId, Provider, ProviderId,
+    RemoteCloud, Requester, Scope,
 };
-
-const ADMIN_PASSWORD: &str = "admin password for tests";
-const PASSWORD: &str = "a long enough password";
-
-fn identity(sign: &str, enc: &str) -> Identity {
-    Identity::new(
-        SigningKey::from_pkcs8_pem(sign).unwrap(),
-        DecryptionKey::from_pkcs8_pem(enc).unwrap(),
-    )
-    .unwrap()
-}
-
-fn lab_identity() -> Identity {
-    identity(
-        include_str!("../../tests/data/keys/provider-a-sign.pem"),
-        include_str!("../../tests/data/keys/provider-a-enc.pem"),
-    )
-}
-
-fn doctor_identity() -> Identity {
-    identity(
-        include_str!("../../tests/data/keys/doctor-sign.pem"),
-        include_str!("../../tests/data/keys/doctor-enc.pem"),
-    )
-}
-
-/// A server on a free loopback port over `dir` (store, certificate, admin password).
-struct Server {
-    child: Child,
-    url: String,
-    ca: Vec<u8>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        Self::start_with(dir, &[])
-    }
-
-    fn start_with(dir: &Path, extra: &[&str]) -> Server {
-        std::fs::write(dir.join("admin-password"), ADMIN_PASSWORD).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_medvault-server"))
-            .arg("--store")
-            .arg(dir.join("store"))
-            .args(["--listen", "127.0.0.1:0", "--dev-self-signed"])
-            .arg(dir.join("tls"))
-            .arg("--admin-password-file")
-            .arg(dir.join("admin-password"))
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("server said {line:?}"))
-            .to_owned();
-        let ca = std::fs::read(dir.join("tls/cert.pem")).unwrap();
-        Server { child, url, ca }
-    }
-
-    /// A plain HTTPS client trusting this server's certificate, that returns every
-    /// status as a response (for requests `RemoteCloud` would not send).
-    fn raw_agent(&self) -> ureq::Agent {
-        let certs: Vec<_> = ureq::tls::parse_pem(&self.ca)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-                _ => None,
-            })
-            .collect();
-        ureq::Agent::config_builder()
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-                    .build(),
-            )
-            .http_status_as_error(false)
-            .build()
-            .new_agent()
-    }
-
-    fn connect(&self, account: &str, password: &str) -> medvault::Result<RemoteCloud> {
-        RemoteCloud::connect(&self.url, &self.ca, account, password)
-    }
-
-    fn register(&self, account: &str, role: Role, fingerprint: Option<String>) {
-        RemoteCloud::register_account(
-            &self.url,
-            &self.ca,
-            &NewAccount {
-                account: account.to_owned(),
-                password: PASSWORD.to_owned(),
-                role,
-                fingerprint,
-            },
-        )
-        .unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn refused(result: medvault::Result<impl std::fmt::Debug>, code: &str) -> bool {
-    matches!(&result, Err(Error::Remote { code: c, .. }) if c == code)
-        || panic!("expected {code}, got {result:?}")
-}
 
 #[test]
 fn the_whole_flow_runs_against_the_server_and_survives_a_restart() {

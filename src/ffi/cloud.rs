@@ -4,10 +4,11 @@
 use std::ffi::c_char;
 
 use super::bytes::{empty_output, medvault_bytes, put};
+use super::identity::medvault_public_identity;
 use super::keys::parse_provider;
 use super::status::medvault_status;
 use super::{
-    array, ffi_status, ffi_value, free_handle, handle, input, into_handle, output, text,
+    array, ffi_status, ffi_value, free_handle, handle, input, into_handle, invalid, output, text,
     write_array,
 };
 use crate::cloud::Cloud;
@@ -89,6 +90,109 @@ fn connect(url: &str, ca: &[u8], account: &str, password: &str) -> Result<Box<dy
 
 #[cfg(not(feature = "remote"))]
 fn connect(_: &str, _: &[u8], _: &str, _: &str) -> Result<Box<dyn CloudService>> {
+    Err(crate::Error::InvalidArgument(
+        "this build of medvault has no remote client (feature `remote`)",
+    ))
+}
+
+/// What an account on `medvault-server` may do (`medvault_account_register`). Admin
+/// accounts are made by the server's operator, not through the API.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum medvault_role {
+    /// Writes under its own provider id: the account name is the provider id.
+    Provider = 1,
+    /// Searches, requests access and reads its own grant mailbox.
+    Requester = 2,
+}
+
+/// Creates an account on the `medvault-server` at `url`, trusting only the CA
+/// certificates in `ca_pem`, as the paper's parties register themselves. `role` is a
+/// `medvault_role`. A provider's account name is its provider id and `requester_keys`
+/// must be NULL; a requester gives its public identity (`requester_keys`), whose
+/// encryption-key fingerprint names the grant mailbox only this account may read.
+/// Passwords have at least 12 bytes. `MEDVAULT_STATUS_REMOTE` with the server's reason
+/// when it refuses (a taken name: code `account_exists`).
+///
+/// # Safety
+/// `url`, `account`, `password` NUL-terminated; `ca_pem` `ca_pem_len` bytes;
+/// `requester_keys` NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_account_register(
+    url: *const c_char,
+    ca_pem: *const u8,
+    ca_pem_len: usize,
+    account: *const c_char,
+    password: *const c_char,
+    role: u32,
+    requester_keys: *const medvault_public_identity,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL (`requester_keys` may be).
+        let (url, ca_pem, account, password, requester_keys) = unsafe {
+            (
+                text(url, "url")?,
+                input(ca_pem, ca_pem_len, "ca_pem")?,
+                text(account, "account")?,
+                text(password, "password")?,
+                requester_keys.as_ref(),
+            )
+        };
+        let role = match (role, requester_keys) {
+            (r, None) if r == medvault_role::Provider as u32 => medvault_role::Provider,
+            (r, Some(_)) if r == medvault_role::Requester as u32 => medvault_role::Requester,
+            (r, _) if r == medvault_role::Provider as u32 => {
+                return Err(invalid("a provider account takes no requester_keys"));
+            }
+            (r, _) if r == medvault_role::Requester as u32 => {
+                return Err(invalid("a requester account needs requester_keys"));
+            }
+            _ => return Err(invalid("unknown role")),
+        };
+        Ok(register(
+            url,
+            ca_pem,
+            account,
+            password,
+            role,
+            requester_keys,
+        )?)
+    })
+}
+
+#[cfg(feature = "remote")]
+fn register(
+    url: &str,
+    ca: &[u8],
+    account: &str,
+    password: &str,
+    role: medvault_role,
+    requester_keys: Option<&medvault_public_identity>,
+) -> Result<()> {
+    use crate::remote::{NewAccount, RemoteCloud, Role, hex};
+    let mut new = NewAccount {
+        account: account.to_owned(),
+        password: password.to_owned(),
+        role: match role {
+            medvault_role::Provider => Role::Provider,
+            medvault_role::Requester => Role::Requester,
+        },
+        fingerprint: requester_keys.map(|keys| hex(&keys.public.encryption.fingerprint())),
+    };
+    let registered = RemoteCloud::register_account(url, ca, &new);
+    zeroize::Zeroize::zeroize(&mut new.password);
+    registered
+}
+
+#[cfg(not(feature = "remote"))]
+fn register(
+    _: &str,
+    _: &[u8],
+    _: &str,
+    _: &str,
+    _: medvault_role,
+    _: Option<&medvault_public_identity>,
+) -> Result<()> {
     Err(crate::Error::InvalidArgument(
         "this build of medvault has no remote client (feature `remote`)",
     ))

@@ -336,6 +336,29 @@ static void remote_connect(void) {
   TRUE(strstr(message, "remote cloud") != NULL);
 }
 
+/* medvault_account_register: NULLs, a role that does not match its keys, an unknown
+ * role, a bad CA, and a server that cannot be reached. */
+static void remote_register(const medvault_public_identity *requester_keys) {
+  const uint8_t *ca = (const uint8_t *)UNRELATED_CA;
+  size_t ca_len = sizeof UNRELATED_CA - 1;
+  const char *url = "https://127.0.0.1:1";
+  const char *password = "a long enough password";
+  NUL(medvault_account_register(NULL, ca, ca_len, "lab", password, MEDVAULT_ROLE_PROVIDER, NULL));
+  NUL(medvault_account_register(url, NULL, ca_len, "lab", password, MEDVAULT_ROLE_PROVIDER, NULL));
+  NUL(medvault_account_register(url, ca, ca_len, NULL, password, MEDVAULT_ROLE_PROVIDER, NULL));
+  NUL(medvault_account_register(url, ca, ca_len, "lab", NULL, MEDVAULT_ROLE_PROVIDER, NULL));
+  INVALID(medvault_account_register(url, ca, ca_len, "dr", password, MEDVAULT_ROLE_REQUESTER, NULL));
+  INVALID(medvault_account_register(url, ca, ca_len, "lab", password, MEDVAULT_ROLE_PROVIDER,
+                                    requester_keys));
+  INVALID(medvault_account_register(url, ca, ca_len, "lab", password, 0, NULL));
+  INVALID(medvault_account_register(url, ca, ca_len, "lab", password, 3, NULL));
+  INVALID(medvault_account_register(url, (const uint8_t *)"not a pem", 9, "lab", password,
+                                    MEDVAULT_ROLE_PROVIDER, NULL));
+  EXPECT(MEDVAULT_STATUS_REMOTE,
+         medvault_account_register(url, ca, ca_len, "dr", password, MEDVAULT_ROLE_REQUESTER,
+                                   requester_keys));
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: %s WORK_DIR KEYS_DIR\n", argv[0]);
@@ -442,6 +465,7 @@ int main(int argc, char **argv) {
   NUL(medvault_identity_public(hospital_id, NULL));
   OK(medvault_identity_public(hospital_id, &hospital_pub));
   OK(medvault_identity_public(doctor, &doctor_pub));
+  remote_register(doctor_pub);
   NUL(medvault_cloud_put_record(NULL, sealed.data, sealed.len, NULL));
   NUL(medvault_cloud_put_record(cloud, NULL, sealed.len, NULL));
   EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_put_record(cloud, (const uint8_t *)"garbage garbage", 15, NULL));
