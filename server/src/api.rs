@@ -27,6 +27,7 @@ use medvault::{
 };
 
 use crate::accounts::{AccountError, Accounts, Caller};
+use crate::metrics::{self, Metrics};
 
 /// Largest body of a non-record request (batches and queries included).
 pub const MAX_BODY: usize = 256 << 20;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// Longest wait for the next piece of a record upload.
     pub piece_timeout: std::time::Duration,
+    /// Request counts and latencies, merges.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A refusal: status and JSON body.
@@ -589,8 +592,25 @@ async fn admin_view(
 
 async fn merge(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     require(&caller, Role::Admin)?;
-    blocking(move || CloudService::merge(&*state.cloud)).await?;
+    let cloud = state.cloud.clone();
+    let merged = blocking(move || CloudService::merge(&*cloud)).await;
+    state.metrics.merged(merged.is_ok());
+    merged?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Prometheus metrics: open like `/health` (aggregate counts and sizes only; see
+/// SECURITY.md).
+async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
+    let text = blocking(move || Ok(state.metrics.render(&state.cloud))).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// This API's OpenAPI 3.1 document (committed as `server/openapi.json`; a test checks
@@ -610,6 +630,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(prometheus))
         .route("/v1/accounts", post(register_account))
         .route("/v1/login", post(login))
         .route("/v1/logout", post(logout))
@@ -635,5 +656,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/merge", post(merge))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 //! medvault-server --store DIR [--listen 127.0.0.1:8443]
 //!                 (--cert CERT.pem --key KEY.pem | --dev-self-signed CERT_DIR)
 //!                 [--admin-password-file FILE] [--max-uploads N] [--idle-timeout SECS]
+//!                 [--merge-interval SECS]
 //! ```
 //!
 //! It serves a `Cloud` on the directory store `DIR` (accounts in `DIR/accounts.json`)
@@ -14,7 +15,10 @@
 //! are cut off: a TLS handshake and a request's headers must arrive within
 //! `--idle-timeout` seconds (default 10), each piece of a record upload within six
 //! times that; at most `--max-uploads` record uploads (default 32) run at once, more get
-//! `503 busy`. It prints
+//! `503 busy`. `--merge-interval` merges the index every SECS seconds when it has more
+//! than one segment (otherwise the admin merges with `POST /v1/admin/merge`). Prometheus
+//! metrics are at `/metrics`; each request is logged (method, route template, status,
+//! time) to stderr, filtered by `RUST_LOG`. It prints
 //! `listening on https://ADDR` once it accepts connections (port 0 picks a free one),
 //! and stops on SIGTERM or Ctrl-C, letting requests in flight finish.
 
@@ -22,6 +26,7 @@
 
 mod accounts;
 mod api;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,7 +38,7 @@ use medvault::remote::Role;
 
 const USAGE: &str = "usage: medvault-server --store DIR [--listen ADDR] \
 (--cert CERT.pem --key KEY.pem | --dev-self-signed CERT_DIR) [--admin-password-file FILE] \
-[--max-uploads N] [--idle-timeout SECS]";
+[--max-uploads N] [--idle-timeout SECS] [--merge-interval SECS]";
 
 struct Args {
     store: PathBuf,
@@ -42,6 +47,7 @@ struct Args {
     admin_password_file: Option<PathBuf>,
     max_uploads: usize,
     idle_timeout: Duration,
+    merge_interval: Option<Duration>,
 }
 
 enum Tls {
@@ -53,7 +59,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut store, mut listen, mut cert, mut key, mut dev, mut admin) =
         (None, None, None, None, None, None);
-    let (mut max_uploads, mut idle_secs) = (32usize, 10u64);
+    let (mut max_uploads, mut idle_secs, mut merge_secs) = (32usize, 10u64, None);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -83,6 +89,15 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|&n| n > 0)
                     .ok_or("--idle-timeout: a positive number of seconds")?
             }
+            "--merge-interval" => {
+                merge_secs = Some(
+                    value()?
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or("--merge-interval: a positive number of seconds")?,
+                )
+            }
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -103,6 +118,7 @@ fn parse_args() -> Result<Args, String> {
         admin_password_file: admin,
         max_uploads,
         idle_timeout: Duration::from_secs(idle_secs),
+        merge_interval: merge_secs.map(Duration::from_secs),
     })
 }
 
@@ -129,6 +145,40 @@ async fn shutdown_signal(handle: axum_server::Handle<SocketAddr>) {
     }
     tracing::info!("shutting down: finishing requests in flight");
     handle.graceful_shutdown(Some(Duration::from_secs(30)));
+}
+
+/// `--merge-interval`: merges the index whenever it has more than one segment.
+async fn merge_every(interval: Duration, cloud: Arc<Cloud>, metrics: Arc<metrics::Metrics>) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate
+    loop {
+        ticks.tick().await;
+        let cloud = cloud.clone();
+        let merged = tokio::task::spawn_blocking(move || {
+            if cloud.manifest().segments.len() > 1 {
+                Some(cloud.merge())
+            } else {
+                None
+            }
+        })
+        .await;
+        match merged {
+            Ok(None) => {}
+            Ok(Some(Ok(()))) => {
+                metrics.merged(true);
+                tracing::info!("merged the index");
+            }
+            Ok(Some(Err(e))) => {
+                metrics.merged(false);
+                tracing::error!(error = %e, "merge failed");
+            }
+            Err(_) => {
+                metrics.merged(false);
+                tracing::error!("merge worker failed");
+            }
+        }
+    }
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -162,7 +212,15 @@ async fn run(args: Args) -> Result<(), String> {
         accounts: Arc::new(accounts),
         uploads: Arc::new(tokio::sync::Semaphore::new(args.max_uploads)),
         piece_timeout: args.idle_timeout * 6,
+        metrics: Arc::new(metrics::Metrics::default()),
     };
+    if let Some(interval) = args.merge_interval {
+        tokio::spawn(merge_every(
+            interval,
+            state.cloud.clone(),
+            state.metrics.clone(),
+        ));
+    }
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let listener =
         std::net::TcpListener::bind(args.listen).map_err(|e| format!("{}: {e}", args.listen))?;
@@ -199,6 +257,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = match parse_args() {
         Ok(args) => args,

@@ -185,6 +185,27 @@ fn the_whole_flow_runs_against_the_server_and_survives_a_restart() {
         search(&doctor_cloud, &mut doctor),
         vec![b"HbA1c 7.9 %".to_vec(), b"glucose 9.1 fasting".to_vec()]
     );
+
+    // The log has a line per request, by route template: no password, no patient, no
+    // keyword, no record id, no session.
+    drop(server);
+    let log = server_log(dir.path());
+    assert!(
+        log.contains(r#"route="/v1/records/{provider}/{record}""#)
+            && log.contains(r#"route="/v1/search""#),
+        "{log}"
+    );
+    for secret in [
+        PASSWORD,
+        ADMIN_PASSWORD,
+        "+15550100",
+        "diabetes",
+        &sealed[0].id.to_string(),
+        "Bearer",
+        "authorization",
+    ] {
+        assert!(!log.contains(secret), "the log has {secret:?}:\n{log}");
+    }
 }
 
 #[test]

@@ -48,6 +48,12 @@ impl Server {
 
     pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
         std::fs::write(dir.join("admin-password"), ADMIN_PASSWORD).unwrap();
+        // Its log (appended across restarts): `server_log` reads it.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_medvault-server"))
             .arg("--store")
             .arg(dir.join("store"))
@@ -56,8 +62,9 @@ impl Server {
             .arg("--admin-password-file")
             .arg(dir.join("admin-password"))
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -110,6 +117,11 @@ impl Server {
         )
         .unwrap();
     }
+}
+
+/// What the servers started over `dir` logged.
+pub fn server_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("server.log")).unwrap()
 }
 
 impl Drop for Server {

@@ -1,0 +1,106 @@
+//! Operating the server: Prometheus metrics at `/metrics` and `--merge-interval`.
+
+mod common;
+use common::*;
+
+use medvault::remote::Role;
+use medvault::{CloudService, MasterKey, PatientId, Provider, ProviderId};
+
+/// The value of the sample `line_start` (name and labels) in a metrics page.
+fn sample(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(line_start)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+#[test]
+fn metrics_count_requests_by_route_and_the_merge_interval_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--merge-interval", "1"]);
+    let agent = server.raw_agent();
+    let scrape = || {
+        let mut response = agent.get(format!("{}/metrics", server.url)).call().unwrap();
+        assert_eq!(response.status(), 200);
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+        response.body_mut().read_to_string().unwrap()
+    };
+
+    server.register("city-lab", Role::Provider, None);
+    let lab_cloud = server.connect("city-lab", PASSWORD).unwrap();
+    let lab_id = ProviderId::new("city-lab").unwrap();
+    let keys = lab_identity();
+    lab_cloud
+        .register_provider(lab_id.clone(), keys.public())
+        .unwrap();
+    let mut lab = Provider::new(lab_id, MasterKey::from_bytes([4; 32]), keys.signing.clone());
+    let alice = PatientId::new("+15550100").unwrap();
+    let mut record_bytes = 0;
+    for note in ["HbA1c 7.9 %", "glucose 9.1", "lipids normal"] {
+        let sealed = lab
+            .add_record(&alice, note.as_bytes(), &["diabetes", "lab"])
+            .unwrap();
+        lab_cloud
+            .ingest_bytes(&lab.finish().unwrap().to_bytes())
+            .unwrap();
+        lab_cloud.put_record_from(&mut &sealed.bytes[..]).unwrap();
+        record_bytes += sealed.bytes.len();
+    }
+
+    // Three batches are three segments until the interval merges them into one.
+    let started = std::time::Instant::now();
+    let metrics = loop {
+        let metrics = scrape();
+        if sample(&metrics, "medvault_merges_total") >= Some(1.0)
+            && sample(&metrics, "medvault_index_segments") == Some(1.0)
+        {
+            break metrics;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no merge within 30 s:\n{metrics}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(sample(&metrics, "medvault_merge_failures_total"), Some(0.0));
+    assert_eq!(sample(&metrics, "medvault_records"), Some(3.0));
+    assert_eq!(
+        sample(&metrics, "medvault_record_bytes"),
+        Some(record_bytes as f64)
+    );
+    // Two keywords per record, padded per batch: at least six entries.
+    assert!(
+        sample(&metrics, "medvault_index_entries") >= Some(6.0),
+        "{metrics}"
+    );
+    let batches = r#"medvault_requests_total{method="POST",route="/v1/batches",status="204"}"#;
+    assert_eq!(sample(&metrics, batches), Some(3.0), "{metrics}");
+    let uploads = r#"{method="POST",route="/v1/records""#;
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("medvault_request_duration_seconds_count{uploads}}}")
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("medvault_request_duration_seconds_bucket{uploads},le=\"+Inf\"}}")
+        ),
+        Some(3.0)
+    );
+    // Route templates only: no provider, no record id, no patient.
+    for name in ["city-lab", "+15550100"] {
+        assert!(!metrics.contains(name), "{metrics}");
+    }
+    // Every sample line parses as `name{labels} value`.
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+}
