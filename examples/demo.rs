@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use medvault::keyfile::{self, PasswordKdf};
 use medvault::keyword::{field, normalize, tokenize};
+use medvault::remote::{NewAccount, Role};
 use medvault::{
-    AccessRequest, Cloud, Combine, DecryptionKey, Grant, Identity, MasterKey, PatientId, Provider,
-    ProviderId, ProviderState, RecordId, Requester, Scope, Sealer, SigningKey,
+    AccessRequest, Cloud, CloudService, Combine, DecryptionKey, Grant, Identity, MasterKey,
+    PatientId, Provider, ProviderId, ProviderState, RecordId, RemoteCloud, Requester, Scope,
+    Sealer, SigningKey,
 };
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -34,7 +36,15 @@ medvault demo: the paper's system end to end on a directory store.
 usage: cargo run --release --example demo -- [options]
 
   --store DIR     keep the cloud's store in DIR (a second run resumes it);
-                  default: a fresh temporary directory
+                  default: a fresh temporary directory. With --cloud, DIR keeps
+                  only the parties' keys and account passwords
+  --cloud URL     run every party against the medvault-server at URL, each with
+                  an account of its own (registered on the first run), instead of
+                  a store in this process; needs --ca and --admin-password-file
+  --ca FILE       the PEM certificate(s) the server's certificate chains to
+                  (its --dev-self-signed DIR/cert.pem)
+  --admin-password-file FILE
+                  the password of the server's admin account
   --seed N        seed of the record generator and of the demo's owner keys (default 1)
   --patients N    patients to generate (default 50)
   --query Q       the doctor's query: keywords joined by AND or by OR
@@ -56,6 +66,7 @@ const DICOM: [&str; 2] = ["SC_rgb_jpeg_dcmd.dcm", "CT_small.dcm"];
 
 struct Args {
     store: Option<PathBuf>,
+    server: Option<ServerArgs>,
     seed: u64,
     patients: usize,
     query: String,
@@ -63,9 +74,18 @@ struct Args {
     images: PathBuf,
 }
 
+/// `--cloud URL --ca FILE --admin-password-file FILE`.
+struct ServerArgs {
+    url: String,
+    ca: PathBuf,
+    admin_password_file: PathBuf,
+}
+
 fn parse_args() -> Result<Args, String> {
+    let (mut url, mut ca, mut admin) = (None, None, None);
     let mut args = Args {
         store: None,
+        server: None,
         seed: 1,
         patients: 50,
         query: "diabetes AND metformin".to_owned(),
@@ -82,6 +102,9 @@ fn parse_args() -> Result<Args, String> {
             "--query" => args.query = value()?,
             "--epochs" => args.epochs = value()?.parse().map_err(|_| "--epochs: a number")?,
             "--images" => args.images = value()?.into(),
+            "--cloud" => url = Some(value()?),
+            "--ca" => ca = Some(PathBuf::from(value()?)),
+            "--admin-password-file" => admin = Some(PathBuf::from(value()?)),
             "--help" | "-h" => {
                 println!("{HELP}");
                 std::process::exit(0);
@@ -92,6 +115,15 @@ fn parse_args() -> Result<Args, String> {
     if args.patients == 0 || args.epochs == 0 {
         return Err("--patients and --epochs must be at least 1".to_owned());
     }
+    args.server = match (url, ca, admin) {
+        (None, None, None) => None,
+        (Some(url), Some(ca), Some(admin_password_file)) => Some(ServerArgs {
+            url,
+            ca,
+            admin_password_file,
+        }),
+        _ => return Err("--cloud needs --ca and --admin-password-file".to_owned()),
+    };
     Ok(args)
 }
 
@@ -417,6 +449,113 @@ fn identities(store: &std::path::Path) -> Result<Vec<Identity>, Box<dyn Error>> 
         .map_err(Into::into)
 }
 
+// ------------------------------------------------------------------ the parties' clouds
+
+/// How each party reaches the cloud: one store in this process that all of them share,
+/// or a medvault-server where each owner, the doctor and the admin log in to an account
+/// of their own. The story below goes through [`CloudService`] either way.
+enum Clouds {
+    Local(Cloud),
+    Server {
+        owners: Vec<RemoteCloud>,
+        doctor: RemoteCloud,
+        admin: RemoteCloud,
+    },
+}
+
+impl Clouds {
+    fn owner(&self, o: usize) -> &dyn CloudService {
+        match self {
+            Clouds::Local(cloud) => cloud,
+            Clouds::Server { owners, .. } => &owners[o],
+        }
+    }
+
+    fn doctor(&self) -> &dyn CloudService {
+        match self {
+            Clouds::Local(cloud) => cloud,
+            Clouds::Server { doctor, .. } => doctor,
+        }
+    }
+
+    fn admin(&self) -> &dyn CloudService {
+        match self {
+            Clouds::Local(cloud) => cloud,
+            Clouds::Server { admin, .. } => admin,
+        }
+    }
+
+    /// A look at the index on the cloud's disk (only a local store can show it).
+    fn index_labels(&self, limit: usize) -> Result<Vec<[u8; 16]>, medvault::Error> {
+        match self {
+            Clouds::Local(cloud) => cloud.index_labels(limit),
+            Clouds::Server { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// Logs every party in to the server: owners and the doctor register on the first
+    /// run (with random passwords kept in `dir/demo-accounts`), the admin is the
+    /// server operator's account.
+    fn connect(
+        server: &ServerArgs,
+        dir: &std::path::Path,
+        identities: &[Identity],
+    ) -> Result<Clouds, Box<dyn Error>> {
+        let ca = std::fs::read(&server.ca).map_err(file_error("read", &server.ca))?;
+        let accounts = dir.join("demo-accounts");
+        std::fs::create_dir_all(&accounts)?;
+        let login = |name: &str, role: Role, fingerprint: Option<String>| {
+            let file = accounts.join(format!("{name}.password"));
+            if !file.exists() {
+                let mut random = [0u8; 16];
+                getrandom::fill(&mut random).map_err(|_| "no system randomness")?;
+                std::fs::write(&file, hex(&random)).map_err(file_error("write", &file))?;
+                let registered = RemoteCloud::register_account(
+                    &server.url,
+                    &ca,
+                    &NewAccount {
+                        account: name.to_owned(),
+                        password: hex(&random),
+                        role,
+                        fingerprint,
+                    },
+                );
+                if let Err(e) = registered {
+                    let _ = std::fs::remove_file(&file);
+                    return Err(format!("registering {name} on {}: {e}", server.url).into());
+                }
+            }
+            let password = std::fs::read_to_string(&file).map_err(file_error("read", &file))?;
+            RemoteCloud::connect(&server.url, &ca, name, password.trim())
+                .map_err(|e| -> Box<dyn Error> { format!("logging in as {name}: {e}").into() })
+        };
+        let (doctor_keys, _) = identities.split_last().ok_or("no identities")?;
+        let owners = OWNERS
+            .iter()
+            .map(|name| login(name, Role::Provider, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let doctor = login(
+            "dr-grey",
+            Role::Requester,
+            Some(hex(&doctor_keys.public().encryption.fingerprint())),
+        )?;
+        let admin_password = std::fs::read_to_string(&server.admin_password_file)
+            .map_err(file_error("read", &server.admin_password_file))?;
+        let admin = RemoteCloud::connect(
+            &server.url,
+            &ca,
+            "admin",
+            admin_password.lines().next().unwrap_or_default(),
+        )
+        .map_err(|e| format!("logging in as admin: {e}"))?;
+        Ok(Clouds::Server {
+            owners,
+            doctor,
+            admin,
+        })
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -443,7 +582,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         phase = Instant::now();
     };
 
-    // 1. The cloud, on a directory store.
+    // 1. The cloud: a directory store, or a medvault-server.
     let scratch;
     let store = match &args.store {
         Some(dir) => dir.clone(),
@@ -452,32 +591,46 @@ fn run() -> Result<bool, Box<dyn Error>> {
             scratch.path().to_owned()
         }
     };
-    let cloud = Cloud::open(&store)?;
-    let resumed = !cloud.manifest().providers.is_empty();
-    println!(
-        "1. The cloud: a directory store in {}{}",
-        store.display(),
-        if resumed { " (resumed)" } else { "" }
-    );
-
-    // 2. Four data owners, each with its own keys (a master key, and an RSA identity
-    //    that signs its uploads and grants), and the generated records.
     let spinner = ProgressBar::new_spinner();
-    spinner.set_message("2. RSA-3072 identities for the owners and the doctor");
+    spinner.set_message("RSA-3072 identities for the owners and the doctor");
     spinner.enable_steady_tick(Duration::from_millis(120));
     let identities = identities(&store)?;
     spinner.finish_and_clear();
     let (doctor_keys, owner_keys) = identities.split_last().unwrap();
+    let clouds = match &args.server {
+        None => Clouds::Local(Cloud::open(&store)?),
+        Some(server) => Clouds::connect(server, &store, &identities)?,
+    };
+    let resumed = !clouds.admin().manifest()?.providers.is_empty();
+    match &args.server {
+        None => println!(
+            "1. The cloud: a directory store in {}{}",
+            store.display(),
+            if resumed { " (resumed)" } else { "" }
+        ),
+        Some(server) => println!(
+            "1. The cloud: medvault-server at {}{}; the owners, the doctor and the admin each logged in to an account of their own",
+            server.url,
+            if resumed { " (resumed)" } else { "" }
+        ),
+    }
+
+    // 2. Four data owners, each with its own keys (a master key, and an RSA identity
+    //    that signs its uploads and grants), and the generated records.
     let records = generate(args.seed, args.patients, args.epochs);
     let mut owners: Vec<Provider> = Vec::with_capacity(OWNERS.len());
     for (o, keys) in owner_keys.iter().enumerate() {
         let id = ProviderId::new(OWNERS[o])?;
         // The directory is first-come: each owner registers before anything else.
+        let cloud = clouds.owner(o);
         cloud.register_provider(id.clone(), keys.public())?;
         // A resumed run finds its position in its own signed log, never in an
         // unsigned number.
-        let state =
-            ProviderState::default().reconcile(&cloud.manifest(), &id, &keys.public().verifying)?;
+        let state = ProviderState::default().reconcile(
+            &cloud.manifest()?,
+            &id,
+            &keys.public().verifying,
+        )?;
         owners.push(Provider::resume(
             id,
             owner_key(args.seed, o),
@@ -556,27 +709,28 @@ fn run() -> Result<bool, Box<dyn Error>> {
                 }
                 // Built only for the epoch the cloud expects, and only if the owner's
                 // saved state agrees: no epoch is ever built twice.
-                let next = cloud.manifest().next_epoch(owner.id());
-                cloud.ingest(owner.finish_at(next)?)?;
+                let cloud = clouds.owner(o);
+                let next = cloud.manifest()?.next_epoch(owner.id());
+                cloud.ingest_bytes(&owner.finish_at(next)?.to_bytes())?;
                 // Storing runs in parallel (each upload waits for its fsync).
                 sealed
                     .into_par_iter()
                     .try_for_each(|sealed| -> Result<(), medvault::Error> {
                         match sealed {
                             Sealed::Bytes(bytes) => {
-                                cloud.put_record(bytes)?;
+                                cloud.put_record_from(&mut bytes.as_slice())?;
                             }
                             Sealed::File(path) => {
                                 let file = std::fs::File::open(&path)
                                     .map_err(file_error("open", &path))?;
-                                cloud.put_record_from(std::io::BufReader::new(file))?;
+                                cloud.put_record_from(&mut std::io::BufReader::new(file))?;
                             }
                         }
                         upload.inc(1);
                         Ok(())
                     })?;
             }
-            cloud.merge()?;
+            clouds.admin().merge()?;
         }
         upload.finish_and_clear();
         println!(
@@ -584,10 +738,10 @@ fn run() -> Result<bool, Box<dyn Error>> {
             args.epochs
         );
     }
-    let manifest = cloud.manifest();
+    let manifest = clouds.admin().manifest()?;
     println!(
         "   the cloud holds {} records and {} index entries in {} merged segment(s), from {} batches; it has no key",
-        cloud.records().len(),
+        clouds.admin().admin_view()?.files.len(),
         manifest.segments.iter().sum::<u64>(),
         manifest.segments.len(),
         manifest
@@ -604,8 +758,9 @@ fn run() -> Result<bool, Box<dyn Error>> {
     let now = now_unix();
     let mut pending = Vec::new();
     for owner in &owners {
-        let directory_key = cloud
-            .provider_keys(owner.id())
+        let directory_key = clouds
+            .doctor()
+            .provider_keys(owner.id())?
             .ok_or("owner not in the directory")?;
         let (request, p) = AccessRequest::create(
             doctor_keys,
@@ -616,10 +771,10 @@ fn run() -> Result<bool, Box<dyn Error>> {
             "diabetes follow-up",
             now,
         )?;
-        cloud.submit_request(request.to_bytes())?;
+        clouds.doctor().submit_request(&request.to_bytes())?;
         pending.push(p);
     }
-    let view = cloud.admin_view();
+    let view = clouds.admin().admin_view()?;
     // A kept store also holds the requests of earlier runs (the broker is durable).
     let is_pending = |r: &&medvault::RequestSummary| r.status == medvault::RequestStatus::Pending;
     println!(
@@ -649,19 +804,23 @@ fn run() -> Result<bool, Box<dyn Error>> {
         return Err("the admin view shows a patient id".into());
     }
     for r in view.requests.iter().filter(is_pending) {
-        cloud.decide_request(r.id, true)?;
+        clouds.admin().decide_request(r.id, true)?;
     }
     // The demo's records are of key generation 0; a resumed store may be past it.
-    for (owner, keys) in owners.iter().zip(owner_keys) {
-        for request in cloud.approved_requests(owner.id()) {
+    for (o, (owner, keys)) in owners.iter().zip(owner_keys).enumerate() {
+        let cloud = clouds.owner(o);
+        for request in cloud.approved_requests(owner.id())? {
             let opened = request.open(&keys.decryption)?;
             let key = owner.key_for_scope(&opened.scope, Some(0))?;
-            cloud.post_grant(Grant::issue(keys, &opened, key, now, 7 * 86_400)?.to_bytes())?;
+            cloud.post_grant(&Grant::issue(keys, &opened, key, now, 7 * 86_400)?.to_bytes())?;
         }
     }
     let mut doctor = Requester::new();
     let mut accepted = 0;
-    for grant in cloud.fetch_grants(&doctor_keys.public().encryption.fingerprint()) {
+    for grant in clouds
+        .doctor()
+        .fetch_grants(&doctor_keys.public().encryption.fingerprint())?
+    {
         // Grants answering an earlier run's requests stay in the mailbox; this run
         // holds the pending state of its own requests only.
         let Some(p) = pending.iter().find(|p| p.id == grant.request_id()) else {
@@ -684,12 +843,12 @@ fn run() -> Result<bool, Box<dyn Error>> {
     lap("request, approve, grant", &mut timings);
 
     // 5. One query, every provider, one call.
-    let manifest = cloud.manifest();
+    let manifest = clouds.doctor().manifest()?;
     let keyword_refs: Vec<&str> = keywords.iter().map(String::as_str).collect();
     let prepared = doctor.query(&maria, &keyword_refs, combine, &manifest)?;
     let query_bytes = prepared.query().to_bytes();
     let search_started = Instant::now();
-    let response = cloud.search_bytes(&query_bytes)?;
+    let response = clouds.doctor().search_bytes(&query_bytes)?;
     let search_time = search_started.elapsed();
     let response_bytes = response.to_bytes();
     let results = doctor.open(&prepared, &response)?;
@@ -719,13 +878,13 @@ fn run() -> Result<bool, Box<dyn Error>> {
          a {} B response of proofs and sealed records",
         response_bytes.len()
     );
-    let labels: Vec<String> = cloud
+    let labels: Vec<String> = clouds
         .index_labels(3)?
         .iter()
         .map(|l| hex(&l[..8]))
         .collect();
     if !labels.is_empty() {
-        let entries: u64 = cloud.manifest().segments.iter().sum();
+        let entries: u64 = clouds.admin().manifest()?.segments.iter().sum();
         println!(
             "     index labels look like {}… ({entries} entries, all random-looking)",
             labels.join("…, "),
@@ -801,17 +960,24 @@ fn run() -> Result<bool, Box<dyn Error>> {
     let sealed = medvault::seal(&hospital.record_key(&maria, new_id), text.as_bytes())?;
     hospital.commit_record(new_id, sealed.as_slice())?;
     hospital.index(&maria, new_id, &tokenize(text))?;
-    cloud.ingest(hospital.finish_at(cloud.manifest().next_epoch(hospital.id()))?)?;
-    cloud.put_record(sealed)?;
-    let prepared = doctor.query(&maria, &keyword_refs, combine, &cloud.manifest())?;
-    let after = doctor.open(&prepared, &cloud.search(prepared.query())?)?;
+    let hospital_cloud = clouds.owner(HOSPITAL);
+    let next = hospital_cloud.manifest()?.next_epoch(hospital.id());
+    hospital_cloud.ingest_bytes(&hospital.finish_at(next)?.to_bytes())?;
+    hospital_cloud.put_record_from(&mut sealed.as_slice())?;
+    let doctor_cloud = clouds.doctor();
+    let prepared = doctor.query(&maria, &keyword_refs, combine, &doctor_cloud.manifest()?)?;
+    let after = doctor.open(
+        &prepared,
+        &doctor_cloud.search_bytes(&prepared.query().to_bytes())?,
+    )?;
     let found_new = after
         .providers
         .iter()
         .flat_map(|p| &p.records)
         .any(|r| r.id == new_id);
-    let sealed_new = cloud
-        .record(hospital.id(), new_id)?
+    let mut sealed_new = Vec::new();
+    doctor_cloud
+        .record_to(hospital.id(), new_id, &mut sealed_new)?
         .ok_or("the new record is missing")?;
     let opens = doctor.open_record(Some(&maria), &sealed_new).is_ok();
     println!(

@@ -83,6 +83,8 @@ fn the_demo_refuses_bad_arguments() {
         &["--patients", "many"][..],
         &["--query", "a AND b OR c"],
         &["--frobnicate"],
+        &["--cloud", "https://127.0.0.1:1"],
+        &["--cloud", "https://127.0.0.1:1", "--ca", "ca.pem"],
     ] {
         let (out, _) = run("demo", args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");

@@ -104,3 +104,68 @@ fn metrics_count_requests_by_route_and_the_merge_interval_merges() {
         assert!(value.parse::<f64>().is_ok(), "{line}");
     }
 }
+
+/// The demo example (`cargo test` builds the library's examples beside the test
+/// binaries, in `target/<profile>/examples/`).
+fn demo() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().unwrap().parent().unwrap();
+    let path = profile
+        .join("examples")
+        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} not built: run the workspace's tests (`cargo test --workspace --features lab`)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_demo_runs_its_whole_story_against_the_server_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let state = dir.path().join("demo-state");
+    let ca = dir.path().join("tls/cert.pem");
+    let admin = dir.path().join("admin-password");
+    let run = |query: &str| {
+        let out = std::process::Command::new(demo())
+            .args(["--patients", "4", "--epochs", "2", "--query", query])
+            .args(["--cloud", &server.url, "--ca"])
+            .arg(&ca)
+            .arg("--admin-password-file")
+            .arg(&admin)
+            .arg("--store")
+            .arg(&state)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let first = run("diabetes AND metformin");
+    for line in [
+        "1. The cloud: medvault-server at https://127.0.0.1:",
+        "each logged in to an account of their own",
+        "every owner approved: the doctor holds 4 sealed grants",
+        "checked: every owner's signed log, every posting list proven epoch by epoch",
+        "finds it: false, opens it: false",
+    ] {
+        assert!(first.contains(line), "missing {line:?} in:\n{first}");
+    }
+    // The server keeps the store; the demo's directory has keys and passwords only.
+    assert!(!state.join("records").exists() && state.join("demo-accounts").exists());
+    let second = run("diabetes OR hypertension");
+    assert!(
+        second.contains("(resumed)") && second.contains("Upload: already in the store"),
+        "{second}"
+    );
+    assert!(
+        second.contains("exactly the records a plaintext index gives"),
+        "{second}"
+    );
+}
