@@ -591,6 +591,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
             scratch.path().to_owned()
         }
     };
+    std::fs::create_dir_all(&store).map_err(file_error("create the store directory", &store))?;
     let spinner = ProgressBar::new_spinner();
     spinner.set_message("RSA-3072 identities for the owners and the doctor");
     spinner.enable_steady_tick(Duration::from_millis(120));

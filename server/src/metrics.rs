@@ -122,7 +122,7 @@ impl Metrics {
         let records = cloud.records();
         let bytes: u64 = records.iter().map(|r| r.size).sum();
         let segments = cloud.manifest().segments;
-        let entries: u64 = segments.iter().map(|&n| n as u64).sum();
+        let entries: u64 = segments.iter().sum();
         let gauges: [(&str, &str, &str, u64); 6] = [
             (
                 "medvault_records",
