@@ -772,7 +772,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
             "diabetes follow-up",
             now,
         )?;
-        clouds.doctor().submit_request(&request.to_bytes())?;
+        clouds.doctor().submit_request(request.to_bytes())?;
         pending.push(p);
     }
     let view = clouds.admin().admin_view()?;
@@ -813,7 +813,7 @@ fn run() -> Result<bool, Box<dyn Error>> {
         for request in cloud.approved_requests(owner.id())? {
             let opened = request.open(&keys.decryption)?;
             let key = owner.key_for_scope(&opened.scope, Some(0))?;
-            cloud.post_grant(&Grant::issue(keys, &opened, key, now, 7 * 86_400)?.to_bytes())?;
+            cloud.post_grant(Grant::issue(keys, &opened, key, now, 7 * 86_400)?.to_bytes())?;
         }
     }
     let mut doctor = Requester::new();
