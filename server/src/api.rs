@@ -356,6 +356,7 @@ async fn rekey(
     caller: Caller,
     BinaryBody(body): BinaryBody,
 ) -> ApiResult<StatusCode> {
+    require(&caller, Role::Provider)?;
     let statement = Rekey::from_bytes(&body)?;
     require_provider(&caller, statement.provider())?;
     blocking(move || state.cloud.rekey_provider(&body)).await?;
@@ -367,6 +368,7 @@ async fn ingest(
     caller: Caller,
     BinaryBody(body): BinaryBody,
 ) -> ApiResult<StatusCode> {
+    require(&caller, Role::Provider)?;
     let batch = blocking(move || IndexBatch::from_bytes(&body)).await?;
     require_provider(&caller, batch.provider())?;
     blocking(move || state.cloud.ingest(batch)).await?;
@@ -448,13 +450,38 @@ async fn put_record(
     ))
 }
 
+/// Who may download `provider`'s sealed records: the provider itself, and a requester
+/// to whose mailbox that provider has posted a grant. (Records are sealed; this keeps
+/// a party with no business there from even collecting the ciphertexts.)
+fn may_read_records_of(state: &AppState, caller: &Caller, provider: &ProviderId) -> ApiResult<()> {
+    let allowed = match caller.role {
+        Role::Provider => caller.account == provider.as_str(),
+        Role::Requester => caller.fingerprint.is_some_and(|fingerprint| {
+            state
+                .cloud
+                .fetch_grants(&fingerprint)
+                .iter()
+                .any(|grant| grant.provider() == provider)
+        }),
+        Role::Admin => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "records are read by their provider and by requesters it granted",
+        ))
+    }
+}
+
 /// Streams a stored record out in 64 KiB chunks.
 async fn get_record(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path((provider, record)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let provider = provider_id(&provider)?;
+    may_read_records_of(&state, &caller, &provider)?;
     let record = RecordId::from_bytes(
         unhex::<16>(&record).ok_or_else(|| ApiError::bad("record id: 32 hex digits"))?,
     );
@@ -559,6 +586,7 @@ async fn post_grant(
     caller: Caller,
     BinaryBody(body): BinaryBody,
 ) -> ApiResult<StatusCode> {
+    require(&caller, Role::Provider)?;
     let grant = Grant::from_bytes(&body)?;
     require_provider(&caller, grant.provider())?;
     blocking(move || state.cloud.post_grant(&body)).await?;

@@ -306,22 +306,6 @@ fn every_route_but_health_accounts_and_login_needs_a_session() {
 }
 
 /// Every route the router declares (from `server/src/api.rs`) as (method, path).
-fn routes_in_source() -> std::collections::BTreeSet<(String, String)> {
-    let source = include_str!("../src/api.rs");
-    let mut routes = std::collections::BTreeSet::new();
-    for piece in source.split(".route(").skip(1) {
-        let path = piece.split('"').nth(1).unwrap().to_owned();
-        // The handlers of this route, up to the next route.
-        let handlers = piece.split("\n        .").next().unwrap();
-        for method in ["get", "post", "put", "delete", "patch"] {
-            if handlers.contains(&format!("{method}(")) {
-                routes.insert((method.to_owned(), path.clone()));
-            }
-        }
-    }
-    routes
-}
-
 #[test]
 fn the_openapi_document_lists_exactly_the_routes_and_each_is_served() {
     let document: serde_json::Value =

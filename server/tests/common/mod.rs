@@ -119,6 +119,23 @@ impl Server {
     }
 }
 
+/// (method, path template) of every route `server/src/api.rs` declares.
+pub fn routes_in_source() -> std::collections::BTreeSet<(String, String)> {
+    let source = include_str!("../../src/api.rs");
+    let mut routes = std::collections::BTreeSet::new();
+    for piece in source.split(".route(").skip(1) {
+        let path = piece.split('"').nth(1).unwrap().to_owned();
+        // The handlers of this route, up to the next route.
+        let handlers = piece.split("\n        .").next().unwrap();
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if handlers.contains(&format!("{method}(")) {
+                routes.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
 /// What the servers started over `dir` logged.
 pub fn server_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("server.log")).unwrap()
