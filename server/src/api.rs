@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use medvault::remote::{
     AdminViewBody, Decision, ErrorBody, Login, NewAccount, ProviderKeys, RequestId, Role, Session,
     StoredRecord, encode_list, hex, unhex,
@@ -28,6 +28,7 @@ use medvault::{
 
 use crate::accounts::{AccountError, Accounts, Caller};
 use crate::metrics::{self, Metrics};
+use crate::stall::{self, BodyStalled};
 
 /// Largest body of a non-record request (batches and queries included).
 pub const MAX_BODY: usize = 256 << 20;
@@ -80,6 +81,13 @@ impl ApiError {
     }
     fn bad(what: &str) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", what)
+    }
+    fn stalled() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "stalled",
+            "the request body stopped arriving",
+        )
     }
 }
 
@@ -147,8 +155,10 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Js
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &AppState) -> ApiResult<Self> {
+        let stalled = req.extensions().get::<BodyStalled>().cloned();
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(_) if stalled.is_some_and(|s| s.is_set()) => Err(ApiError::stalled()),
             Err(rejection) => Err(ApiError::new(
                 rejection.status(),
                 "bad_json",
@@ -166,8 +176,10 @@ impl axum::extract::FromRequest<AppState> for BinaryBody {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &AppState) -> ApiResult<Self> {
+        let stalled = req.extensions().get::<BodyStalled>().cloned();
         match Bytes::from_request(req, state).await {
             Ok(bytes) => Ok(BinaryBody(bytes)),
+            Err(_) if stalled.is_some_and(|s| s.is_set()) => Err(ApiError::stalled()),
             Err(rejection) => Err(ApiError::new(
                 rejection.status(),
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -380,6 +392,7 @@ async fn ingest(
 async fn put_record(
     State(state): State<AppState>,
     caller: Caller,
+    stalled: Option<axum::Extension<BodyStalled>>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<StoredRecord>)> {
     require(&caller, Role::Provider)?;
@@ -390,26 +403,10 @@ async fn put_record(
             "too many record uploads at once; retry later",
         )
     })?;
-    // An upload whose next piece does not come in time is cut off (a slow client
-    // holds no permit and no store file for long); nothing of it is stored.
-    let piece_timeout = state.piece_timeout;
-    let mut stream = Box::pin(futures_util::stream::unfold(
-        body.into_data_stream(),
-        move |mut body| async move {
-            match tokio::time::timeout(piece_timeout, body.next()).await {
-                Ok(Some(Ok(chunk))) => Some((Ok(chunk), body)),
-                Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), body)),
-                Ok(None) => None,
-                Err(_) => Some((
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the upload stalled",
-                    )),
-                    body,
-                )),
-            }
-        },
-    ));
+    // The slow-body guard (`stall.rs`) ends an upload whose next piece does not come
+    // in time: a slow client holds no permit and no store file for long, and nothing
+    // of its record is stored.
+    let mut stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut head: Vec<u8> = Vec::new();
     let provider = loop {
         match RecordHeader::parse(&head) {
@@ -427,6 +424,9 @@ async fn put_record(
                     },
                 )));
             }
+            Err(_) if stalled.as_ref().is_some_and(|s| s.0.is_set()) => {
+                return Err(ApiError::stalled());
+            }
             Err(e) => return Err(ApiError::bad(&format!("upload interrupted: {e}"))),
         }
     };
@@ -434,12 +434,19 @@ async fn put_record(
     let rest = tokio_util::io::StreamReader::new(stream);
     let reader = tokio_util::io::SyncIoBridge::new(rest);
     let cloud = state.cloud.clone();
-    let (provider, record, size) = blocking(move || {
+    let stored = blocking(move || {
         let _permit = permit;
         let mut whole = std::io::Read::chain(std::io::Cursor::new(head), reader);
         cloud.put_record_from(&mut whole)
     })
-    .await?;
+    .await;
+    let (provider, record, size) = match stored {
+        // Cut off mid-record: the client's fault, and nothing was stored.
+        Err(_) if stalled.as_ref().is_some_and(|s| s.0.is_set()) => {
+            return Err(ApiError::stalled());
+        }
+        other => other?,
+    };
     Ok((
         StatusCode::CREATED,
         Json(StoredRecord {
@@ -684,6 +691,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/merge", post(merge))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.piece_timeout,
+            stall::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

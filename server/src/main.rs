@@ -27,6 +27,7 @@
 mod accounts;
 mod api;
 mod metrics;
+mod stall;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -409,7 +409,8 @@ fn slow_clients_are_cut_off_and_uploads_are_limited() {
     let tcp = std::net::TcpStream::connect(&address).unwrap();
     tcp.set_read_timeout(Some(std::time::Duration::from_millis(200)))
         .unwrap();
-    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let connection =
+        rustls::ClientConnection::new(std::sync::Arc::new(config.clone()), name.clone()).unwrap();
     let mut tls = rustls::StreamOwned::new(connection, tcp);
     tls.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         .unwrap();
@@ -419,9 +420,47 @@ fn slow_clients_are_cut_off_and_uploads_are_limited() {
         "half-sent headers keep the connection"
     );
 
+    // A batch whose body stops after a few bytes: 408 once a piece is 6 × the idle
+    // timeout late, and the connection's worker is free again.
+    server.register("city-lab", Role::Provider, None);
+    let mut login = server
+        .raw_agent()
+        .post(format!("{}/v1/login", server.url))
+        .header("content-type", "application/json")
+        .send(format!(
+            r#"{{"account":"city-lab","password":"{PASSWORD}"}}"#
+        ))
+        .unwrap();
+    let session: serde_json::Value =
+        serde_json::from_str(&login.body_mut().read_to_string().unwrap()).unwrap();
+    let token = session["token"].as_str().unwrap();
+    let tcp = std::net::TcpStream::connect(&address).unwrap();
+    let connection =
+        rustls::ClientConnection::new(std::sync::Arc::new(config.clone()), name.clone()).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    write!(
+        tls,
+        "POST /v1/batches HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\nMVIB"
+    )
+    .unwrap();
+    tls.flush().unwrap();
+    let sent = std::time::Instant::now();
+    tls.sock
+        .set_read_timeout(Some(std::time::Duration::from_secs(12)))
+        .unwrap();
+    let mut answer = [0u8; 64];
+    let n = std::io::Read::read(&mut tls, &mut answer).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a stalled batch body got {answer:?} after {:?}",
+        sent.elapsed()
+    );
+    assert!(sent.elapsed() >= std::time::Duration::from_secs(5));
+
     // One upload at a time: a second one while the first stalls is 503 busy, and the
     // stalled one is cut off without storing anything.
-    server.register("city-lab", Role::Provider, None);
     let lab = server.connect("city-lab", PASSWORD).unwrap();
     let (release, stalled) = std::sync::mpsc::channel::<()>();
     struct Stalling(std::sync::mpsc::Receiver<()>, bool);
