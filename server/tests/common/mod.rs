@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use medvault::remote::{NewAccount, Role};
 use medvault::{DecryptionKey, Error, Identity, RemoteCloud, SigningKey};
 
+pub mod load;
+
 pub const ADMIN_PASSWORD: &str = "admin password for tests";
 pub const PASSWORD: &str = "a long enough password";
 
