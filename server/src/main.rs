@@ -232,7 +232,13 @@ async fn run(args: Args) -> Result<(), String> {
     let idle = args.idle_timeout;
     let mut server = axum_server::from_tcp_rustls(listener, tls)
         .map_err(|e| e.to_string())?
-        .map(|acceptor| acceptor.handshake_timeout(idle))
+        // TCP_NODELAY: a streamed answer's small pieces go out at once instead of
+        // waiting (Nagle) for the client's delayed ACK, ~40 ms a response.
+        .map(|acceptor| {
+            acceptor
+                .handshake_timeout(idle)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new())
+        })
         .handle(handle);
     // A client that opens a connection and trickles its headers (slowloris) is cut
     // off; HTTP/2 connections are pinged and closed when they stop answering.
