@@ -234,7 +234,7 @@ fn one_batch(client: &mut Client, batch: u64, load: &Load) -> Result<Done, Strin
             .map_err(|e| e.to_string())?;
         sealed.push((record, sha256(&text)));
     }
-    let with_image = load.image_every > 0 && batch % load.image_every == 0;
+    let with_image = load.image_every > 0 && batch.is_multiple_of(load.image_every);
     if with_image {
         let bytes = image(client.index, batch, load.image_bytes);
         let record = client

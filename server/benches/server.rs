@@ -1,0 +1,457 @@
+//! medvault-server against what users would otherwise compare it with, in one run
+//! (`cargo bench -p medvault-server --bench server`; the figures go to stdout and to
+//! `target/server-bench.md`):
+//!
+//! 1. 1 KiB sealed notes uploaded by 16 clients with keep-alive, through the server, and
+//!    the same notes put into an in-process `Cloud` by 16 threads (both fsync each
+//!    record before acknowledging it);
+//! 2. a 100 MB sealed image up and down over loopback TLS, and the same bytes through
+//!    `openssl s_client` → `openssl s_server` (up) and `curl` ← `openssl s_server -WWW`
+//!    (down), which encrypt and move bytes and do nothing else;
+//! 3. verified searches (10 results, 64 epochs) on a store of 10^6 index entries by 32
+//!    concurrent clients through the server, and by 32 threads in process: p50 and p99.
+//!
+//! A load bench rather than criterion: each figure is a rate or a percentile over many
+//! concurrent operations, and the comparisons must come from the same run.
+
+#[path = "../../benches/common/keys.rs"]
+mod keys;
+#[path = "../../benches/common/store_fixture.rs"]
+mod store_fixture;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use medvault::remote::{NewAccount, Role};
+use medvault::{
+    Cloud, CloudService, MasterKey, PatientId, Provider, ProviderId, RecordId, RemoteCloud,
+    SealedRecord, Sealer,
+};
+
+const PASSWORD: &str = "bench password, long enough";
+const ADMIN_PASSWORD: &str = "bench admin password";
+
+struct Server {
+    child: Child,
+    url: String,
+    ca: Vec<u8>,
+    tls: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        std::fs::write(dir.join("admin-password"), ADMIN_PASSWORD).unwrap();
+        let tls = dir.join("tls");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_medvault-server"))
+            .arg("--store")
+            .arg(dir.join("store"))
+            .args(["--listen", "127.0.0.1:0", "--dev-self-signed"])
+            .arg(&tls)
+            .arg("--admin-password-file")
+            .arg(dir.join("admin-password"))
+            .args(["--max-uploads", "64"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_owned();
+        let ca = std::fs::read(tls.join("cert.pem")).unwrap();
+        Server {
+            child,
+            url,
+            ca,
+            tls,
+        }
+    }
+
+    fn account(&self, name: &str, role: Role, fingerprint: Option<String>) -> RemoteCloud {
+        RemoteCloud::register_account(
+            &self.url,
+            &self.ca,
+            &NewAccount {
+                account: name.to_owned(),
+                password: PASSWORD.to_owned(),
+                role,
+                fingerprint,
+            },
+        )
+        .unwrap();
+        RemoteCloud::connect(&self.url, &self.ca, name, PASSWORD).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn patient() -> PatientId {
+    PatientId::new("+15550142").unwrap()
+}
+
+/// `clients` providers, each with `per_client` sealed 1 KiB notes committed by one
+/// batch (returned, to be ingested before the notes are put).
+fn sealed_notes(
+    clients: usize,
+    per_client: usize,
+) -> Vec<(ProviderId, Vec<u8>, Vec<SealedRecord>)> {
+    (0..clients)
+        .map(|c| {
+            let id = ProviderId::new(&format!("notes-{c}")).unwrap();
+            let mut provider = Provider::new(
+                id.clone(),
+                MasterKey::from_bytes([c as u8 + 1; 32]),
+                keys::signing(),
+            );
+            let notes = (0..per_client)
+                .map(|n| {
+                    let mut text =
+                        format!("note {n} of client {c}: HbA1c 7.1 %, metformin. ").into_bytes();
+                    text.resize(1024, b'.');
+                    provider
+                        .add_record(&patient(), &text, &["diabetes"])
+                        .unwrap()
+                })
+                .collect();
+            let batch = provider.finish().unwrap().to_bytes().to_vec();
+            (id, batch, notes)
+        })
+        .collect()
+}
+
+/// Records per second of `put` over all notes, one thread per client.
+fn upload_rate<C: Sync>(
+    work: &[(ProviderId, Vec<u8>, Vec<SealedRecord>)],
+    clouds: &[C],
+    put: impl Fn(&C, &[u8]) + Sync,
+) -> f64 {
+    let barrier = Barrier::new(work.len() + 1);
+    let total: usize = work.iter().map(|(_, _, notes)| notes.len()).sum();
+    let started = std::thread::scope(|scope| {
+        for ((_, _, notes), cloud) in work.iter().zip(clouds) {
+            let (barrier, put) = (&barrier, &put);
+            scope.spawn(move || {
+                barrier.wait();
+                for note in notes {
+                    put(cloud, &note.bytes);
+                }
+            });
+        }
+        barrier.wait();
+        Instant::now()
+    });
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn bench_uploads(out: &mut String) {
+    let (clients, per_client) = (16, 1250);
+    // In process.
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = Cloud::open(dir.path().join("store")).unwrap();
+    let work = sealed_notes(clients, per_client);
+    for (id, batch, _) in &work {
+        cloud
+            .register_provider(id.clone(), keys::identity().public())
+            .unwrap();
+        cloud.ingest_bytes(batch).unwrap();
+    }
+    let clouds: Vec<&Cloud> = vec![&cloud; clients];
+    let local = upload_rate(&work, &clouds, |cloud, bytes| {
+        cloud.put_record(bytes.to_vec()).unwrap();
+    });
+    drop(cloud);
+    // Through the server.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let sessions: Vec<RemoteCloud> = work
+        .iter()
+        .map(|(id, batch, _)| {
+            let session = server.account(id.as_str(), Role::Provider, None);
+            session
+                .register_provider(id.clone(), keys::identity().public())
+                .unwrap();
+            session.ingest_bytes(batch).unwrap();
+            session
+        })
+        .collect();
+    let remote = upload_rate(&work, &sessions, |session, mut bytes| {
+        session.put_record_from(&mut bytes).unwrap();
+    });
+    let line = format!(
+        "| 1 KiB notes, 16 clients, keep-alive | {remote:.0} records/s through the server | {local:.0} records/s in process | {:.2}x (target >= 0.5x and >= 20,000/s) |\n",
+        remote / local
+    );
+    print!("{line}");
+    out.push_str(&line);
+}
+
+/// Waits until `port` accepts connections.
+fn wait_for(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn bench_image(out: &mut String) {
+    const IMAGE: usize = 100_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let id = ProviderId::new("imaging").unwrap();
+    let session = server.account("imaging", Role::Provider, None);
+    session
+        .register_provider(id.clone(), keys::identity().public())
+        .unwrap();
+    let mut provider = Provider::new(id.clone(), MasterKey::from_bytes([7; 32]), keys::signing());
+    // Seal 100 MB of pseudo-random pixels as a stream to a file.
+    let record = RecordId::generate().unwrap();
+    let sealed_path = dir.path().join("image.sealed");
+    {
+        let file = std::io::BufWriter::new(std::fs::File::create(&sealed_path).unwrap());
+        let mut sealer = Sealer::new(file, &provider.record_key(&patient(), record)).unwrap();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut piece = vec![0u8; 1 << 20];
+        for _ in 0..IMAGE / piece.len() {
+            for b in piece.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            sealer.write_all(&piece).unwrap();
+        }
+        sealer.finish().unwrap().flush().unwrap();
+    }
+    provider
+        .commit_record(record, std::fs::File::open(&sealed_path).unwrap())
+        .unwrap();
+    provider.index(&patient(), record, &["dicom"]).unwrap();
+    session
+        .ingest_bytes(&provider.finish().unwrap().to_bytes())
+        .unwrap();
+    let size = std::fs::metadata(&sealed_path).unwrap().len() as f64;
+
+    let started = Instant::now();
+    let mut file =
+        std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&sealed_path).unwrap());
+    session.put_record_from(&mut file).unwrap();
+    let up = size / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let got = session
+        .record_to(&id, record, &mut std::io::sink())
+        .unwrap();
+    let down = size / started.elapsed().as_secs_f64();
+    assert_eq!(got, Some(size as u64));
+
+    // The same bytes through openssl and curl, with the server's certificate.
+    let (cert, key) = (server.tls.join("cert.pem"), server.tls.join("key.pem"));
+    let port = free_port();
+    let mut sink = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-naccept",
+            "1",
+            "-quiet",
+            "-cert",
+        ])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::piped()) // held open: s_server ends its connection at EOF on stdin
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(port);
+    let started = Instant::now();
+    let sent = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-quiet",
+            "-no_ign_eof",
+            "-nocommands",
+        ])
+        .stdin(std::fs::File::open(&sealed_path).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    sink.wait().unwrap();
+    let openssl_up = size / started.elapsed().as_secs_f64();
+    assert!(sent.success());
+
+    let port = free_port();
+    let mut www = Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-naccept",
+            "1",
+            "-quiet",
+            "-WWW",
+            "-cert",
+        ])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(port);
+    let started = Instant::now();
+    let fetched = Command::new("curl")
+        .args(["--silent", "--fail", "--output", "/dev/null", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://127.0.0.1:{port}/image.sealed"))
+        .status()
+        .unwrap();
+    let curl_down = size / started.elapsed().as_secs_f64();
+    assert!(fetched.success());
+    let _ = www.kill();
+    let _ = www.wait();
+
+    let mb = |rate: f64| rate / 1e6;
+    let lines = format!(
+        "| 100 MB image up | {:.0} MB/s through the server (stored, digest checked, fsynced) | {:.0} MB/s openssl s_client -> s_server | {:.2}x (target >= 0.5x) |\n\
+         | 100 MB image down | {:.0} MB/s through the server | {:.0} MB/s curl <- openssl s_server -WWW | {:.2}x (target >= 0.5x) |\n",
+        mb(up),
+        mb(openssl_up),
+        up / openssl_up,
+        mb(down),
+        mb(curl_down),
+        down / curl_down
+    );
+    print!("{lines}");
+    out.push_str(&lines);
+}
+
+fn percentiles(mut latencies: Vec<Duration>) -> (Duration, Duration) {
+    latencies.sort();
+    let at = |p: usize| latencies[(latencies.len() - 1) * p / 100];
+    (at(50), at(99))
+}
+
+/// Runs `search` from `clients` threads for `seconds`; every latency.
+fn concurrent_searches(
+    clients: usize,
+    seconds: u64,
+    search: impl Fn(usize) + Sync,
+) -> Vec<Duration> {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let search = &search;
+                scope.spawn(move || {
+                    let mut times = Vec::new();
+                    while Instant::now() < until {
+                        let started = Instant::now();
+                        search(c);
+                        times.push(started.elapsed());
+                    }
+                    times
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+fn bench_search(out: &mut String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let fixture = store_fixture::build(&store, 1_000_000, 64, 10, 16, |_| {});
+    let entries: u64 = fixture.cloud.manifest().segments.iter().sum();
+    let prepared = fixture.needle_query();
+    let query = prepared.query().to_bytes();
+    let local = concurrent_searches(32, 10, |_| {
+        let response = fixture.cloud.search_bytes(&query).unwrap();
+        let results = fixture.requester.open(&prepared, &response).unwrap();
+        assert_eq!(results.record_count(), 10);
+    });
+    let store_fixture::StoreFixture {
+        cloud, requester, ..
+    } = fixture;
+    drop(cloud);
+    // The server on the same store.
+    std::fs::write(dir.path().join("admin-password"), ADMIN_PASSWORD).unwrap();
+    let server = Server::start(dir.path());
+    let fingerprint = medvault::remote::hex(&keys::identity().public().encryption.fingerprint());
+    server.account("bench-dr", Role::Requester, Some(fingerprint));
+    let sessions: Vec<RemoteCloud> = (0..32)
+        .map(|_| RemoteCloud::connect(&server.url, &server.ca, "bench-dr", PASSWORD).unwrap())
+        .collect();
+    let remote = concurrent_searches(32, 10, |c| {
+        let response = sessions[c].search_bytes(&query).unwrap();
+        let results = requester.open(&prepared, &response).unwrap();
+        assert_eq!(results.record_count(), 10);
+    });
+    let (count_local, count_remote) = (local.len(), remote.len());
+    let ((p50l, p99l), (p50r, p99r)) = (percentiles(local), percentiles(remote));
+    let line = format!(
+        "| search, {entries} entries, 10 results in 64 epochs, 32 clients, verified | p50 {p50r:.2?}, p99 {p99r:.2?} through the server ({count_remote} in 10 s) | p50 {p50l:.2?}, p99 {p99l:.2?} in process ({count_local} in 10 s) | p50 {:.2}x |\n",
+        p50r.as_secs_f64() / p50l.as_secs_f64()
+    );
+    print!("{line}");
+    out.push_str(&line);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument picks parts.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let mut out =
+        String::from("| what | medvault-server | compared with | ratio |\n|---|---|---|---|\n");
+    print!("{out}");
+    if wanted("uploads") {
+        bench_uploads(&mut out);
+    }
+    if wanted("image") {
+        bench_image(&mut out);
+    }
+    if wanted("search") {
+        bench_search(&mut out);
+    }
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/server-bench.md");
+    std::fs::write(&target, &out).unwrap();
+    println!("written to {}", target.display());
+}
