@@ -387,6 +387,31 @@ async fn ingest(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Pieces of a record upload queued between the network and the store (each up to a
+/// TLS record, 16 KiB; a few MiB in all).
+const UPLOAD_QUEUE: usize = 256;
+
+/// The blocking store's view of a queued upload.
+struct QueueReader {
+    queue: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl std::io::Read for QueueReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.queue.blocking_recv() {
+                Some(Ok(piece)) => self.current = piece,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
 /// Streams a sealed record in: its header is read first and must name the caller as
 /// its provider; the rest goes to the store as it arrives (constant memory).
 async fn put_record(
@@ -431,8 +456,28 @@ async fn put_record(
         }
     };
     require_provider(&caller, &provider)?;
-    let rest = tokio_util::io::StreamReader::new(stream);
-    let reader = tokio_util::io::SyncIoBridge::new(rest);
+    // The network side keeps receiving while the store hashes and writes: the body is
+    // pulled into a bounded queue by a task of its own (a 100 MB upload is otherwise
+    // received, then written, piece by piece; the server bench's image upload).
+    let (pieces, queue) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(UPLOAD_QUEUE);
+    tokio::spawn(async move {
+        loop {
+            let piece = stream.try_next().await.transpose();
+            let end = !matches!(piece, Some(Ok(_)));
+            if let Some(piece) = piece
+                && pieces.send(piece).await.is_err()
+            {
+                break;
+            }
+            if end {
+                break;
+            }
+        }
+    });
+    let reader = QueueReader {
+        queue,
+        current: Bytes::new(),
+    };
     let cloud = state.cloud.clone();
     let stored = blocking(move || {
         let _permit = permit;
