@@ -5,6 +5,11 @@
 //! block it frees. Its `realloc` always moves, so every growth or shrink of a buffer
 //! frees the old block through that check: a copy left unwiped is found whatever the
 //! system allocator would have done in place.
+//!
+//! No marker may reach the system allocator's free lists: a block handed to another
+//! test's thread (threads share malloc arenas under load) and freed there only partly
+//! overwritten would be counted as that test's leak. So the marked plaintext of the
+//! tests wipes itself, and a found leak is wiped after it is counted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -38,9 +43,10 @@ unsafe impl GlobalAlloc for Scanning {
         if watching() && layout.size() >= MARKER.len() {
             // SAFETY: `ptr` is a live block of `layout.size()` bytes the caller owns
             // and is freeing; nothing else uses it now.
-            let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+            let block = unsafe { std::slice::from_raw_parts_mut(ptr, layout.size()) };
             if block.windows(MARKER.len()).any(|w| w == MARKER) {
                 let _ = FOUND.try_with(|found| found.set(found.get() + 1));
+                block.fill(0);
             }
         }
         // SAFETY: `ptr` came from `System.alloc` with this layout.
@@ -74,8 +80,9 @@ fn leaks_during(f: impl FnOnce()) -> usize {
     FOUND.with(Cell::get) - before
 }
 
-fn marked(copies: usize) -> Vec<u8> {
-    MARKER.repeat(copies)
+/// Plaintext under watch, wiped when dropped (see the module's note).
+fn marked(copies: usize) -> zeroize::Zeroizing<Vec<u8>> {
+    zeroize::Zeroizing::new(MARKER.repeat(copies))
 }
 
 #[cfg(test)]
