@@ -19,83 +19,32 @@ mod keys;
 #[path = "../../benches/common/store_fixture.rs"]
 mod store_fixture;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use medvault::remote::{NewAccount, Role};
+use medvault::remote::Role;
 use medvault::{
     Cloud, CloudService, MasterKey, PatientId, Provider, ProviderId, RecordId, RemoteCloud,
     SealedRecord, Sealer,
 };
 
-const PASSWORD: &str = "bench password, long enough";
-const ADMIN_PASSWORD: &str = "bench admin password";
+/// The server tests' helpers: a server on a free loopback port, accounts, identities.
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{PASSWORD, Server};
 
-struct Server {
-    child: Child,
-    url: String,
-    ca: Vec<u8>,
-    tls: PathBuf,
+/// Registers `name` and logs in.
+fn account(server: &Server, name: &str, role: Role, fingerprint: Option<String>) -> RemoteCloud {
+    server.register(name, role, fingerprint);
+    server.connect(name, PASSWORD).unwrap()
 }
 
-impl Server {
-    fn start(dir: &Path) -> Server {
-        std::fs::write(dir.join("admin-password"), ADMIN_PASSWORD).unwrap();
-        let tls = dir.join("tls");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_medvault-server"))
-            .arg("--store")
-            .arg(dir.join("store"))
-            .args(["--listen", "127.0.0.1:0", "--dev-self-signed"])
-            .arg(&tls)
-            .arg("--admin-password-file")
-            .arg(dir.join("admin-password"))
-            .args(["--max-uploads", "64"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned();
-        let ca = std::fs::read(tls.join("cert.pem")).unwrap();
-        Server {
-            child,
-            url,
-            ca,
-            tls,
-        }
-    }
-
-    fn account(&self, name: &str, role: Role, fingerprint: Option<String>) -> RemoteCloud {
-        RemoteCloud::register_account(
-            &self.url,
-            &self.ca,
-            &NewAccount {
-                account: name.to_owned(),
-                password: PASSWORD.to_owned(),
-                role,
-                fingerprint,
-            },
-        )
-        .unwrap();
-        RemoteCloud::connect(&self.url, &self.ca, name, PASSWORD).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A server for the bench: up to 64 record uploads at once (more than its clients).
+fn start(dir: &Path) -> Server {
+    Server::start_with(dir, &["--max-uploads", "64"])
 }
 
 fn patient() -> PatientId {
@@ -175,11 +124,11 @@ fn bench_uploads(out: &mut String) {
     drop(cloud);
     // Through the server.
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     let sessions: Vec<RemoteCloud> = work
         .iter()
         .map(|(id, batch, _)| {
-            let session = server.account(id.as_str(), Role::Provider, None);
+            let session = account(&server, id.as_str(), Role::Provider, None);
             session
                 .register_provider(id.clone(), keys::identity().public())
                 .unwrap();
@@ -218,12 +167,37 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `openssl s_server` on `port` with the server's certificate (`dir/tls`), serving
+/// files of `dir` with `-WWW`, ready after [`wait_for`].
+fn s_server(dir: &Path, port: u16, extra: &[&str]) -> std::process::Child {
+    Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-naccept",
+            "2",
+            "-quiet",
+        ])
+        .args(extra)
+        .arg("-cert")
+        .arg(dir.join("tls/cert.pem"))
+        .arg("-key")
+        .arg(dir.join("tls/key.pem"))
+        .stdin(Stdio::piped()) // held open: s_server ends its connection at EOF on stdin
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn bench_image(out: &mut String) {
     const IMAGE: usize = 100_000_000;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     let id = ProviderId::new("imaging").unwrap();
-    let session = server.account("imaging", Role::Provider, None);
+    let session = account(&server, "imaging", Role::Provider, None);
     session
         .register_provider(id.clone(), keys::identity().public())
         .unwrap();
@@ -281,26 +255,9 @@ fn bench_image(out: &mut String) {
     drop(local);
 
     // The same bytes through openssl and curl, with the server's certificate.
-    let (cert, key) = (server.tls.join("cert.pem"), server.tls.join("key.pem"));
+    let cert = dir.path().join("tls/cert.pem");
     let port = free_port();
-    let mut sink = Command::new("openssl")
-        .args([
-            "s_server",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-            "-naccept",
-            "2",
-            "-quiet",
-            "-cert",
-        ])
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdin(Stdio::piped()) // held open: s_server ends its connection at EOF on stdin
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sink = s_server(dir.path(), port, &[]);
     wait_for(port);
     let started = Instant::now();
     let sent = Command::new("openssl")
@@ -326,26 +283,7 @@ fn bench_image(out: &mut String) {
     );
 
     let port = free_port();
-    let mut www = Command::new("openssl")
-        .current_dir(dir.path())
-        .args([
-            "s_server",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-            "-naccept",
-            "2",
-            "-quiet",
-            "-WWW",
-            "-cert",
-        ])
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut www = s_server(dir.path(), port, &["-WWW"]);
     wait_for(port);
     let started = Instant::now();
     let fetched = Command::new("curl")
@@ -428,10 +366,9 @@ fn bench_search(out: &mut String) {
     } = fixture;
     drop(cloud);
     // The server on the same store.
-    std::fs::write(dir.path().join("admin-password"), ADMIN_PASSWORD).unwrap();
-    let server = Server::start(dir.path());
+    let server = start(dir.path());
     let fingerprint = medvault::remote::hex(&keys::identity().public().encryption.fingerprint());
-    server.account("bench-dr", Role::Requester, Some(fingerprint));
+    account(&server, "bench-dr", Role::Requester, Some(fingerprint));
     let sessions: Vec<RemoteCloud> = (0..32)
         .map(|_| RemoteCloud::connect(&server.url, &server.ca, "bench-dr", PASSWORD).unwrap())
         .collect();

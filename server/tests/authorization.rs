@@ -8,10 +8,7 @@ mod common;
 use common::*;
 
 use medvault::remote::Role;
-use medvault::{
-    AccessRequest, CloudService, Grant, Identity, MasterKey, PatientId, Provider, ProviderId,
-    Rekey, Scope,
-};
+use medvault::{AccessRequest, CloudService, Grant, Identity, PatientId, Rekey, Scope};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Gate {
@@ -59,13 +56,6 @@ fn row(
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn nurse_identity() -> Identity {
     // Any identity other than the doctor's: the lab's keys serve as the nurse's.
     lab_identity()
@@ -77,22 +67,13 @@ fn every_route_is_refused_or_served_as_the_policy_says_for_every_role() {
     let server = Server::start(dir.path());
     let (lab_keys, doctor_keys, nurse_keys) = (lab_identity(), doctor_identity(), nurse_identity());
     let fingerprint = |keys: &Identity| hex(&keys.public().encryption.fingerprint());
-    server.register("city-lab", Role::Provider, None);
     server.register("st-mary", Role::Provider, None);
     server.register("dr-grey", Role::Requester, Some(fingerprint(&doctor_keys)));
     server.register("nurse", Role::Requester, Some(fingerprint(&nurse_keys)));
 
     // The lab's data, the doctor's request and the lab's grant for it.
-    let lab_id = ProviderId::new("city-lab").unwrap();
-    let lab_cloud = server.connect("city-lab", PASSWORD).unwrap();
-    lab_cloud
-        .register_provider(lab_id.clone(), lab_keys.public())
-        .unwrap();
-    let mut lab = Provider::new(
-        lab_id.clone(),
-        MasterKey::from_bytes([5; 32]),
-        lab_keys.signing.clone(),
-    );
+    let (lab_cloud, mut lab) = server.provider("city-lab", 5);
+    let lab_id = lab.id().clone();
     let alice = PatientId::new("+15550100").unwrap();
     let stored = lab
         .add_record(&alice, b"HbA1c 7.9 %", &["diabetes"])

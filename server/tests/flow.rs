@@ -508,10 +508,3 @@ fn slow_clients_are_cut_off_and_uploads_are_limited() {
         other => panic!("{other:?}"),
     }
 }
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}

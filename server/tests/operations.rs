@@ -3,8 +3,7 @@
 mod common;
 use common::*;
 
-use medvault::remote::Role;
-use medvault::{CloudService, MasterKey, PatientId, Provider, ProviderId};
+use medvault::{CloudService, PatientId};
 
 /// The value of the sample `line_start` (name and labels) in a metrics page.
 fn sample(metrics: &str, line_start: &str) -> Option<f64> {
@@ -30,14 +29,7 @@ fn metrics_count_requests_by_route_and_the_merge_interval_merges() {
         response.body_mut().read_to_string().unwrap()
     };
 
-    server.register("city-lab", Role::Provider, None);
-    let lab_cloud = server.connect("city-lab", PASSWORD).unwrap();
-    let lab_id = ProviderId::new("city-lab").unwrap();
-    let keys = lab_identity();
-    lab_cloud
-        .register_provider(lab_id.clone(), keys.public())
-        .unwrap();
-    let mut lab = Provider::new(lab_id, MasterKey::from_bytes([4; 32]), keys.signing.clone());
+    let (lab_cloud, mut lab) = server.provider("city-lab", 4);
     let alice = PatientId::new("+15550100").unwrap();
     let mut record_bytes = 0;
     for note in ["HbA1c 7.9 %", "glucose 9.1", "lipids normal"] {
@@ -174,18 +166,8 @@ fn the_demo_runs_its_whole_story_against_the_server_and_resumes() {
 fn sigterm_lets_an_upload_in_flight_finish_then_the_server_exits() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
-    server.register("city-lab", Role::Provider, None);
-    let lab_cloud = server.connect("city-lab", PASSWORD).unwrap();
-    let lab_id = ProviderId::new("city-lab").unwrap();
-    let keys = lab_identity();
-    lab_cloud
-        .register_provider(lab_id.clone(), keys.public())
-        .unwrap();
-    let mut lab = Provider::new(
-        lab_id.clone(),
-        MasterKey::from_bytes([6; 32]),
-        keys.signing.clone(),
-    );
+    let (lab_cloud, mut lab) = server.provider("city-lab", 6);
+    let lab_id = lab.id().clone();
     let alice = PatientId::new("+15550100").unwrap();
     let scan = vec![7u8; 4 << 20];
     let sealed = lab.add_record(&alice, &scan, &["radiology"]).unwrap();

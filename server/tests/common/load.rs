@@ -13,6 +13,7 @@ use medvault::{
 };
 use sha2::{Digest, Sha256};
 
+pub use super::now;
 use super::{ADMIN_PASSWORD, PASSWORD, Server, doctor_identity, hex, lab_identity};
 
 /// A record the server acknowledged: it must be there, byte for byte, ever after.
@@ -35,13 +36,6 @@ pub struct Client {
     pub doctor_cloud: RemoteCloud,
     pub doctor: Requester,
     pub grant: Grant,
-}
-
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

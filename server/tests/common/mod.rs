@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use medvault::remote::{NewAccount, Role};
-use medvault::{DecryptionKey, Error, Identity, RemoteCloud, SigningKey};
+use medvault::{CloudService, DecryptionKey, Error, Identity, RemoteCloud, SigningKey};
 
 pub mod load;
 
@@ -136,6 +136,33 @@ pub fn routes_in_source() -> std::collections::BTreeSet<(String, String)> {
         }
     }
     routes
+}
+
+impl Server {
+    /// A provider `name` ready to upload: its account (registered here) and a session,
+    /// the test lab's keys in the directory under `name`, and its `Provider` with a
+    /// master key made from `seed`.
+    pub fn provider(&self, name: &str, seed: u8) -> (RemoteCloud, medvault::Provider) {
+        self.register(name, Role::Provider, None);
+        let cloud = self.connect(name, PASSWORD).unwrap();
+        let id = medvault::ProviderId::new(name).unwrap();
+        let keys = lab_identity();
+        cloud.register_provider(id.clone(), keys.public()).unwrap();
+        let provider = medvault::Provider::new(
+            id,
+            medvault::MasterKey::from_bytes([seed; 32]),
+            keys.signing.clone(),
+        );
+        (cloud, provider)
+    }
+}
+
+/// The system clock in unix seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// What the servers started over `dir` logged.
