@@ -1,11 +1,16 @@
-//! Issuing and opening grants with 3072-bit RSA keys.
+//! Issuing and opening grants with 3072-bit RSA keys, one step at a time and as the
+//! whole round through an in-process cloud (the doctor asks, the admin approves, the
+//! provider grants, the doctor accepts), key generation excluded.
 //!
 //! `cargo bench --bench grant`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use medvault::{AccessRequest, Grant, Identity, MasterKey, PatientId, Provider, ProviderId, Scope};
+use medvault::{
+    AccessRequest, Cloud, Grant, Identity, MasterKey, PatientId, Provider, ProviderId, Requester,
+    Scope,
+};
 
 fn bench_grants(c: &mut Criterion) {
     let provider_keys = Identity::generate().unwrap();
@@ -58,6 +63,47 @@ fn bench_grants(c: &mut Criterion) {
     });
     group.bench_function("open", |b| {
         b.iter(|| black_box(&grant).open(&issuer, &doctor, now).unwrap())
+    });
+    // The whole round, each iteration on a fresh cloud with the provider registered.
+    group.bench_function("round-through-the-cloud", |b| {
+        b.iter_batched(
+            || {
+                let cloud = Cloud::new();
+                cloud
+                    .register_provider(lab.id().clone(), provider_keys.public())
+                    .unwrap();
+                cloud
+            },
+            |cloud| {
+                let pinned = cloud.provider_keys(lab.id()).unwrap();
+                let (request, pending) = AccessRequest::create(
+                    &doctor,
+                    "Dr. Grey",
+                    lab.id(),
+                    &pinned.encryption,
+                    pending.scope.clone(),
+                    "follow-up",
+                    now,
+                )
+                .unwrap();
+                let id = cloud.submit_request(&request.to_bytes()).unwrap();
+                cloud.decide_request(id, true).unwrap();
+                for approved in cloud.approved_requests(lab.id()) {
+                    let opened = approved.open(&provider_keys.decryption).unwrap();
+                    let key = lab.key_for_scope(&opened.scope, None).unwrap();
+                    let grant = Grant::issue(&provider_keys, &opened, key, now, 86_400).unwrap();
+                    cloud.post_grant(&grant.to_bytes()).unwrap();
+                }
+                let mut requester = Requester::new();
+                for grant in cloud.fetch_grants(&doctor.public().encryption.fingerprint()) {
+                    requester
+                        .accept_grant(&grant, &pending, &pinned.verifying, &doctor, now)
+                        .unwrap();
+                }
+                requester
+            },
+            criterion::BatchSize::SmallInput,
+        )
     });
     group.finish();
 }
