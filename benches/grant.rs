@@ -86,13 +86,13 @@ fn bench_grants(c: &mut Criterion) {
                     now,
                 )
                 .unwrap();
-                let id = cloud.submit_request(&request.to_bytes()).unwrap();
+                let id = cloud.submit_request(request.to_bytes()).unwrap();
                 cloud.decide_request(id, true).unwrap();
                 for approved in cloud.approved_requests(lab.id()) {
                     let opened = approved.open(&provider_keys.decryption).unwrap();
                     let key = lab.key_for_scope(&opened.scope, None).unwrap();
                     let grant = Grant::issue(&provider_keys, &opened, key, now, 86_400).unwrap();
-                    cloud.post_grant(&grant.to_bytes()).unwrap();
+                    cloud.post_grant(grant.to_bytes()).unwrap();
                 }
                 let mut requester = Requester::new();
                 for grant in cloud.fetch_grants(&doctor.public().encryption.fingerprint()) {
