@@ -56,6 +56,15 @@ enum Tls {
     DevSelfSigned(PathBuf),
 }
 
+/// The value of `flag`, a positive whole number.
+fn positive(flag: &str, value: &str) -> Result<u64, String> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(format!("{flag}: a positive number, not {value:?}"))
+}
+
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut store, mut listen, mut cert, mut key, mut dev, mut admin) =
@@ -77,28 +86,11 @@ fn parse_args() -> Result<Args, String> {
             "--dev-self-signed" => dev = Some(PathBuf::from(value()?)),
             "--admin-password-file" => admin = Some(PathBuf::from(value()?)),
             "--max-uploads" => {
-                max_uploads = value()?
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or("--max-uploads: a positive number")?
+                max_uploads = usize::try_from(positive(&arg, &value()?)?)
+                    .map_err(|_| "--max-uploads: too large".to_owned())?
             }
-            "--idle-timeout" => {
-                idle_secs = value()?
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or("--idle-timeout: a positive number of seconds")?
-            }
-            "--merge-interval" => {
-                merge_secs = Some(
-                    value()?
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or("--merge-interval: a positive number of seconds")?,
-                )
-            }
+            "--idle-timeout" => idle_secs = positive(&arg, &value()?)?,
+            "--merge-interval" => merge_secs = Some(positive(&arg, &value()?)?),
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
