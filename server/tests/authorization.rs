@@ -8,7 +8,7 @@ mod common;
 use common::*;
 
 use medvault::remote::Role;
-use medvault::{AccessRequest, CloudService, Grant, Identity, PatientId, Rekey, Scope};
+use medvault::{AccessRequest, CloudService, Identity, PatientId, Rekey, Scope};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Gate {
@@ -83,24 +83,8 @@ fn every_route_is_refused_or_served_as_the_policy_says_for_every_role() {
         .unwrap();
     lab_cloud.put_record_from(&mut &stored.bytes[..]).unwrap();
     let doctor_cloud = server.connect("dr-grey", PASSWORD).unwrap();
-    let (request, _pending) = AccessRequest::create(
-        &doctor_keys,
-        "Dr. Grey",
-        &lab_id,
-        &lab_keys.public().encryption,
-        Scope::Patient(alice.clone()),
-        "follow-up",
-        now(),
-    )
-    .unwrap();
-    let request_id = doctor_cloud.submit_request(request.to_bytes()).unwrap();
     let admin = server.connect("admin", ADMIN_PASSWORD).unwrap();
-    admin.decide_request(request_id, true).unwrap();
-    let opened = lab_cloud.approved_requests(&lab_id).unwrap()[0]
-        .open(&lab_keys.decryption)
-        .unwrap();
-    let key = lab.key_for_scope(&opened.scope, None).unwrap();
-    let grant = Grant::issue(&lab_keys, &opened, key, now(), 86_400).unwrap();
+    let (grant, _) = approved_grant(&doctor_cloud, &admin, &lab_cloud, &lab, &alice, 86_400);
     lab_cloud.post_grant(grant.to_bytes()).unwrap();
 
     // Bodies the lab would send next.
@@ -129,7 +113,7 @@ fn every_route_is_refused_or_served_as_the_policy_says_for_every_role() {
 
     let record = format!("/v1/records/city-lab/{}", stored.id);
     let doctor_mailbox = format!("/v1/grants/{}", fingerprint(&doctor_keys));
-    let decision = format!("/v1/requests/{}/decision", hex(&request_id));
+    let decision = format!("/v1/requests/{}/decision", hex(&grant.request_id()));
     //                        anonymous      city-lab   st-mary    dr-grey    nurse      admin
     let all = [Pass, Pass, Pass, Pass, Pass, Pass];
     let sessions = [Unauthorized, Pass, Pass, Pass, Pass, Pass];

@@ -14,7 +14,7 @@ use common::*;
 
 use std::time::Duration;
 
-use medvault::{AccessRequest, CloudService, Grant, Scope};
+use medvault::{CloudService, Grant};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -104,7 +104,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_shows_nothing_half_w
     let mut acknowledged = Vec::new();
     let mut all_clients = Vec::new();
     let mut acknowledged_grants: Vec<Grant> = Vec::new();
-    let (lab_keys, doctor_keys) = (lab_identity(), doctor_identity());
+    let doctor_keys = doctor_identity();
     for round in 0..kills {
         let mut server = Server::start(dir.path());
         // Fresh clients each round (a client whose batch was cut off mid-ingest would
@@ -114,29 +114,10 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_shows_nothing_half_w
         // the server may be killed.
         let doctor = server.connect("dr-load", PASSWORD).unwrap();
         let admin = server.connect("admin", ADMIN_PASSWORD).unwrap();
-        let mut second_grants = Vec::new();
-        for client in &clients {
-            let (request, _) = AccessRequest::create(
-                &doctor_keys,
-                "Dr. Load",
-                client.provider.id(),
-                &lab_keys.public().encryption,
-                Scope::Patient(client.patient.clone()),
-                "second look",
-                load::now(),
-            )
-            .unwrap();
-            let id = doctor.submit_request(request.to_bytes()).unwrap();
-            admin.decide_request(id, true).unwrap();
-            let opened = client
-                .cloud
-                .approved_requests(client.provider.id())
-                .unwrap()[0]
-                .open(&lab_keys.decryption)
-                .unwrap();
-            let key = client.provider.key_for_scope(&opened.scope, None).unwrap();
-            second_grants.push(Grant::issue(&lab_keys, &opened, key, load::now(), 3600).unwrap());
-        }
+        let second_grants: Vec<Grant> = clients
+            .iter()
+            .map(|c| approved_grant(&doctor, &admin, &c.cloud, &c.provider, &c.patient, 3600).0)
+            .collect();
         acknowledged_grants.extend(clients.iter().map(|c| c.grant.clone()));
         // The grants go out on sessions of their own, beside the uploads.
         let posters: Vec<_> = clients

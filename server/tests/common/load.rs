@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use medvault::remote::Role;
 use medvault::{
-    AccessRequest, CloudService, Combine, Grant, MasterKey, PatientId, Provider, ProviderId,
-    RemoteCloud, Requester, Scope,
+    CloudService, Combine, Grant, MasterKey, PatientId, Provider, ProviderId, RemoteCloud,
+    Requester,
 };
 use sha2::{Digest, Sha256};
 
 pub use super::now;
-use super::{ADMIN_PASSWORD, PASSWORD, Server, doctor_identity, hex, lab_identity};
+use super::{ADMIN_PASSWORD, PASSWORD, Server, approved_grant, doctor_identity, hex, lab_identity};
 
 /// A record the server acknowledged: it must be there, byte for byte, ever after.
 #[derive(Clone, Debug)]
@@ -77,23 +77,8 @@ pub fn clients(server: &Server, prefix: &str, count: usize) -> Vec<Client> {
             );
             let patient = PatientId::new(format!("+1555{index:07}")).unwrap();
             let doctor_cloud = server.connect("dr-load", PASSWORD).unwrap();
-            let (request, pending) = AccessRequest::create(
-                &doctor_keys,
-                "Dr. Load",
-                &id,
-                &lab_keys.public().encryption,
-                Scope::Patient(patient.clone()),
-                "load test",
-                now(),
-            )
-            .unwrap();
-            let request_id = doctor_cloud.submit_request(request.to_bytes()).unwrap();
-            admin.decide_request(request_id, true).unwrap();
-            let opened = cloud.approved_requests(&id).unwrap()[0]
-                .open(&lab_keys.decryption)
-                .unwrap();
-            let key = provider.key_for_scope(&opened.scope, None).unwrap();
-            let grant = Grant::issue(&lab_keys, &opened, key, now(), 86_400).unwrap();
+            let (grant, pending) =
+                approved_grant(&doctor_cloud, &admin, &cloud, &provider, &patient, 86_400);
             cloud.post_grant(grant.to_bytes()).unwrap();
             let mut doctor = Requester::new();
             doctor

@@ -157,6 +157,44 @@ impl Server {
     }
 }
 
+/// The access round with the test identities: the doctor (session `doctor`) asks the
+/// provider (the lab's keys, session `provider_cloud`) for `patient`'s records, the admin
+/// approves, and the provider issues a grant valid for `seconds`, not yet posted. The
+/// grant and the doctor's pending request.
+pub fn approved_grant(
+    doctor: &RemoteCloud,
+    admin: &RemoteCloud,
+    provider_cloud: &RemoteCloud,
+    provider: &medvault::Provider,
+    patient: &medvault::PatientId,
+    seconds: u64,
+) -> (medvault::Grant, medvault::PendingRequest) {
+    let lab_keys = lab_identity();
+    let (request, pending) = medvault::AccessRequest::create(
+        &doctor_identity(),
+        "Dr. Grey",
+        provider.id(),
+        &lab_keys.public().encryption,
+        medvault::Scope::Patient(patient.clone()),
+        "follow-up",
+        now(),
+    )
+    .unwrap();
+    let id = doctor.submit_request(request.to_bytes()).unwrap();
+    admin.decide_request(id, true).unwrap();
+    let opened = provider_cloud
+        .approved_requests(provider.id())
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id() == request.id())
+        .unwrap()
+        .open(&lab_keys.decryption)
+        .unwrap();
+    let key = provider.key_for_scope(&opened.scope, None).unwrap();
+    let grant = medvault::Grant::issue(&lab_keys, &opened, key, now(), seconds).unwrap();
+    (grant, pending)
+}
+
 /// The system clock in unix seconds.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
