@@ -44,7 +44,7 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// One permit per record upload that may run at once.
     pub uploads: Arc<tokio::sync::Semaphore>,
-    /// Longest wait for the next piece of a record upload.
+    /// Longest wait for the next piece of any request body (`stall.rs`).
     pub piece_timeout: std::time::Duration,
     /// Request counts and latencies, merges.
     pub metrics: Arc<Metrics>,
@@ -461,15 +461,9 @@ async fn put_record(
     // received, then written, piece by piece; the server bench's image upload).
     let (pieces, queue) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(UPLOAD_QUEUE);
     tokio::spawn(async move {
-        loop {
-            let piece = stream.try_next().await.transpose();
-            let end = !matches!(piece, Some(Ok(_)));
-            if let Some(piece) = piece
-                && pieces.send(piece).await.is_err()
-            {
-                break;
-            }
-            if end {
+        while let Some(piece) = futures_util::StreamExt::next(&mut stream).await {
+            let failed = piece.is_err();
+            if pieces.send(piece).await.is_err() || failed {
                 break;
             }
         }
