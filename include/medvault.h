@@ -107,6 +107,8 @@ enum medvault_status
   MEDVAULT_STATUS_LOG_ROLLBACK = 35,
   // A remote cloud refused the request or could not be reached.
   MEDVAULT_STATUS_REMOTE = 36,
+  // The PostgreSQL store's database refused or could not finish an operation.
+  MEDVAULT_STATUS_DATABASE = 37,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -211,6 +211,20 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[source] std::io::Error),
 
+    /// The PostgreSQL store's database refused or could not finish an operation (the
+    /// server is unreachable, the connection dropped, a constraint other than a label
+    /// or record collision): what was being done, the server's SQLSTATE ("" when no
+    /// answer came) and its message, which names tables and columns but never values.
+    #[error("database: could not {action}: {message} (SQLSTATE {code})")]
+    Database {
+        /// What was being done ("connect", "commit an index batch", ...).
+        action: &'static str,
+        /// The server's SQLSTATE, or "" when the connection failed.
+        code: String,
+        /// What the server or the connection said.
+        message: String,
+    },
+
     /// An operation on a file or directory failed; says which, and what was being done.
     #[error("could not {action} {}: {source}", path.display())]
     File {

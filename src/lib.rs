@@ -89,6 +89,8 @@ pub use remote::RemoteCloud;
 pub use requester::{OpenedRecord, PreparedQuery, ProviderResults, Requester, SearchResults};
 pub use service::CloudService;
 pub use store::{DirStore, MemStore, RecordInfo};
+#[cfg(feature = "postgres")]
+pub use store::{PG_SCHEMA_VERSION, PgStore};
 
 /// Internals the fuzz targets (`fuzz/`) drive directly. Not part of the API: only
 /// built with the `fuzzing` feature.

@@ -1,4 +1,5 @@
-//! A large directory store for the store benchmark and the 10^8-entry example.
+//! A large store (directory or any other) for the store benchmark and the 10^8-entry
+//! example.
 //!
 //! One provider uploads `epochs` batches. One patient's keyword `needle` has a sealed
 //! record in `results` of those epochs, spread evenly; every batch is padded with random
@@ -55,7 +56,11 @@ fn provider() -> Provider {
 
 /// A cloud on the store in `dir` that knows the fixture's provider.
 pub fn open(dir: &Path) -> Cloud {
-    let cloud = Cloud::open(dir).unwrap();
+    register_providers(Cloud::open(dir).unwrap())
+}
+
+/// `cloud`, knowing the fixture's providers.
+pub fn register_providers(cloud: Cloud) -> Cloud {
     keys::register(&cloud, "radiology");
     keys::register(&cloud, "bench-lab");
     cloud
@@ -87,9 +92,21 @@ pub fn build(
     epochs: u32,
     results: u32,
     merge_every: u32,
+    progress: impl FnMut(u32),
+) -> StoreFixture {
+    build_on(open(dir), entries, epochs, results, merge_every, progress)
+}
+
+/// [`build`] on `cloud` (any store), which must know the fixture's providers
+/// ([`register_providers`]).
+pub fn build_on(
+    cloud: Cloud,
+    entries: u64,
+    epochs: u32,
+    results: u32,
+    merge_every: u32,
     mut progress: impl FnMut(u32),
 ) -> StoreFixture {
-    let cloud = open(dir);
     let per_epoch = entries / u64::from(epochs);
     let mut owner = provider().with_options(IndexOptions {
         min_batch_entries: per_epoch as usize,

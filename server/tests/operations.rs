@@ -107,7 +107,7 @@ fn demo() -> std::path::PathBuf {
         .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
-        "{} not built: run the workspace's tests (`cargo test --workspace --features lab`)",
+        "{} not built: run the workspace's tests (`cargo test --workspace --features lab,postgres`)",
         path.display()
     );
     path

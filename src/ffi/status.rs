@@ -74,6 +74,8 @@ pub enum medvault_status {
     LogRollback = 35,
     /// A remote cloud refused the request or could not be reached.
     Remote = 36,
+    /// The PostgreSQL store's database refused or could not finish an operation.
+    Database = 37,
 }
 
 impl medvault_status {
@@ -106,11 +108,12 @@ impl medvault_status {
             Error::NotAuthentic { .. } => Self::NotAuthentic,
             Error::LogRollback { .. } => Self::LogRollback,
             Error::Remote { .. } => Self::Remote,
+            Error::Database { .. } => Self::Database,
         }
     }
 
     /// Every status, for the message table and the tests.
-    const ALL: [medvault_status; 31] = [
+    const ALL: [medvault_status; 32] = [
         Self::Ok,
         Self::NullArgument,
         Self::BufferTooSmall,
@@ -142,6 +145,7 @@ impl medvault_status {
         Self::NotAuthentic,
         Self::LogRollback,
         Self::Remote,
+        Self::Database,
     ];
 
     fn message(self) -> &'static std::ffi::CStr {
@@ -181,6 +185,7 @@ impl medvault_status {
             Self::NotAuthentic => c"not authentic: not what the provider signed",
             Self::LogRollback => c"the cloud rolled a provider's log back",
             Self::Remote => c"the remote cloud refused the request or could not be reached",
+            Self::Database => c"the PostgreSQL store's database failed or refused the operation",
         }
     }
 }

@@ -169,12 +169,33 @@ impl IndexBatch {
         previous: &Digest,
         signing: &crate::keys::identity::SigningKey,
     ) -> Self {
+        Self::signed_with_records_for_test(
+            provider,
+            epoch,
+            generation,
+            table,
+            Vec::new(),
+            previous,
+            signing,
+        )
+    }
+
+    /// [`IndexBatch::signed_for_test`] committing to `records` (id, SHA-256).
+    pub(crate) fn signed_with_records_for_test(
+        provider: ProviderId,
+        epoch: u32,
+        generation: u32,
+        table: Table,
+        records: Vec<(crate::keys::RecordId, Digest)>,
+        previous: &Digest,
+        signing: &crate::keys::identity::SigningKey,
+    ) -> Self {
         let mut batch = IndexBatch::new(
             provider,
             epoch,
             generation,
             table,
-            RecordTable::new(Vec::new()).expect("empty table"),
+            RecordTable::new(records).expect("records in id order"),
             Vec::new(),
         );
         let chain = super::log::next_chain(&batch.provider, epoch, &batch.info, previous);

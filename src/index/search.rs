@@ -45,6 +45,9 @@ pub(crate) fn postings(
         .logs()
         .get(&tokens.provider)
         .map_or(&[][..], |tip| tip.pairs.as_slice());
+    if view.lookups_round_trip() {
+        return postings_in_rounds(view, tokens, epochs, pairs);
+    }
     let mut hits = Vec::with_capacity(tokens.tokens.len());
     let mut lists = Vec::with_capacity(tokens.tokens.len());
     for token in &tokens.tokens {
@@ -239,6 +242,111 @@ fn probe(
 
 /// Blocks decrypted in order by one task of a parallel window.
 const DECRYPT_RUN: usize = 64;
+
+/// Labels of each epoch asked for in the first round of a store whose lookups are
+/// round trips: a 10-result list is three blocks and the miss after them.
+const FIRST_ROUND: u32 = 4;
+
+/// One epoch of one keyword being probed round by round.
+struct Probing {
+    token: usize,
+    epoch: u32,
+    key: EpochKey,
+    /// Blocks looked up so far (all found), and the next round's window.
+    at: u32,
+    window: u32,
+    ended: bool,
+    postings: Vec<Posting>,
+}
+
+/// [`postings`] for a store whose every lookup is a round trip (the PostgreSQL store):
+/// every epoch of every keyword is probed at once, each round asking for the next
+/// window of labels of all the lists still going in one
+/// [`View::lookup_many`] (one `label = ANY($1)` query); windows double from
+/// [`FIRST_ROUND`] to [`MAX_PROBE_WINDOW`]. A 10-result search is then one round trip
+/// however many epochs its tokens cover. Hits and proofs are those of [`probe`].
+fn postings_in_rounds(
+    view: &View,
+    tokens: &ProviderTokens,
+    epochs: &[EpochInfo],
+    pairs: &[std::sync::Arc<super::log::EpochPairs>],
+) -> Result<Found> {
+    let mut lists: Vec<Probing> = Vec::new();
+    for (token, nodes) in tokens.tokens.iter().enumerate() {
+        for node in nodes {
+            ggm::expand(
+                &node.key,
+                node.depth,
+                node.index,
+                epochs.len() as u64,
+                &mut |epoch, leaf| {
+                    lists.push(Probing {
+                        token,
+                        epoch,
+                        key: EpochKey::new(leaf),
+                        at: 0,
+                        window: FIRST_ROUND,
+                        ended: false,
+                        postings: Vec::new(),
+                    })
+                },
+            );
+        }
+    }
+    let end_of = |list: &Probing| {
+        let entries = epochs[list.epoch as usize].entries;
+        list.at.saturating_add(list.window).min(entries)
+    };
+    loop {
+        let mut asked: Vec<(u32, Label)> = Vec::new();
+        for list in lists.iter().filter(|l| !l.ended) {
+            asked.extend((list.at..end_of(list)).map(|i| (list.epoch, list.key.label(i))));
+        }
+        if asked.is_empty() {
+            break;
+        }
+        let values = view.lookup_many(&tokens.provider, &asked)?;
+        let mut next = values.iter();
+        for list in lists.iter_mut().filter(|l| !l.ended) {
+            let end = end_of(list);
+            let mut missed = false;
+            for i in list.at..end {
+                // One value per label asked, in order; blocks after a miss are skipped.
+                match next.next().and_then(Option::as_ref) {
+                    Some(value) if !missed => {
+                        list.key.open_block(i, value, &mut list.postings)?;
+                        list.at = i + 1;
+                    }
+                    _ => missed = true,
+                }
+            }
+            let entries = epochs[list.epoch as usize].entries;
+            list.ended = missed || list.at >= entries;
+            list.window = (list.window * 2).min(MAX_PROBE_WINDOW);
+        }
+    }
+    let mut hits = vec![Vec::new(); tokens.tokens.len()];
+    let mut proofs: Vec<Vec<EpochProof>> = vec![Vec::new(); tokens.tokens.len()];
+    for list in lists {
+        let batch = pairs
+            .get(list.epoch as usize)
+            .ok_or_else(|| Error::Corrupt {
+                what: format!("index: no entries kept for epoch {}", list.epoch),
+            })?;
+        let labels: Vec<Label> = (0..=list.at).map(|i| list.key.label(i)).collect();
+        proofs[list.token].push(batch.prove(list.epoch, &labels)?);
+        let epoch = list.epoch;
+        hits[list.token].extend(list.postings.into_iter().map(|(record, op)| Hit {
+            epoch,
+            record,
+            op,
+        }));
+    }
+    Ok(Found {
+        hits,
+        lists: proofs,
+    })
+}
 
 #[cfg(test)]
 mod tests {

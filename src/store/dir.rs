@@ -61,7 +61,7 @@ use crate::store::journal::{BrokerEvent, Journal};
 use crate::store::record_file::{self, RecordFileReader};
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
 use crate::store::{
-    Coverage, Digesting, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
+    Coverage, Digesting, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
     check_ingest, lock, merge_groups, read, write,
 };
 use crate::store::{pairs_file, table_file};
@@ -533,7 +533,7 @@ impl Store for DirStore {
     fn append(&self, batch: &IndexBatch, key: &VerifyingKey) -> Result<()> {
         let _commit = lock(&self.commit);
         self.check_writable()?;
-        let tip = check_ingest(&self.view(), &self.places, batch, key)?;
+        let tip = check_ingest(&self.view(), &self.places, batch, key, LabelCheck::InView)?;
         let (provider, epoch, table) = (&batch.provider, batch.epoch, batch.table());
         let (mut next, mut files, mut logs) = {
             let index = read(&self.index);

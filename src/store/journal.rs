@@ -40,7 +40,7 @@ pub enum BrokerEvent {
 }
 
 impl BrokerEvent {
-    fn kind(&self) -> u8 {
+    pub(crate) fn kind(&self) -> u8 {
         match self {
             BrokerEvent::Request(_) => 1,
             BrokerEvent::Decision { .. } => 2,
@@ -48,7 +48,7 @@ impl BrokerEvent {
         }
     }
 
-    fn payload(&self) -> Vec<u8> {
+    pub(crate) fn payload(&self) -> Vec<u8> {
         match self {
             BrokerEvent::Request(bytes) | BrokerEvent::Grant(bytes) => bytes.clone(),
             BrokerEvent::Decision { id, approve } => {
@@ -77,7 +77,18 @@ impl BrokerEvent {
         out
     }
 
-    fn decode(kind: u8, payload: &[u8]) -> Option<Self> {
+    /// True if a request or grant still parses (a request's signature is checked
+    /// again): the stores refuse to open with one that does not, so replaying the
+    /// events cannot fail.
+    pub(crate) fn parses(&self) -> bool {
+        match self {
+            BrokerEvent::Request(bytes) => crate::grant::AccessRequest::from_bytes(bytes).is_ok(),
+            BrokerEvent::Grant(bytes) => crate::grant::Grant::from_bytes(bytes).is_ok(),
+            BrokerEvent::Decision { .. } => true,
+        }
+    }
+
+    pub(crate) fn decode(kind: u8, payload: &[u8]) -> Option<Self> {
         match kind {
             1 => Some(BrokerEvent::Request(payload.to_vec())),
             2 if payload.len() == 17 && payload[16] <= 1 => {
@@ -185,14 +196,7 @@ impl Journal {
         // Every request and grant must still parse (a request's signature is checked
         // again), so replaying them cannot fail.
         for event in &events {
-            let valid = match event {
-                BrokerEvent::Request(bytes) => {
-                    crate::grant::AccessRequest::from_bytes(bytes).is_ok()
-                }
-                BrokerEvent::Grant(bytes) => crate::grant::Grant::from_bytes(bytes).is_ok(),
-                BrokerEvent::Decision { .. } => true,
-            };
-            if !valid {
+            if !event.parses() {
                 return Err(corrupt("an event that does not parse"));
             }
         }

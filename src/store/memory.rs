@@ -12,7 +12,7 @@ use crate::keys::identity::{PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
 use crate::store::journal::BrokerEvent;
 use crate::store::{
-    Coverage, Digesting, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
+    Coverage, Digesting, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
     check_ingest, lock, merge_groups, read, write,
 };
 
@@ -79,7 +79,7 @@ impl Store for MemStore {
 
     fn append(&self, batch: &IndexBatch, key: &VerifyingKey) -> Result<()> {
         let _one_append = lock(&self.appending);
-        let tip = check_ingest(&self.view(), &self.places, batch, key)?;
+        let tip = check_ingest(&self.view(), &self.places, batch, key, LabelCheck::InView)?;
         let provider = &batch.provider;
         let mut index = write(&self.index);
         index

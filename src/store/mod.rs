@@ -37,12 +37,16 @@ pub(crate) mod disk;
 pub(crate) mod journal;
 mod memory;
 mod pairs_file;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record_file;
 mod segment_file;
 mod table_file;
 
 pub use dir::DirStore;
 pub use memory::MemStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 
 #[cfg(feature = "fuzzing")]
 pub use journal::parse_for_fuzzing as parse_broker_journal;
@@ -79,6 +83,7 @@ pub(crate) fn check_ingest(
     places: &RecordPlaces,
     batch: &IndexBatch,
     key: &VerifyingKey,
+    labels: LabelCheck,
 ) -> Result<LogTip> {
     let provider = &batch.provider;
     let epochs = view.epochs().get(provider);
@@ -131,11 +136,13 @@ pub(crate) fn check_ingest(
         Some(_) => Err(Error::LabelCollision),
         None => Ok(()),
     };
-    let labels = batch.table().labels();
-    if parallel::worth_splitting(Work::label_checks(labels.len())) {
-        parallel::run(|| labels.par_iter().try_for_each(fresh))?;
-    } else {
-        labels.iter().try_for_each(fresh)?;
+    let batch_labels = batch.table().labels();
+    match labels {
+        LabelCheck::ByStore => {}
+        LabelCheck::InView if parallel::worth_splitting(Work::label_checks(batch_labels.len())) => {
+            parallel::run(|| batch_labels.par_iter().try_for_each(fresh))?;
+        }
+        LabelCheck::InView => batch_labels.iter().try_for_each(fresh)?,
     }
     let mut tables = tip.map(|t| t.tables.clone()).unwrap_or_default();
     tables.push(Arc::new(batch.records.clone()));
@@ -147,6 +154,18 @@ pub(crate) fn check_ingest(
         tables,
         pairs,
     })
+}
+
+/// Who refuses a batch label that the provider already used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LabelCheck {
+    /// [`check_ingest`] looks every label up in the view first.
+    InView,
+    /// The store's commit refuses it ([`Error::LabelCollision`], nothing committed):
+    /// the PostgreSQL store's primary key, checked by the database in the batch's own
+    /// transaction instead of one lookup per label beforehand.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    ByStore,
 }
 
 /// The end of a provider's log as the store keeps it: the chain value, the provider's
@@ -258,6 +277,16 @@ pub trait SegmentSource: Send + Sync + std::fmt::Debug {
     fn load(&self) -> Result<Segment>;
     /// Its first `limit` labels, in order, without loading the rest.
     fn first_labels(&self, limit: usize) -> Result<Vec<Label>>;
+    /// The values under `labels`, in order: one round trip for a segment in a
+    /// database server.
+    fn get_many(&self, labels: &[Label]) -> Result<Vec<Option<Value>>> {
+        labels.iter().map(|label| self.get(label)).collect()
+    }
+    /// True if every lookup is a round trip to a server, so searches should ask for
+    /// many labels at once ([`SegmentSource::get_many`]) rather than one by one.
+    fn round_trips(&self) -> bool {
+        false
+    }
 }
 
 impl SegmentSource for Segment {
@@ -490,6 +519,49 @@ impl View {
     }
 }
 
+impl View {
+    /// True if the segments answer over a network (the PostgreSQL store): a search
+    /// then looks labels up in rounds ([`View::lookup_many_in_epoch`]).
+    pub(crate) fn lookups_round_trip(&self) -> bool {
+        self.segments.iter().any(|segment| segment.round_trips())
+    }
+
+    /// The value under each `(epoch, label)` of `provider`, in order, looked up in
+    /// the segment covering its epoch: one [`SegmentSource::get_many`] per segment
+    /// involved (one for the PostgreSQL store, whose segment is the provider's table).
+    pub(crate) fn lookup_many(
+        &self,
+        provider: &ProviderId,
+        asked: &[(u32, Label)],
+    ) -> Result<Vec<Option<Value>>> {
+        let mut out = vec![None; asked.len()];
+        let Some(Some(ranges)) = self.epoch_index.get(provider) else {
+            for (slot, (epoch, label)) in out.iter_mut().zip(asked) {
+                *slot = self.lookup_in_epoch(provider, *epoch, label)?;
+            }
+            return Ok(out);
+        };
+        // Positions in `asked`, by segment.
+        let mut by_segment: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (at, (epoch, _)) in asked.iter().enumerate() {
+            let after = ranges.partition_point(|&(first, _, _)| first <= *epoch);
+            if let Some((_, end, segment)) = after.checked_sub(1).map(|i| ranges[i])
+                && *epoch < end
+            {
+                by_segment.entry(segment).or_default().push(at);
+            }
+        }
+        for (segment, positions) in by_segment {
+            let labels: Vec<Label> = positions.iter().map(|&at| asked[at].1).collect();
+            let values = self.segments[segment].get_many(&labels)?;
+            for (at, value) in positions.into_iter().zip(values) {
+                out[at] = value;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// What the store knows of a stored sealed record (no content).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordInfo {
@@ -566,6 +638,9 @@ pub trait Store: Send + Sync {
     /// durable when this returns (the `BROKER` journal, fsynced).
     fn put_broker_event(&self, event: &journal::BrokerEvent) -> Result<()>;
 }
+
+#[cfg(test)]
+mod conformance_tests;
 
 #[cfg(test)]
 mod tests {
