@@ -133,6 +133,7 @@ fn bench_record_100mb(c: &mut Criterion) {
         let cloud = on_postgres::cloud(&database);
         record_rows(&mut group, "pg", &cloud, SIZE);
         drop(cloud);
+        on_postgres::bench_copy_record(&mut group, &database, SIZE);
         pg::drop_database(pg::shared(), &database);
     }
     group.finish();
@@ -165,8 +166,14 @@ fn record_rows(
             total
         });
     });
-    let id = last.expect("an upload ran");
     group.bench_function(BenchmarkId::new(format!("{store}-down"), "100MB"), |b| {
+        // The record the last upload stored; one more if the filter left `-up` out.
+        let id = *last.get_or_insert_with(|| {
+            let sealed = owner.add_record(&patient, &image, &["ct"]).unwrap();
+            cloud.ingest(owner.finish().unwrap()).unwrap();
+            cloud.put_record_from(sealed.bytes.as_slice()).unwrap();
+            sealed.id
+        });
         b.iter(|| {
             let mut reader = cloud.record_reader(&provider, id).unwrap().unwrap();
             let read = std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
@@ -254,7 +261,7 @@ mod on_postgres {
     }
 
     /// One index row as the store writes it: label, provider, epoch, value.
-    type Row = (Vec<u8>, String, i32, Vec<u8>);
+    type Row = (uuid::Uuid, String, i32, Vec<u8>);
 
     /// `pg/<n>`: the same batches as the directory store's row, into a fresh
     /// database each iteration; `pg-copy/<n>`: the same rows, one binary `COPY` per
@@ -302,7 +309,7 @@ mod on_postgres {
                     client
                         .batch_execute(
                             "CREATE TABLE medvault_entries (
-                                 label bytea NOT NULL, provider text NOT NULL,
+                                 label uuid NOT NULL, provider text NOT NULL,
                                  epoch integer NOT NULL, value bytea NOT NULL,
                                  PRIMARY KEY (label, provider))",
                         )
@@ -318,7 +325,7 @@ mod on_postgres {
                             .unwrap();
                         let mut writer = ::postgres::binary_copy::BinaryCopyInWriter::new(
                             sink,
-                            &[Type::BYTEA, Type::TEXT, Type::INT4, Type::BYTEA],
+                            &[Type::UUID, Type::TEXT, Type::INT4, Type::BYTEA],
                         );
                         for (label, provider, epoch, value) in batch {
                             let row: [&(dyn ToSql + Sync); 4] = [label, provider, epoch, value];
@@ -332,6 +339,52 @@ mod on_postgres {
                     pg::drop_database(server, &database);
                 }
                 total
+            });
+        });
+    }
+
+    /// `pg-copy-up`: the floor of a record upload on this server: the same bytes in
+    /// 1 MiB rows, one binary `COPY` in one transaction, into a table shaped like the
+    /// store's, without hashing or checking anything.
+    pub fn bench_copy_record(
+        group: &mut BenchmarkGroup<'_, WallTime>,
+        database: &str,
+        size: usize,
+    ) {
+        let mut client = ::postgres::Client::connect(database, ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(
+                "CREATE TABLE copy_chunks (
+                     provider text NOT NULL, record bytea NOT NULL, chunk integer NOT NULL,
+                     crc bigint NOT NULL, bytes bytea NOT NULL,
+                     PRIMARY KEY (provider, record, chunk));
+                 ALTER TABLE copy_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;",
+            )
+            .unwrap();
+        let bytes: Vec<u8> = (0..size).map(|i| (i * 31 + i / 4093) as u8).collect();
+        let mut n = 0u32;
+        group.bench_function(BenchmarkId::new("pg-copy-up", "100MB"), |b| {
+            b.iter(|| {
+                n += 1;
+                let record = n.to_be_bytes().to_vec();
+                let mut tx = client.transaction().unwrap();
+                let sink = tx
+                    .copy_in(
+                        "COPY copy_chunks (provider, record, chunk, crc, bytes)
+                         FROM STDIN (FORMAT binary)",
+                    )
+                    .unwrap();
+                let mut writer = ::postgres::binary_copy::BinaryCopyInWriter::new(
+                    sink,
+                    &[Type::TEXT, Type::BYTEA, Type::INT4, Type::INT8, Type::BYTEA],
+                );
+                for (chunk, piece) in bytes.chunks(1 << 20).enumerate() {
+                    let row: [&(dyn ToSql + Sync); 5] =
+                        [&"bench-lab", &record, &(chunk as i32), &0i64, &piece];
+                    writer.write(&row).unwrap();
+                }
+                writer.finish().unwrap();
+                tx.commit().unwrap();
             });
         });
     }

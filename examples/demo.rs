@@ -31,13 +31,20 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 const HELP: &str = "\
-medvault demo: the paper's system end to end on a directory store.
+medvault demo: the paper's system end to end on a directory store (or PostgreSQL, or a server).
 
 usage: cargo run --release --example demo -- [options]
 
   --store DIR     keep the cloud's store in DIR (a second run resumes it);
                   default: a fresh temporary directory. With --cloud, DIR keeps
                   only the parties' keys and account passwords
+  --store postgres://USER@HOST:PORT/DATABASE
+                  keep the cloud's store in a PostgreSQL database instead (built
+                  with --features postgres; a Unix socket directory goes in HOST
+                  percent-encoded, e.g. postgres://postgres@%2Frun%2Fpostgresql/medvault)
+  --keys DIR      where the parties' keys are kept with a PostgreSQL store
+                  (default: a fresh temporary directory; a second run on the
+                  same database needs the same DIR)
   --cloud URL     run every party against the medvault-server at URL, each with
                   an account of its own (registered on the first run), instead of
                   a store in this process; needs --ca and --admin-password-file
@@ -65,7 +72,9 @@ const PATIENT_OWNER: usize = 3;
 const DICOM: [&str; 2] = ["SC_rgb_jpeg_dcmd.dcm", "CT_small.dcm"];
 
 struct Args {
-    store: Option<PathBuf>,
+    /// A directory, or a PostgreSQL URL.
+    store: Option<String>,
+    keys: Option<PathBuf>,
     server: Option<ServerArgs>,
     seed: u64,
     patients: usize,
@@ -85,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut url, mut ca, mut admin) = (None, None, None);
     let mut args = Args {
         store: None,
+        keys: None,
         server: None,
         seed: 1,
         patients: 50,
@@ -96,7 +106,8 @@ fn parse_args() -> Result<Args, String> {
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
-            "--store" => args.store = Some(value()?.into()),
+            "--store" => args.store = Some(value()?),
+            "--keys" => args.keys = Some(value()?.into()),
             "--seed" => args.seed = value()?.parse().map_err(|_| "--seed: a number")?,
             "--patients" => args.patients = value()?.parse().map_err(|_| "--patients: a number")?,
             "--query" => args.query = value()?,
@@ -556,6 +567,20 @@ impl Clouds {
     }
 }
 
+fn is_postgres_url(store: &str) -> bool {
+    store.starts_with("postgres://") || store.starts_with("postgresql://")
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(url: &str) -> Result<Cloud, Box<dyn Error>> {
+    Ok(Cloud::from(medvault::PgStore::open(url)?))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_: &str) -> Result<Cloud, Box<dyn Error>> {
+    Err("a PostgreSQL store needs the demo built with --features postgres".into())
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -582,11 +607,13 @@ fn run() -> Result<bool, Box<dyn Error>> {
         phase = Instant::now();
     };
 
-    // 1. The cloud: a directory store, or a medvault-server.
+    // 1. The cloud: a directory store, a PostgreSQL store, or a medvault-server.
     let scratch;
-    let store = match &args.store {
-        Some(dir) => dir.clone(),
-        None => {
+    let postgres = args.store.as_deref().filter(|s| is_postgres_url(s));
+    let store = match (&args.store, postgres, &args.keys) {
+        (_, Some(_), Some(keys)) => keys.clone(),
+        (Some(dir), None, _) => PathBuf::from(dir),
+        _ => {
             scratch = tempfile::tempdir()?;
             scratch.path().to_owned()
         }
@@ -599,11 +626,20 @@ fn run() -> Result<bool, Box<dyn Error>> {
     spinner.finish_and_clear();
     let (doctor_keys, owner_keys) = identities.split_last().unwrap();
     let clouds = match &args.server {
-        None => Clouds::Local(Cloud::open(&store)?),
+        None => Clouds::Local(match postgres {
+            Some(url) => open_postgres(url)?,
+            None => Cloud::open(&store)?,
+        }),
         Some(server) => Clouds::connect(server, &store, &identities)?,
     };
     let resumed = !clouds.admin().manifest()?.providers.is_empty();
     match &args.server {
+        // The URL is not printed: it may hold a password.
+        None if postgres.is_some() => println!(
+            "1. The cloud: a PostgreSQL store{}; the parties' keys in {}",
+            if resumed { " (resumed)" } else { "" },
+            store.display()
+        ),
         None => println!(
             "1. The cloud: a directory store in {}{}",
             store.display(),

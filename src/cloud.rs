@@ -16,8 +16,6 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::RwLock;
 
-use rayon::prelude::*;
-
 use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
 use crate::grant::{AccessRequest, Grant, Rekey};
@@ -28,7 +26,6 @@ use crate::index::query::{ProviderResponse, Query, RecordProof, SearchResponse, 
 use crate::index::search;
 use crate::keys::identity::{Fingerprint, PublicIdentity};
 use crate::keys::{ProviderId, RecordId};
-use crate::parallel::{self, Work};
 use crate::record::header::RecordHeader;
 use crate::store::journal::BrokerEvent;
 use crate::store::{DirStore, MemStore, RecordInfo, Store};
@@ -413,36 +410,46 @@ impl Cloud {
                 .ok_or(Error::NotFound("a provider named in the query"))?;
             let search::Found { hits, lists } = search::postings(&view, tokens, epochs)?;
             let selected: Vec<RecordId> = evaluate(&hits, query.combine).into_iter().collect();
-            // Many records are read and proven on all cores (on the directory store each
-            // is a file to open, read and check); the first failure in id order is
-            // reported. Every stored record was committed by a signed batch
-            // (`put_record`); one committed after this search's snapshot cannot be
-            // proven in it and is listed as missing, as it would have been a moment
-            // earlier.
+            // Every stored record was committed by a signed batch (`put_record`); one
+            // committed after this search's snapshot cannot be proven in it and is
+            // listed as missing, as it would have been a moment earlier. The store reads
+            // the others (on all cores, or in one round trip); the first failure in id
+            // order is reported.
             let tip = view.logs().get(&tokens.provider);
-            let fetch = |id: &RecordId| -> Result<Option<ProvenRecord>> {
-                let Some(place) = self.store.record_place(&tokens.provider, *id) else {
-                    return Ok(None);
-                };
-                let Some((_, path)) = tip.and_then(|tip| tip.record_at(place)) else {
-                    return Ok(None);
-                };
-                let proof = RecordProof {
-                    epoch: place.0,
-                    index: place.1,
-                    path,
-                };
-                Ok(self
-                    .store
-                    .record(&tokens.provider, *id)?
-                    .map(|bytes| (bytes, proof)))
-            };
-            let fetched: Vec<Result<Option<ProvenRecord>>> =
-                if parallel::worth_splitting(Work::records(selected.len())) {
-                    parallel::run(|| selected.par_iter().map(fetch).collect())
-                } else {
-                    selected.iter().map(fetch).collect()
-                };
+            let proven: Vec<Option<RecordProof>> = selected
+                .iter()
+                .map(|id| {
+                    let place = self.store.record_place(&tokens.provider, *id)?;
+                    let (_, path) = tip?.record_at(place)?;
+                    Some(RecordProof {
+                        epoch: place.0,
+                        index: place.1,
+                        path,
+                    })
+                })
+                .collect();
+            let wanted: Vec<RecordId> = selected
+                .iter()
+                .zip(&proven)
+                .filter(|(_, proof)| proof.is_some())
+                .map(|(id, _)| *id)
+                .collect();
+            let mut read = self
+                .store
+                .records_whole(&tokens.provider, &wanted)
+                .into_iter();
+            let fetched: Vec<Result<Option<ProvenRecord>>> = proven
+                .into_iter()
+                .map(|proof| match proof {
+                    None => Ok(None),
+                    Some(proof) => Ok(read
+                        .next()
+                        .ok_or_else(|| Error::Corrupt {
+                            what: "store: fewer records read than asked".into(),
+                        })??
+                        .map(|bytes| (bytes, proof))),
+                })
+                .collect();
             let mut records = Vec::new();
             let mut proofs = Vec::new();
             let mut missing = Vec::new();

@@ -214,7 +214,7 @@ fn three_shards_answer_exactly_like_one_server() {
         .batch_execute(
             "CREATE EXTENSION postgres_fdw;
              CREATE TABLE medvault_entries (
-                 label bytea NOT NULL, provider text NOT NULL,
+                 label uuid NOT NULL, provider text NOT NULL,
                  epoch integer NOT NULL, value bytea NOT NULL
              ) PARTITION BY HASH (label);",
         )
@@ -225,7 +225,7 @@ fn three_shards_answer_exactly_like_one_server() {
             .unwrap()
             .batch_execute(
                 "CREATE TABLE medvault_entries_shard (
-                     label bytea NOT NULL, provider text NOT NULL,
+                     label uuid NOT NULL, provider text NOT NULL,
                      epoch integer NOT NULL, value bytea NOT NULL,
                      PRIMARY KEY (label, provider)
                  )",

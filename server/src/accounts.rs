@@ -4,7 +4,9 @@
 //! logins are limited per account and per address.
 //!
 //! Accounts are durable: `accounts.json` in the store directory (versioned, replaced
-//! atomically by write, fsync, rename, directory fsync). Sessions live in memory: a
+//! atomically by write, fsync, rename, directory fsync), or with a PostgreSQL store one
+//! row per account in its database's `medvault_server_accounts` table (the same JSON
+//! per account, committed before the call returns). Sessions live in memory: a
 //! restarted server asks everyone to log in again.
 
 use std::collections::{BTreeMap, HashMap};
@@ -83,9 +85,23 @@ struct State {
     failures: HashMap<String, (u32, Instant)>,
 }
 
+/// Where accounts are kept.
+enum Keeper {
+    /// `accounts.json` in the store directory.
+    File(PathBuf),
+    /// The `medvault_server_accounts` table of the store's database; reconnected when
+    /// the connection dropped.
+    Table(Box<AccountsTable>),
+}
+
+struct AccountsTable {
+    config: postgres::Config,
+    client: Mutex<Option<postgres::Client>>,
+}
+
 /// The server's accounts and sessions.
 pub struct Accounts {
-    path: PathBuf,
+    keeper: Keeper,
     state: Mutex<State>,
 }
 
@@ -161,31 +177,111 @@ impl Accounts {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e),
         };
-        Ok(Accounts {
-            path,
+        Ok(Accounts::with(Keeper::File(path), accounts))
+    }
+
+    fn with(keeper: Keeper, accounts: BTreeMap<String, Account>) -> Self {
+        Accounts {
+            keeper,
             state: Mutex::new(State {
                 accounts,
                 sessions: HashMap::new(),
                 failures: HashMap::new(),
             }),
-        })
+        }
     }
 
-    fn save(&self, accounts: &BTreeMap<String, Account>) -> Result<(), AccountError> {
+    /// The accounts kept in the `medvault_server_accounts` table of the PostgreSQL
+    /// database at `url` (created if missing).
+    pub fn open_postgres(url: &str) -> std::io::Result<Self> {
+        let config: postgres::Config = url.parse().map_err(std::io::Error::other)?;
+        let mut client = config
+            .connect(postgres::NoTls)
+            .map_err(std::io::Error::other)?;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS medvault_server_accounts (
+                     account text PRIMARY KEY,
+                     version integer NOT NULL,
+                     entry text NOT NULL
+                 )",
+            )
+            .map_err(std::io::Error::other)?;
+        let mut accounts = BTreeMap::new();
+        for row in client
+            .query(
+                "SELECT account, version, entry FROM medvault_server_accounts",
+                &[],
+            )
+            .map_err(std::io::Error::other)?
+        {
+            let (name, version, entry): (String, i32, String) =
+                (row.get(0), row.get(1), row.get(2));
+            if version != FILE_VERSION as i32 {
+                return Err(std::io::Error::other(format!(
+                    "medvault_server_accounts: unsupported version {version}"
+                )));
+            }
+            let account: Account = serde_json::from_str(&entry)
+                .map_err(|e| std::io::Error::other(format!("medvault_server_accounts: {e}")))?;
+            accounts.insert(name, account);
+        }
+        let keeper = Keeper::Table(Box::new(AccountsTable {
+            config,
+            client: Mutex::new(Some(client)),
+        }));
+        Ok(Accounts::with(keeper, accounts))
+    }
+
+    /// Keeps the new account `name` of `accounts` durably.
+    fn save(&self, name: &str, accounts: &BTreeMap<String, Account>) -> Result<(), AccountError> {
+        let path = match &self.keeper {
+            Keeper::File(path) => path,
+            Keeper::Table(table) => {
+                let AccountsTable { config, client } = table.as_ref();
+                let entry = serde_json::to_string(&accounts[name])
+                    .map_err(|e| AccountError::Io(std::io::Error::other(e)))?;
+                let mut client = client.lock().unwrap_or_else(|e| e.into_inner());
+                if client.as_ref().is_none_or(postgres::Client::is_closed) {
+                    *client = Some(
+                        config
+                            .connect(postgres::NoTls)
+                            .map_err(|e| AccountError::Io(std::io::Error::other(e)))?,
+                    );
+                }
+                let inserted = client.as_mut().map(|c| {
+                    c.execute(
+                        "INSERT INTO medvault_server_accounts (account, version, entry)
+                         VALUES ($1, $2, $3)",
+                        &[&name, &(FILE_VERSION as i32), &entry],
+                    )
+                });
+                return match inserted {
+                    Some(Ok(_)) => Ok(()),
+                    Some(Err(e))
+                        if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                    {
+                        Err(AccountError::Exists)
+                    }
+                    Some(Err(e)) => Err(AccountError::Io(std::io::Error::other(e))),
+                    None => Err(AccountError::Io(std::io::Error::other("no connection"))),
+                };
+            }
+        };
         let file = AccountsFile {
             version: FILE_VERSION,
             accounts: accounts.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file)
             .map_err(|e| AccountError::Io(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent() {
+            std::fs::rename(&tmp, path)?;
+            if let Some(dir) = path.parent() {
                 std::fs::File::open(dir)?.sync_all()?;
             }
             Ok(())
@@ -244,7 +340,7 @@ impl Accounts {
                 fingerprint,
             },
         );
-        self.save(&next)?;
+        self.save(name, &next)?;
         state.accounts = next;
         Ok(())
     }

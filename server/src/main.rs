@@ -1,14 +1,15 @@
 //! `medvault-server`: medvault's key-less cloud as an HTTPS service.
 //!
 //! ```text
-//! medvault-server --store DIR [--listen 127.0.0.1:8443]
+//! medvault-server --store DIR|postgres://… [--listen 127.0.0.1:8443]
 //!                 (--cert CERT.pem --key KEY.pem | --dev-self-signed CERT_DIR)
 //!                 [--admin-password-file FILE] [--max-uploads N] [--idle-timeout SECS]
 //!                 [--merge-interval SECS]
 //! ```
 //!
-//! It serves a `Cloud` on the directory store `DIR` (accounts in `DIR/accounts.json`)
-//! over TLS (rustls; HTTP/1.1 and HTTP/2). `--dev-self-signed` writes a certificate for
+//! It serves a `Cloud` on the directory store `DIR` (accounts in `DIR/accounts.json`),
+//! or on the PostgreSQL store in the database a `postgres://` or `postgresql://` URL
+//! names (accounts in its `medvault_server_accounts` table), over TLS (rustls; HTTP/1.1 and HTTP/2). `--dev-self-signed` writes a certificate for
 //! `localhost` and `127.0.0.1` to `CERT_DIR/cert.pem` (what clients trust) and its key
 //! beside it, for a machine with nothing set up. `--admin-password-file` creates the
 //! `admin` account from the file's first line if there is no admin yet. Slow clients
@@ -37,18 +38,49 @@ use std::time::Duration;
 use medvault::Cloud;
 use medvault::remote::Role;
 
-const USAGE: &str = "usage: medvault-server --store DIR [--listen ADDR] \
+const USAGE: &str = "usage: medvault-server --store DIR|postgres://URL [--listen ADDR] \
 (--cert CERT.pem --key KEY.pem | --dev-self-signed CERT_DIR) [--admin-password-file FILE] \
 [--max-uploads N] [--idle-timeout SECS] [--merge-interval SECS]";
 
 struct Args {
-    store: PathBuf,
+    store: Location,
     listen: SocketAddr,
     tls: Tls,
     admin_password_file: Option<PathBuf>,
     max_uploads: usize,
     idle_timeout: Duration,
     merge_interval: Option<Duration>,
+}
+
+/// Where the cloud and the accounts are kept.
+enum Location {
+    Directory(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    fn parse(value: String) -> Self {
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            Location::Postgres(value)
+        } else {
+            Location::Directory(PathBuf::from(value))
+        }
+    }
+
+    /// The cloud and the accounts, opened (blocking: call off the async threads).
+    fn open(&self) -> Result<(Cloud, accounts::Accounts), String> {
+        match self {
+            Location::Directory(dir) => Ok((
+                Cloud::open(dir).map_err(|e| format!("store: {e}"))?,
+                accounts::Accounts::open(dir).map_err(|e| format!("accounts: {e}"))?,
+            )),
+            // The URL is not repeated in errors: it may hold a password.
+            Location::Postgres(url) => Ok((
+                Cloud::from(medvault::PgStore::open(url).map_err(|e| format!("store: {e}"))?),
+                accounts::Accounts::open_postgres(url).map_err(|e| format!("accounts: {e}"))?,
+            )),
+        }
+    }
 }
 
 enum Tls {
@@ -73,7 +105,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
-            "--store" => store = Some(PathBuf::from(value()?)),
+            "--store" => store = Some(Location::parse(value()?)),
             "--listen" => {
                 listen = Some(
                     value()?
@@ -189,17 +221,23 @@ async fn run(args: Args) -> Result<(), String> {
     let tls = axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem)
         .await
         .map_err(|e| format!("TLS certificate or key: {e}"))?;
-    let cloud = Cloud::open(&args.store).map_err(|e| format!("store: {e}"))?;
-    let accounts = accounts::Accounts::open(&args.store).map_err(|e| format!("accounts: {e}"))?;
-    if let Some(file) = &args.admin_password_file
-        && !accounts.has_role(Role::Admin)
-    {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let password = text.lines().next().unwrap_or_default();
-        accounts
-            .register("admin", password, Role::Admin, None)
-            .map_err(|e| format!("admin account: {e:?}"))?;
-    }
+    let (store, admin_file) = (args.store, args.admin_password_file.clone());
+    let (cloud, accounts) = tokio::task::spawn_blocking(move || {
+        let (cloud, accounts) = store.open()?;
+        if let Some(file) = &admin_file
+            && !accounts.has_role(Role::Admin)
+        {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let password = text.lines().next().unwrap_or_default();
+            accounts
+                .register("admin", password, Role::Admin, None)
+                .map_err(|e| format!("admin account: {e:?}"))?;
+        }
+        Ok::<_, String>((cloud, accounts))
+    })
+    .await
+    .map_err(|e| format!("opening the store: {e}"))??;
     let state = api::AppState {
         cloud: Arc::new(cloud),
         accounts: Arc::new(accounts),

@@ -5,6 +5,8 @@
 
 mod common;
 use common::*;
+#[path = "../../tests/common/postgres.rs"]
+mod pg;
 
 use medvault::remote::Role;
 use medvault::{
@@ -15,7 +17,29 @@ use medvault::{
 #[test]
 fn the_whole_flow_runs_against_the_server_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    whole_flow(dir.path(), dir.path().join("store").as_os_str());
+}
+
+/// The same flow with the server on the PostgreSQL store (`--store postgresql://…`):
+/// accounts, keys, index, records, requests and grants in the database, kept across a
+/// restart.
+#[test]
+fn the_whole_flow_runs_against_a_server_on_postgresql_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = pg::shared().fresh_database();
+    whole_flow(dir.path(), pg::url_of(&database).as_ref());
+    let mut client = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    let accounts: i64 = client
+        .query_one("SELECT count(*) FROM medvault_server_accounts", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(accounts, 4, "admin, city-lab, dr-grey, st-mary");
+}
+
+/// Registers, uploads, requests, grants and searches through a server on `store`
+/// (certificate, admin password and log in `dir`), restarts it, and checks it all.
+fn whole_flow(dir: &std::path::Path, store: &std::ffi::OsStr) {
+    let server = Server::start_on(dir, store, &[]);
     let lab_id = ProviderId::new("city-lab").unwrap();
     let (lab_keys, doctor_keys) = (lab_identity(), doctor_identity());
     server.register("city-lab", Role::Provider, None);
@@ -170,7 +194,7 @@ fn the_whole_flow_runs_against_the_server_and_survives_a_restart() {
 
     // A restart keeps accounts, keys, index, records, requests and grants.
     drop(server);
-    let server = Server::start(dir.path());
+    let server = Server::start_on(dir, store, &[]);
     let doctor_cloud = server.connect("dr-grey", PASSWORD).unwrap();
     let mailbox = doctor_cloud
         .fetch_grants(&doctor_keys.public().encryption.fingerprint())
@@ -189,7 +213,7 @@ fn the_whole_flow_runs_against_the_server_and_survives_a_restart() {
     // The log has a line per request, by route template: no password, no patient, no
     // keyword, no record id, no session.
     drop(server);
-    let log = server_log(dir.path());
+    let log = server_log(dir);
     assert!(
         log.contains(r#"route="/v1/records/{provider}/{record}""#)
             && log.contains(r#"route="/v1/search""#),

@@ -245,7 +245,7 @@ const DECRYPT_RUN: usize = 64;
 
 /// Labels of each epoch asked for in the first round of a store whose lookups are
 /// round trips: a 10-result list is three blocks and the miss after them.
-const FIRST_ROUND: u32 = 4;
+const FIRST_ROUND: u32 = 1;
 
 /// One epoch of one keyword being probed round by round.
 struct Probing {

@@ -401,6 +401,17 @@ fn every_store_keeps_records_logs_keys_and_broker_events_across_a_reopen() {
                 .unwrap();
             assert_eq!(&streamed, bytes, "{name}: streamed");
         }
+        // Read together as a search reads them, with one that is not stored.
+        let mut asked = ids.clone();
+        asked.insert(1, RecordId::from_bytes([9; 16]));
+        let together: Vec<Option<Vec<u8>>> = store
+            .records_whole(&lab(), &asked)
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let mut expected: Vec<Option<Vec<u8>>> = contents.iter().cloned().map(Some).collect();
+        expected.insert(1, None);
+        assert_eq!(together, expected, "{name}: records read together");
         assert_eq!(
             store
                 .records()
@@ -470,6 +481,13 @@ fn every_store_reports_damaged_data_by_name_never_as_an_answer() {
             }
             other => panic!("{name}: a damaged record gave {other:?}"),
         }
+        assert!(
+            matches!(
+                store.records_whole(&lab(), &[id]).pop(),
+                Some(Err(Error::Corrupt { .. }))
+            ),
+            "{name}: a damaged record read as a search reads it"
+        );
         let mut streamed = Vec::new();
         let read = store
             .record_reader(&lab(), id)

@@ -608,6 +608,22 @@ pub trait Store: Send + Sync {
     /// A stored record, whole.
     fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>>;
 
+    /// Stored records of `provider`, whole, in the order of `ids` (`None` where one is
+    /// not stored): what a search returns. Many are read on all cores; a store whose
+    /// reads are round trips to a server reads them in one.
+    fn records_whole(
+        &self,
+        provider: &ProviderId,
+        ids: &[RecordId],
+    ) -> Vec<Result<Option<Vec<u8>>>> {
+        let read = |id: &RecordId| self.record(provider, *id);
+        if parallel::worth_splitting(Work::records(ids.len())) {
+            parallel::run(|| ids.par_iter().map(read).collect())
+        } else {
+            ids.iter().map(read).collect()
+        }
+    }
+
     /// A stored record as a stream (for large records); damage is reported as an error
     /// from `read`, at the latest when the end is reached.
     fn record_reader(

@@ -145,3 +145,27 @@ pub fn drop_database(server: &TestServer, database: &str) {
         .batch_execute(&format!("DROP DATABASE {dbname} WITH (FORCE)"))
         .unwrap();
 }
+
+/// The `postgresql://` URL of a libpq connection string `host=DIR port=N user=U
+/// dbname=D` on a Unix socket (the form `medvault-server --store` and the demo take).
+pub fn url_of(conninfo: &str) -> String {
+    let part = |key: &str| {
+        conninfo
+            .split_whitespace()
+            .find_map(|p| p.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("{key} in {conninfo}"))
+    };
+    let host: String = part("host")
+        .bytes()
+        .map(|b| match b {
+            b'/' => "%2F".to_owned(),
+            b => (b as char).to_string(),
+        })
+        .collect();
+    format!(
+        "postgresql://{}@{host}:{}/{}",
+        part("user"),
+        part("port"),
+        part("dbname")
+    )
+}

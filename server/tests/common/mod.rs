@@ -49,6 +49,12 @@ impl Server {
     }
 
     pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
+        Self::start_on(dir, dir.join("store").as_os_str(), extra)
+    }
+
+    /// A server on the store `store` (a directory or a PostgreSQL URL); certificate,
+    /// admin password and log in `dir`.
+    pub fn start_on(dir: &Path, store: &std::ffi::OsStr, extra: &[&str]) -> Server {
         std::fs::write(dir.join("admin-password"), ADMIN_PASSWORD).unwrap();
         // Its log (appended across restarts): `server_log` reads it.
         let log = std::fs::OpenOptions::new()
@@ -58,7 +64,7 @@ impl Server {
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_medvault-server"))
             .arg("--store")
-            .arg(dir.join("store"))
+            .arg(store)
             .args(["--listen", "127.0.0.1:0", "--dev-self-signed"])
             .arg(dir.join("tls"))
             .arg("--admin-password-file")

@@ -42,6 +42,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 use postgres::{Client, Config};
 use sha2::Digest as _;
+use uuid::Uuid;
 
 use crate::crypto::merkle::Digest;
 use crate::error::{Error, Result};
@@ -64,6 +65,10 @@ pub const CHUNK: usize = 1 << 20;
 
 /// The advisory lock key of a medvault store ("medvault" in ASCII).
 const LOCK_KEY: i64 = 0x6d65_6476_6175_6c74;
+
+/// A search round's lookup: the values under many labels of one provider.
+const LOOKUP: &str =
+    "SELECT label, value FROM medvault_entries WHERE provider = $1 AND label = ANY($2)";
 
 /// Labels per lookup query when checking or probing many at once.
 const LOOKUP_BATCH: usize = 8192;
@@ -172,13 +177,7 @@ impl PgStore {
         let pool = Arc::new(Pool::new(config));
         let mut lock_holder = pool.connect()?;
         schema::migrate(&mut lock_holder)?;
-        let locked: bool = lock_holder
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
-            .map_err(|e| database("take the store's lock", &e))?
-            .get(0);
-        if !locked {
-            return Err(Error::StoreLocked);
-        }
+        take_lock(&mut lock_holder)?;
         let mut client = pool.get()?;
         let directory = load_directory(&mut client)?;
         let (epochs, signatures) = load_epochs(&mut client)?;
@@ -217,13 +216,7 @@ impl PgStore {
         let mut holder = lock(&self.lock_holder);
         if holder.is_closed() {
             let mut fresh = self.pool.connect()?;
-            let locked: bool = fresh
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
-                .map_err(|e| database("take the store's lock", &e))?
-                .get(0);
-            if !locked {
-                return Err(Error::StoreLocked);
-            }
+            take_lock(&mut fresh)?;
             *holder = fresh;
         }
         Ok(())
@@ -263,6 +256,25 @@ impl PgStore {
             checked: false,
         })
     }
+}
+
+/// Takes the store's advisory lock on `client`'s session. The server releases the lock
+/// of a process that died when it notices the connection closed, a moment later: a
+/// short retry rides that out; a live owner keeps it ([`Error::StoreLocked`]).
+fn take_lock(client: &mut Client) -> Result<()> {
+    for attempt in 0..20 {
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
+            .map_err(|e| database("take the store's lock", &e))?
+            .get(0);
+        if locked {
+            return Ok(());
+        }
+        if attempt < 19 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    Err(Error::StoreLocked)
 }
 
 fn load_directory(client: &mut Client) -> Result<BTreeMap<ProviderId, PublicIdentity>> {
@@ -375,7 +387,7 @@ fn load_logs(
                 .ok()
                 .and_then(|e| pairs.get_mut(e))
                 .ok_or_else(bad)?;
-            let label: Label = row.get::<_, &[u8]>(1).try_into().map_err(|_| bad())?;
+            let label: Label = row.get::<_, Uuid>(1).into_bytes();
             let value: Value = row.get::<_, &[u8]>(2).try_into().map_err(|_| bad())?;
             slot.push((label, value));
         }
@@ -492,28 +504,28 @@ impl PgSegment {
         let mut out = vec![None; labels.len()];
         for part in (0..labels.len()).step_by(LOOKUP_BATCH) {
             let end = (part + LOOKUP_BATCH).min(labels.len());
-            let keys: Vec<&[u8]> = labels[part..end].iter().map(|l| &l[..]).collect();
-            let query = |client: &mut Client| {
-                client.query(
-                    "SELECT label, value FROM medvault_entries
-                     WHERE provider = $1 AND label = ANY($2)",
-                    &[&self.provider.as_str(), &keys],
-                )
+            let keys: Vec<Uuid> = labels[part..end]
+                .iter()
+                .map(|l| Uuid::from_bytes(*l))
+                .collect();
+            let query = |connection: &mut pool::Pooled<'_>| {
+                let statement = connection.prepared(LOOKUP)?;
+                connection.query(&statement, &[&self.provider.as_str(), &keys])
             };
-            let rows = match query(&mut *self.pool.get()?) {
-                Err(e) if e.is_closed() => query(&mut *self.pool.get()?),
+            let rows = match query(&mut self.pool.get()?) {
+                Err(e) if e.is_closed() => query(&mut self.pool.get()?),
                 other => other,
             }
             .map_err(|e| database("look labels up", &e))?;
-            let positions: HashMap<&[u8], usize> = keys
+            let positions: HashMap<Uuid, usize> = keys
                 .iter()
                 .enumerate()
                 .map(|(i, k)| (*k, part + i))
                 .collect();
             for row in rows {
                 let bad = || corrupt(format!("medvault_entries: provider {}", self.provider));
-                let label: &[u8] = row.get(0);
-                let at = *positions.get(label).ok_or_else(bad)?;
+                let label: Uuid = row.get(0);
+                let at = *positions.get(&label).ok_or_else(bad)?;
                 let value: Value = row.get::<_, &[u8]>(1).try_into().map_err(|_| bad())?;
                 out[at] = Some(value);
             }
@@ -548,7 +560,7 @@ impl SegmentSource for PgSegment {
         let pairs = rows
             .iter()
             .map(|row| {
-                let label: Label = row.get::<_, &[u8]>(0).try_into().expect("16-byte label");
+                let label: Label = row.get::<_, Uuid>(0).into_bytes();
                 let value: Value = row.get::<_, &[u8]>(1).try_into().expect("value");
                 (label, value)
             })
@@ -564,13 +576,10 @@ impl SegmentSource for PgSegment {
                 &[&self.provider.as_str(), &(limit as i64)],
             )
             .map_err(|e| database("read the index entries", &e))?;
-        rows.iter()
-            .map(|row| {
-                row.get::<_, &[u8]>(0)
-                    .try_into()
-                    .map_err(|_| corrupt(format!("medvault_entries: provider {}", self.provider)))
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(|row| row.get::<_, Uuid>(0).into_bytes())
+            .collect())
     }
 }
 
@@ -660,15 +669,11 @@ impl Store for PgStore {
                 .copy_in("COPY medvault_entries (label, provider, epoch, value) FROM STDIN (FORMAT binary)")
                 .map_err(err)?;
             let mut writer =
-                BinaryCopyInWriter::new(sink, &[Type::BYTEA, Type::TEXT, Type::INT4, Type::BYTEA]);
+                BinaryCopyInWriter::new(sink, &[Type::UUID, Type::TEXT, Type::INT4, Type::BYTEA]);
             for (label, value) in table.labels().iter().zip(table.values()) {
+                let label = Uuid::from_bytes(*label);
                 writer
-                    .write(&[
-                        &&label[..],
-                        &provider.as_str(),
-                        &(epoch as i32),
-                        &&value[..],
-                    ])
+                    .write(&[&label, &provider.as_str(), &(epoch as i32), &&value[..]])
                     .map_err(err)?;
             }
             writer.finish().map_err(err)?;
@@ -716,12 +721,19 @@ impl Store for PgStore {
         };
         let mut client = self.pool.get()?;
         let mut tx = client.transaction().map_err(err)?;
-        let insert = tx
-            .prepare(
-                "INSERT INTO medvault_record_chunks (provider, record, chunk, crc, bytes)
-                 VALUES ($1, $2, $3, $4, $5)",
+        // One binary COPY for all the chunks: rows stream to the server while the next
+        // chunk is read and hashed, where one INSERT per chunk waited for each
+        // (bench `store/record-100MB`).
+        let sink = tx
+            .copy_in(
+                "COPY medvault_record_chunks (provider, record, chunk, crc, bytes)
+                 FROM STDIN (FORMAT binary)",
             )
             .map_err(err)?;
+        let mut writer = BinaryCopyInWriter::new(
+            sink,
+            &[Type::TEXT, Type::BYTEA, Type::INT4, Type::INT8, Type::BYTEA],
+        );
         let mut hasher = sha2::Sha256::new();
         let mut chunk = vec![0u8; CHUNK];
         let (mut size, mut chunks) = (0u64, 0i32);
@@ -741,17 +753,15 @@ impl Store for PgStore {
             let piece = &chunk[..filled];
             hasher.update(piece);
             let crc = i64::from(crc32fast::hash(piece));
-            tx.execute(
-                &insert,
-                &[
+            writer
+                .write(&[
                     &provider.as_str(),
                     &&record.as_bytes()[..],
                     &chunks,
                     &crc,
                     &piece,
-                ],
-            )
-            .map_err(err)?;
+                ])
+                .map_err(err)?;
             size += filled as u64;
             chunks = chunks
                 .checked_add(1)
@@ -760,6 +770,7 @@ impl Store for PgStore {
                 break;
             }
         }
+        writer.finish().map_err(err)?;
         let digest: Digest = hasher.finalize().into();
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &expected[..])) {
             return Err(Error::NotAuthentic {
@@ -795,6 +806,91 @@ impl Store for PgStore {
 
     fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>> {
         self.read_record(provider, record)
+    }
+
+    /// Records of one row (up to [`CHUNK`] bytes: notes, lab results, most
+    /// prescriptions) in one query for all of them, each checked as the reader checks
+    /// it; larger ones through the reader.
+    fn records_whole(
+        &self,
+        provider: &ProviderId,
+        ids: &[RecordId],
+    ) -> Vec<Result<Option<Vec<u8>>>> {
+        let metas: Vec<Option<RecordMeta>> = {
+            let records = read(&self.records);
+            ids.iter()
+                .map(|id| records.get(&(provider.clone(), *id)).copied())
+                .collect()
+        };
+        let small: Vec<Vec<u8>> = ids
+            .iter()
+            .zip(&metas)
+            .filter(|(_, meta)| meta.is_some_and(|m| m.chunks == 1))
+            .map(|(id, _)| id.as_bytes().to_vec())
+            .collect();
+        let mut rows: HashMap<Vec<u8>, (i64, Vec<u8>)> = HashMap::new();
+        if !small.is_empty() {
+            let query = |connection: &mut pool::Pooled<'_>| {
+                let statement = connection.prepared(
+                    "SELECT record, crc, bytes FROM medvault_record_chunks
+                     WHERE provider = $1 AND record = ANY($2) AND chunk = 0",
+                )?;
+                connection.query(&statement, &[&provider.as_str(), &small])
+            };
+            let fetched = self.pool.get().and_then(|mut connection| {
+                match query(&mut connection) {
+                    Err(e) if e.is_closed() => query(&mut self.pool.get()?),
+                    other => other,
+                }
+                .map_err(|e| database("read records", &e))
+            });
+            match fetched {
+                Ok(fetched) => {
+                    for row in fetched {
+                        rows.insert(row.get(0), (row.get(1), row.get(2)));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    return ids
+                        .iter()
+                        .map(|_| {
+                            Err(Error::Database {
+                                action: "read records",
+                                code: String::new(),
+                                message: message.clone(),
+                            })
+                        })
+                        .collect();
+                }
+            }
+        }
+        ids.iter()
+            .zip(metas)
+            .map(|(id, meta)| match meta {
+                None => Ok(None),
+                Some(meta) if meta.chunks == 1 => {
+                    let damaged = |what: &str| {
+                        corrupt(format!(
+                            "medvault_record_chunks: record {id} of provider {provider}: {what}"
+                        ))
+                    };
+                    let (crc, bytes) = rows
+                        .remove(&id.as_bytes()[..])
+                        .ok_or_else(|| damaged("chunk 0 is missing"))?;
+                    if bytes.len() as u64 != meta.size || i64::from(crc32fast::hash(&bytes)) != crc
+                    {
+                        return Err(damaged("chunk 0 fails its check"));
+                    }
+                    let digest: Digest = sha2::Sha256::digest(&bytes).into();
+                    if digest != meta.digest {
+                        return Err(damaged("its SHA-256 differs"));
+                    }
+                    Ok(Some(bytes))
+                }
+                Some(_) => self.read_record(provider, *id),
+            })
+            .collect()
     }
 
     fn record_reader(

@@ -2,10 +2,11 @@
 //! pool when dropped unless it was closed (the backend was killed, the server
 //! restarted), so the next checkout connects afresh instead of failing.
 
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, NoTls, Statement};
 
 use crate::error::{Error, Result};
 use crate::store::lock;
@@ -16,7 +17,13 @@ const MAX_IDLE: usize = 16;
 
 pub(crate) struct Pool {
     config: Config,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// A connection and the statements prepared on it.
+struct Connection {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
 }
 
 impl Pool {
@@ -37,19 +44,22 @@ impl Pool {
     /// An open connection: an idle one, or a new one.
     pub(crate) fn get(&self) -> Result<Pooled<'_>> {
         loop {
-            let Some(client) = lock(&self.idle).pop() else {
+            let Some(connection) = lock(&self.idle).pop() else {
                 break;
             };
-            if !client.is_closed() {
+            if !connection.client.is_closed() {
                 return Ok(Pooled {
                     pool: self,
-                    client: Some(client),
+                    connection: Some(connection),
                 });
             }
         }
         Ok(Pooled {
             pool: self,
-            client: Some(self.connect()?),
+            connection: Some(Connection {
+                client: self.connect()?,
+                statements: HashMap::new(),
+            }),
         })
     }
 }
@@ -57,33 +67,58 @@ impl Pool {
 /// A connection checked out of a [`Pool`].
 pub(crate) struct Pooled<'a> {
     pool: &'a Pool,
-    client: Option<Client>,
+    connection: Option<Connection>,
 }
 
-// `client` is `Some` from checkout until `drop` takes it, so these never fail.
-#[allow(clippy::expect_used)]
-impl Deref for Pooled<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("present until dropped")
+impl Pooled<'_> {
+    /// `sql` prepared on this connection, once: a search's lookups then cost one round
+    /// trip each instead of two (parse, then execute).
+    pub(crate) fn prepared(
+        &mut self,
+        sql: &'static str,
+    ) -> std::result::Result<Statement, postgres::Error> {
+        let connection = self.connection_mut();
+        if let Some(statement) = connection.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = connection.client.prepare(sql)?;
+        connection.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    // `connection` is `Some` from checkout until `drop` takes it: these never fail.
+    #[allow(clippy::expect_used)]
+    fn connection_mut(&mut self) -> &mut Connection {
+        self.connection.as_mut().expect("present until dropped")
     }
 }
 
 #[allow(clippy::expect_used)]
+impl Deref for Pooled<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self
+            .connection
+            .as_ref()
+            .expect("present until dropped")
+            .client
+    }
+}
+
 impl DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("present until dropped")
+        &mut self.connection_mut().client
     }
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take()
-            && !client.is_closed()
+        if let Some(connection) = self.connection.take()
+            && !connection.client.is_closed()
         {
             let mut idle = lock(&self.pool.idle);
             if idle.len() < MAX_IDLE {
-                idle.push(client);
+                idle.push(connection);
             }
         }
     }
