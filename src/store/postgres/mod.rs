@@ -508,15 +508,10 @@ impl PgSegment {
                 .iter()
                 .map(|l| Uuid::from_bytes(*l))
                 .collect();
-            let query = |connection: &mut pool::Pooled<'_>| {
+            let rows = self.pool.reading("look labels up", |connection| {
                 let statement = connection.prepared(LOOKUP)?;
                 connection.query(&statement, &[&self.provider.as_str(), &keys])
-            };
-            let rows = match query(&mut self.pool.get()?) {
-                Err(e) if e.is_closed() => query(&mut self.pool.get()?),
-                other => other,
-            }
-            .map_err(|e| database("look labels up", &e))?;
+            })?;
             let positions: HashMap<Uuid, usize> = keys
                 .iter()
                 .enumerate()
@@ -830,19 +825,12 @@ impl Store for PgStore {
             .collect();
         let mut rows: HashMap<Vec<u8>, (i64, Vec<u8>)> = HashMap::new();
         if !small.is_empty() {
-            let query = |connection: &mut pool::Pooled<'_>| {
+            let fetched = self.pool.reading("read records", |connection| {
                 let statement = connection.prepared(
                     "SELECT record, crc, bytes FROM medvault_record_chunks
                      WHERE provider = $1 AND record = ANY($2) AND chunk = 0",
                 )?;
                 connection.query(&statement, &[&provider.as_str(), &small])
-            };
-            let fetched = self.pool.get().and_then(|mut connection| {
-                match query(&mut connection) {
-                    Err(e) if e.is_closed() => query(&mut self.pool.get()?),
-                    other => other,
-                }
-                .map_err(|e| database("read records", &e))
             });
             match fetched {
                 Ok(fetched) => {
@@ -997,23 +985,23 @@ impl PgRecordReader {
     /// nothing).
     fn fetch(&mut self) -> Result<()> {
         let index = self.next_chunk as i32;
-        let query = |client: &mut Client| {
-            client.query_opt(
-                "SELECT crc, bytes FROM medvault_record_chunks
-                 WHERE provider = $1 AND record = $2 AND chunk = $3",
-                &[
-                    &self.provider.as_str(),
-                    &&self.record.as_bytes()[..],
-                    &index,
-                ],
-            )
-        };
-        let row = match query(&mut *self.pool.get()?) {
-            Err(e) if e.is_closed() => query(&mut *self.pool.get()?),
-            other => other,
-        }
-        .map_err(|e| database("read a record", &e))?
-        .ok_or_else(|| self.damaged(&format!("chunk {index} is missing")))?;
+        let row = self
+            .pool
+            .reading("read a record", |connection| {
+                let statement = connection.prepared(
+                    "SELECT crc, bytes FROM medvault_record_chunks
+                     WHERE provider = $1 AND record = $2 AND chunk = $3",
+                )?;
+                connection.query_opt(
+                    &statement,
+                    &[
+                        &self.provider.as_str(),
+                        &&self.record.as_bytes()[..],
+                        &index,
+                    ],
+                )
+            })?
+            .ok_or_else(|| self.damaged(&format!("chunk {index} is missing")))?;
         let crc: i64 = row.get(0);
         let bytes: Vec<u8> = row.get(1);
         let expected_len = (self.remaining).min(CHUNK as u64);

@@ -1,10 +1,12 @@
 //! A small pool of PostgreSQL connections: a checked-out connection goes back to the
 //! pool when dropped unless it was closed (the backend was killed, the server
-//! restarted), so the next checkout connects afresh instead of failing.
+//! restarted), so the next checkout connects afresh instead of failing. At most
+//! [`MAX_OPEN`] are open at once: a busy cloud waits for a connection rather than
+//! exhausting the server's `max_connections` (100 by default).
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use postgres::{Client, Config, NoTls, Statement};
 
@@ -15,9 +17,20 @@ use crate::store::lock;
 /// or upload one each.
 const MAX_IDLE: usize = 16;
 
+/// Connections open at once, idle or checked out (the store's lock holder aside).
+pub const MAX_OPEN: usize = 48;
+
 pub(crate) struct Pool {
     config: Config,
-    idle: Mutex<Vec<Connection>>,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Connection>,
+    /// Idle and checked out.
+    open: usize,
 }
 
 /// A connection and the statements prepared on it.
@@ -30,7 +43,8 @@ impl Pool {
     pub(crate) fn new(config: Config) -> Self {
         Pool {
             config,
-            idle: Mutex::new(Vec::new()),
+            state: Mutex::new(PoolState::default()),
+            returned: Condvar::new(),
         }
     }
 
@@ -41,26 +55,58 @@ impl Pool {
             .map_err(|e| database("connect", &e))
     }
 
-    /// An open connection: an idle one, or a new one.
+    /// An open connection: an idle one, a new one, or (with [`MAX_OPEN`] out) the
+    /// next one returned. Hold one at a time: a thread waiting for a second while
+    /// holding one could wait for itself.
     pub(crate) fn get(&self) -> Result<Pooled<'_>> {
+        let mut state = lock(&self.state);
         loop {
-            let Some(connection) = lock(&self.idle).pop() else {
-                break;
-            };
-            if !connection.client.is_closed() {
+            if let Some(connection) = state.idle.pop() {
+                if connection.client.is_closed() {
+                    state.open -= 1;
+                    continue;
+                }
                 return Ok(Pooled {
                     pool: self,
                     connection: Some(connection),
                 });
             }
+            if state.open < MAX_OPEN {
+                state.open += 1;
+                drop(state);
+                return match self.connect() {
+                    Ok(client) => Ok(Pooled {
+                        pool: self,
+                        connection: Some(Connection {
+                            client,
+                            statements: HashMap::new(),
+                        }),
+                    }),
+                    Err(e) => {
+                        lock(&self.state).open -= 1;
+                        self.returned.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            state = self.returned.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        Ok(Pooled {
-            pool: self,
-            connection: Some(Connection {
-                client: self.connect()?,
-                statements: HashMap::new(),
-            }),
-        })
+    }
+
+    /// Runs `query` on a connection; if that connection turns out closed (a backend
+    /// killed, a server restarted), once more on a new one. Only for what is safe to
+    /// repeat: reads.
+    pub(crate) fn reading<T>(
+        &self,
+        action: &'static str,
+        query: impl Fn(&mut Pooled<'_>) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let first = query(&mut self.get()?);
+        match first {
+            Err(e) if e.is_closed() => query(&mut self.get()?),
+            other => other,
+        }
+        .map_err(|e| database(action, &e))
     }
 }
 
@@ -113,13 +159,15 @@ impl DerefMut for Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(connection) = self.connection.take()
-            && !connection.client.is_closed()
-        {
-            let mut idle = lock(&self.pool.idle);
-            if idle.len() < MAX_IDLE {
-                idle.push(connection);
+        if let Some(connection) = self.connection.take() {
+            let mut state = lock(&self.pool.state);
+            if !connection.client.is_closed() && state.idle.len() < MAX_IDLE {
+                state.idle.push(connection);
+            } else {
+                state.open -= 1;
             }
+            drop(state);
+            self.pool.returned.notify_one();
         }
     }
 }
