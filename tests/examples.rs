@@ -149,3 +149,74 @@ fn owner_and_user_follows_the_papers_flowcharts() {
     let saved: Vec<_> = std::fs::read_dir(&save).unwrap().collect();
     assert_eq!(saved.len(), 1);
 }
+
+/// The demo on a PostgreSQL store (`--store postgresql://…`, the parties' keys in
+/// `--keys`): the whole story, then a second run that resumes the database.
+#[cfg(feature = "postgres")]
+#[test]
+fn the_demo_runs_on_a_postgresql_store_and_resumes_it() {
+    #[path = "common/postgres.rs"]
+    mod pg;
+    let url = pg::url_of(&pg::shared().fresh_database());
+    let keys = tempfile::tempdir().unwrap();
+    let keys = keys.path().to_str().unwrap();
+    let args = [
+        "--store",
+        &url,
+        "--keys",
+        keys,
+        "--patients",
+        "6",
+        "--epochs",
+        "2",
+    ];
+    let (out, stdout) = run("demo", &args);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1. The cloud: a PostgreSQL store; the parties' keys in"));
+    assert!(stdout.contains("exactly the records a plaintext index gives"));
+    assert!(!stdout.contains(&url), "the URL is never printed");
+    let (out, stdout) = run("demo", &args);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("1. The cloud: a PostgreSQL store (resumed)"));
+    assert!(stdout.contains("3. Upload: already in the store, skipped"));
+}
+
+/// The leakage report runs end to end on a small hospital and writes both files.
+#[test]
+fn the_leakage_report_writes_its_tables_and_plot() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let (out, stdout) = run(
+        "leakage_report",
+        &[
+            "--patients",
+            "150",
+            "--queries",
+            "150",
+            "--out",
+            out_dir.path().to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let markdown = std::fs::read_to_string(out_dir.path().join("leakage.md")).unwrap();
+    for row in [
+        "| none |",
+        "| power-of-two padding |",
+        "| 8 keyword buckets |",
+        "| patient-wide answers |",
+        "| 50 % known |",
+    ] {
+        assert!(markdown.contains(row), "missing {row:?} in:\n{markdown}");
+    }
+    let svg = std::fs::read_to_string(out_dir.path().join("leakage.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("patient-wide answers"));
+    let (out, _) = run("leakage_report", &["--patients", "0"]);
+    assert_eq!(out.status.code(), Some(2), "bad arguments are refused");
+}

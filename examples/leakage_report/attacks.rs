@@ -1,0 +1,141 @@
+//! Leakage-abuse attacks run against what the cloud observed (`observe.rs`).
+//!
+//! **The count attack** (Cash, Grubbs, Perry, Ristenpart, CCS 2015), in its known-record
+//! form for medvault's per-patient queries. The attacker (the cloud, or whoever reads
+//! its disk) knows some records in clear: their patient and keywords, and their ids
+//! (it stored them). For each observed search with answer `R`:
+//! 1. the known records in `R` name the patient (a query is one patient's);
+//! 2. the keyword is in every known record of `R`;
+//! 3. and every known record of that patient holding the keyword is in `R` (the answer
+//!    holds all of them), so `R` holds exactly as many known records with it as the
+//!    attacker knows of: the count check;
+//! 4. a search whose answer the attacker resolved fixes the keyword of every search
+//!    with the same query bytes (the search pattern).
+//!
+//! The attacker knows the defence (Kerckhoffs): it runs the steps on the terms records
+//! are indexed under (a keyword's bucket, say), then takes the keywords of the patient's
+//! known records that map to the term it found. A search is recovered when exactly one
+//! (patient, keyword) is left and it is the one asked; a single wrong candidate counts
+//! as a failure, as does an ambiguous one.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::corpus::{Corpus, Rng};
+use crate::observe::{Defence, Observed};
+
+/// A record the attacker knows in clear.
+pub struct KnownRecord<'a> {
+    pub patient: usize,
+    pub keywords: BTreeSet<&'a str>,
+    /// What it is indexed under (the defence is public).
+    pub terms: BTreeSet<String>,
+}
+
+/// Records the attacker knows, by corpus position; and per patient, which.
+pub struct Known<'a> {
+    pub defence: Defence,
+    pub records: HashMap<usize, KnownRecord<'a>>,
+    pub by_patient: HashMap<usize, Vec<usize>>,
+}
+
+/// A `percent` sample of `corpus`'s records, from `seed`.
+pub fn known_sample(corpus: &Corpus, defence: Defence, percent: u64, seed: u64) -> Known<'_> {
+    let mut rng = Rng::new(seed);
+    let chosen = (0..corpus.records.len()).filter(|_| rng.next() % 100 < percent);
+    known_of(corpus, defence, chosen)
+}
+
+/// The attacker knows exactly `records` (positions in `corpus`).
+pub fn known_of(
+    corpus: &Corpus,
+    defence: Defence,
+    records: impl IntoIterator<Item = usize>,
+) -> Known<'_> {
+    let mut known = Known {
+        defence,
+        records: HashMap::new(),
+        by_patient: HashMap::new(),
+    };
+    for r in records {
+        let record = &corpus.records[r];
+        known.records.insert(
+            r,
+            KnownRecord {
+                patient: record.patient,
+                keywords: record.keywords.iter().map(String::as_str).collect(),
+                terms: defence.terms(&record.keywords).into_iter().collect(),
+            },
+        );
+        known.by_patient.entry(record.patient).or_default().push(r);
+    }
+    known
+}
+
+/// The count attack: for each observed search, the (patient, keyword) the attacker
+/// concludes, if exactly one is left.
+pub fn count_attack<'a>(observed: &[Observed], known: &Known<'a>) -> Vec<Option<(usize, &'a str)>> {
+    let mut guesses: Vec<Option<(usize, &'a str)>> = observed
+        .iter()
+        .map(|search| {
+            let answer: BTreeSet<usize> = search.results.iter().copied().collect();
+            let in_answer: Vec<&KnownRecord<'a>> = search
+                .results
+                .iter()
+                .filter_map(|r| known.records.get(r))
+                .collect();
+            let first = in_answer.first()?;
+            let patient = first.patient;
+            let mut terms: BTreeSet<&str> = first.terms.iter().map(String::as_str).collect();
+            for record in &in_answer[1..] {
+                terms.retain(|t| record.terms.contains(*t));
+            }
+            // Every known record of the patient indexed under the term is in the answer.
+            let of_patient = &known.by_patient[&patient];
+            terms.retain(|t| {
+                of_patient
+                    .iter()
+                    .all(|r| answer.contains(r) || !known.records[r].terms.contains(*t))
+            });
+            // The keywords of the patient's known records indexed under those terms.
+            let mut keywords: BTreeSet<&'a str> = BTreeSet::new();
+            for r in of_patient {
+                for keyword in &known.records[r].keywords {
+                    let term = known.defence.term(keyword);
+                    if terms.contains(term.as_str()) {
+                        keywords.insert(keyword);
+                    }
+                }
+            }
+            let mut left = keywords.into_iter();
+            match (left.next(), left.next()) {
+                (Some(keyword), None) => Some((patient, keyword)),
+                _ => None,
+            }
+        })
+        .collect();
+    // The search pattern: the same query bytes are the same (patient, keyword).
+    let mut resolved: HashMap<[u8; 32], (usize, &'a str)> = HashMap::new();
+    for (search, guess) in observed.iter().zip(&guesses) {
+        if let Some(guess) = guess {
+            resolved.entry(search.query).or_insert(*guess);
+        }
+    }
+    for (search, guess) in observed.iter().zip(guesses.iter_mut()) {
+        if guess.is_none() {
+            *guess = resolved.get(&search.query).copied();
+        }
+    }
+    guesses
+}
+
+/// The fraction of searches whose (patient, keyword) `guesses` got right.
+pub fn recovery_rate(guesses: &[Option<(usize, &str)>], truth: &[(usize, String)]) -> f64 {
+    let right = guesses
+        .iter()
+        .zip(truth)
+        .filter(|(guess, (patient, keyword))| {
+            guess.is_some_and(|(p, k)| p == *patient && k == keyword)
+        })
+        .count();
+    right as f64 / truth.len().max(1) as f64
+}

@@ -1,0 +1,176 @@
+//! The leakage harness (`examples/leakage_report/`) on cases whose answer is known by
+//! hand, so a harness that recovers nothing because it is broken cannot pass; and end
+//! to end through a real cloud, where the attack must recover most searches without a
+//! defence and far fewer with one.
+
+// The example's modules; what only its report uses is unused here.
+#[allow(dead_code)]
+#[path = "../examples/leakage_report/attacks.rs"]
+mod attacks;
+#[allow(dead_code)]
+#[path = "../examples/leakage_report/corpus.rs"]
+mod corpus;
+#[allow(dead_code)]
+#[path = "../examples/leakage_report/observe.rs"]
+mod observe;
+
+use corpus::{Corpus, PlainRecord};
+use observe::{Defence, Observed};
+
+/// Patient 0: r0 {a, b}, r1 {a}, r2 {b, c}; patient 1: r3 {a}.
+fn tiny() -> Corpus {
+    let record = |patient, keywords: &[&str]| PlainRecord {
+        patient,
+        keywords: keywords.iter().map(|k| k.to_string()).collect(),
+        size: 100,
+    };
+    Corpus {
+        patients: 2,
+        records: vec![
+            record(0, &["a", "b"]),
+            record(0, &["a"]),
+            record(0, &["b", "c"]),
+            record(1, &["a"]),
+        ],
+    }
+}
+
+/// A search as the cloud would see it: `tag` stands for its query bytes.
+fn seen(tag: u8, results: &[usize]) -> Observed {
+    Observed {
+        query: [tag; 32],
+        results: results.to_vec(),
+        blocks: 1,
+        response_bytes: 0,
+    }
+}
+
+fn truth(pairs: &[(usize, &str)]) -> Vec<(usize, String)> {
+    pairs.iter().map(|(p, k)| (*p, k.to_string())).collect()
+}
+
+#[test]
+fn the_count_attack_recovers_what_a_hand_count_recovers() {
+    let corpus = tiny();
+    // (p0, a) → {r0, r1}; (p0, b) → {r0, r2}; (p0, c) → {r2}; (p1, a) → {r3}; and
+    // (p0, c) again, with the same query bytes.
+    let observed = [
+        seen(1, &[0, 1]),
+        seen(2, &[0, 2]),
+        seen(3, &[2]),
+        seen(4, &[3]),
+        seen(3, &[2]),
+    ];
+    let asked = truth(&[(0, "a"), (0, "b"), (0, "c"), (1, "a"), (0, "c")]);
+
+    // Knowing r0 and r1: {a, b} ∩ {a} = a; for b, r1 has no b but r0 does and is in
+    // the answer, while a is refused because r1 (known, with a) is not in it; nothing
+    // known is in the other answers.
+    let known = attacks::known_of(&corpus, Defence::None, [0, 1]);
+    let guesses = attacks::count_attack(&observed, &known);
+    assert_eq!(
+        guesses,
+        vec![Some((0, "a")), Some((0, "b")), None, None, None]
+    );
+    assert_eq!(attacks::recovery_rate(&guesses, &asked), 2.0 / 5.0);
+
+    // Knowing everything: r2's {b, c} loses b (r0 has b and is not in the answer).
+    let all = attacks::known_of(&corpus, Defence::None, 0..4);
+    let guesses = attacks::count_attack(&observed, &all);
+    assert_eq!(attacks::recovery_rate(&guesses, &asked), 1.0);
+
+    // The search pattern: knowing only r2, the first (p0, c) search is ambiguous
+    // ({b, c}); none resolves it, so neither is its repeat.
+    let only_r2 = attacks::known_of(&corpus, Defence::None, [2]);
+    let guesses = attacks::count_attack(&observed, &only_r2);
+    assert_eq!(guesses[2], None);
+    assert_eq!(guesses[4], None);
+    // Knowing r2 and r0, the first (p0, c) is resolved (b is refused: r0 has it and is
+    // not in the answer), and its repeat with the same bytes inherits it.
+    let r0_r2 = attacks::known_of(&corpus, Defence::None, [0, 2]);
+    let guesses = attacks::count_attack(&observed, &r0_r2);
+    assert_eq!(guesses[2], Some((0, "c")));
+    assert_eq!(guesses[4], Some((0, "c")));
+}
+
+#[test]
+fn patient_wide_answers_leave_the_count_attack_only_a_patients_keywords() {
+    let corpus = tiny();
+    // Every search for patient 0 answers all three of its records.
+    let observed = [
+        seen(9, &[0, 1, 2]),
+        seen(9, &[0, 1, 2]),
+        seen(9, &[0, 1, 2]),
+    ];
+    let asked = truth(&[(0, "a"), (0, "b"), (0, "c")]);
+    // Knowing r0 and r1: the keywords {a, b} are all candidates: nothing recovered.
+    let known = attacks::known_of(&corpus, Defence::PatientWide, [0, 1]);
+    let guesses = attacks::count_attack(&observed, &known);
+    assert_eq!(guesses, vec![None, None, None]);
+    // Knowing only r1: its one keyword is the only candidate; it is right once in three.
+    let known = attacks::known_of(&corpus, Defence::PatientWide, [1]);
+    let guesses = attacks::count_attack(&observed, &known);
+    assert_eq!(guesses, vec![Some((0, "a")); 3]);
+    assert!((attacks::recovery_rate(&guesses, &asked) - 1.0 / 3.0).abs() < 1e-9);
+}
+
+#[test]
+fn through_a_real_cloud_the_attack_recovers_searches_and_defences_cut_it() {
+    let corpus = corpus::hospital(40, 7);
+    let mut rng = corpus::Rng::new(11);
+    let queries: Vec<(usize, String)> = (0..120)
+        .map(|_| {
+            let record = &corpus.records[rng.below(corpus.records.len())];
+            let keyword = &record.keywords[rng.below(record.keywords.len())];
+            (record.patient, keyword.clone())
+        })
+        .collect();
+    let rate = |defence: Defence, percent: u64| {
+        let (observed, costs) = observe::observe(&corpus, defence, &queries);
+        assert_eq!(observed.len(), queries.len());
+        // Every answer holds the records the plaintext index gives (and, with a
+        // defence, more of the patient's).
+        for (search, (patient, keyword)) in observed.iter().zip(&queries) {
+            let expected = corpus
+                .records
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.patient == *patient && r.keywords.contains(keyword))
+                .map(|(i, _)| i);
+            for r in expected {
+                assert!(
+                    search.results.contains(&r),
+                    "{defence:?}: record {r} missing"
+                );
+            }
+            assert!(
+                search
+                    .results
+                    .iter()
+                    .all(|&r| corpus.records[r].patient == *patient)
+            );
+        }
+        let known = attacks::known_sample(&corpus, defence, percent, 3);
+        (
+            attacks::recovery_rate(&attacks::count_attack(&observed, &known), &queries),
+            costs,
+        )
+    };
+    let (none_all, none_costs) = rate(Defence::None, 100);
+    let (none_half, _) = rate(Defence::None, 50);
+    let (wide_all, wide_costs) = rate(Defence::PatientWide, 100);
+    assert!(
+        none_all > 0.6,
+        "without a defence, knowing everything: {none_all}"
+    );
+    assert!(
+        none_half > 0.2 && none_half <= none_all,
+        "half known: {none_half}"
+    );
+    assert!(
+        wide_all < none_all / 2.0,
+        "patient-wide answers: {wide_all}"
+    );
+    assert!(wide_costs.opened_per_wanted > none_costs.opened_per_wanted);
+    assert!((none_costs.opened_per_wanted - 1.0).abs() < 1e-9);
+}
