@@ -115,6 +115,33 @@ fn patient_wide_answers_leave_the_count_attack_only_a_patients_keywords() {
 }
 
 #[test]
+fn record_lengths_link_plaintexts_to_records_unless_padded() {
+    let mut corpus = tiny();
+    for (record, size) in corpus.records.iter_mut().zip([100, 100, 250, 4000]) {
+        record.size = size;
+    }
+    let key = medvault::RecordKey::from_bytes(
+        medvault::ProviderId::new("st-mary-hospital").unwrap(),
+        0,
+        medvault::RecordId::from_bytes([7; 16]),
+        [7; 32],
+    );
+    let sealed = |defence: Defence| -> Vec<u64> {
+        corpus
+            .records
+            .iter()
+            .map(|r| medvault::sealed_len(&key, defence.padded(r.size)).unwrap() as u64)
+            .collect()
+    };
+    // The two 100-byte notes share a size; the others are unique.
+    let linked = attacks::link_by_length(&corpus, Defence::None, &sealed(Defence::None), 0..4);
+    assert_eq!(linked, vec![2, 3]);
+    // Padded to 4 KiB, all four are sealed to one size.
+    let padded = Defence::PaddedSizes(4096);
+    assert!(attacks::link_by_length(&corpus, padded, &sealed(padded), 0..4).is_empty());
+}
+
+#[test]
 fn through_a_real_cloud_the_attack_recovers_searches_and_defences_cut_it() {
     let corpus = corpus::hospital(40, 7);
     let mut rng = corpus::Rng::new(11);
@@ -126,7 +153,8 @@ fn through_a_real_cloud_the_attack_recovers_searches_and_defences_cut_it() {
         })
         .collect();
     let rate = |defence: Defence, percent: u64| {
-        let (observed, costs) = observe::observe(&corpus, defence, &queries);
+        let observation = observe::observe(&corpus, defence, &queries);
+        let (observed, costs) = (observation.searches, observation.costs);
         assert_eq!(observed.len(), queries.len());
         // Every answer holds the records the plaintext index gives (and, with a
         // defence, more of the patient's).
@@ -151,14 +179,27 @@ fn through_a_real_cloud_the_attack_recovers_searches_and_defences_cut_it() {
             );
         }
         let known = attacks::known_sample(&corpus, defence, percent, 3);
+        let linked = attacks::link_by_length(
+            &corpus,
+            defence,
+            &observation.sizes,
+            known.records.keys().copied(),
+        );
+        let linked = linked.len() as f64 / known.records.len().max(1) as f64;
         (
             attacks::recovery_rate(&attacks::count_attack(&observed, &known), &queries),
             costs,
+            linked,
         )
     };
-    let (none_all, none_costs) = rate(Defence::None, 100);
-    let (none_half, _) = rate(Defence::None, 50);
-    let (wide_all, wide_costs) = rate(Defence::PatientWide, 100);
+    let (none_all, none_costs, none_linked) = rate(Defence::None, 100);
+    let (none_half, _, _) = rate(Defence::None, 50);
+    let (wide_all, wide_costs, _) = rate(Defence::PatientWide, 100);
+    let (_, padded_costs, padded_linked) = rate(Defence::PaddedSizes(4096), 100);
+    // Lengths name most records; padded to 4 KiB, few.
+    assert!(none_linked > 0.5, "linked by length: {none_linked}");
+    assert!(padded_linked < none_linked / 4.0, "padded: {padded_linked}");
+    assert!(padded_costs.stored_bytes > none_costs.stored_bytes);
     assert!(
         none_all > 0.6,
         "without a defence, knowing everything: {none_all}"

@@ -139,3 +139,36 @@ pub fn recovery_rate(guesses: &[Option<(usize, &str)>], truth: &[(usize, String)
         .count();
     right as f64 / truth.len().max(1) as f64
 }
+
+/// **The volume attack on record lengths.** An attacker holding plaintexts (a leak of
+/// the hospital's notes, say) without their record ids links each to the stored record
+/// whose sealed size is the one its length seals to (the format is public, so
+/// `sealed_len` says), when exactly one stored record has that size. Returns the
+/// corpus positions it linked, each to itself (a unique size cannot link wrongly).
+pub fn link_by_length(
+    corpus: &Corpus,
+    defence: Defence,
+    sizes: &[u64],
+    plaintexts: impl IntoIterator<Item = usize>,
+) -> Vec<usize> {
+    let provider = medvault::ProviderId::new("st-mary-hospital").unwrap();
+    let key = medvault::RecordKey::from_bytes(
+        provider,
+        0,
+        medvault::RecordId::from_bytes([0; 16]),
+        [0; 32],
+    );
+    let mut records_of_size: HashMap<u64, usize> = HashMap::new();
+    for size in sizes {
+        *records_of_size.entry(*size).or_default() += 1;
+    }
+    plaintexts
+        .into_iter()
+        .filter(|&r| {
+            // The attacker pads as the defence does (it knows the defence).
+            let length = defence.padded(corpus.records[r].size);
+            let sealed = medvault::sealed_len(&key, length).unwrap() as u64;
+            records_of_size.get(&sealed) == Some(&1)
+        })
+        .collect()
+}

@@ -22,13 +22,25 @@ use observe::{Costs, Defence};
 use plotters::prelude::*;
 
 const KNOWN_PERCENT: [u64; 6] = [0, 5, 25, 50, 75, 100];
-const DEFENCES: [Defence; 5] = [
+const DEFENCES: [Defence; 6] = [
     Defence::None,
     Defence::PowerOfTwo,
     Defence::Buckets(64),
     Defence::Buckets(8),
     Defence::PatientWide,
+    Defence::PaddedSizes(4096),
 ];
+
+/// One defence's results: the count attack's recovery rate at each known fraction
+/// (ids known), the share of known plaintexts linked to their record by length, the
+/// count attack's rate with only those, and the costs.
+struct Row {
+    defence: Defence,
+    rates: Vec<f64>,
+    linked: Vec<f64>,
+    by_length: Vec<f64>,
+    costs: Costs,
+}
 
 struct Args {
     patients: usize,
@@ -84,17 +96,25 @@ fn main() {
     };
     let corpus = corpus::hospital(args.patients, args.seed);
     let queries = sample_queries(&corpus, args.queries, args.seed);
-    let mut rows: Vec<(Defence, Vec<f64>, Costs)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for defence in DEFENCES {
-        let (observed, costs) = observe::observe(&corpus, defence, &queries);
-        let rates: Vec<f64> = KNOWN_PERCENT
-            .iter()
-            .map(|&percent| {
-                let known = attacks::known_sample(&corpus, defence, percent, args.seed + percent);
-                let guesses = attacks::count_attack(&observed, &known);
-                attacks::recovery_rate(&guesses, &queries)
-            })
-            .collect();
+        let observation = observe::observe(&corpus, defence, &queries);
+        let mut rates = Vec::new();
+        let mut linked = Vec::new();
+        let mut by_length = Vec::new();
+        for &percent in &KNOWN_PERCENT {
+            let known = attacks::known_sample(&corpus, defence, percent, args.seed + percent);
+            let guesses = attacks::count_attack(&observation.searches, &known);
+            rates.push(attacks::recovery_rate(&guesses, &queries));
+            // The same plaintexts, their ids unknown: linked by length first.
+            let plaintexts: Vec<usize> = known.records.keys().copied().collect();
+            let found =
+                attacks::link_by_length(&corpus, defence, &observation.sizes, plaintexts.clone());
+            linked.push(found.len() as f64 / plaintexts.len().max(1) as f64);
+            let known = attacks::known_of(&corpus, defence, found);
+            let guesses = attacks::count_attack(&observation.searches, &known);
+            by_length.push(attacks::recovery_rate(&guesses, &queries));
+        }
         println!(
             "{:<22} {}",
             defence.name(),
@@ -104,7 +124,13 @@ fn main() {
                 .collect::<Vec<_>>()
                 .join("  ")
         );
-        rows.push((defence, rates, costs));
+        rows.push(Row {
+            defence,
+            rates,
+            linked,
+            by_length,
+            costs: observation.costs,
+        });
     }
     std::fs::create_dir_all(&args.out).expect("create the output directory");
     let markdown = report(&args, &corpus, &rows);
@@ -116,7 +142,7 @@ fn main() {
     );
 }
 
-fn report(args: &Args, corpus: &corpus::Corpus, rows: &[(Defence, Vec<f64>, Costs)]) -> String {
+fn report(args: &Args, corpus: &corpus::Corpus, rows: &[Row]) -> String {
     let mut frequency: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for record in &corpus.records {
         for keyword in &record.keywords {
@@ -174,9 +200,9 @@ exactly one (patient, keyword) is left and it is the one asked.\n",
         let _ = write!(md, "---:|");
     }
     let _ = writeln!(md);
-    for (defence, rates, _) in rows {
-        let _ = write!(md, "| {} |", defence.name());
-        for r in rates {
+    for row in rows {
+        let _ = write!(md, "| {} |", row.defence.name());
+        for r in &row.rates {
             let _ = write!(md, " {:.1} % |", r * 100.0);
         }
         let _ = writeln!(md);
@@ -185,18 +211,45 @@ exactly one (patient, keyword) is left and it is the one asked.\n",
         md,
         "\n![recovery rate against known fraction](leakage.svg)\n"
     );
+    let _ = writeln!(md, "## The volume attack on record lengths\n");
+    let _ = writeln!(
+        md,
+        "An attacker holding plaintexts without their record ids (a leak of notes, say) links each to the stored record whose \
+sealed size is the one its length seals to (the format is public), when exactly one stored record has that size \
+(`attacks::link_by_length`); the count attack then runs with the records it linked. Each cell: known plaintexts linked / searches \
+recovered.\n"
+    );
+    let _ = write!(md, "| defence |");
+    for p in KNOWN_PERCENT.iter().skip(1) {
+        let _ = write!(md, " {p} % known |");
+    }
+    let _ = writeln!(md);
+    let _ = write!(md, "|---|");
+    for _ in KNOWN_PERCENT.iter().skip(1) {
+        let _ = write!(md, "---:|");
+    }
+    let _ = writeln!(md);
+    for row in rows {
+        let _ = write!(md, "| {} |", row.defence.name());
+        for (linked, rate) in row.linked.iter().zip(&row.by_length).skip(1) {
+            let _ = write!(md, " {:.1} % / {:.1} % |", linked * 100.0, rate * 100.0);
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md);
     let _ = writeln!(md, "## What each defence costs\n");
     let _ = writeln!(
         md,
-        "| defence | index entries | records per answer | opened per record wanted | answer bytes | search time |"
+        "| defence | index entries | stored bytes | records per answer | opened per record wanted | answer bytes | search time |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
-    for (defence, _, costs) in rows {
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for Row { defence, costs, .. } in rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {:.2} | {:.0} | {:.0} µs |",
+            "| {} | {} | {} | {:.1} | {:.2} | {:.0} | {:.0} µs |",
             defence.name(),
             costs.index_entries,
+            costs.stored_bytes,
             costs.mean_results,
             costs.opened_per_wanted,
             costs.mean_response_bytes,
@@ -211,12 +264,15 @@ the answer's record ids are the same, so it does not slow the count attack.\n\
 for its keyword's bucket and the doctor keeps the records that have the keyword after opening them. The attacker learns the \
 bucket; fewer buckets hide more and cost more records opened per record wanted.\n\
 - **Patient-wide answers** index every record under one term: a search returns all the patient's records at the provider and \
-the doctor filters them after opening. The cloud learns which patient, never which keyword.\n"
+the doctor filters them after opening. The cloud learns which patient, never which keyword.\n\
+- **Padded sizes** pad each record's plaintext up to a multiple of 4 KiB before sealing (the application's own filler, removed \
+after opening): records of similar lengths then have the same sealed size, and a leaked plaintext no longer names its record by \
+length. It does nothing against the count attack when the attacker knows the ids.\n"
     );
     md
 }
 
-fn plot(path: &std::path::Path, rows: &[(Defence, Vec<f64>, Costs)]) {
+fn plot(path: &std::path::Path, rows: &[Row]) {
     let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
     root.fill(&WHITE).expect("draw");
     let mut chart = ChartBuilder::on(&root)
@@ -232,8 +288,8 @@ fn plot(path: &std::path::Path, rows: &[(Defence, Vec<f64>, Costs)]) {
         .y_desc("searches recovered (%)")
         .draw()
         .expect("mesh");
-    let colors = [RED, BLUE, GREEN, MAGENTA, BLACK];
-    for ((defence, rates, _), color) in rows.iter().zip(colors) {
+    let colors = [RED, BLUE, GREEN, MAGENTA, BLACK, CYAN];
+    for (Row { defence, rates, .. }, color) in rows.iter().zip(colors) {
         let points: Vec<(f64, f64)> = KNOWN_PERCENT
             .iter()
             .zip(rates)

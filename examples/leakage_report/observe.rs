@@ -30,6 +30,10 @@ pub enum Defence {
     /// Every record under one term: a query returns all of the patient's records and
     /// the doctor filters them after opening.
     PatientWide,
+    /// Indexed as without a defence, but every record's plaintext padded (with the
+    /// application's own filler) up to a multiple of this many bytes before sealing, so
+    /// that records of similar lengths are sealed to the same size.
+    PaddedSizes(usize),
 }
 
 impl Defence {
@@ -39,13 +43,22 @@ impl Defence {
             Defence::PowerOfTwo => "power-of-two padding".into(),
             Defence::Buckets(n) => format!("{n} keyword buckets"),
             Defence::PatientWide => "patient-wide answers".into(),
+            Defence::PaddedSizes(n) => format!("sizes padded to {} KiB", n / 1024),
+        }
+    }
+
+    /// The plaintext length a record of `len` bytes is sealed at.
+    pub fn padded(&self, len: usize) -> usize {
+        match self {
+            Defence::PaddedSizes(n) => len.div_ceil(*n).max(1) * n,
+            _ => len,
         }
     }
 
     /// The terms a record with `keywords` is indexed under.
     pub fn terms(&self, keywords: &[String]) -> Vec<String> {
         match self {
-            Defence::None | Defence::PowerOfTwo => keywords.to_vec(),
+            Defence::None | Defence::PowerOfTwo | Defence::PaddedSizes(_) => keywords.to_vec(),
             Defence::Buckets(n) => keywords
                 .iter()
                 .map(|k| bucket(k, *n))
@@ -59,7 +72,7 @@ impl Defence {
     /// The term a query for `keyword` asks for.
     pub fn term(&self, keyword: &str) -> String {
         match self {
-            Defence::None | Defence::PowerOfTwo => keyword.to_owned(),
+            Defence::None | Defence::PowerOfTwo | Defence::PaddedSizes(_) => keyword.to_owned(),
             Defence::Buckets(n) => bucket(keyword, *n),
             Defence::PatientWide => "all-records".into(),
         }
@@ -92,6 +105,8 @@ pub struct Observed {
 /// What a defence costs, measured on the run.
 #[derive(Debug, Clone, Copy)]
 pub struct Costs {
+    /// Bytes of sealed records the cloud stores.
+    pub stored_bytes: u64,
     pub index_entries: u64,
     pub mean_results: f64,
     pub mean_response_bytes: f64,
@@ -100,13 +115,17 @@ pub struct Costs {
     pub opened_per_wanted: f64,
 }
 
+/// What the cloud observed: each search, and each stored record's size (by corpus
+/// position).
+pub struct Observation {
+    pub searches: Vec<Observed>,
+    pub sizes: Vec<u64>,
+    pub costs: Costs,
+}
+
 /// Every search of `queries` (patient, keyword) against a cloud holding `corpus`
-/// indexed under `defence`, with the costs.
-pub fn observe(
-    corpus: &Corpus,
-    defence: Defence,
-    queries: &[(usize, String)],
-) -> (Vec<Observed>, Costs) {
+/// indexed under `defence`, with the stored sizes and the costs.
+pub fn observe(corpus: &Corpus, defence: Defence, queries: &[(usize, String)]) -> Observation {
     let cloud = Cloud::new();
     let id = ProviderId::new("st-mary-hospital").unwrap();
     // 2048-bit keys: what is measured here is leakage, not RSA.
@@ -128,7 +147,7 @@ pub fn observe(
     let mut filler = Vec::new();
     for (i, record) in corpus.records.iter().enumerate() {
         filler.clear();
-        filler.resize(record.size, (i % 251) as u8);
+        filler.resize(defence.padded(record.size), (i % 251) as u8);
         let terms = defence.terms(&record.keywords);
         let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
         let sealed = hospital
@@ -188,12 +207,21 @@ pub fn observe(
         });
     }
     let n = queries.len().max(1) as f64;
+    let mut sizes = vec![0u64; corpus.records.len()];
+    for info in cloud.records() {
+        sizes[corpus_index[&info.record]] = info.size;
+    }
     let costs = Costs {
+        stored_bytes: sizes.iter().sum(),
         index_entries,
         mean_results: opened as f64 / n,
         mean_response_bytes: observed.iter().map(|o| o.response_bytes).sum::<usize>() as f64 / n,
         mean_search: searching / queries.len().max(1) as u32,
         opened_per_wanted: opened as f64 / wanted.max(1) as f64,
     };
-    (observed, costs)
+    Observation {
+        searches: observed,
+        sizes,
+        costs,
+    }
 }
