@@ -11,6 +11,9 @@ mod attacks;
 #[path = "../examples/leakage_report/corpus.rs"]
 mod corpus;
 #[allow(dead_code)]
+#[path = "../examples/leakage_report/injection.rs"]
+mod injection;
+#[allow(dead_code)]
 #[path = "../examples/leakage_report/observe.rs"]
 mod observe;
 
@@ -214,4 +217,52 @@ fn through_a_real_cloud_the_attack_recovers_searches_and_defences_cut_it() {
     );
     assert!(wide_costs.opened_per_wanted > none_costs.opened_per_wanted);
     assert!((none_costs.opened_per_wanted - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn planted_records_reveal_later_searches_but_not_earlier_ones() {
+    let corpus = tiny();
+    let vocabulary: Vec<String> = ["a", "b", "c"].iter().map(|k| k.to_string()).collect();
+    let before = truth(&[(0, "a"), (0, "b"), (1, "a")]);
+    let after = truth(&[(0, "a"), (0, "b"), (0, "c"), (1, "a")]);
+    let result = injection::file_injection(&corpus, &vocabulary, 2, &before, &after);
+    // Two bits tell three keywords apart: two planted records per targeted patient.
+    assert_eq!(result.planted, 4);
+    // Forward privacy: the earlier tokens cover none of the planted records.
+    assert_eq!((result.before, result.before_learned), (3, 0));
+    assert_eq!((result.after, result.after_learned), (4, 4));
+    // (0, a) → r0, r1; (0, b) → r0, r2; (0, c) → r2; (1, a) → r3: all labelled right.
+    assert_eq!((result.linked, result.linked_right), (6, 6));
+}
+
+#[test]
+fn the_co_occurrence_attack_finds_the_one_assignment_that_fits() {
+    // One patient: x in four records, y in two, z in one, never together.
+    let record = |keywords: &[&str]| PlainRecord {
+        patient: 0,
+        keywords: keywords.iter().map(|k| k.to_string()).collect(),
+        size: 100,
+    };
+    let corpus = Corpus {
+        patients: 1,
+        records: vec![
+            record(&["x"]),
+            record(&["x"]),
+            record(&["x"]),
+            record(&["x"]),
+            record(&["y"]),
+            record(&["y"]),
+            record(&["z"]),
+        ],
+    };
+    let observed = [seen(1, &[4, 5]), seen(2, &[6]), seen(3, &[0, 1, 2, 3])];
+    let asked = truth(&[(0, "y"), (0, "z"), (0, "x")]);
+    let known = attacks::known_of(&corpus, Defence::None, 0..7);
+    let guesses = attacks::co_occurrence_attack(&observed, &known, 7, 3_000, 1);
+    assert_eq!(guesses, vec!["y", "z", "x"]);
+    assert_eq!(attacks::keyword_rate(&guesses, &asked), 1.0);
+    // Knowing nothing, it has no keyword to guess.
+    let none = attacks::known_of(&corpus, Defence::None, []);
+    let guesses = attacks::co_occurrence_attack(&observed, &none, 7, 3_000, 1);
+    assert_eq!(attacks::keyword_rate(&guesses, &asked), 0.0);
 }

@@ -172,3 +172,111 @@ pub fn link_by_length(
         })
         .collect()
 }
+
+/// **The co-occurrence attack** (Islam, Kuzu, Kantarcioglu, NDSS 2012). From the known
+/// records the attacker estimates how often each pair of keywords occurs in the same
+/// record (`background`, a fraction of records); from the answers, how often each pair
+/// of searches returned the same record (a fraction of all `records` stored). It then
+/// looks for the assignment of `candidates` to searches whose co-occurrences match best
+/// (least squares), by simulated annealing from `seed`, with `steps` proposals.
+/// Returns each search's keyword (the patient is not part of the guess: the attack
+/// works on keywords alone, as published).
+pub fn co_occurrence_attack<'a>(
+    observed: &[Observed],
+    known: &Known<'a>,
+    records: usize,
+    steps: usize,
+    seed: u64,
+) -> Vec<&'a str> {
+    // The candidate keywords: the most frequent in the known records, as many as there
+    // are distinct searches (the published setting), at least one.
+    let mut frequency: HashMap<&'a str, usize> = HashMap::new();
+    for record in known.records.values() {
+        for keyword in &record.keywords {
+            *frequency.entry(keyword).or_default() += 1;
+        }
+    }
+    let mut candidates: Vec<(&'a str, usize)> = frequency.into_iter().collect();
+    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let distinct: BTreeSet<[u8; 32]> = observed.iter().map(|o| o.query).collect();
+    candidates.truncate(distinct.len().max(1));
+    let words: Vec<&'a str> = candidates.iter().map(|(k, _)| *k).collect();
+    if words.is_empty() || observed.is_empty() {
+        return vec![""; observed.len()];
+    }
+    let index: HashMap<&str, usize> = words.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+    let known_count = known.records.len().max(1) as f64;
+    let mut background = vec![vec![0.0f64; words.len()]; words.len()];
+    for record in known.records.values() {
+        let present: Vec<usize> = record
+            .keywords
+            .iter()
+            .filter_map(|k| index.get(k))
+            .copied()
+            .collect();
+        for &a in &present {
+            for &b in &present {
+                background[a][b] += 1.0 / known_count;
+            }
+        }
+    }
+    let sets: Vec<BTreeSet<usize>> = observed
+        .iter()
+        .map(|o| o.results.iter().copied().collect())
+        .collect();
+    let n = observed.len();
+    let mut seen = vec![vec![0.0f64; n]; n];
+    for i in 0..n {
+        for j in 0..n {
+            seen[i][j] = sets[i].intersection(&sets[j]).count() as f64 / records.max(1) as f64;
+        }
+    }
+    let cost_of = |i: usize, assignment: &[usize]| -> f64 {
+        (0..n)
+            .map(|j| {
+                let d = seen[i][j] - background[assignment[i]][assignment[j]];
+                d * d
+            })
+            .sum()
+    };
+    let mut rng = Rng::new(seed);
+    let mut assignment: Vec<usize> = (0..n).map(|_| rng.below(words.len())).collect();
+    let mut cost: f64 = (0..n).map(|i| cost_of(i, &assignment)).sum();
+    let mut temperature = cost.max(1e-12) / n as f64;
+    let (mut best, mut best_cost) = (assignment.clone(), cost);
+    for _ in 0..steps {
+        let i = rng.below(n);
+        let before = assignment[i];
+        let after = rng.below(words.len());
+        if after == before {
+            continue;
+        }
+        // Only row and column i change (the matrix is symmetric): twice row i, less
+        // the diagonal counted twice.
+        let old = 2.0 * cost_of(i, &assignment) - (seen[i][i] - background[before][before]).powi(2);
+        assignment[i] = after;
+        let new = 2.0 * cost_of(i, &assignment) - (seen[i][i] - background[after][after]).powi(2);
+        let delta = new - old;
+        if delta <= 0.0 || rng.unit() < (-delta / temperature).exp() {
+            cost += delta;
+            if cost < best_cost - 1e-15 {
+                best_cost = cost;
+                best.clone_from(&assignment);
+            }
+        } else {
+            assignment[i] = before;
+        }
+        temperature *= 0.9995;
+    }
+    best.into_iter().map(|a| words[a]).collect()
+}
+
+/// The fraction of searches whose keyword `guesses` got right (patients aside).
+pub fn keyword_rate(guesses: &[&str], truth: &[(usize, String)]) -> f64 {
+    let right = guesses
+        .iter()
+        .zip(truth)
+        .filter(|(guess, (_, keyword))| **guess == keyword)
+        .count();
+    right as f64 / truth.len().max(1) as f64
+}

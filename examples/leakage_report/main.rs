@@ -13,6 +13,7 @@
 
 mod attacks;
 mod corpus;
+mod injection;
 mod observe;
 
 use std::fmt::Write as _;
@@ -39,6 +40,7 @@ struct Row {
     rates: Vec<f64>,
     linked: Vec<f64>,
     by_length: Vec<f64>,
+    co_occurrence: Vec<f64>,
     costs: Costs,
 }
 
@@ -102,10 +104,19 @@ fn main() {
         let mut rates = Vec::new();
         let mut linked = Vec::new();
         let mut by_length = Vec::new();
+        let mut co_occurrence = Vec::new();
         for &percent in &KNOWN_PERCENT {
             let known = attacks::known_sample(&corpus, defence, percent, args.seed + percent);
             let guesses = attacks::count_attack(&observation.searches, &known);
             rates.push(attacks::recovery_rate(&guesses, &queries));
+            let ikk = attacks::co_occurrence_attack(
+                &observation.searches,
+                &known,
+                corpus.records.len(),
+                100 * queries.len(),
+                args.seed,
+            );
+            co_occurrence.push(attacks::keyword_rate(&ikk, &queries));
             // The same plaintexts, their ids unknown: linked by length first.
             let plaintexts: Vec<usize> = known.records.keys().copied().collect();
             let found =
@@ -129,11 +140,25 @@ fn main() {
             rates,
             linked,
             by_length,
+            co_occurrence,
             costs: observation.costs,
         });
     }
+    // File injection: the clinic targets the first 100 patients (or all, if fewer);
+    // half the searches come before the planting, half after.
+    let mut vocabulary: Vec<String> = (0..corpus::CODES).map(corpus::code).collect();
+    vocabulary.extend(corpus::COMMON.iter().map(|(term, _)| term.to_string()));
+    let targets = args.patients.min(100);
+    let targeted: Vec<(usize, String)> = sample_queries(&corpus, args.queries * 4, args.seed + 9)
+        .into_iter()
+        .filter(|(p, _)| *p < targets)
+        .take(400)
+        .collect();
+    let (before, after) = targeted.split_at(targeted.len() / 2);
+    let injected = injection::file_injection(&corpus, &vocabulary, targets, before, after);
+    println!("file injection: {injected:?}");
     std::fs::create_dir_all(&args.out).expect("create the output directory");
-    let markdown = report(&args, &corpus, &rows);
+    let markdown = report(&args, &corpus, &rows, &injected, targets, vocabulary.len());
     std::fs::write(args.out.join("leakage.md"), markdown).expect("write leakage.md");
     plot(&args.out.join("leakage.svg"), &rows);
     println!(
@@ -142,7 +167,14 @@ fn main() {
     );
 }
 
-fn report(args: &Args, corpus: &corpus::Corpus, rows: &[Row]) -> String {
+fn report(
+    args: &Args,
+    corpus: &corpus::Corpus,
+    rows: &[Row],
+    injected: &injection::Injection,
+    targets: usize,
+    vocabulary: usize,
+) -> String {
     let mut frequency: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for record in &corpus.records {
         for keyword in &record.keywords {
@@ -211,6 +243,34 @@ exactly one (patient, keyword) is left and it is the one asked.\n",
         md,
         "\n![recovery rate against known fraction](leakage.svg)\n"
     );
+    let _ = writeln!(md, "## The co-occurrence attack\n");
+    let _ = writeln!(
+        md,
+        "The co-occurrence attack (Islam, Kuzu, Kantarcioglu, NDSS 2012; `attacks::co_occurrence_attack`) matches how often two \
+searches return the same record against how often two keywords share a record in the known records, by simulated annealing over \
+the most frequent keywords, and guesses each search's keyword (not its patient). Each cell: searches whose keyword it got right. \
+Medvault's tokens are per patient, so an answer is a few of one patient's records and two searches share records only when they \
+are about the same patient: what the cloud sees is far below the hospital-wide keyword frequencies the attack matches it against, \
+its best fit assigns rare keywords, and it recovers almost nothing. The count attack above is the one that works here.\n"
+    );
+    let _ = write!(md, "| defence |");
+    for p in KNOWN_PERCENT.iter().skip(1) {
+        let _ = write!(md, " {p} % known |");
+    }
+    let _ = writeln!(md);
+    let _ = write!(md, "|---|");
+    for _ in KNOWN_PERCENT.iter().skip(1) {
+        let _ = write!(md, "---:|");
+    }
+    let _ = writeln!(md);
+    for row in rows {
+        let _ = write!(md, "| {} |", row.defence.name());
+        for rate in row.co_occurrence.iter().skip(1) {
+            let _ = write!(md, " {:.1} % |", rate * 100.0);
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md);
     let _ = writeln!(md, "## The volume attack on record lengths\n");
     let _ = writeln!(
         md,
@@ -237,6 +297,48 @@ recovered.\n"
         let _ = writeln!(md);
     }
     let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "## File injection through a colluding provider, and cross-provider linkage\n"
+    );
+    let _ = writeln!(
+        md,
+        "A clinic colludes with the cloud (`injection.rs`; Zhang, Katz, Papamanthou, USENIX Security 2016). The doctor holds keys \
+at the hospital and at the clinic for the same patients, so one query carries tokens for both and the cloud answers both parts \
+together. For each of {targets} targeted patients the clinic plants {bits} records, record `j` indexed under every keyword (of \
+{vocabulary}) whose number has bit `j` set; which planted records a query's clinic part returns spells the keyword, and the \
+hospital's answer to the same query is then known to be that patient's records with that keyword.\n",
+        bits = injected.planted / targets.max(1),
+    );
+    let percent = |part: usize, whole: usize| part as f64 * 100.0 / whole.max(1) as f64;
+    let _ = writeln!(md, "| | searches | revealed |");
+    let _ = writeln!(md, "|---|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| made before the planting, replayed after it (forward privacy) | {} | {:.1} % |",
+        injected.before,
+        percent(injected.before_learned, injected.before)
+    );
+    let _ = writeln!(
+        md,
+        "| made after the planting | {} | {:.1} % |",
+        injected.after,
+        percent(injected.after_learned, injected.after)
+    );
+    let _ = writeln!(
+        md,
+        "\nThe revealed searches labelled {} of the hospital's records with their patient and keyword ({:.1} % of the labels right). \
+The planting cost the clinic {} records and {} index entries. The 0 % before is what planting buys against forward privacy; \
+it is not a protection against the clinic itself, which can recompute its own tokens for any (patient, keyword) and compare them \
+with its part of any query, earlier ones included. No defence above changes this: the clinic holds its own keys. A query carries \
+tokens for every provider that granted the doctor keys for the patient (`Requester::query`), so a grant from a provider the doctor \
+does not trust exposes every later search for that patient, at every provider; choosing the providers of one query is not in the \
+API yet.\n",
+        injected.linked,
+        percent(injected.linked_right, injected.linked),
+        injected.planted,
+        injected.planted_entries
+    );
     let _ = writeln!(md, "## What each defence costs\n");
     let _ = writeln!(
         md,

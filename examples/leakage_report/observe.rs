@@ -115,6 +115,62 @@ pub struct Costs {
     pub opened_per_wanted: f64,
 }
 
+/// The patient id of corpus patient `p`.
+pub fn patient(p: usize) -> PatientId {
+    PatientId::new(format!("+1555{p:07}")).unwrap()
+}
+
+/// A provider whose records are in a cloud.
+pub struct Loaded {
+    pub provider: Provider,
+    pub keys: Identity,
+    /// The corpus position of each record id the cloud holds.
+    pub corpus_index: HashMap<RecordId, usize>,
+}
+
+/// Registers provider `name` in `cloud` and uploads `corpus` through it, indexed
+/// under `defence`, a batch (an epoch) per 1,000 records.
+pub fn load(cloud: &Cloud, name: &str, corpus: &Corpus, defence: Defence) -> Loaded {
+    let id = ProviderId::new(name).unwrap();
+    // 2048-bit keys: what is measured here is leakage, not RSA.
+    let keys = Identity::generate_with_bits(2048).unwrap();
+    cloud.register_provider(id.clone(), keys.public()).unwrap();
+    let mut provider = Provider::new(
+        id,
+        MasterKey::from_bytes(Sha256::digest(name.as_bytes()).into()),
+        keys.signing.clone(),
+    )
+    .with_options(IndexOptions {
+        pad_to_power_of_two: defence == Defence::PowerOfTwo,
+        ..IndexOptions::default()
+    });
+    let mut corpus_index: HashMap<RecordId, usize> = HashMap::new();
+    let mut pending = Vec::new();
+    let mut filler = Vec::new();
+    for (i, record) in corpus.records.iter().enumerate() {
+        filler.clear();
+        filler.resize(defence.padded(record.size), (i % 251) as u8);
+        let terms = defence.terms(&record.keywords);
+        let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
+        let sealed = provider
+            .add_record(&patient(record.patient), &filler, &terms)
+            .unwrap();
+        corpus_index.insert(sealed.id, i);
+        pending.push(sealed.bytes);
+        if (i + 1) % 1_000 == 0 || i + 1 == corpus.records.len() {
+            cloud.ingest(provider.finish().unwrap()).unwrap();
+            for bytes in pending.drain(..) {
+                cloud.put_record(bytes).unwrap();
+            }
+        }
+    }
+    Loaded {
+        provider,
+        keys,
+        corpus_index,
+    }
+}
+
 /// What the cloud observed: each search, and each stored record's size (by corpus
 /// position).
 pub struct Observation {
@@ -127,42 +183,12 @@ pub struct Observation {
 /// indexed under `defence`, with the stored sizes and the costs.
 pub fn observe(corpus: &Corpus, defence: Defence, queries: &[(usize, String)]) -> Observation {
     let cloud = Cloud::new();
-    let id = ProviderId::new("st-mary-hospital").unwrap();
-    // 2048-bit keys: what is measured here is leakage, not RSA.
-    let keys = Identity::generate_with_bits(2048).unwrap();
-    cloud.register_provider(id.clone(), keys.public()).unwrap();
-    let mut hospital = Provider::new(
-        id.clone(),
-        MasterKey::from_bytes([0x42; 32]),
-        keys.signing.clone(),
-    )
-    .with_options(IndexOptions {
-        pad_to_power_of_two: defence == Defence::PowerOfTwo,
-        ..IndexOptions::default()
-    });
-    let patient = |p: usize| PatientId::new(format!("+1555{p:07}")).unwrap();
-    // The cloud's record id of each corpus record, and back.
-    let mut corpus_index: HashMap<RecordId, usize> = HashMap::new();
-    let mut pending = Vec::new();
-    let mut filler = Vec::new();
-    for (i, record) in corpus.records.iter().enumerate() {
-        filler.clear();
-        filler.resize(defence.padded(record.size), (i % 251) as u8);
-        let terms = defence.terms(&record.keywords);
-        let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
-        let sealed = hospital
-            .add_record(&patient(record.patient), &filler, &terms)
-            .unwrap();
-        corpus_index.insert(sealed.id, i);
-        pending.push(sealed.bytes);
-        // A batch (an epoch) per 1,000 records, and its records after it.
-        if (i + 1) % 1_000 == 0 || i + 1 == corpus.records.len() {
-            cloud.ingest(hospital.finish().unwrap()).unwrap();
-            for bytes in pending.drain(..) {
-                cloud.put_record(bytes).unwrap();
-            }
-        }
-    }
+    let Loaded {
+        provider: hospital,
+        keys,
+        corpus_index,
+    } = load(&cloud, "st-mary-hospital", corpus, defence);
+    let id = hospital.id().clone();
 
     let mut doctor = Requester::new();
     doctor
