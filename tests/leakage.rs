@@ -266,3 +266,39 @@ fn the_co_occurrence_attack_finds_the_one_assignment_that_fits() {
     let guesses = attacks::co_occurrence_attack(&observed, &none, 7, 3_000, 1);
     assert_eq!(attacks::keyword_rate(&guesses, &asked), 0.0);
 }
+
+#[test]
+fn the_volume_attack_recovers_searches_whose_answer_size_is_unique() {
+    let mut corpus = tiny();
+    for (record, size) in corpus.records.iter_mut().zip([100, 200, 400, 800]) {
+        record.size = size;
+    }
+    let key = medvault::RecordKey::from_bytes(
+        medvault::ProviderId::new("st-mary-hospital").unwrap(),
+        0,
+        medvault::RecordId::from_bytes([7; 16]),
+        [7; 32],
+    );
+    let sizes: Vec<u64> = corpus
+        .records
+        .iter()
+        .map(|r| medvault::sealed_len(&key, r.size).unwrap() as u64)
+        .collect();
+    // (p0, a) → r0 + r1; (p0, b) → r0 + r2; (p0, c) → r2; (p1, a) → r3: every volume
+    // is a different sum, so knowing every record recovers all four.
+    let observed = [
+        seen(1, &[0, 1]),
+        seen(2, &[0, 2]),
+        seen(3, &[2]),
+        seen(4, &[3]),
+    ];
+    let asked = truth(&[(0, "a"), (0, "b"), (0, "c"), (1, "a")]);
+    let all = attacks::known_of(&corpus, Defence::None, 0..4);
+    let guesses = attacks::volume_attack(&corpus, &observed, &all, &sizes);
+    assert_eq!(attacks::recovery_rate(&guesses, &asked), 1.0);
+    // Without r1 the attacker computes (p0, a) as r0 alone: that volume is no answer's.
+    let partial = attacks::known_of(&corpus, Defence::None, [0, 2, 3]);
+    let guesses = attacks::volume_attack(&corpus, &observed, &partial, &sizes);
+    assert_eq!(guesses[0], None);
+    assert_eq!(guesses[1], Some((0, "b")));
+}

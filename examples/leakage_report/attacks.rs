@@ -280,3 +280,63 @@ pub fn keyword_rate(guesses: &[&str], truth: &[(usize, String)]) -> f64 {
         .count();
     right as f64 / truth.len().max(1) as f64
 }
+
+/// **The volume attack on result sizes** (in the spirit of Grubbs, Lacharité, Minaud,
+/// Paterson, CCS 2018 / Blackstone, Kamara, Moataz, NDSS 2020): the attacker ignores
+/// which records an answer holds and uses only its volume, the sum of the sealed sizes
+/// of the records returned. From the known records it computes, for each (patient,
+/// keyword), the volume an answer for it would have (their lengths, sealed as the
+/// public format seals them); a search is recovered when exactly one (patient,
+/// keyword) has its volume and it is the one asked.
+pub fn volume_attack<'a>(
+    corpus: &Corpus,
+    observed: &[Observed],
+    known: &Known<'a>,
+    sizes: &[u64],
+) -> Vec<Option<(usize, &'a str)>> {
+    let provider = medvault::ProviderId::new("st-mary-hospital").unwrap();
+    let key = medvault::RecordKey::from_bytes(
+        provider,
+        0,
+        medvault::RecordId::from_bytes([0; 16]),
+        [0; 32],
+    );
+    let mut volume_of: HashMap<(usize, &'a str), u64> = HashMap::new();
+    for (&r, record) in &known.records {
+        let length = known.defence.padded(corpus.records[r].size);
+        let sealed = medvault::sealed_len(&key, length).unwrap() as u64;
+        for keyword in &record.keywords {
+            // What an answer for the keyword's term returns: with a defence that
+            // widens answers, every record under the same term.
+            *volume_of.entry((record.patient, keyword)).or_default() += sealed;
+        }
+    }
+    if matches!(known.defence, Defence::PatientWide | Defence::Buckets(_)) {
+        // The attacker knows the defence: an answer is everything under the term.
+        let mut by_term: HashMap<(usize, String), u64> = HashMap::new();
+        for (&r, record) in &known.records {
+            let length = known.defence.padded(corpus.records[r].size);
+            let sealed = medvault::sealed_len(&key, length).unwrap() as u64;
+            for term in &record.terms {
+                *by_term.entry((record.patient, term.clone())).or_default() += sealed;
+            }
+        }
+        for ((patient, keyword), volume) in volume_of.iter_mut() {
+            *volume = by_term[&(*patient, known.defence.term(keyword))];
+        }
+    }
+    let mut candidates: HashMap<u64, Vec<(usize, &'a str)>> = HashMap::new();
+    for (pair, volume) in volume_of {
+        candidates.entry(volume).or_default().push(pair);
+    }
+    observed
+        .iter()
+        .map(|search| {
+            let volume: u64 = search.results.iter().map(|&r| sizes[r]).sum();
+            match candidates.get(&volume).map(Vec::as_slice) {
+                Some([only]) => Some(*only),
+                _ => None,
+            }
+        })
+        .collect()
+}
