@@ -317,23 +317,7 @@ exactly one (patient, keyword) is left and it is the one asked.\n",
         args.queries
     );
     let _ = writeln!(md, "## Recovery rate of the count attack\n");
-    let _ = write!(md, "| defence |");
-    for p in KNOWN_PERCENT {
-        let _ = write!(md, " {p} % known |");
-    }
-    let _ = writeln!(md);
-    let _ = write!(md, "|---|");
-    for _ in KNOWN_PERCENT {
-        let _ = write!(md, "---:|");
-    }
-    let _ = writeln!(md);
-    for row in rows {
-        let _ = write!(md, "| {} |", row.defence.name());
-        for r in &row.rates {
-            let _ = write!(md, " {:.1} % |", r * 100.0);
-        }
-        let _ = writeln!(md);
-    }
+    rate_table(&mut md, rows, 0, |row, i| percent(row.rates[i]));
     let _ = writeln!(
         md,
         "\n![recovery rate against known fraction](leakage.svg)\n"
@@ -348,23 +332,7 @@ Medvault's tokens are per patient, so an answer is a few of one patient's record
 are about the same patient: what the cloud sees is far below the hospital-wide keyword frequencies the attack matches it against, \
 its best fit assigns rare keywords, and it recovers almost nothing. The count attack above is the one that works here.\n"
     );
-    let _ = write!(md, "| defence |");
-    for p in KNOWN_PERCENT.iter().skip(1) {
-        let _ = write!(md, " {p} % known |");
-    }
-    let _ = writeln!(md);
-    let _ = write!(md, "|---|");
-    for _ in KNOWN_PERCENT.iter().skip(1) {
-        let _ = write!(md, "---:|");
-    }
-    let _ = writeln!(md);
-    for row in rows {
-        let _ = write!(md, "| {} |", row.defence.name());
-        for rate in row.co_occurrence.iter().skip(1) {
-            let _ = write!(md, " {:.1} % |", rate * 100.0);
-        }
-        let _ = writeln!(md);
-    }
+    rate_table(&mut md, rows, 1, |row, i| percent(row.co_occurrence[i]));
     let _ = writeln!(md);
     let _ = writeln!(md, "## The volume attack on result sizes\n");
     let _ = writeln!(
@@ -375,23 +343,7 @@ keyword) would have, and recovers a search when exactly one (patient, keyword) h
 It needs every record of the answer known to compute the right volume, so it works only near full knowledge. Each cell: searches \
 recovered.\n"
     );
-    let _ = write!(md, "| defence |");
-    for p in KNOWN_PERCENT.iter().skip(1) {
-        let _ = write!(md, " {p} % known |");
-    }
-    let _ = writeln!(md);
-    let _ = write!(md, "|---|");
-    for _ in KNOWN_PERCENT.iter().skip(1) {
-        let _ = write!(md, "---:|");
-    }
-    let _ = writeln!(md);
-    for row in rows {
-        let _ = write!(md, "| {} |", row.defence.name());
-        for rate in row.volume.iter().skip(1) {
-            let _ = write!(md, " {:.1} % |", rate * 100.0);
-        }
-        let _ = writeln!(md);
-    }
+    rate_table(&mut md, rows, 1, |row, i| percent(row.volume[i]));
     let _ = writeln!(md);
     let _ = writeln!(md, "## The volume attack on record lengths\n");
     let _ = writeln!(
@@ -401,23 +353,9 @@ sealed size is the one its length seals to (the format is public), when exactly 
 (`attacks::link_by_length`); the count attack then runs with the records it linked. Each cell: known plaintexts linked / searches \
 recovered.\n"
     );
-    let _ = write!(md, "| defence |");
-    for p in KNOWN_PERCENT.iter().skip(1) {
-        let _ = write!(md, " {p} % known |");
-    }
-    let _ = writeln!(md);
-    let _ = write!(md, "|---|");
-    for _ in KNOWN_PERCENT.iter().skip(1) {
-        let _ = write!(md, "---:|");
-    }
-    let _ = writeln!(md);
-    for row in rows {
-        let _ = write!(md, "| {} |", row.defence.name());
-        for (linked, rate) in row.linked.iter().zip(&row.by_length).skip(1) {
-            let _ = write!(md, " {:.1} % / {:.1} % |", linked * 100.0, rate * 100.0);
-        }
-        let _ = writeln!(md);
-    }
+    rate_table(&mut md, rows, 1, |row, i| {
+        format!("{} / {}", percent(row.linked[i]), percent(row.by_length[i]))
+    });
     let _ = writeln!(md);
     let _ = writeln!(
         md,
@@ -432,20 +370,20 @@ together. For each of {targets} targeted patients the clinic plants {bits} recor
 hospital's answer to the same query is then known to be that patient's records with that keyword.\n",
         bits = injected.planted / targets.max(1),
     );
-    let percent = |part: usize, whole: usize| part as f64 * 100.0 / whole.max(1) as f64;
+    let share = |part: usize, whole: usize| part as f64 * 100.0 / whole.max(1) as f64;
     let _ = writeln!(md, "| | searches | revealed |");
     let _ = writeln!(md, "|---|---:|---:|");
     let _ = writeln!(
         md,
         "| made before the planting, replayed after it (forward privacy) | {} | {:.1} % |",
         injected.before,
-        percent(injected.before_learned, injected.before)
+        share(injected.before_learned, injected.before)
     );
     let _ = writeln!(
         md,
         "| made after the planting | {} | {:.1} % |",
         injected.after,
-        percent(injected.after_learned, injected.after)
+        share(injected.after_learned, injected.after)
     );
     let _ = writeln!(
         md,
@@ -457,7 +395,7 @@ tokens for every provider that granted the doctor keys for the patient (`Request
 does not trust exposes every later search for that patient, at every provider; choosing the providers of one query is not in the \
 API yet.\n",
         injected.linked,
-        percent(injected.linked_right, injected.linked),
+        share(injected.linked_right, injected.linked),
         injected.planted,
         injected.planted_entries
     );
@@ -494,6 +432,33 @@ after opening): records of similar lengths then have the same sealed size, and a
 length. It does nothing against the count attack when the attacker knows the ids.\n"
     );
     md
+}
+
+/// A rate as the tables show it.
+fn percent(rate: f64) -> String {
+    format!("{:.1} %", rate * 100.0)
+}
+
+/// A table with a row per defence and a column per known fraction (from the
+/// `first`-th), each cell `cell(row, fraction index)`.
+fn rate_table(md: &mut String, rows: &[Row], first: usize, cell: impl Fn(&Row, usize) -> String) {
+    let columns = first..KNOWN_PERCENT.len();
+    let _ = write!(md, "| defence |");
+    for i in columns.clone() {
+        let _ = write!(md, " {} % known |", KNOWN_PERCENT[i]);
+    }
+    let _ = write!(md, "\n|---|");
+    for _ in columns.clone() {
+        let _ = write!(md, "---:|");
+    }
+    let _ = writeln!(md);
+    for row in rows {
+        let _ = write!(md, "| {} |", row.defence.name());
+        for i in columns.clone() {
+            let _ = write!(md, " {} |", cell(row, i));
+        }
+        let _ = writeln!(md);
+    }
 }
 
 fn plot(path: &std::path::Path, rows: &[Row]) {

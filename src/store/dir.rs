@@ -713,7 +713,7 @@ impl Store for DirStore {
         ));
         let mut digesting = Digesting::new(sealed);
         let written = record_file::write(&self.disk, &tmp, uploaded_at, &mut digesting)
-            .and_then(|size| digesting.check(provider, expected).map(|()| size));
+            .and_then(|size| digesting.check(provider, expected).map(|_| size));
         let size = match written {
             Ok(size) => size,
             Err(e) => {

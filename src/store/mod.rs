@@ -242,12 +242,12 @@ impl<'a> Digesting<'a> {
         }
     }
 
-    /// [`Error::NotAuthentic`] unless what was read has digest `expected`.
-    pub(crate) fn check(self, provider: &ProviderId, expected: &Digest) -> Result<()> {
+    /// The digest of what was read; [`Error::NotAuthentic`] unless it is `expected`.
+    pub(crate) fn check(self, provider: &ProviderId, expected: &Digest) -> Result<Digest> {
         use sha2::Digest as _;
         let got: Digest = self.hasher.finalize().into();
         if bool::from(subtle::ConstantTimeEq::ct_eq(&got[..], &expected[..])) {
-            Ok(())
+            Ok(got)
         } else {
             Err(Error::NotAuthentic {
                 provider: provider.to_string(),

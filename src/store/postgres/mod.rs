@@ -53,7 +53,7 @@ use crate::keys::identity::{EncryptionKey, PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
 use crate::store::journal::BrokerEvent;
 use crate::store::{
-    Coverage, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
+    Coverage, Digesting, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
     check_ingest, lock, read, write,
 };
 use pool::{Pool, database, is_unique_violation};
@@ -622,6 +622,15 @@ impl Store for PgStore {
             database("commit an index batch", &e)
         })?;
         if !batch.records.entries().is_empty() {
+            let record_err = |e: postgres::Error| {
+                if is_unique_violation(&e) {
+                    Error::InvalidArgument(
+                        "a record id of the batch was committed in an earlier batch",
+                    )
+                } else {
+                    database("commit an index batch", &e)
+                }
+            };
             let sink = tx
                 .copy_in("COPY medvault_committed (provider, record, epoch, place, digest) FROM STDIN (FORMAT binary)")
                 .map_err(err)?;
@@ -638,25 +647,9 @@ impl Store for PgStore {
                         &(place as i32),
                         &&digest[..],
                     ])
-                    .map_err(|e| {
-                        if is_unique_violation(&e) {
-                            Error::InvalidArgument(
-                                "a record id of the batch was committed in an earlier batch",
-                            )
-                        } else {
-                            database("commit an index batch", &e)
-                        }
-                    })?;
+                    .map_err(record_err)?;
             }
-            writer.finish().map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::InvalidArgument(
-                        "a record id of the batch was committed in an earlier batch",
-                    )
-                } else {
-                    database("commit an index batch", &e)
-                }
-            })?;
+            writer.finish().map_err(record_err)?;
         }
         let table = batch.table();
         if !table.is_empty() {
@@ -729,7 +722,7 @@ impl Store for PgStore {
             sink,
             &[Type::TEXT, Type::BYTEA, Type::INT4, Type::INT8, Type::BYTEA],
         );
-        let mut hasher = sha2::Sha256::new();
+        let mut sealed = Digesting::new(sealed);
         let mut chunk = vec![0u8; CHUNK];
         let (mut size, mut chunks) = (0u64, 0i32);
         loop {
@@ -746,7 +739,6 @@ impl Store for PgStore {
                 break;
             }
             let piece = &chunk[..filled];
-            hasher.update(piece);
             let crc = i64::from(crc32fast::hash(piece));
             writer
                 .write(&[
@@ -766,13 +758,7 @@ impl Store for PgStore {
             }
         }
         writer.finish().map_err(err)?;
-        let digest: Digest = hasher.finalize().into();
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &expected[..])) {
-            return Err(Error::NotAuthentic {
-                provider: provider.to_string(),
-                what: "record (its digest differs from the signed batch)",
-            });
-        }
+        let digest = sealed.check(provider, expected)?;
         tx.execute(
             "INSERT INTO medvault_records (provider, record, size, uploaded_at, chunks, digest)
              VALUES ($1, $2, $3, $4, $5, $6)",
