@@ -247,7 +247,8 @@ typedef struct medvault_master_key medvault_master_key;
 typedef struct medvault_opened_request medvault_opened_request;
 
 // Opens one sealed record as it is fed, handing out only verified plaintext. Holds
-// at most four chunks (and one byte). Not thread-safe: one thread at a time.
+// one batch of at most eight chunks and 512 KiB (and one byte). Not thread-safe: one
+// thread at a time.
 typedef struct medvault_opener medvault_opener;
 
 // The key of one patient at one provider and key generation: seals and opens that
@@ -275,8 +276,9 @@ typedef struct medvault_public_identity medvault_public_identity;
 // shared by threads that only query and open. Wiped when freed.
 typedef struct medvault_requester medvault_requester;
 
-// Seals one record as it is fed. Holds at most four chunks (256 KiB) of plaintext. Not
-// thread-safe: one thread at a time.
+// Seals one record as it is fed. Holds at most 512 KiB of plaintext: a record of up
+// to 256 KiB whole until `_finish` (so `_update` returns no bytes for it), a longer
+// one eight 64 KiB chunks at a time. Not thread-safe: one thread at a time.
 typedef struct medvault_sealer medvault_sealer;
 
 // The decrypted answer to a query, provider by provider. Plaintext is wiped when
@@ -1272,7 +1274,8 @@ medvault_status medvault_sealer_init(const struct medvault_patient_key *key,
                                      struct medvault_sealer **out);
 
 // Feeds `input` to the sealer; `out` receives the sealed bytes ready so far (possibly
-// none; the first call includes the header). Append them to the file in order.
+// none: nothing comes out, not even the header, until the record is longer than
+// 256 KiB). Append them to the file in order.
 //
 // # Safety
 // `sealer` live; `input` `input_len` bytes; `out` an empty `medvault_bytes`.

@@ -11,3 +11,4 @@ mod lanes;
 pub(crate) mod merkle;
 pub(crate) mod rng;
 mod wide_ctr;
+pub(crate) mod wiped;

@@ -12,14 +12,16 @@ use crate::keys::{PatientKey, RecordId};
 use crate::record::incremental::IncrementalOpener;
 use crate::record::stream::Sealer;
 
-/// Seals one record as it is fed. Holds at most four chunks (256 KiB) of plaintext. Not
-/// thread-safe: one thread at a time.
+/// Seals one record as it is fed. Holds at most 512 KiB of plaintext: a record of up
+/// to 256 KiB whole until `_finish` (so `_update` returns no bytes for it), a longer
+/// one eight 64 KiB chunks at a time. Not thread-safe: one thread at a time.
 pub struct medvault_sealer {
     sealer: Option<Sealer<Vec<u8>>>,
 }
 
 /// Opens one sealed record as it is fed, handing out only verified plaintext. Holds
-/// at most four chunks (and one byte). Not thread-safe: one thread at a time.
+/// one batch of at most eight chunks and 512 KiB (and one byte). Not thread-safe: one
+/// thread at a time.
 pub struct medvault_opener {
     opener: Option<IncrementalOpener<PatientKey>>,
 }
@@ -59,7 +61,8 @@ pub(crate) fn sealer_handle(sealer: Sealer<Vec<u8>>) -> *mut medvault_sealer {
 }
 
 /// Feeds `input` to the sealer; `out` receives the sealed bytes ready so far (possibly
-/// none; the first call includes the header). Append them to the file in order.
+/// none: nothing comes out, not even the header, until the record is longer than
+/// 256 KiB). Append them to the file in order.
 ///
 /// # Safety
 /// `sealer` live; `input` `input_len` bytes; `out` an empty `medvault_bytes`.

@@ -11,8 +11,8 @@ use super::stream::BatchOpener;
 /// Opens a sealed record pushed to it in pieces of any size, for callers that receive
 /// bytes rather than read them (network callbacks, the C ABI's `_update`).
 ///
-/// Like [`Opener`](super::stream::Opener) it hands out only verified plaintext, opening the first chunk alone
-/// and then up to four chunks at a time (so it holds up to four chunks and one byte).
+/// Like [`Opener`](super::stream::Opener) it hands out only verified plaintext, opening
+/// batches of up to eight chunks and 512 KiB (so it holds one batch and one byte).
 /// The final chunk is recognized only at [`IncrementalOpener::finish`], which is where
 /// a truncated record is an error.
 ///
@@ -93,7 +93,7 @@ impl<K: RecordKeySource> IncrementalOpener<K> {
             sealed = &sealed[taken..];
             if batches.wanted() == 0 {
                 batches.open_batch()?;
-                plaintext.extend_from_slice(batches.plaintext());
+                batches.append_plaintext(plaintext);
                 batches.advance();
             }
         }
@@ -148,8 +148,8 @@ impl<K: RecordKeySource> IncrementalOpener<K> {
             });
         };
         batches.open_end()?;
-        plaintext.reserve(batches.plaintext().len());
-        plaintext.extend_from_slice(batches.plaintext());
+        plaintext.reserve(batches.plaintext_len());
+        batches.append_plaintext(plaintext);
         Ok(())
     }
 

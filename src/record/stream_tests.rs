@@ -16,7 +16,7 @@ fn record_key(master: u8, patient: &str, generation: u32, record: u8) -> RecordK
         .record_key(RecordId::from_bytes([record; 16]))
 }
 
-/// The streaming sealer, which seals up to [`STREAM_LANES`] chunks together, writes
+/// The streaming sealer, which seals up to [`stream_lanes`] chunks together, writes
 /// exactly the bytes of the one-shot `seal` for the same nonce prefix: whatever the
 /// length (empty, around one chunk, around a batch of chunks, many batches) and
 /// however the input is split into writes.
@@ -25,7 +25,7 @@ fn the_sealer_writes_what_seal_writes() {
     let key = record_key(4, "MRN-2", 1, 6);
     let prefix = [9u8; NONCE_PREFIX_LEN];
     for chunk in [16usize, 48] {
-        let batch = STREAM_LANES * chunk;
+        let batch = stream_lanes(chunk) * chunk;
         let lengths = [
             0,
             1,
@@ -53,6 +53,52 @@ fn the_sealer_writes_what_seal_writes() {
                     "chunk {chunk}, {len} bytes, writes of {split}"
                 );
             }
+        }
+    }
+}
+
+/// `Sealer::new`, which learns the record's length as it is written, writes exactly
+/// what the one-shot `seal` writes (the same chunk size, so the same bytes for the
+/// same nonce prefix) at every length where `chunk_size_for` changes its mind and
+/// around the sizing limit, however the input is split; and nothing reaches the inner
+/// writer before the record proves longer than the limit.
+#[test]
+fn the_sizing_sealer_writes_what_seal_writes() {
+    assert!(chunk_size_for(SIZING_LIMIT) < DEFAULT_CHUNK_SIZE);
+    assert_eq!(chunk_size_for(SIZING_LIMIT + 1), DEFAULT_CHUNK_SIZE);
+    let key = record_key(5, "MRN-4", 0, 9);
+    let prefix = [3u8; NONCE_PREFIX_LEN];
+    let lengths = [
+        0,
+        1,
+        1024,
+        1025,
+        8 << 10,
+        (64 << 10) + 1,
+        SIZING_LIMIT - 1,
+        SIZING_LIMIT,
+        SIZING_LIMIT + 1,
+        SIZING_LIMIT + 5 * DEFAULT_CHUNK_SIZE as usize + 3,
+        2 * STREAM_BATCH_BYTES + 17,
+    ];
+    for len in lengths {
+        let data: Vec<u8> = (0..len).map(|i| (i * 11 + len) as u8).collect();
+        let expected = seal_with_prefix(&key, &data, chunk_size_for(len), prefix).unwrap();
+        for split in [4099, 65_536, len.max(1)] {
+            let mut sealer = Sealer::sizing_with_prefix(Vec::new(), &key, prefix).unwrap();
+            let mut written = 0;
+            for piece in data.chunks(split) {
+                sealer.write_all(piece).unwrap();
+                written += piece.len();
+                let out = sealer.get_mut().unwrap().len();
+                assert_eq!(
+                    out == 0,
+                    written <= SIZING_LIMIT,
+                    "{len} bytes, writes of {split}: {out} bytes out after {written}"
+                );
+            }
+            let sealed = sealer.finish().unwrap();
+            assert!(sealed == expected, "{len} bytes, writes of {split}");
         }
     }
 }
@@ -86,26 +132,26 @@ fn both_openers(
     (pulled, pushed)
 }
 
-/// The streaming openers, which open the first chunk alone and then four at a time,
-/// give back exactly what was sealed: whatever the length (empty, around one chunk,
-/// around the first batch, several batches, a batch that ends the record exactly)
-/// and however the bytes arrive.
+/// The streaming openers, which open [`stream_lanes`] chunks at a time, give back
+/// exactly what was sealed: whatever the length (empty, around one chunk, around a
+/// batch, several batches, a batch that ends the record exactly) and however the
+/// bytes arrive.
 #[test]
 fn the_openers_open_every_length_and_split() {
     let key = record_key(4, "MRN-2", 1, 6);
     for chunk in [16usize, 48] {
-        let batch = STREAM_LANES * chunk;
+        let batch = stream_lanes(chunk) * chunk;
         let lengths = [
             0,
             1,
             chunk - 1,
             chunk,
             chunk + 1,
-            chunk + batch - 1,
-            chunk + batch,
-            chunk + batch + 1,
-            chunk + 3 * batch,
-            chunk + 3 * batch + 5,
+            batch - 1,
+            batch,
+            batch + 1,
+            3 * batch,
+            3 * batch + 5,
             9 * chunk,
         ];
         for len in lengths {
@@ -122,14 +168,14 @@ fn the_openers_open_every_length_and_split() {
     }
 }
 
-/// Cut at every byte or with any one byte flipped, a record of eleven chunks (the
-/// first alone, two batches of four, the end) fails in both openers exactly as
-/// the one-shot `open` fails: same error.
+/// Cut at every byte or with any one byte flipped, a record of nineteen chunks (two
+/// batches of eight, the end) fails in both openers exactly as the one-shot `open`
+/// fails: same error.
 #[test]
 fn the_openers_fail_as_open_fails() {
     let key = record_key(8, "MRN-3", 0, 2);
     let chunk = 16usize;
-    let data: Vec<u8> = (0..10 * chunk + 7).map(|i| i as u8).collect();
+    let data: Vec<u8> = (0..18 * chunk + 7).map(|i| i as u8).collect();
     let sealed = crate::record::seal::seal_with_chunk_size(&key, &data, chunk as u32).unwrap();
     let header_len = RecordHeader::parse(&sealed).unwrap().1;
     // Inside the header the readers word a cut their own way: the same kind of

@@ -258,6 +258,12 @@ static void seal_and_open(medvault_master_key *master) {
   NUL(medvault_sealer_update(sealer, NULL, sizeof note, &part));
   NUL(medvault_sealer_update(sealer, note, sizeof note, NULL));
   OK(medvault_sealer_update(sealer, note, sizeof note, &part));
+  TRUE(part.len == 0); /* a record of up to 256 KiB is held whole until _finish */
+  uint8_t *scan = calloc(300 * 1024, 1);
+  TRUE(scan != NULL);
+  OK(medvault_sealer_update(sealer, scan, 300 * 1024, &part));
+  free(scan);
+  TRUE(part.len > 0); /* longer: the header and the first chunks come out */
   NUL(medvault_sealer_finish(NULL, &part));
   NUL(medvault_sealer_finish(sealer, NULL));
   INVALID(medvault_sealer_finish(sealer, &part)); /* `part` still holds the header */
