@@ -1,6 +1,8 @@
 //! Issuing and opening grants with 3072-bit RSA keys, one step at a time and as the
 //! whole round through an in-process cloud (the doctor asks, the admin approves, the
-//! provider grants, the doctor accepts), key generation excluded.
+//! provider grants, the doctor accepts), key generation excluded; and key generation
+//! on its own, beside OpenSSL's in the same run (in process, and `openssl genpkey` as a
+//! user runs it, process start included).
 //!
 //! `cargo bench --bench grant`
 
@@ -9,7 +11,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use medvault::{
     AccessRequest, Cloud, Grant, Identity, MasterKey, PatientId, Provider, ProviderId, Requester,
-    Scope,
+    Scope, SigningKey,
 };
 
 fn bench_grants(c: &mut Criterion) {
@@ -108,7 +110,41 @@ fn bench_grants(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_grants);
+/// One RSA-3072 key (an identity holds two: signing and decryption). Key generation
+/// time varies with how far the prime search runs, so the sample is large in time.
+fn bench_keygen(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keygen-rsa-3072");
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(30));
+    group.bench_function("medvault", |b| b.iter(|| SigningKey::generate().unwrap()));
+    group.bench_function("openssl", |b| {
+        b.iter(|| openssl::rsa::Rsa::generate(3072).unwrap())
+    });
+    // The command a user would run instead; skipped where the tool is missing.
+    let genpkey = || {
+        std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:3072",
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()
+    };
+    if genpkey().is_ok_and(|status| status.success()) {
+        group.bench_function("openssl-genpkey", |b| {
+            b.iter(|| assert!(genpkey().unwrap().success()))
+        });
+    } else {
+        eprintln!("keygen-rsa-3072/openssl-genpkey skipped: no `openssl` command");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_grants, bench_keygen);
 criterion_main!(benches);
 
 /// The system clock in unix seconds.

@@ -171,7 +171,15 @@ impl Scheme for OpensslGcm {
         let (nonce, rest) = rest.split_at(12);
         let (ciphertext, tag) = rest.split_at(rest.len() - 16);
         let key = self.record_key(id);
-        decrypt_aead(Cipher::aes_256_gcm(), &key, Some(nonce), id, ciphertext, tag).unwrap()
+        decrypt_aead(
+            Cipher::aes_256_gcm(),
+            &key,
+            Some(nonce),
+            id,
+            ciphertext,
+            tag,
+        )
+        .unwrap()
     }
 }
 
@@ -239,14 +247,13 @@ impl Scheme for Age {
         "age"
     }
     fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
-        let encryptor =
-            age::Encryptor::with_recipients(std::iter::once(&self.recipient as &dyn age::Recipient))
-                .unwrap();
+        let encryptor = age::Encryptor::with_recipients(std::iter::once(
+            &self.recipient as &dyn age::Recipient,
+        ))
+        .unwrap();
         // age's overhead: a header of about 200 bytes and 16 per 64 KiB chunk.
         let room = plaintext.len() + plaintext.len() / 4096 + 512;
-        let mut writer = encryptor
-            .wrap_output(Vec::with_capacity(room))
-            .unwrap();
+        let mut writer = encryptor.wrap_output(Vec::with_capacity(room)).unwrap();
         writer.write_all(plaintext).unwrap();
         writer.finish().unwrap()
     }
@@ -278,7 +285,13 @@ impl AwsEsdk {
         let mut info = ESDK_SUITE.to_vec();
         info.extend_from_slice(b"DERIVEKEY");
         hkdf(Md::sha512(), data_key, message_id, &info, &mut key);
-        hkdf(Md::sha512(), data_key, message_id, b"COMMITKEY", &mut commitment);
+        hkdf(
+            Md::sha512(),
+            data_key,
+            message_id,
+            b"COMMITKEY",
+            &mut commitment,
+        );
         (key, commitment)
     }
 
@@ -379,10 +392,7 @@ impl Scheme for AwsEsdk {
         let mut hasher = Hasher::new(MessageDigest::sha384()).unwrap();
         hasher.update(&out).unwrap();
         let digest = hasher.finish().unwrap();
-        let signature = EcdsaSig::sign(&digest, &signing)
-            .unwrap()
-            .to_der()
-            .unwrap();
+        let signature = EcdsaSig::sign(&digest, &signing).unwrap().to_der().unwrap();
         out.extend_from_slice(&signature);
         out.extend_from_slice(&(signature.len() as u16).to_be_bytes());
         out
@@ -420,7 +430,10 @@ impl Scheme for AwsEsdk {
         )
         .unwrap();
         let (key, commitment) = Self::derive(&data_key, message_id);
-        assert!(openssl::memcmp::eq(&commitment, &sealed[143..175]), "commitment");
+        assert!(
+            openssl::memcmp::eq(&commitment, &sealed[143..175]),
+            "commitment"
+        );
         let mut ctx = CipherCtx::new().unwrap();
         ctx.decrypt_init(Some(CtxCipher::aes_256_gcm()), Some(&key), None)
             .unwrap();
@@ -486,7 +499,12 @@ fn schemes() -> Vec<Box<dyn Scheme>> {
 /// Wall time of `iters` rounds of `work`: on `one_thread`'s only worker for one record
 /// (the loop runs there, not a hand-off per call), or on `records` threads at once, each
 /// doing its own `iters` records.
-fn timed(records: usize, one_thread: &ThreadPool, iters: u64, work: &(dyn Fn() + Sync)) -> Duration {
+fn timed(
+    records: usize,
+    one_thread: &ThreadPool,
+    iters: u64,
+    work: &(dyn Fn() + Sync),
+) -> Duration {
     if records == 1 {
         return one_thread.install(|| {
             let start = Instant::now();

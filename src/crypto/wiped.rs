@@ -32,10 +32,15 @@ impl WipedVec {
 
     /// Wipes and empties the buffer, keeping its capacity.
     pub(crate) fn wipe(&mut self) {
-        self.0.spare_capacity_mut().zeroize();
-        self.0.as_mut_slice().zeroize();
-        self.0.clear();
+        wipe_vec(&mut self.0);
     }
+}
+
+/// Wipes and empties `bytes`, length and spare capacity, keeping its capacity.
+pub(crate) fn wipe_vec(bytes: &mut Vec<u8>) {
+    bytes.spare_capacity_mut().zeroize();
+    bytes.as_mut_slice().zeroize();
+    bytes.clear();
 }
 
 impl Drop for WipedVec {

@@ -43,7 +43,7 @@ pub(crate) fn put(out: &mut medvault_bytes, mut value: Vec<u8>) -> FfiResult {
         value.into_boxed_slice()
     } else {
         let exact = Box::<[u8]>::from(value.as_slice());
-        value.zeroize();
+        crate::crypto::wiped::wipe_vec(&mut value);
         exact
     };
     let len = boxed.len();
@@ -91,7 +91,10 @@ pub unsafe extern "C" fn medvault_bytes_free(bytes: *mut medvault_bytes) {
             // and are unchanged (contract), so this rebuilds that Box exactly once; the
             // pointer is cleared below so a second free is a no-op.
             let mut owned = unsafe { Box::from_raw(slice) };
-            owned.zeroize();
+            // Through the slice: `zeroize`'s bulk path, not `Box`'s byte-at-a-time one
+            // (a third of `medvault_seal`'s time at 64 KiB, bench `c_stream`).
+            let bytes_of: &mut [u8] = &mut owned;
+            bytes_of.zeroize();
         }
         bytes.data = std::ptr::null_mut();
         bytes.len = 0;

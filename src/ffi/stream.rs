@@ -107,7 +107,7 @@ pub unsafe extern "C" fn medvault_sealer_finish(
             .sealer
             .take()
             .ok_or_else(|| invalid("the sealer has finished"))?
-            .finish()?;
+            .finish_vec()?;
         put(out, rest)
     })
 }

@@ -1,6 +1,8 @@
 //! Opening a sealed record pushed in pieces, for callers that receive it through
 //! callbacks rather than a `Read`.
 
+use zeroize::Zeroize;
+
 use super::chunk::ChunkCipher;
 use super::header::{HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX, RecordHeader};
 use crate::error::{Error, Result};
@@ -92,8 +94,8 @@ impl<K: RecordKeySource> IncrementalOpener<K> {
             let taken = batches.push(sealed);
             sealed = &sealed[taken..];
             if batches.wanted() == 0 {
-                batches.open_batch()?;
-                batches.append_plaintext(plaintext);
+                let room = batches.openable_len();
+                open_onto(plaintext, room, |into| batches.open_batch(Some(into)))?;
                 batches.advance();
             }
         }
@@ -147,10 +149,9 @@ impl<K: RecordKeySource> IncrementalOpener<K> {
                 detail: "the header is cut short",
             });
         };
-        batches.open_end()?;
-        plaintext.reserve(batches.plaintext_len());
-        batches.append_plaintext(plaintext);
-        Ok(())
+        let room = batches.openable_len();
+        plaintext.reserve(room);
+        open_onto(plaintext, room, |into| batches.open_end(Some(into)))
     }
 
     /// Sealed bytes held, waiting for the rest of their batch.
@@ -158,6 +159,29 @@ impl<K: RecordKeySource> IncrementalOpener<K> {
         match &self.opened {
             Some((_, batches)) => batches.buffered(),
             None => self.header_bytes.len(),
+        }
+    }
+}
+
+/// Opens a batch straight onto the end of `plaintext` (`room` bytes made for it there),
+/// so its plaintext is never in the opener's buffer nor copied out of it. On failure
+/// the part it may have written is wiped and cut off again.
+fn open_onto(
+    plaintext: &mut Vec<u8>,
+    room: usize,
+    open: impl FnOnce(&mut [u8]) -> Result<usize>,
+) -> Result<()> {
+    let start = plaintext.len();
+    plaintext.resize(start + room, 0);
+    match open(&mut plaintext[start..]) {
+        Ok(written) => {
+            plaintext.truncate(start + written);
+            Ok(())
+        }
+        Err(err) => {
+            plaintext[start..].zeroize();
+            plaintext.truncate(start);
+            Err(err)
         }
     }
 }

@@ -13,14 +13,18 @@
 
 use std::io::{self, Read, Write};
 
-use crate::crypto::wiped::WipedVec;
+use zeroize::Zeroize;
 
-use super::chunk::ChunkCipher;
+use crate::crypto::wiped::{WipedVec, wipe_vec};
+
+use super::chunk::{ChunkCipher, split_by_bodies};
 use super::header::{
     CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX, NONCE_PREFIX_LEN,
     RecordHeader, check_chunk_size,
 };
-use super::seal::{chunk_size_for, seal_with_prefix_into, sealed_len_with_chunk_size};
+use super::seal::{
+    chunk_size_for, seal_with_prefix, seal_with_prefix_into, sealed_len_with_chunk_size,
+};
 use crate::crypto::eax::LANES;
 use crate::crypto::rng;
 use crate::error::{Error, Result};
@@ -314,6 +318,25 @@ impl<W: Write> Sealer<W> {
     }
 }
 
+impl Sealer<Vec<u8>> {
+    /// As [`Sealer::finish`], for a sealer writing to an empty vector (the C ABI's): a
+    /// record still being sized is sealed straight into the vector returned, as the
+    /// one-shot path seals, rather than aside and then copied in (bench `c_stream`,
+    /// `stream-seal/64KiB`).
+    pub(crate) fn finish_vec(mut self) -> Result<Vec<u8>> {
+        if let (Phase::Sizing { key, nonce_prefix }, Some(inner), false) =
+            (&self.phase, &self.inner, self.failed)
+            && inner.is_empty()
+        {
+            let chunk_size = chunk_size_for(self.pending.len());
+            let sealed = seal_with_prefix(key, &self.pending, chunk_size, *nonce_prefix)?;
+            self.inner = None;
+            return Ok(sealed);
+        }
+        self.finish()
+    }
+}
+
 impl<W: Write> Write for Sealer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner()?;
@@ -346,14 +369,25 @@ pub(super) struct BatchOpener {
     chunk_size: usize,
     /// Chunks per batch.
     lanes: usize,
-    /// Sealed bytes from the start of chunk `index`. Once a batch is opened: its
-    /// chunks' `plain` bytes of verified plaintext in place (each chunk's body where it
-    /// was, its tag space unused), and from `consumed` on the sealed bytes that follow
-    /// the batch.
-    buf: WipedVec,
+    /// Sealed bytes from the start of chunk `index`. Once a batch is opened in place:
+    /// its chunks' `plain` bytes of verified plaintext (each chunk's body where it was,
+    /// its tag space unused), and from `consumed` on the sealed bytes that follow the
+    /// batch.
+    buf: Vec<u8>,
+    /// Whether plaintext was ever decrypted into `buf`: only then is it wiped on drop
+    /// (batches opened straight into the reader's buffer leave only ciphertext here).
+    held_plaintext: bool,
     plain: usize,
     consumed: usize,
     index: u32,
+}
+
+impl Drop for BatchOpener {
+    fn drop(&mut self) {
+        if self.held_plaintext {
+            wipe_vec(&mut self.buf);
+        }
+    }
 }
 
 impl BatchOpener {
@@ -362,7 +396,8 @@ impl BatchOpener {
             cipher,
             chunk_size,
             lanes: stream_lanes(chunk_size),
-            buf: WipedVec::default(),
+            buf: Vec::new(),
+            held_plaintext: false,
             plain: 0,
             consumed: 0,
             index: 0,
@@ -395,38 +430,33 @@ impl BatchOpener {
         &self.buf[body_start + from % self.chunk_size..body_start + body_len]
     }
 
-    /// Appends the verified plaintext of the last batch opened to `out`.
-    pub(super) fn append_plaintext(&self, out: &mut Vec<u8>) {
-        let mut at = 0;
-        while at < self.plain {
-            let piece = self.plaintext_from(at);
-            out.extend_from_slice(piece);
-            at += piece.len();
-        }
-    }
-
-    /// Length of the verified plaintext of the last batch opened.
-    pub(super) fn plaintext_len(&self) -> usize {
-        self.plain
-    }
-
-    /// Room for `more` sealed bytes. The buffer grows by doubling as bytes arrive (a
-    /// short input declaring a 16 MiB chunk size allocates no more than the input),
-    /// never past one batch, and only before any plaintext was in it: no freed buffer
-    /// holds plaintext.
+    /// Room for `more` sealed bytes. The buffer grows fourfold from 16 KiB as bytes
+    /// arrive (a short input declaring a 16 MiB chunk size allocates no more than that
+    /// or the input; each step copies what came before, so few steps: bench `seal`,
+    /// `stream-open/64KiB`), never past one batch, and only before any plaintext was in
+    /// it: no freed buffer holds plaintext.
     pub(super) fn reserve(&mut self, more: usize) {
         let need = self.buf.len() + more;
         if need <= self.buf.capacity() {
             return;
         }
         let target = self.batch_len();
-        let mut room = target.min(need.max(self.buf.capacity().max(2048) * 2));
+        let mut room = target.min(need.max(self.buf.capacity().max(4096) * 4));
         if room + room / 2 > target {
             // A last step of a few bytes would hold two large buffers at once.
             room = target;
         }
         let len = self.buf.len();
         self.buf.reserve_exact(room - len);
+    }
+
+    /// The most plaintext opening what is buffered can give (as a batch, or as the end
+    /// of the record, cut or whole).
+    pub(super) fn openable_len(&self) -> usize {
+        let len = self.buf.len();
+        let chunks = len.div_ceil(self.stride());
+        (chunks.saturating_sub(1) * self.chunk_size)
+            .max(len.saturating_sub(chunks * CHUNK_OVERHEAD))
     }
 
     /// Bytes in the buffer: sealed bytes waiting, or a batch's plaintext not yet taken.
@@ -460,8 +490,10 @@ impl BatchOpener {
         Ok(())
     }
 
-    /// Opens the complete batch: all its chunks are middle chunks.
-    pub(super) fn open_batch(&mut self) -> Result<()> {
+    /// Opens the complete batch: all its chunks are middle chunks. With `into` (at
+    /// least [`BatchOpener::openable_len`] bytes), the plaintext is decrypted there and its
+    /// length returned; else it stays in the buffer and 0 is returned.
+    pub(super) fn open_batch(&mut self, into: Option<&mut [u8]>) -> Result<usize> {
         debug_assert_eq!(self.wanted(), 0);
         // The chunk after the batch needs an index too.
         self.index
@@ -470,14 +502,16 @@ impl BatchOpener {
                 format: "sealed record",
                 detail: "more than 2^32 chunks",
             })?;
-        self.open_span(self.lanes * self.stride(), None)
+        self.open_span(self.lanes * self.stride(), None, into)
     }
 
     /// Opens what is buffered as the end of the record, its last chunk as the final one.
     /// A final chunk shorter than its tag, or only a tag after other chunks (writers put
     /// at least one byte in a final chunk unless the record is empty), is a cut record:
     /// reported after the chunks before it verified, as [`crate::open`] reports it.
-    pub(super) fn open_end(&mut self) -> Result<()> {
+    /// `into` as for [`BatchOpener::open_batch`]; after a failure it may hold plaintext
+    /// of chunks that verified, which the caller wipes.
+    pub(super) fn open_end(&mut self, into: Option<&mut [u8]>) -> Result<usize> {
         let stride = self.stride();
         let len = self.buf.len();
         let chunks = len.div_ceil(stride).max(1);
@@ -491,9 +525,9 @@ impl BatchOpener {
             })?;
         let whole = last_len > CHUNK_OVERHEAD || (last_len == CHUNK_OVERHEAD && final_index == 0);
         if whole {
-            return self.open_span(len, Some(final_index));
+            return self.open_span(len, Some(final_index), into);
         }
-        self.open_span((chunks - 1) * stride, None)?;
+        self.open_span((chunks - 1) * stride, None, into)?;
         Err(Error::Truncated {
             format: "sealed record",
             detail: if last_len < CHUNK_OVERHEAD {
@@ -504,24 +538,51 @@ impl BatchOpener {
         })
     }
 
-    /// Verifies and decrypts the chunks in the first `end` buffered bytes in place. Their
-    /// plaintext stays where it is, read around the tags (moving it together cost a
-    /// tenth of a 64 KiB record's opening: bench `seal`, `stream-open` rows).
-    pub(super) fn open_span(&mut self, end: usize, final_index: Option<u32>) -> Result<()> {
+    /// Verifies and decrypts the chunks in the first `end` buffered bytes: into `into`
+    /// when given (returning the plaintext length), else in place, where their plaintext
+    /// stays, read around the tags (moving it together cost a tenth of a 64 KiB
+    /// record's opening: bench `seal`, `stream-open` rows).
+    pub(super) fn open_span(
+        &mut self,
+        end: usize,
+        final_index: Option<u32>,
+        into: Option<&mut [u8]>,
+    ) -> Result<usize> {
         let stride = self.stride();
-        let mut regions: Vec<&mut [u8]> = self.buf[..end].chunks_mut(stride).collect();
-        let chunks = regions.len();
-        if chunks > 0 {
-            self.cipher
-                .open_group_in_place(self.index, final_index, &mut regions)?;
-        }
+        let chunks = end.div_ceil(stride);
         // Every chunk holds its tag; the callers checked that each is at least that long.
-        self.plain = end - chunks * CHUNK_OVERHEAD;
+        let plain = end - chunks * CHUNK_OVERHEAD;
+        let written = match into {
+            Some(out) if chunks > 0 => {
+                let regions: Vec<&[u8]> = self.buf[..end].chunks(stride).collect();
+                let mut outputs = split_by_bodies(&regions, &mut out[..plain]);
+                // A batch of middle chunks names no final one: no chunk of it has the
+                // index u32::MAX (the successor's index was checked to exist).
+                self.cipher.open_group(
+                    self.index,
+                    final_index.unwrap_or(u32::MAX),
+                    &regions,
+                    &mut outputs,
+                )?;
+                self.plain = 0;
+                plain
+            }
+            _ => {
+                let mut regions: Vec<&mut [u8]> = self.buf[..end].chunks_mut(stride).collect();
+                self.held_plaintext = true;
+                if chunks > 0 {
+                    self.cipher
+                        .open_group_in_place(self.index, final_index, &mut regions)?;
+                }
+                self.plain = plain;
+                0
+            }
+        };
         self.consumed = end;
         // Only a span of middle chunks is followed by more; its successor's index was
         // checked to exist.
         self.index = self.index.wrapping_add(chunks as u32);
-        Ok(())
+        Ok(written)
     }
 
     /// Drops the batch whose plaintext was handed out, keeping the bytes after it.
@@ -537,7 +598,7 @@ impl BatchOpener {
     /// After a failure: nothing buffered is kept, plaintext of chunks that verified
     /// included.
     pub(super) fn wipe(&mut self) {
-        self.buf.wipe();
+        wipe_vec(&mut self.buf);
         self.plain = 0;
         self.consumed = 0;
     }
@@ -591,17 +652,22 @@ impl<R: Read> Opener<R> {
         &self.header
     }
 
-    /// Reads, verifies and decrypts the next batch of chunks.
-    fn next_batch(&mut self) -> Result<()> {
+    /// Reads, verifies and decrypts the next batch of chunks: straight into `out` if it
+    /// has room for the whole batch (returning how many bytes it wrote there; the
+    /// plaintext is then never in the opener's buffer, nor copied out of it), else into
+    /// the buffer (returning 0). After a failure `out` may hold plaintext of chunks that
+    /// verified: the caller wipes it.
+    fn next_batch(&mut self, out: &mut [u8]) -> Result<usize> {
         self.batches.advance();
         self.position = 0;
         self.batches.fill(&mut self.inner)?;
+        let into = (out.len() >= self.batches.openable_len()).then_some(out);
         if self.batches.wanted() == 0 {
-            self.batches.open_batch()
+            self.batches.open_batch(into)
         } else {
-            self.batches.open_end()?;
+            let written = self.batches.open_end(into)?;
             self.state = OpenerState::Done;
-            Ok(())
+            Ok(written)
         }
     }
 }
@@ -631,13 +697,16 @@ impl<R: Read> Read for Opener<R> {
                         Error::InvalidArgument("the opener failed earlier; discard it").into(),
                     );
                 }
-                OpenerState::Reading => {
-                    if let Err(err) = self.next_batch() {
+                OpenerState::Reading => match self.next_batch(buf) {
+                    Ok(0) => {}
+                    Ok(written) => return Ok(written),
+                    Err(err) => {
                         self.state = OpenerState::Failed;
                         self.batches.wipe();
+                        buf.zeroize();
                         return Err(err.into());
                     }
-                }
+                },
             }
         }
     }

@@ -99,6 +99,18 @@ fn the_sizing_sealer_writes_what_seal_writes() {
             }
             let sealed = sealer.finish().unwrap();
             assert!(sealed == expected, "{len} bytes, writes of {split}");
+            // The C ABI's ending, which seals a short record straight into its vector.
+            let mut sealer = Sealer::sizing_with_prefix(Vec::new(), &key, prefix).unwrap();
+            let mut taken = Vec::new();
+            for piece in data.chunks(split) {
+                sealer.write_all(piece).unwrap();
+                taken.extend(sealer.get_mut().map(std::mem::take).unwrap());
+            }
+            taken.extend(sealer.finish_vec().unwrap());
+            assert!(
+                taken == expected,
+                "finish_vec: {len} bytes, writes of {split}"
+            );
         }
     }
 }
@@ -206,4 +218,36 @@ fn the_openers_fail_as_open_fails() {
         bad[pos] ^= 0x20;
         same(&bad, pos < header_len, &format!("byte {pos} flipped"));
     }
+}
+
+/// A read with room for a whole batch decrypts straight into the caller's buffer; when
+/// the batch then fails (a flipped tag, a cut final chunk), the error comes with the
+/// buffer wiped: no plaintext of the chunks that verified before it is left there.
+#[test]
+fn a_failed_read_leaves_no_plaintext_in_the_callers_buffer() {
+    let key = record_key(6, "MRN-5", 0, 4);
+    let data: Vec<u8> = (0..5 * 16 + 3).map(|i| i as u8 | 0x80).collect();
+    let sealed = crate::record::seal::seal_with_chunk_size(&key, &data, 16).unwrap();
+    let mut flipped = sealed.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    let cut = &sealed[..sealed.len() - 1];
+    for (bad, what) in [(&flipped[..], "flipped tag"), (cut, "cut final chunk")] {
+        let mut opener = Opener::new(bad, &key).unwrap();
+        let mut buf = vec![0xEEu8; sealed.len()];
+        let err = Error::from(opener.read(&mut buf).expect_err(what));
+        assert!(
+            matches!(
+                err,
+                Error::AuthenticationFailed { .. } | Error::Truncated { .. }
+            ),
+            "{what}: {err:?}"
+        );
+        assert!(buf.iter().all(|&b| b == 0), "{what}: plaintext left behind");
+    }
+    // And a good record opens straight into such a buffer, in one read.
+    let mut opener = Opener::new(&sealed[..], &key).unwrap();
+    let mut buf = vec![0u8; sealed.len()];
+    let n = opener.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &data[..]);
+    assert_eq!(opener.read(&mut buf).unwrap(), 0);
 }
