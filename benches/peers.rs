@@ -372,9 +372,12 @@ impl Scheme for AwsEsdk {
         out.extend_from_slice(&tag);
         // Frames: sequence number ‖ ciphertext ‖ tag; the last one may be short.
         for (sequence, frame) in (1u32..).zip(
-            plaintext
-                .chunks(ESDK_FRAME)
-                .chain((plaintext.len() % ESDK_FRAME == 0).then_some(&[][..])),
+            plaintext.chunks(ESDK_FRAME).chain(
+                plaintext
+                    .len()
+                    .is_multiple_of(ESDK_FRAME)
+                    .then_some(&[][..]),
+            ),
         ) {
             out.extend_from_slice(&sequence.to_be_bytes());
             ctx.encrypt_init(None, None, Some(&Self::frame_iv(sequence)))

@@ -58,15 +58,18 @@ def human_rate(throughput, ns):
 
 
 def rows(criterion_dir):
-    """(group, row name, median ns, low ns, high ns, throughput) per measured bench."""
+    """(group, row name, median ns, low ns, high ns, throughput, day measured) per
+    measured bench."""
     out = []
     for root, _dirs, files in os.walk(criterion_dir):
         if os.path.basename(root) != "new" or "benchmark.json" not in files:
             continue
         with open(os.path.join(root, "benchmark.json")) as f:
             bench = json.load(f)
-        with open(os.path.join(root, "estimates.json")) as f:
+        estimates = os.path.join(root, "estimates.json")
+        with open(estimates) as f:
             median = json.load(f)["median"]
+        day = datetime.date.fromtimestamp(os.path.getmtime(estimates)).isoformat()
         name = bench.get("function_id") or ""
         if bench.get("value_str"):
             name = f"{name}/{bench['value_str']}" if name else bench["value_str"]
@@ -78,14 +81,17 @@ def rows(criterion_dir):
             interval["lower_bound"],
             interval["upper_bound"],
             bench.get("throughput"),
+            day,
         ))
     return sorted(out, key=lambda r: (r[0], r[1]))
 
 
 # The rows README.md shows (bench group, row name), in this order, when a run has them.
 HEADLINE = [
-    ("seal", "seal/1KiB"),
-    ("seal", "openssl-aes256gcm-seal/1KiB"),
+    ("peers-1-thread", "medvault-seal/1KiB"),
+    ("peers-1-thread", "openssl-gcm-seal/1KiB"),
+    ("peers-1-thread", "medvault-seal/100MB"),
+    ("peers-1-thread", "age-seal/100MB"),
     ("seal", "seal/64MiB"),
     ("seal", "open/64MiB"),
     ("seal", "openssl-aes256gcm-seal/64MiB"),
@@ -99,7 +105,7 @@ HEADLINE = [
 
 
 def readme_table(measured):
-    by_name = {(g, n): (ns, t) for g, n, ns, _lo, _hi, t in measured}
+    by_name = {(g, n): (ns, t) for g, n, ns, _lo, _hi, t, _day in measured}
     lines = ["| bench | median | throughput |", "|---|---|---|"]
     for key in HEADLINE:
         if key in by_name:
@@ -126,6 +132,129 @@ def update_readme(path, measured):
     print(f"{path}: performance table updated")
 
 
+# The peers of `benches/peers.rs`, in the order the tables show them.
+PEERS = [
+    ("medvault", "medvault (AES-256-EAX STREAM)"),
+    ("openssl-gcm", "OpenSSL AES-256-GCM, key per record"),
+    ("openssl-gcm-hkdf", "same, key by HKDF per record"),
+    ("mongodb-cbc-hmac", "MongoDB CBC-HMAC-SHA-512"),
+    ("age", "age (X25519, ChaCha20-Poly1305)"),
+    ("aws-esdk", "AWS Encryption SDK default suite"),
+]
+PEER_SIZES = ["1KiB", "64KiB", "1MiB", "64MiB", "100MB"]
+
+
+def peers_section(measured):
+    by_name = {(g, n): (ns, t) for g, n, ns, _lo, _hi, t, _day in measured}
+    if not any(g.startswith("peers-") for g, *_ in measured):
+        return []
+    lines = [
+        "",
+        "## Against the peers",
+        "",
+        "`benches/peers.rs`: the same records sealed and opened by what users would pick",
+        "instead, each paying its own per-record key setup (the bench's header says what",
+        "each row computes). Throughput per row; in brackets, medvault's speed as a multiple",
+        "of that peer's (above 1: medvault is faster). `1-thread`: one record at a time on",
+        "one thread; `all-cores`: one record per core at once.",
+    ]
+    for mode in ("1-thread", "all-cores"):
+        group = f"peers-{mode}"
+        for op in ("seal", "open"):
+            if not any((group, f"{p}-{op}/{s}") in by_name for p, _ in PEERS for s in PEER_SIZES):
+                continue
+            lines += [
+                "",
+                f"### {op}, {mode}",
+                "",
+                "| size | " + " | ".join(label for _, label in PEERS) + " |",
+                "|---|" + "---|" * len(PEERS),
+            ]
+            for size in PEER_SIZES:
+                ours = by_name.get((group, f"medvault-{op}/{size}"))
+                cells = []
+                for peer, _ in PEERS:
+                    theirs = by_name.get((group, f"{peer}-{op}/{size}"))
+                    if not theirs:
+                        cells.append("")
+                        continue
+                    cell = f"{human_rate(theirs[1], theirs[0])} ({human_time(theirs[0])})"
+                    if ours and peer != "medvault":
+                        cell += f" [{theirs[0] / ours[0]:.2f}×]"
+                    cells.append(cell)
+                lines.append(f"| {size} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def targets_section(measured):
+    """The figures issue #32 sets targets for, computed from the rows of one run."""
+    by_name = {(g, n): ns for g, n, ns, *_ in measured}
+
+    def ratio(what, ours, theirs, goal, note=""):
+        if ours not in by_name or theirs not in by_name:
+            return None
+        value = by_name[theirs] / by_name[ours]
+        status = "met" if value >= goal else "**not met**"
+        return (
+            f"| {what} | {human_time(by_name[ours])} against {human_time(by_name[theirs])} "
+            f"| {value:.2f} | ≥ {goal} | {status}{note} |"
+        )
+
+    rows = [
+        ratio("1 KiB seal against OpenSSL GCM, key per record", ("peers-1-thread", "medvault-seal/1KiB"),
+              ("peers-1-thread", "openssl-gcm-seal/1KiB"), 0.8),
+        ratio("1 KiB open against OpenSSL GCM, key per record", ("peers-1-thread", "medvault-open/1KiB"),
+              ("peers-1-thread", "openssl-gcm-open/1KiB"), 0.8),
+    ]
+    for size in ("64KiB", "64MiB"):
+        rows.append(ratio(f"`Sealer` against one-shot `seal`, {size}", ("seal", f"stream-seal/{size}"),
+                          ("seal", f"seal/{size}"), 0.9))
+        rows.append(ratio(f"`Opener` against one-shot `open`, {size}", ("seal", f"stream-open/{size}"),
+                          ("seal", f"open/{size}"), 0.9))
+        rows.append(ratio(f"C `medvault_sealer_*` against `medvault_seal`, {size}",
+                          ("c-stream", f"stream-seal/{size}"), ("c-stream", f"seal/{size}"), 0.9))
+        rows.append(ratio(f"C `medvault_opener_*` against `medvault_open`, {size}",
+                          ("c-stream", f"stream-open/{size}"), ("c-stream", f"open/{size}"), 0.9))
+    aes = ("seal", "aes256-blocks-1-thread/64MiB")
+    for op in ("seal", "open"):
+        ours = ("seal", f"{op}-into-1-thread/64MiB")
+        if ours in by_name and aes in by_name:
+            # EAX runs AES twice per block (CTR and the MAC): its ceiling is half the
+            # AES-alone rate.
+            value = 2 * by_name[aes] / by_name[ours]
+            status = "met" if value >= 0.95 else "**not met**"
+            rows.append(
+                f"| {op} at 64 MiB, one thread, against its ceiling (two AES passes at the AES-alone "
+                f"rate, {human_time(2 * by_name[aes])}) | {human_time(by_name[ours])} | {value:.2f} "
+                f"| ≥ 0.95 | {status} (of the AES-alone rate: {by_name[aes] / by_name[ours]:.2f}) |"
+            )
+    round_trip = ("grant-3072", "round-through-the-cloud")
+    if round_trip in by_name:
+        ns = by_name[round_trip]
+        status = "met" if ns <= 50e6 else "**not met**"
+        rows.append(f"| grant round (request, approve, grant, accept), key generation excluded "
+                    f"| {human_time(ns)} | | ≤ 50 ms | {status} |")
+    keygen = ("keygen-rsa-3072", "medvault")
+    for peer, what in (("openssl", "OpenSSL in process"), ("openssl-genpkey", "`openssl genpkey`")):
+        if keygen in by_name and ("keygen-rsa-3072", peer) in by_name:
+            theirs = by_name[("keygen-rsa-3072", peer)]
+            rows.append(f"| RSA-3072 key generation against {what} | {human_time(by_name[keygen])} against "
+                        f"{human_time(theirs)} | {theirs / by_name[keygen]:.2f} | reported | |")
+    rows = [r for r in rows if r]
+    if not rows:
+        return []
+    return [
+        "",
+        "## Targets",
+        "",
+        "Each ratio is medvault's speed as a fraction of the other row's (time against time),",
+        "both measured in the same run.",
+        "",
+        "| figure | times | ratio | goal | |",
+        "|---|---|---|---|---|",
+    ] + rows
+
+
 def main():
     criterion_dir = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
     out_path = sys.argv[2] if len(sys.argv) > 2 else "docs/performance.md"
@@ -142,11 +271,22 @@ def main():
         f"Machine: {machine_line()}.",
         "",
     ]
+    lines += targets_section(measured) + peers_section(measured)
+    lines += ["", "## Every row", "", "Each group as criterion measured it, with the day of its last run."]
     group = None
-    for g, name, ns, low, high, throughput in measured:
+    for g, name, ns, low, high, throughput, _day in measured:
         if g != group:
             group = g
-            lines += ["", f"## {g}", "", "| bench | median | 95 % interval | throughput |", "|---|---|---|---|"]
+            days = sorted({d for gg, *_rest, d in measured if gg == g})
+            lines += [
+                "",
+                f"### {g}",
+                "",
+                f"Measured {days[-1]}." if len(days) == 1 else f"Measured {days[0]} to {days[-1]}.",
+                "",
+                "| bench | median | 95 % interval | throughput |",
+                "|---|---|---|---|",
+            ]
         lines.append(
             f"| {name} | {human_time(ns)} | {human_time(low)} – {human_time(high)} | {human_rate(throughput, ns)} |"
         )

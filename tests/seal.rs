@@ -240,7 +240,11 @@ fn streaming_is_independent_of_write_and_read_sizes() {
 #[test]
 fn the_push_opener_is_spent_after_an_error_and_rejects_trailing_bytes() {
     let s = sample();
-    let mut bad = s.sealed.clone();
+    // Long enough that `update` completes a batch of chunks (eight), so the damage is
+    // found there rather than at `finish`.
+    let long =
+        seal_with_chunk_size(&s.record, &clinical_note(20 * s.chunk + 5), s.chunk as u32).unwrap();
+    let mut bad = long.clone();
     bad[s.header_len + 3] ^= 1;
     let mut opener = IncrementalOpener::new(&s.record);
     let mut out = Vec::new();

@@ -44,7 +44,8 @@ use crate::keys::{RecordKey, RecordKeySource};
 /// Memory: at most the 256 KiB of a short record (and its sealed copy at `finish`), or
 /// for a longer one eight chunks, 512 KiB at the default size (eight chunks are sealed
 /// together, their MAC chains interleaved, so the inner writer receives output in
-/// steps of up to eight chunks). The buffered plaintext is wiped when the sealer is
+/// steps of up to eight chunks), beside which, once, as the record proves longer than
+/// 256 KiB, the plaintext held so far is moved into the first batch. The buffered plaintext is wiped when the sealer is
 /// dropped, and so is every buffer it outgrows.
 ///
 /// ```
@@ -84,7 +85,8 @@ enum Phase {
     },
     /// The header is written; chunks of `chunk_size` are sealed `lanes` at a time.
     Sealing {
-        cipher: ChunkCipher,
+        // Boxed: the key schedule and MAC states are far larger than the key.
+        cipher: Box<ChunkCipher>,
         chunk_size: usize,
         lanes: usize,
     },
@@ -189,11 +191,11 @@ impl<W: Write> Sealer<W> {
         let chunk_size = chunk_size as usize;
         let lanes = stream_lanes(chunk_size);
         self.phase = Phase::Sealing {
-            cipher,
+            cipher: Box::new(cipher),
             chunk_size,
             lanes,
         };
-        let held = std::mem::replace(&mut self.pending, WipedVec::default());
+        let held = std::mem::take(&mut self.pending);
         // One chunk's room for a record that may be one chunk long (it never pays for
         // a batch's buffer, nor for wiping it); a longer one gets a whole batch's.
         let room = if held.len() > chunk_size {
@@ -612,8 +614,11 @@ impl BatchOpener {
 /// `medvault::Error::from(io_error)` recovers it.
 ///
 /// Memory: batches of up to eight chunks and 512 KiB (and one byte past them) are
-/// read, verified together and decrypted in place, so the opener reads ahead of what
-/// it hands out by up to one batch. A failure in a batch discards the whole batch.
+/// read and verified together, so the opener reads ahead of what it hands out by up to
+/// one batch. A `read` with room for the whole batch gets it decrypted straight into
+/// its buffer (no copy, and no plaintext in the opener's); a smaller one is served from
+/// the batch decrypted in place. A failure in a batch discards the whole batch, and a
+/// `read` that fails leaves its buffer zeroed.
 pub struct Opener<R: Read> {
     inner: R,
     header: RecordHeader,
