@@ -132,6 +132,7 @@ fn bench_keygen(c: &mut Criterion) {
                 "rsa_keygen_bits:3072",
             ])
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .status()
     };
     if genpkey().is_ok_and(|status| status.success()) {
