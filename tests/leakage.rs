@@ -38,6 +38,25 @@ fn tiny() -> Corpus {
     }
 }
 
+/// The tiny corpus with its four records' plaintext lengths set.
+fn tiny_with_sizes(sizes: [usize; 4]) -> Corpus {
+    let mut corpus = tiny();
+    for (record, size) in corpus.records.iter_mut().zip(sizes) {
+        record.size = size;
+    }
+    corpus
+}
+
+/// A record key to seal the tiny corpus's records with, for their sealed lengths.
+fn sealing_key() -> medvault::RecordKey {
+    medvault::RecordKey::from_bytes(
+        medvault::ProviderId::new("st-mary-hospital").unwrap(),
+        0,
+        medvault::RecordId::from_bytes([7; 16]),
+        [7; 32],
+    )
+}
+
 /// A search as the cloud would see it: `tag` stands for its query bytes.
 fn seen(tag: u8, results: &[usize]) -> Observed {
     Observed {
@@ -119,16 +138,8 @@ fn patient_wide_answers_leave_the_count_attack_only_a_patients_keywords() {
 
 #[test]
 fn record_lengths_link_plaintexts_to_records_unless_padded() {
-    let mut corpus = tiny();
-    for (record, size) in corpus.records.iter_mut().zip([100, 100, 250, 4000]) {
-        record.size = size;
-    }
-    let key = medvault::RecordKey::from_bytes(
-        medvault::ProviderId::new("st-mary-hospital").unwrap(),
-        0,
-        medvault::RecordId::from_bytes([7; 16]),
-        [7; 32],
-    );
+    let corpus = tiny_with_sizes([100, 100, 250, 4000]);
+    let key = sealing_key();
     let sealed = |defence: Defence| -> Vec<u64> {
         corpus
             .records
@@ -269,16 +280,8 @@ fn the_co_occurrence_attack_finds_the_one_assignment_that_fits() {
 
 #[test]
 fn the_volume_attack_recovers_searches_whose_answer_size_is_unique() {
-    let mut corpus = tiny();
-    for (record, size) in corpus.records.iter_mut().zip([100, 200, 400, 800]) {
-        record.size = size;
-    }
-    let key = medvault::RecordKey::from_bytes(
-        medvault::ProviderId::new("st-mary-hospital").unwrap(),
-        0,
-        medvault::RecordId::from_bytes([7; 16]),
-        [7; 32],
-    );
+    let corpus = tiny_with_sizes([100, 200, 400, 800]);
+    let key = sealing_key();
     let sizes: Vec<u64> = corpus
         .records
         .iter()

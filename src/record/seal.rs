@@ -87,7 +87,7 @@ pub fn sealed_len(key: &RecordKey, plaintext_len: usize) -> Result<usize> {
     sealed_len_with_chunk_size(key, plaintext_len, chunk_size_for(plaintext_len))
 }
 
-pub(super) fn sealed_len_with_chunk_size(
+fn sealed_len_with_chunk_size(
     key: &RecordKey,
     plaintext_len: usize,
     chunk_size: u32,
@@ -134,7 +134,7 @@ pub(crate) fn seal_with_prefix(
 }
 
 /// Seals into `out`, exactly [`sealed_len_with_chunk_size`] bytes long.
-pub(super) fn seal_with_prefix_into(
+fn seal_with_prefix_into(
     key: &RecordKey,
     plaintext: &[u8],
     chunk_size: u32,

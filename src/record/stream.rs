@@ -22,9 +22,7 @@ use super::header::{
     CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, HEADER_FIXED_PREFIX, HEADER_FIXED_SUFFIX, NONCE_PREFIX_LEN,
     RecordHeader, check_chunk_size,
 };
-use super::seal::{
-    chunk_size_for, seal_with_prefix, seal_with_prefix_into, sealed_len_with_chunk_size,
-};
+use super::seal::{chunk_size_for, seal_with_prefix};
 use crate::crypto::eax::LANES;
 use crate::crypto::rng;
 use crate::error::{Error, Result};
@@ -298,15 +296,20 @@ impl<W: Write> Sealer<W> {
         self.inner.as_mut()
     }
 
+    /// While sizing, the whole record is held: it is sealed as the one-shot path seals
+    /// it. `None` once the sealer has started writing chunks.
+    fn seal_held(&self) -> Result<Option<Vec<u8>>> {
+        let Phase::Sizing { key, nonce_prefix } = &self.phase else {
+            return Ok(None);
+        };
+        let chunk_size = chunk_size_for(self.pending.len());
+        seal_with_prefix(key, &self.pending, chunk_size, *nonce_prefix).map(Some)
+    }
+
     /// Seals the last chunk, flushes, and returns the inner writer.
     pub fn finish(mut self) -> Result<W> {
         self.inner()?;
-        if let Phase::Sizing { key, nonce_prefix } = &self.phase {
-            // The whole record is here: sealed as the one-shot path seals it.
-            let chunk_size = chunk_size_for(self.pending.len());
-            let mut sealed =
-                vec![0u8; sealed_len_with_chunk_size(key, self.pending.len(), chunk_size)?];
-            seal_with_prefix_into(key, &self.pending, chunk_size, *nonce_prefix, &mut sealed)?;
+        if let Some(sealed) = self.seal_held()? {
             self.write_out(&sealed)?;
         } else {
             self.emit(true)?;
@@ -326,12 +329,9 @@ impl Sealer<Vec<u8>> {
     /// one-shot path seals, rather than aside and then copied in (bench `c_stream`,
     /// `stream-seal/64KiB`).
     pub(crate) fn finish_vec(mut self) -> Result<Vec<u8>> {
-        if let (Phase::Sizing { key, nonce_prefix }, Some(inner), false) =
-            (&self.phase, &self.inner, self.failed)
-            && inner.is_empty()
+        if self.inner()?.is_empty()
+            && let Some(sealed) = self.seal_held()?
         {
-            let chunk_size = chunk_size_for(self.pending.len());
-            let sealed = seal_with_prefix(key, &self.pending, chunk_size, *nonce_prefix)?;
             self.inner = None;
             return Ok(sealed);
         }
