@@ -1108,6 +1108,26 @@ medvault_status medvault_requester_query(const struct medvault_requester *reques
                                          size_t manifest_len,
                                          struct medvault_prepared_query **out);
 
+// As `medvault_requester_query`, but only the `provider_count` providers named in
+// `providers` (NUL-terminated ids, each once) receive tokens and are searched: a
+// provider the doctor does not trust with the keyword is left out, and nothing it
+// planted can answer. `MEDVAULT_STATUS_NOT_FOUND` if one named is not in `manifest` or
+// holds no key the requester was granted for `patient`.
+//
+// # Safety
+// As `medvault_requester_query`; `providers` `provider_count` string pointers.
+medvault_status medvault_requester_query_at(const struct medvault_requester *requester,
+                                            const uint8_t *patient,
+                                            size_t patient_len,
+                                            const char *const *keywords,
+                                            size_t keyword_count,
+                                            uint32_t combine,
+                                            const uint8_t *manifest,
+                                            size_t manifest_len,
+                                            const char *const *providers,
+                                            size_t provider_count,
+                                            struct medvault_prepared_query **out);
+
 // The bytes of a prepared query, to send to the cloud (`medvault_cloud_search`). They
 // carry search tokens, never a keyword or patient id.
 //

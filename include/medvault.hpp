@@ -415,17 +415,27 @@ class requester {
     check(medvault_requester_accept_grant(p_.get(), grant.data(), grant.size(), pending.get(),
                                           issuer.get(), me.get(), now));
   }
-  // Builds the query, has `the_cloud` answer it, checks and opens the answer.
+  // Builds the query, has `the_cloud` answer it, checks and opens the answer. With
+  // `providers`, only those are asked (medvault_requester_query_at); otherwise every
+  // provider the requester holds keys for.
   std::vector<found_record> search(cloud &the_cloud, std::string_view patient,
                                    const std::vector<std::string> &keywords,
-                                   medvault_combine combine) const {
+                                   medvault_combine combine,
+                                   const std::vector<std::string> &providers = {}) const {
     auto manifest = the_cloud.manifest();
     auto words = c_strings(keywords);
+    auto asked = c_strings(providers);
     auto prepared = make<medvault_prepared_query, medvault_prepared_query_free>(
         [&](medvault_prepared_query **out) {
-          return medvault_requester_query(p_.get(), bytes_of(patient).data(), patient.size(),
-                                          words.data(), words.size(), combine, manifest.data(),
-                                          manifest.size(), out);
+          if (asked.empty()) {
+            return medvault_requester_query(p_.get(), bytes_of(patient).data(), patient.size(),
+                                            words.data(), words.size(), combine,
+                                            manifest.data(), manifest.size(), out);
+          }
+          return medvault_requester_query_at(p_.get(), bytes_of(patient).data(), patient.size(),
+                                             words.data(), words.size(), combine,
+                                             manifest.data(), manifest.size(), asked.data(),
+                                             asked.size(), out);
         });
     auto query = take_bytes(
         [&](medvault_bytes *out) { return medvault_prepared_query_bytes(prepared.get(), out); });

@@ -267,6 +267,10 @@ impl Requester {
     /// [`Error::LogRollback`]). Each token covers exactly the signed epochs in the
     /// generations the requester holds keys for, so it cannot find anything uploaded
     /// later (forward privacy) nor under a newer generation (revocation).
+    ///
+    /// Every provider asked receives a token for each keyword: a provider that colludes
+    /// with the cloud learns the keyword from its own records in the answer (file
+    /// injection, SECURITY.md). [`Requester::query_at`] asks only the providers named.
     pub fn query(
         &self,
         patient: &PatientId,
@@ -274,43 +278,100 @@ impl Requester {
         combine: Combine,
         manifest: &Manifest,
     ) -> Result<PreparedQuery> {
-        if keywords.is_empty() || keywords.len() > MAX_KEYWORDS {
-            return Err(Error::InvalidArgument("a query has 1 to 16 keywords"));
-        }
-        let keywords = keywords
-            .iter()
-            .map(|k| keyword::checked(k.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
-        let mut providers = Vec::new();
-        let mut logs = Vec::new();
-        for provider in self.providers_for(patient) {
-            let Some(info) = manifest.provider(&provider) else {
-                continue;
-            };
-            let log = self.verified_log(&provider, info)?;
-            let generations = &self.keys[&(provider.clone(), patient.clone())];
-            let tokens = keywords
-                .iter()
-                .map(|keyword| token::build(generations, &log, keyword))
-                .collect::<Result<Vec<_>>>()?;
-            providers.push(ProviderTokens { provider, tokens });
-            logs.push(log);
-        }
-        if providers.is_empty() {
+        let keywords = checked_keywords(keywords)?;
+        let asked: Vec<ProviderId> = self
+            .providers_for(patient)
+            .into_iter()
+            .filter(|provider| manifest.provider(provider).is_some())
+            .collect();
+        if asked.is_empty() {
             return Err(Error::NotFound(
                 "keys for this patient at any provider in the manifest",
             ));
         }
+        self.query_providers(patient, keywords, combine, manifest, &asked)
+    }
+
+    /// As [`Requester::query`], but only `providers` (1 to 255, each once) receive
+    /// tokens and are searched: a doctor who does not trust a provider with the
+    /// keyword leaves it out, and nothing it planted can answer. Each one named must be
+    /// in the manifest and hold keys the requester was granted for `patient`
+    /// ([`Error::NotFound`] otherwise, naming neither).
+    pub fn query_at(
+        &self,
+        patient: &PatientId,
+        keywords: &[impl AsRef<str>],
+        combine: Combine,
+        manifest: &Manifest,
+        providers: &[ProviderId],
+    ) -> Result<PreparedQuery> {
+        let keywords = checked_keywords(keywords)?;
+        if providers.is_empty() || providers.len() > MAX_PROVIDERS {
+            return Err(Error::InvalidArgument("a query names 1 to 255 providers"));
+        }
+        let mut asked = providers.to_vec();
+        asked.sort();
+        asked.dedup();
+        if asked.len() != providers.len() {
+            return Err(Error::InvalidArgument("a provider named twice in a query"));
+        }
+        for provider in &asked {
+            if !self.keys.contains_key(&(provider.clone(), patient.clone())) {
+                return Err(Error::NotFound(
+                    "keys for this patient at a provider the query names",
+                ));
+            }
+            if manifest.provider(provider).is_none() {
+                return Err(Error::NotFound(
+                    "a provider the query names, in the manifest",
+                ));
+            }
+        }
+        self.query_providers(patient, keywords, combine, manifest, &asked)
+    }
+
+    /// The query for checked `keywords` at `providers` (sorted, each once).
+    fn query_providers(
+        &self,
+        patient: &PatientId,
+        keywords: Vec<String>,
+        combine: Combine,
+        manifest: &Manifest,
+        providers: &[ProviderId],
+    ) -> Result<PreparedQuery> {
         if providers.len() > MAX_PROVIDERS {
             return Err(Error::InvalidArgument(
                 "a query spans at most 255 providers",
             ));
         }
+        let mut tokens_at = Vec::with_capacity(providers.len());
+        let mut logs = Vec::with_capacity(providers.len());
+        for provider in providers {
+            let info = manifest.provider(provider).ok_or(Error::NotFound(
+                "a provider the query names, in the manifest",
+            ))?;
+            let log = self.verified_log(provider, info)?;
+            let generations =
+                self.keys
+                    .get(&(provider.clone(), patient.clone()))
+                    .ok_or(Error::NotFound(
+                        "keys for this patient at a provider the query names",
+                    ))?;
+            let tokens = keywords
+                .iter()
+                .map(|keyword| token::build(generations, &log, keyword))
+                .collect::<Result<Vec<_>>>()?;
+            tokens_at.push(ProviderTokens {
+                provider: provider.clone(),
+                tokens,
+            });
+            logs.push(log);
+        }
         Ok(PreparedQuery {
             query: Query {
                 combine,
                 keyword_count: keywords.len(),
-                providers,
+                providers: tokens_at,
             },
             patient: patient.clone(),
             keywords,
@@ -402,4 +463,15 @@ impl Requester {
         }
         Ok(SearchResults { providers })
     }
+}
+
+/// 1 to 16 keywords, each normalized ([`keyword::checked`]).
+fn checked_keywords(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
+    if keywords.is_empty() || keywords.len() > MAX_KEYWORDS {
+        return Err(Error::InvalidArgument("a query has 1 to 16 keywords"));
+    }
+    keywords
+        .iter()
+        .map(|k| keyword::checked(k.as_ref()))
+        .collect()
 }

@@ -1096,6 +1096,98 @@ fn queries_are_checked() {
     ));
 }
 
+/// `Requester::query_at` sends tokens to the providers it names and to no other, so a
+/// provider that colludes with the cloud (file injection: it planted records under
+/// every keyword for the patient) gets nothing to answer when it is left out; what the
+/// named providers answer is exactly what `query` gets from them. Bad lists are
+/// refused before anything is built.
+#[test]
+fn a_query_at_named_providers_reaches_no_other() {
+    let cloud = Cloud::new();
+    let corpus = Corpus::build(&cloud, 29, PROVIDERS, 5, 4, 90);
+    let target = 1usize;
+    let mut doctor = Requester::new();
+    for p in &corpus.providers {
+        common::trust(&mut doctor, p.id().as_str());
+        doctor.add_patient_key(patient_id(target), p.patient_key(&patient_id(target)));
+    }
+    let manifest = cloud.manifest();
+    let (hospital, lab) = (corpus.providers[0].id(), corpus.providers[1].id());
+    for k in vocabulary() {
+        let everywhere = doctor
+            .query(&patient_id(target), &[k], Combine::Or, &manifest)
+            .unwrap();
+        assert_eq!(everywhere.query().providers().count(), PROVIDERS.len());
+        let at = doctor
+            .query_at(
+                &patient_id(target),
+                &[k],
+                Combine::Or,
+                &manifest,
+                &[lab.clone(), hospital.clone()],
+            )
+            .unwrap();
+        // Sorted, the two named and nobody else; the third gets no token at all.
+        let asked: Vec<&ProviderId> = at.query().providers().collect();
+        assert_eq!(asked, [lab, hospital]);
+        let response = cloud.search(at.query()).unwrap();
+        let results = doctor.open(&at, &response).unwrap();
+        let expected = corpus.expected(target, &[k], Combine::Or);
+        for provider in &results.providers {
+            let found: std::collections::BTreeSet<_> =
+                provider.records.iter().map(|r| r.id).collect();
+            assert_eq!(found, expected[&provider.provider], "{k}");
+        }
+        // The answer to a query at two providers does not open as the answer to one at
+        // three, nor the other way round.
+        assert!(doctor.open(&everywhere, &response).is_err());
+    }
+    let p = patient_id(target);
+    let none: [ProviderId; 0] = [];
+    assert!(matches!(
+        doctor.query_at(&p, &["visit"], Combine::Or, &manifest, &none),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        doctor.query_at(
+            &p,
+            &["visit"],
+            Combine::Or,
+            &manifest,
+            &[lab.clone(), lab.clone()]
+        ),
+        Err(Error::InvalidArgument(_))
+    ));
+    let stranger = ProviderId::new("no-such-clinic").unwrap();
+    assert!(matches!(
+        doctor.query_at(&p, &["visit"], Combine::Or, &manifest, &[stranger]),
+        Err(Error::NotFound(_))
+    ));
+    // Keys at the lab for this patient only: the lab for another patient is refused.
+    assert!(matches!(
+        doctor.query_at(
+            &patient_id(2),
+            &["visit"],
+            Combine::Or,
+            &manifest,
+            &[lab.clone()]
+        ),
+        Err(Error::NotFound(_))
+    ));
+    let none: [&str; 0] = [];
+    assert!(matches!(
+        doctor.query_at(&p, &none, Combine::Or, &manifest, &[lab.clone()]),
+        Err(Error::InvalidArgument(_))
+    ));
+    // A provider the doctor holds keys for but the manifest does not list yet.
+    let mut partial = manifest.clone();
+    partial.providers.retain(|entry| &entry.provider != lab);
+    assert!(matches!(
+        doctor.query_at(&p, &["visit"], Combine::Or, &partial, &[lab.clone()]),
+        Err(Error::NotFound(_))
+    ));
+}
+
 /// Long posting lists (4 postings a block, up to 150 blocks) are probed to their end and
 /// no further: lists of lengths around block boundaries, in two epochs of different
 /// lengths, give exactly their records, before and after merging.

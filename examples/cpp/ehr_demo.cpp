@@ -193,6 +193,10 @@ int main(int argc, char **argv) {
       std::cout << "doctor: " << record.provider << ": " << text_of(record.plaintext) << "\n";
     }
     std::cout << "doctor: diabetes AND metformin found " << found.size() << " records\n";
+    // The same query asked of the hospital alone: a provider left out gets no token.
+    auto at_hospital =
+        requester.search(doctor_cloud, kPatient, {"diabetes", "metformin"}, MEDVAULT_COMBINE_AND, {kHospital});
+    std::cout << "doctor: asking " << kHospital << " only found " << at_hospital.size() << " records\n";
     auto sealed_scan = doctor_cloud.get_record(kHospital, image_id);
     auto scan = requester.open_record(kPatient, sealed_scan);
     bool identical = scan == image;
@@ -221,7 +225,7 @@ int main(int argc, char **argv) {
     } catch (const medvault::error &e) {
       std::cout << "doctor: a tampered image is refused (status " << e.status() << ")\n";
     }
-    if (found.size() != 2 || !identical || !stream_ok) {
+    if (found.size() != 2 || at_hospital.size() != 2 || !identical || !stream_ok) {
       std::cerr << "error: unexpected results\n";
       return 1;
     }

@@ -253,12 +253,27 @@ pub(crate) unsafe fn keyword_list<'a>(
     keywords: *const *const c_char,
     count: usize,
 ) -> FfiResult<Vec<&'a str>> {
+    // SAFETY: forwarded contract.
+    unsafe { text_list(keywords, count, "keywords", "a keyword") }
+}
+
+/// An array argument of `count` NUL-terminated UTF-8 strings, named `what` (and each
+/// one `each`) in errors.
+///
+/// # Safety
+/// A non-NULL `list` must point to `count` valid string pointers.
+pub(crate) unsafe fn text_list<'a>(
+    list: *const *const c_char,
+    count: usize,
+    what: &'static str,
+    each: &'static str,
+) -> FfiResult<Vec<&'a str>> {
     let len = count
         .checked_mul(size_of::<*const c_char>())
-        .ok_or_else(|| invalid("too many keywords"))?;
-    // SAFETY: forwarded contract (`count` pointers at `keywords`), read as the array's
+        .ok_or_else(|| invalid("an array of strings longer than memory"))?;
+    // SAFETY: forwarded contract (`count` pointers at `list`), read as the array's
     // `len` bytes.
-    let pointers = unsafe { input(keywords.cast::<u8>(), len, "keywords") }?;
+    let pointers = unsafe { input(list.cast::<u8>(), len, what) }?;
     (0..count)
         .map(|i| {
             // SAFETY: `pointers` holds `count` pointers; read_unaligned copes with any
@@ -270,8 +285,8 @@ pub(crate) unsafe fn keyword_list<'a>(
                     .add(i)
                     .read_unaligned()
             };
-            // SAFETY: each keyword is NUL-terminated per the header.
-            unsafe { text(ptr, "a keyword") }
+            // SAFETY: each string is NUL-terminated per the header.
+            unsafe { text(ptr, each) }
         })
         .collect()
 }

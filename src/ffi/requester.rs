@@ -10,8 +10,8 @@ use super::keys::MEDVAULT_RECORD_ID_LEN;
 use super::keys::{parse_patient, parse_provider};
 use super::status::medvault_status;
 use super::{
-    c_text, ffi_status, ffi_value, free_handle, handle, handle_mut, input, into_handle, invalid,
-    keyword_list, output, text,
+    FfiResult, c_text, ffi_status, ffi_value, free_handle, handle, handle_mut, input, into_handle,
+    invalid, keyword_list, output, text, text_list,
 };
 use crate::grant::Grant;
 use crate::index::manifest::Manifest;
@@ -228,11 +228,7 @@ pub unsafe extern "C" fn medvault_requester_query(
                 output(out, "out")?,
             )
         };
-        let combine = match combine {
-            c if c == medvault_combine::And as u32 => Combine::And,
-            c if c == medvault_combine::Or as u32 => Combine::Or,
-            _ => return Err(invalid("unknown keyword combination")),
-        };
+        let combine = combine_of(combine)?;
         let manifest = Manifest::from_bytes(manifest)?;
         let prepared =
             requester
@@ -241,6 +237,68 @@ pub unsafe extern "C" fn medvault_requester_query(
         *out = into_handle(medvault_prepared_query { prepared });
         Ok(())
     })
+}
+
+/// As `medvault_requester_query`, but only the `provider_count` providers named in
+/// `providers` (NUL-terminated ids, each once) receive tokens and are searched: a
+/// provider the doctor does not trust with the keyword is left out, and nothing it
+/// planted can answer. `MEDVAULT_STATUS_NOT_FOUND` if one named is not in `manifest` or
+/// holds no key the requester was granted for `patient`.
+///
+/// # Safety
+/// As `medvault_requester_query`; `providers` `provider_count` string pointers.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn medvault_requester_query_at(
+    requester: *const medvault_requester,
+    patient: *const u8,
+    patient_len: usize,
+    keywords: *const *const c_char,
+    keyword_count: usize,
+    combine: u32,
+    manifest: *const u8,
+    manifest_len: usize,
+    providers: *const *const c_char,
+    provider_count: usize,
+    out: *mut *mut medvault_prepared_query,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (requester, patient, keywords, manifest, providers, out) = unsafe {
+            (
+                handle(requester, "requester")?,
+                input(patient, patient_len, "patient")?,
+                keyword_list(keywords, keyword_count)?,
+                input(manifest, manifest_len, "manifest")?,
+                text_list(providers, provider_count, "providers", "a provider id")?,
+                output(out, "out")?,
+            )
+        };
+        let combine = combine_of(combine)?;
+        let providers = providers
+            .into_iter()
+            .map(parse_provider)
+            .collect::<Result<Vec<_>, _>>()?;
+        let manifest = Manifest::from_bytes(manifest)?;
+        let prepared = requester.requester.query_at(
+            &parse_patient(patient)?,
+            &keywords,
+            combine,
+            &manifest,
+            &providers,
+        )?;
+        *out = into_handle(medvault_prepared_query { prepared });
+        Ok(())
+    })
+}
+
+/// A `medvault_combine` value.
+fn combine_of(combine: u32) -> FfiResult<Combine> {
+    match combine {
+        c if c == medvault_combine::And as u32 => Ok(Combine::And),
+        c if c == medvault_combine::Or as u32 => Ok(Combine::Or),
+        _ => Err(invalid("unknown keyword combination")),
+    }
 }
 
 /// The bytes of a prepared query, to send to the cloud (`medvault_cloud_search`). They

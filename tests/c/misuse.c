@@ -760,6 +760,28 @@ int main(int argc, char **argv) {
   NUL(QUERY(requester, PATIENT, words, 1, MEDVAULT_COMBINE_AND, manifest.data, NULL));
   INVALID(QUERY(requester, PATIENT, words, 0, MEDVAULT_COMBINE_AND, manifest.data, &prepared));
   INVALID(QUERY(requester, PATIENT, words, 1, 9, manifest.data, &prepared));
+  /* Asking named providers only: each must be in the manifest with a key for the
+   * patient, named once. */
+#define QUERY_AT(r, pat, w, n, c, m, ps, pn, out) \
+  medvault_requester_query_at(r, pat, PATIENT_LEN, w, n, c, m, manifest.len, ps, pn, out)
+  {
+    const char *at_hospital[] = {PROVIDER};
+    const char *twice[] = {PROVIDER, PROVIDER};
+    const char *unknown[] = {"no-such-clinic"};
+    const char *not_an_id[] = {"Not An Id"};
+    medvault_prepared_query *scoped = NULL;
+    NUL(QUERY_AT(NULL, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, at_hospital, 1, &scoped));
+    NUL(QUERY_AT(requester, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, NULL, 1, &scoped));
+    NUL(QUERY_AT(requester, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, at_hospital, 1, NULL));
+    INVALID(QUERY_AT(requester, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, at_hospital, 0, &scoped));
+    INVALID(QUERY_AT(requester, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, twice, 2, &scoped));
+    INVALID(QUERY_AT(requester, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, not_an_id, 1, &scoped));
+    INVALID(QUERY_AT(requester, PATIENT, words, 1, 9, manifest.data, at_hospital, 1, &scoped));
+    EXPECT(MEDVAULT_STATUS_NOT_FOUND, QUERY_AT(requester, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, unknown, 1, &scoped));
+    TRUE(scoped == NULL);
+    OK(QUERY_AT(requester, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, at_hospital, 1, &scoped));
+    medvault_prepared_query_free(scoped);
+  }
   OK(QUERY(requester, PATIENT, words, 1, MEDVAULT_COMBINE_OR, manifest.data, &prepared));
   medvault_bytes query = {0};
   NUL(medvault_prepared_query_bytes(NULL, &query));
