@@ -1176,14 +1176,14 @@ fn a_query_at_named_providers_reaches_no_other() {
     ));
     let none: [&str; 0] = [];
     assert!(matches!(
-        doctor.query_at(&p, &none, Combine::Or, &manifest, &[lab.clone()]),
+        doctor.query_at(&p, &none, Combine::Or, &manifest, std::slice::from_ref(lab)),
         Err(Error::InvalidArgument(_))
     ));
     // A provider the doctor holds keys for but the manifest does not list yet.
     let mut partial = manifest.clone();
     partial.providers.retain(|entry| &entry.provider != lab);
     assert!(matches!(
-        doctor.query_at(&p, &["visit"], Combine::Or, &partial, &[lab.clone()]),
+        doctor.query_at(&p, &["visit"], Combine::Or, &partial, std::slice::from_ref(lab)),
         Err(Error::NotFound(_))
     ));
 }
