@@ -1170,7 +1170,7 @@ fn a_query_at_named_providers_reaches_no_other() {
             &["visit"],
             Combine::Or,
             &manifest,
-            &[lab.clone()]
+            std::slice::from_ref(lab)
         ),
         Err(Error::NotFound(_))
     ));
@@ -1183,7 +1183,13 @@ fn a_query_at_named_providers_reaches_no_other() {
     let mut partial = manifest.clone();
     partial.providers.retain(|entry| &entry.provider != lab);
     assert!(matches!(
-        doctor.query_at(&p, &["visit"], Combine::Or, &partial, std::slice::from_ref(lab)),
+        doctor.query_at(
+            &p,
+            &["visit"],
+            Combine::Or,
+            &partial,
+            std::slice::from_ref(lab)
+        ),
         Err(Error::NotFound(_))
     ));
 }
