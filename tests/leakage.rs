@@ -20,12 +20,13 @@ mod observe;
 use corpus::{Corpus, PlainRecord};
 use observe::{Defence, Observed};
 
-/// Patient 0: r0 {a, b}, r1 {a}, r2 {b, c}; patient 1: r3 {a}.
+/// Patient 0: r0 {a, b}, r1 {a}, r2 {b, c}; patient 1: r3 {a}; all written on day 0.
 fn tiny() -> Corpus {
     let record = |patient, keywords: &[&str]| PlainRecord {
         patient,
         keywords: keywords.iter().map(|k| k.to_string()).collect(),
         size: 100,
+        day: 0,
     };
     Corpus {
         patients: 2,
@@ -62,9 +63,30 @@ fn seen(tag: u8, results: &[usize]) -> Observed {
     Observed {
         query: [tag; 32],
         results: results.to_vec(),
-        blocks: 1,
-        response_bytes: 0,
+        ..Observed::default()
     }
+}
+
+/// A search as the index's keeper would see it: `tag` stands for its query bytes, and
+/// a label found an entry in each of `epochs`.
+fn probed(tag: u8, epochs: &[u32]) -> Observed {
+    Observed {
+        query: [tag; 32],
+        found: epochs.iter().map(|&e| (e, 0)).collect(),
+        ..Observed::default()
+    }
+}
+
+/// Epochs `0..n`, epoch `e` ingested on the evening of day `e`.
+fn daily_epochs(n: u32) -> Vec<observe::EpochSeen> {
+    (0..n)
+        .map(|e| observe::EpochSeen {
+            epoch: e,
+            at: observe::YEAR_START + u64::from(e) * observe::DAY + observe::DAY / 4,
+            entries: 1,
+            records: 1,
+        })
+        .collect()
 }
 
 fn truth(pairs: &[(usize, &str)]) -> Vec<(usize, String)> {
@@ -167,8 +189,8 @@ fn through_a_real_cloud_the_attack_recovers_searches_and_defences_cut_it() {
         })
         .collect();
     let rate = |defence: Defence, percent: u64| {
-        let observation = observe::observe(&corpus, defence, &queries);
-        let (observed, costs) = (observation.searches, observation.costs);
+        let observation = observe::observe(&corpus, defence, observe::EPOCH_RECORDS, &queries, &[]);
+        let (observed, costs) = (&observation.searches, observation.costs);
         assert_eq!(observed.len(), queries.len());
         // Every answer holds the records the plaintext index gives (and, with a
         // defence, more of the patient's).
@@ -201,7 +223,7 @@ fn through_a_real_cloud_the_attack_recovers_searches_and_defences_cut_it() {
         );
         let linked = linked.len() as f64 / known.records.len().max(1) as f64;
         (
-            attacks::recovery_rate(&attacks::count_attack(&observed, &known), &queries),
+            attacks::recovery_rate(&attacks::count_attack(observed, &known), &queries),
             costs,
             linked,
         )
@@ -244,6 +266,103 @@ fn planted_records_reveal_later_searches_but_not_earlier_ones() {
     assert_eq!((result.after, result.after_learned), (4, 4));
     // (0, a) → r0, r1; (0, b) → r0, r2; (0, c) → r2; (1, a) → r3: all labelled right.
     assert_eq!((result.linked, result.linked_right), (6, 6));
+    // Asked of the hospital alone, the clinic gets no token: nothing revealed, and
+    // the answers are smaller by the clinic's part.
+    assert_eq!(result.scoped_learned, 0);
+    assert!(result.scoped_answer_bytes < result.answer_bytes);
+}
+
+/// Days 0 to 3, an epoch a day. Patient 0: day 0 {a, b}, day 1 {a}, day 2 {b};
+/// patient 1: day 1 {b}, day 3 {a}.
+fn four_days() -> Corpus {
+    let record = |patient, day, keywords: &[&str]| PlainRecord {
+        patient,
+        keywords: keywords.iter().map(|k| k.to_string()).collect(),
+        size: 100,
+        day,
+    };
+    Corpus {
+        patients: 2,
+        records: vec![
+            record(0, 0, &["a", "b"]),
+            record(0, 1, &["a"]),
+            record(1, 1, &["b"]),
+            record(0, 2, &["b"]),
+            record(1, 3, &["a"]),
+        ],
+    }
+}
+
+#[test]
+fn the_epoch_pattern_attack_recovers_what_a_hand_count_recovers() {
+    let corpus = four_days();
+    let epochs = daily_epochs(4);
+    // Records of day d are in epoch d; a day before the first epoch's is in it too.
+    assert_eq!(observe::epoch_of_day(&epochs, 2), Some(2));
+    assert_eq!(observe::epoch_of_day(&epochs, 4), None);
+    let everything = attacks::known_of(&corpus, Defence::None, 0..5);
+    let searches = [
+        // (0, a): epochs {0, 1}. (0, a) fits with two, (1, b) = {1} with one: (0, a).
+        probed(1, &[0, 1]),
+        // (0, b): {0, 2}. Only (0, b) fits; (0, a) would need epoch 1.
+        probed(2, &[0, 2]),
+        // (1, a): the only pair in epoch 3.
+        probed(3, &[3]),
+        // (1, b): {1}. Only (1, b) fits; (0, a) would need epoch 0.
+        probed(4, &[1]),
+        // The same query bytes as the first.
+        probed(1, &[0, 1]),
+    ];
+    let alone: Vec<Vec<&Observed>> = searches.iter().map(|s| vec![s]).collect();
+    let named = attacks::epoch_pattern_attack(&alone, &everything, &epochs);
+    assert_eq!(named[0], [(0, "a")]);
+    assert_eq!(named[1], [(0, "b")]);
+    assert_eq!(named[2], [(1, "a")]);
+    assert_eq!(named[3], [(1, "b")]);
+    assert_eq!(named[4], [(0, "a")]);
+    let asked = truth(&[(0, "a"), (0, "b"), (1, "a"), (1, "b"), (0, "a")]);
+    let each: Vec<usize> = (0..5).collect();
+    assert_eq!(attacks::named_rate(&named, &each, &asked, false), 1.0);
+
+    // Knowing only day 1's records: (0, a) and (1, b) both account for epoch 1 alone,
+    // a tie, so a search that hit it names nobody; (0, b) and (1, a) are unknown.
+    let day_one = attacks::known_of(&corpus, Defence::None, [1, 2]);
+    let named = attacks::epoch_pattern_attack(&alone, &day_one, &epochs);
+    assert!(named.iter().all(Vec::is_empty), "{named:?}");
+
+    // Two searches sent together, (0, a) and (1, b): the union {0, 1} is seen, where
+    // exactly those two fit, so both are named.
+    let together = vec![vec![&searches[0], &searches[3]]];
+    let named = attacks::epoch_pattern_attack(&together, &everything, &epochs);
+    assert_eq!(named[0], [(0, "a"), (1, "b")]);
+    // (0, b) and (1, a) together: the union {0, 2, 3}, where they are the two that fit.
+    let other_two = vec![vec![&searches[1], &searches[2]]];
+    let named_other = attacks::epoch_pattern_attack(&other_two, &everything, &epochs);
+    assert_eq!(named_other[0], [(0, "b"), (1, "a")]);
+    // Three searches sent together, the union {0, 1, 2}: (0, a) and (0, b) fit with two
+    // epochs, (1, b) with one; the three named hold the two asked.
+    let three = vec![vec![&searches[0], &searches[1], &searches[0]]];
+    let named_three = attacks::epoch_pattern_attack(&three, &everything, &epochs);
+    assert_eq!(named_three[0], [(0, "a"), (0, "b"), (1, "b")]);
+    let asked_together = truth(&[(0, "a"), (1, "b")]);
+    assert_eq!(
+        attacks::named_rate(&named, &[0, 0], &asked_together, false),
+        1.0
+    );
+    // The same pair sent with a dummy: the attacker names both and cannot tell which
+    // was asked, so each real search counts a half.
+    assert_eq!(
+        attacks::named_rate(&named, &[0], &truth(&[(0, "a")]), true),
+        0.5
+    );
+    // Patient-wide answers: every record under one term, so a search hits all of its
+    // patient's epochs and the pair that fits names every keyword of the patient, more
+    // than one search can hold: nothing named.
+    let wide = attacks::known_of(&corpus, Defence::PatientWide, 0..5);
+    let patient_wide = [probed(6, &[0, 1, 2]), probed(7, &[1, 3])];
+    let alone: Vec<Vec<&Observed>> = patient_wide.iter().map(|s| vec![s]).collect();
+    let named = attacks::epoch_pattern_attack(&alone, &wide, &epochs);
+    assert!(named.iter().all(Vec::is_empty), "{named:?}");
 }
 
 #[test]
@@ -253,6 +372,7 @@ fn the_co_occurrence_attack_finds_the_one_assignment_that_fits() {
         patient: 0,
         keywords: keywords.iter().map(|k| k.to_string()).collect(),
         size: 100,
+        day: 0,
     };
     let corpus = Corpus {
         patients: 1,
@@ -304,4 +424,54 @@ fn the_volume_attack_recovers_searches_whose_answer_size_is_unique() {
     let guesses = attacks::volume_attack(&corpus, &observed, &partial, &sizes);
     assert_eq!(guesses[0], None);
     assert_eq!(guesses[1], Some((0, "b")));
+}
+
+/// The transcript through a real cloud holds the timing of epochs and the labels
+/// probed as they are: each record was uploaded with its epoch, each search probed one
+/// missing label per epoch and found entries exactly in the epochs of its answer's
+/// records. From that alone (no record ids), the epoch-pattern attack recovers most
+/// searches when uploads come daily, and none under patient-wide answers.
+#[test]
+fn through_a_real_cloud_the_index_keeper_learns_the_epochs_hit() {
+    let corpus = corpus::hospital(40, 5);
+    let mut rng = corpus::Rng::new(13);
+    let queries: Vec<(usize, String)> = (0..80)
+        .map(|_| {
+            let record = &corpus.records[rng.below(corpus.records.len())];
+            let keyword = &record.keywords[rng.below(record.keywords.len())];
+            (record.patient, keyword.clone())
+        })
+        .collect();
+    let each: Vec<usize> = (0..queries.len()).collect();
+    let rate = |defence: Defence| {
+        let observation = observe::observe(&corpus, defence, 1, &queries, &[]);
+        let epochs = &observation.epochs;
+        assert!(epochs.len() > 100, "a batch a day: {} epochs", epochs.len());
+        assert!(epochs.windows(2).all(|w| w[0].at < w[1].at));
+        assert_eq!(
+            epochs.iter().map(|e| e.records).sum::<usize>(),
+            corpus.records.len()
+        );
+        for (r, record) in corpus.records.iter().enumerate() {
+            let epoch = observe::epoch_of_day(epochs, record.day).unwrap();
+            assert_eq!(observation.uploaded_at[r], epochs[epoch as usize].at);
+        }
+        for search in &observation.searches {
+            assert_eq!(search.missed.len(), epochs.len(), "a miss per epoch");
+            assert_eq!(search.labels_probed(), search.found.len() + epochs.len());
+            let of_answer: std::collections::BTreeSet<u32> = search
+                .results
+                .iter()
+                .map(|&r| observe::epoch_of_day(epochs, corpus.records[r].day).unwrap())
+                .collect();
+            assert_eq!(search.epochs_hit(), of_answer);
+        }
+        let known = attacks::known_sample(&corpus, defence, 100, 3);
+        let alone: Vec<Vec<&Observed>> = observation.searches.iter().map(|s| vec![s]).collect();
+        let named = attacks::epoch_pattern_attack(&alone, &known, epochs);
+        attacks::named_rate(&named, &each, &queries, false)
+    };
+    let none = rate(Defence::None);
+    assert!(none > 0.5, "an epoch a day, everything known: {none}");
+    assert_eq!(rate(Defence::PatientWide), 0.0);
 }

@@ -21,11 +21,13 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::corpus::{Corpus, Rng};
-use crate::observe::{Defence, Observed};
+use crate::observe::{Defence, EpochSeen, Observed, epoch_of_day};
 
 /// A record the attacker knows in clear.
 pub struct KnownRecord<'a> {
     pub patient: usize,
+    /// The day it was written.
+    pub day: u32,
     pub keywords: BTreeSet<&'a str>,
     /// What it is indexed under (the defence is public).
     pub terms: BTreeSet<String>,
@@ -62,6 +64,7 @@ pub fn known_of(
             r,
             KnownRecord {
                 patient: record.patient,
+                day: record.day,
                 keywords: record.keywords.iter().map(String::as_str).collect(),
                 terms: defence.terms(&record.keywords).into_iter().collect(),
             },
@@ -126,6 +129,130 @@ pub fn count_attack<'a>(observed: &[Observed], known: &Known<'a>) -> Vec<Option<
         }
     }
     guesses
+}
+
+/// **The epoch-pattern attack**, by whoever keeps the index tables but holds no token:
+/// the operator of the database under `PgStore` (or of one shard of its entries
+/// table), or anyone reading the store's segment files as searches run. It sees which
+/// labels a search looks up and which of them exist, and each entry's epoch (a column
+/// of the entries table, kept for provenance), so it learns in which epochs the list
+/// searched has entries; the timing of epochs says which days each epoch holds. It
+/// knows some records in clear with the day each was written, so for each (patient,
+/// term) the epochs its known records are in. A (patient, term) fits a search when
+/// each of those epochs is one the search hit (the list holds every record under the
+/// term, known or not); of those that fit, the attacker keeps the ones that account
+/// for the most epochs hit (the likeliest), then takes the keywords of that patient's
+/// known records that map to the term, as the count attack does.
+///
+/// Searches sent together (`groups`) reach the index as one set of lookups: their
+/// labels are pseudorandom and arrive in the same rounds, so only the union of the
+/// epochs they hit is seen. For a group of `k` searches the attacker names the `k`
+/// (patient, keyword) pairs that account for the most epochs, when the `k`-th accounts
+/// for more than the next (a tie names only those above it), and nothing when that
+/// leaves more pairs than `k`. A single search it names is resolved, and so is every
+/// search with the same query bytes (the search pattern).
+pub fn epoch_pattern_attack<'a>(
+    groups: &[Vec<&Observed>],
+    known: &Known<'a>,
+    epochs: &[EpochSeen],
+) -> Vec<Vec<(usize, &'a str)>> {
+    // (patient, term) → the epochs of the known records under it.
+    let mut fits: HashMap<(usize, &str), BTreeSet<u32>> = HashMap::new();
+    for record in known.records.values() {
+        let Some(epoch) = epoch_of_day(epochs, record.day) else {
+            continue;
+        };
+        for term in &record.terms {
+            fits.entry((record.patient, term.as_str()))
+                .or_default()
+                .insert(epoch);
+        }
+    }
+    // Each (patient, term) listed under its first epoch: a search need only look at
+    // the candidates whose first epoch it hit.
+    let mut by_first: HashMap<u32, Vec<(usize, &str)>> = HashMap::new();
+    for (candidate, in_epochs) in &fits {
+        let first = *in_epochs.first().expect("at least one epoch");
+        by_first.entry(first).or_default().push(*candidate);
+    }
+    let mut named: Vec<Vec<(usize, &'a str)>> = groups
+        .iter()
+        .map(|group| {
+            let k = group.len();
+            let hit: BTreeSet<u32> = group.iter().flat_map(|s| s.epochs_hit()).collect();
+            // (epochs accounted for, patient, term), best first.
+            let mut ranked: Vec<(usize, usize, &str)> = hit
+                .iter()
+                .flat_map(|epoch| by_first.get(epoch).map_or(&[][..], |v| &v[..]))
+                .filter(|candidate| fits[*candidate].is_subset(&hit))
+                .map(|&(patient, term)| (fits[&(patient, term)].len(), patient, term))
+                .collect();
+            ranked.sort_unstable_by(|a, b| b.cmp(a));
+            let cut = match ranked.get(k) {
+                None => ranked.len(),
+                Some(&(next, ..)) => ranked.iter().take_while(|c| c.0 > next).count(),
+            };
+            let mut pairs: BTreeSet<(usize, &'a str)> = BTreeSet::new();
+            for &(_, patient, term) in &ranked[..cut] {
+                for r in &known.by_patient[&patient] {
+                    for keyword in &known.records[r].keywords {
+                        if known.defence.term(keyword) == term {
+                            pairs.insert((patient, *keyword));
+                        }
+                    }
+                }
+            }
+            if pairs.len() <= k {
+                pairs.into_iter().collect()
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    // The search pattern, for searches seen alone.
+    let mut resolved: HashMap<[u8; 32], (usize, &'a str)> = HashMap::new();
+    for (group, names) in groups.iter().zip(&named) {
+        if let ([search], [pair]) = (&group[..], &names[..]) {
+            resolved.entry(search.query).or_insert(*pair);
+        }
+    }
+    for (group, names) in groups.iter().zip(named.iter_mut()) {
+        if let [search] = &group[..]
+            && names.len() != 1
+            && let Some(pair) = resolved.get(&search.query)
+        {
+            *names = vec![*pair];
+        }
+    }
+    named
+}
+
+/// The share of searches the attacker recovered from what it named for their group
+/// (`group_of[i]` is search `i`'s): a search whose (patient, keyword) is among `n`
+/// pairs named counts fully when every search of the group is real (a batch: it
+/// learned what the doctor searched), and as `1 / n` when `dummies` (it cannot tell
+/// the real one from the dummies named with it).
+pub fn named_rate(
+    named: &[Vec<(usize, &str)>],
+    group_of: &[usize],
+    truth: &[(usize, String)],
+    dummies: bool,
+) -> f64 {
+    let recovered: f64 = truth
+        .iter()
+        .zip(group_of)
+        .map(|((patient, keyword), group)| {
+            let names = &named[*group];
+            if !names.iter().any(|(p, k)| p == patient && k == keyword) {
+                0.0
+            } else if dummies {
+                1.0 / names.len() as f64
+            } else {
+                1.0
+            }
+        })
+        .sum();
+    recovered / truth.len().max(1) as f64
 }
 
 /// The fraction of searches whose (patient, keyword) `guesses` got right.

@@ -7,8 +7,12 @@
 //!   of exponent 1.1 (a few codes, hypertension-like, are very common; most are rare);
 //! - each record is about 1 or 2 of its patient's conditions, and carries the common
 //!   terms `visit` (90 % of records), `vitals` (50 %) and `medication` (30 %);
-//! - 5 % of records are images of 20 to 200 KiB, the others notes of 200 to 3,000 bytes.
+//! - 5 % of records are images of 20 to 200 KiB, the others notes of 200 to 3,000 bytes;
+//! - each record is written on a day of the year (uniform, from a stream of its own so
+//!   the rest does not depend on it), and records are uploaded in day order.
 
+/// Days in the corpus's year.
+pub const DAYS: u32 = 365;
 /// Diagnosis codes in the vocabulary.
 pub const CODES: usize = 1_000;
 /// Terms most records carry, with the percentage of records that do.
@@ -21,6 +25,8 @@ pub struct PlainRecord {
     pub keywords: Vec<String>,
     /// Plaintext length in bytes.
     pub size: usize,
+    /// The day of the year it was written (0 to 364): records are uploaded in day order.
+    pub day: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -111,8 +117,15 @@ pub fn hospital(patients: usize, seed: u64) -> Corpus {
                 patient,
                 keywords,
                 size,
+                day: 0,
             });
         }
     }
+    let mut days = Rng::new(seed ^ 0xda7e);
+    for record in &mut records {
+        record.day = days.below(DAYS as usize) as u32;
+    }
+    // Stable: within a day, patient order.
+    records.sort_by_key(|record| record.day);
     Corpus { patients, records }
 }

@@ -12,13 +12,16 @@
 //! Forward privacy: a token covers the epochs that existed when the doctor made it, and
 //! each epoch's labels are unlinkable to the others', so replaying a query made before
 //! the injection matches none of the planted records.
+//!
+//! The defence measured: the doctor asks the hospital alone (`Requester::query_at`),
+//! so the clinic gets no token and none of its planted records can answer.
 
 use std::collections::HashMap;
 
-use medvault::{Cloud, Combine, Identity, MasterKey, Provider, ProviderId, Requester};
+use medvault::{Combine, Identity, MasterKey, Provider, ProviderId, Requester};
 
 use crate::corpus::Corpus;
-use crate::observe::{Defence, load, patient};
+use crate::observe::{Defence, EPOCH_RECORDS, cloud_with_clock, load, patient};
 
 /// What the colluding provider and the cloud learned.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +33,11 @@ pub struct Injection {
     /// Queries about targeted patients made after it, and how many it revealed.
     pub after: usize,
     pub after_learned: usize,
+    /// The same queries asked of the hospital alone, and how many of them it revealed.
+    pub scoped_learned: usize,
+    /// Bytes of the answers, asked of both providers and of the hospital alone.
+    pub answer_bytes: usize,
+    pub scoped_answer_bytes: usize,
     /// Hospital records whose (patient, keyword) the revealed queries linked, and how
     /// many of those links were right.
     pub linked: usize,
@@ -49,8 +57,15 @@ pub fn file_injection(
     before: &[(usize, String)],
     after: &[(usize, String)],
 ) -> Injection {
-    let cloud = Cloud::new();
-    let hospital = load(&cloud, "st-mary-hospital", corpus, Defence::None);
+    let (cloud, clock) = cloud_with_clock();
+    let hospital = load(
+        &cloud,
+        &clock,
+        "st-mary-hospital",
+        corpus,
+        Defence::None,
+        EPOCH_RECORDS,
+    );
     // The clinic sees the same patients (it holds a record for each, as clinics do).
     let clinic_keys = Identity::generate_with_bits(2048).unwrap();
     let clinic_id = ProviderId::new("corner-clinic").unwrap();
@@ -148,6 +163,9 @@ pub fn file_injection(
         before_learned: 0,
         after: 0,
         after_learned: 0,
+        scoped_learned: 0,
+        answer_bytes: 0,
+        scoped_answer_bytes: 0,
         linked: 0,
         linked_right: 0,
         planted: planted_bit.len(),
@@ -176,6 +194,23 @@ pub fn file_injection(
             .query(&patient(*p), &[keyword.as_str()], Combine::Or, &manifest)
             .unwrap();
         let response = cloud.search(prepared.query()).unwrap();
+        result.answer_bytes += response.to_bytes().len();
+        let at_hospital = doctor
+            .query_at(
+                &patient(*p),
+                &[keyword.as_str()],
+                Combine::Or,
+                &manifest,
+                std::slice::from_ref(hospital.provider.id()),
+            )
+            .unwrap();
+        let scoped = cloud.search(at_hospital.query()).unwrap();
+        result.scoped_answer_bytes += scoped.to_bytes().len();
+        if let Some(n) = decode(&scoped)
+            && Some(&n) == number.get(keyword.as_str())
+        {
+            result.scoped_learned += 1;
+        }
         let Some(n) = decode(&response) else {
             continue;
         };

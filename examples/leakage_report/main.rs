@@ -33,12 +33,19 @@ const DEFENCES: [Defence; 6] = [
     Defence::PaddedSizes(4096),
 ];
 
+/// Searches sent together in the batching defence.
+const BATCH: usize = 4;
+/// Dummy searches sent with each real one in the dummy-search defence.
+const DUMMIES: usize = 3;
+
 /// One defence's results: the count attack's recovery rate at each known fraction
 /// (ids known), the share of known plaintexts linked to their record by length, the
 /// count attack's rate with only those, and the costs.
 struct Row {
     defence: Defence,
     rates: Vec<f64>,
+    /// The epoch-pattern attack (the index's keeper), each search seen alone.
+    epoch_pattern: Vec<f64>,
     linked: Vec<f64>,
     by_length: Vec<f64>,
     co_occurrence: Vec<f64>,
@@ -100,6 +107,113 @@ fn sample_queries(corpus: &corpus::Corpus, count: usize, seed: u64) -> Vec<(usiz
         .collect()
 }
 
+/// The epoch-pattern attack against searches sent in groups (no index defence): at each
+/// known fraction, with each search alone, in batches of [`BATCH`], and each with
+/// [`DUMMIES`] dummy searches; and what the dummies cost.
+struct Grouped {
+    alone: Vec<f64>,
+    batched: Vec<f64>,
+    with_dummies: Vec<f64>,
+    /// Answer bytes and search time per real search, alone and with the dummies'.
+    plain_bytes: f64,
+    plain_search: std::time::Duration,
+    dummy_bytes: f64,
+    dummy_search: std::time::Duration,
+}
+
+impl Grouped {
+    fn measure(
+        corpus: &corpus::Corpus,
+        observation: &observe::Observation,
+        queries: &[(usize, String)],
+        seed: u64,
+    ) -> Grouped {
+        let searches = &observation.searches;
+        let alone: Vec<Vec<&observe::Observed>> = searches.iter().map(|s| vec![s]).collect();
+        let batches: Vec<Vec<&observe::Observed>> =
+            searches.chunks(BATCH).map(|c| c.iter().collect()).collect();
+        // Each real search sent with its dummies, in an order the cloud cannot use.
+        let padded: Vec<Vec<&observe::Observed>> = searches
+            .iter()
+            .zip(observation.dummies.chunks(DUMMIES))
+            .map(|(real, dummies)| {
+                let mut group: Vec<&observe::Observed> = dummies.iter().collect();
+                group.insert(group.len() / 2, real);
+                group
+            })
+            .collect();
+        let each: Vec<usize> = (0..queries.len()).collect();
+        let by_batch: Vec<usize> = (0..queries.len()).map(|i| i / BATCH).collect();
+        let (mut alone_rates, mut batched, mut with_dummies) = (Vec::new(), Vec::new(), Vec::new());
+        for &percent in &KNOWN_PERCENT {
+            let known = attacks::known_sample(corpus, Defence::None, percent, seed + percent);
+            let rate = |groups: &[Vec<&observe::Observed>], group_of: &[usize], dummies| {
+                let named = attacks::epoch_pattern_attack(groups, &known, &observation.epochs);
+                attacks::named_rate(&named, group_of, queries, dummies)
+            };
+            alone_rates.push(rate(&alone, &each, false));
+            batched.push(rate(&batches, &by_batch, false));
+            with_dummies.push(rate(&padded, &each, true));
+        }
+        let n = queries.len().max(1) as f64;
+        let dummy_answers: usize = observation.dummies.iter().map(|d| d.response_bytes).sum();
+        Grouped {
+            alone: alone_rates,
+            batched,
+            with_dummies,
+            plain_bytes: observation.costs.mean_response_bytes,
+            plain_search: observation.costs.mean_search,
+            dummy_bytes: observation.costs.mean_response_bytes + dummy_answers as f64 / n,
+            dummy_search: observation.costs.mean_search + observation.dummy_search / n as u32,
+        }
+    }
+}
+
+/// What the transcript of the run without a defence holds, in numbers.
+struct TranscriptSummary {
+    epochs: usize,
+    first_at: u64,
+    last_at: u64,
+    mean_epoch_entries: f64,
+    mean_labels_probed: f64,
+    mean_labels_found: f64,
+    mean_epochs_hit: f64,
+    records: usize,
+}
+
+impl TranscriptSummary {
+    fn of(observation: &observe::Observation) -> TranscriptSummary {
+        let n = observation.searches.len().max(1) as f64;
+        let epochs = &observation.epochs;
+        TranscriptSummary {
+            epochs: epochs.len(),
+            first_at: epochs.first().map_or(0, |e| e.at),
+            last_at: epochs.last().map_or(0, |e| e.at),
+            mean_epoch_entries: epochs.iter().map(|e| e.entries).sum::<u64>() as f64
+                / epochs.len().max(1) as f64,
+            mean_labels_probed: observation
+                .searches
+                .iter()
+                .map(|s| s.labels_probed())
+                .sum::<usize>() as f64
+                / n,
+            mean_labels_found: observation
+                .searches
+                .iter()
+                .map(|s| s.found.len())
+                .sum::<usize>() as f64
+                / n,
+            mean_epochs_hit: observation
+                .searches
+                .iter()
+                .map(|s| s.epochs_hit().len())
+                .sum::<usize>() as f64
+                / n,
+            records: observation.uploaded_at.iter().filter(|&&t| t > 0).count(),
+        }
+    }
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(args) => args,
@@ -110,9 +224,23 @@ fn main() {
     };
     let corpus = corpus::hospital(args.patients, args.seed);
     let queries = sample_queries(&corpus, args.queries, args.seed);
+    // Dummy searches look like a doctor's: drawn the same way, from their own stream.
+    let dummy_queries = sample_queries(&corpus, DUMMIES * queries.len(), args.seed ^ 0xd0d0);
     let mut rows: Vec<Row> = Vec::new();
+    let mut grouped: Option<Grouped> = None;
+    let mut transcript: Option<TranscriptSummary> = None;
     for defence in DEFENCES {
-        let observation = observe::observe(&corpus, defence, &queries);
+        let observation = observe::observe(&corpus, defence, observe::EPOCH_RECORDS, &queries, &[]);
+        if defence == Defence::None {
+            transcript = Some(TranscriptSummary::of(&observation));
+            // The same, with an epoch a day, and the dummy searches.
+            let daily = observe::observe(&corpus, defence, 1, &queries, &dummy_queries);
+            grouped = Some(Grouped::measure(&corpus, &daily, &queries, args.seed));
+        }
+        let alone: Vec<Vec<&observe::Observed>> =
+            observation.searches.iter().map(|s| vec![s]).collect();
+        let each: Vec<usize> = (0..queries.len()).collect();
+        let mut epoch_pattern = Vec::new();
         let mut rates = Vec::new();
         let mut linked = Vec::new();
         let mut by_length = Vec::new();
@@ -122,6 +250,8 @@ fn main() {
             let known = attacks::known_sample(&corpus, defence, percent, args.seed + percent);
             let guesses = attacks::count_attack(&observation.searches, &known);
             rates.push(attacks::recovery_rate(&guesses, &queries));
+            let named = attacks::epoch_pattern_attack(&alone, &known, &observation.epochs);
+            epoch_pattern.push(attacks::named_rate(&named, &each, &queries, false));
             let ikk = attacks::co_occurrence_attack(
                 &observation.searches,
                 &known,
@@ -154,6 +284,7 @@ fn main() {
         rows.push(Row {
             defence,
             rates,
+            epoch_pattern,
             linked,
             by_length,
             co_occurrence,
@@ -199,7 +330,8 @@ fn main() {
             let other = corpus::hospital(patients, args.seed);
             let asked = sample_queries(&other, args.queries, args.seed);
             let rate = |defence: Defence| {
-                let observation = observe::observe(&other, defence, &asked);
+                let observation =
+                    observe::observe(&other, defence, observe::EPOCH_RECORDS, &asked, &[]);
                 let known = attacks::known_sample(&other, defence, 50, args.seed + 50);
                 attacks::recovery_rate(
                     &attacks::count_attack(&observation.searches, &known),
@@ -220,7 +352,16 @@ fn main() {
         scale.push((patients, records, none, wide));
     }
     std::fs::create_dir_all(&args.out).expect("create the output directory");
-    let mut markdown = report(&args, &corpus, &rows, &injected, targets, vocabulary.len());
+    let mut markdown = report(
+        &args,
+        &corpus,
+        &rows,
+        &injected,
+        targets,
+        vocabulary.len(),
+        &grouped.expect("the run without a defence"),
+        &transcript.expect("the run without a defence"),
+    );
     let _ = writeln!(markdown, "## Scale\n");
     let _ = writeln!(
         markdown,
@@ -248,6 +389,7 @@ fn main() {
     );
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report(
     args: &Args,
     corpus: &corpus::Corpus,
@@ -255,6 +397,8 @@ fn report(
     injected: &injection::Injection,
     targets: usize,
     vocabulary: usize,
+    grouped: &Grouped,
+    transcript: &TranscriptSummary,
 ) -> String {
     let mut frequency: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for record in &corpus.records {
@@ -293,7 +437,8 @@ hand. SECURITY.md says what each operation leaks; this page measures what an att
         "{} patients, {} records at one provider, {} distinct keywords (`examples/leakage_report/corpus.rs`): each patient has 1 to 11 \
 records and 1 to 4 conditions drawn from 1,000 diagnosis codes by a Zipf law (exponent 1.1); each record is about 1 or 2 of its \
 patient's conditions and carries the common terms `visit` (90 % of records), `vitals` (50 %) and `medication` (30 %); 5 % are images \
-of 20 to 200 KiB. Most frequent keywords: {}.\n",
+of 20 to 200 KiB; each record is written on a day of one year (uniform) and uploaded in day order, in a batch (an epoch) at the end \
+of the first day that brings the batch to 1,000 records. Most frequent keywords: {}.\n",
         corpus.patients,
         n,
         by_count.len(),
@@ -307,20 +452,107 @@ of 20 to 200 KiB. Most frequent keywords: {}.\n",
     let _ = writeln!(md, "## What the cloud observes, and the attack\n");
     let _ = writeln!(
         md,
-        "{} searches, each for one patient and one keyword of one of the patient's records, go through a real `Cloud`; for each, the \
-harness keeps what the cloud sees through the public API: the query's bytes (the search pattern), the record ids of the answer (the \
-access pattern), the index blocks found and the answer's size (`observe.rs`). The **count attack** (Cash, Grubbs, Perry, Ristenpart, \
-CCS 2015) runs on that, in its known-record form (`attacks.rs`): the attacker knows a fraction of the records in clear; a known record \
-in an answer names the patient; the keyword must be in every known record of the answer, and every known record of that patient \
-with the keyword must be in it; equal query bytes share the result. It knows the defence in use. A search counts as recovered when \
-exactly one (patient, keyword) is left and it is the one asked.\n",
-        args.queries
+        "{} searches, each for one patient and one keyword of one of the patient's records, go through a real `Cloud`, whose clock \
+the harness sets to the corpus's days. The transcript (`observe.rs`) keeps what the cloud sees through the public API:\n\n\
+- **the timing of epochs**: each ingest's arrival time, entry count and records committed. Without a defence: {} epochs, from \
+unix time {} to {}, {:.0} entries each on average; and each of the {} stored records' upload time;\n\
+- **the labels probed** by each search: each label that found an entry, as the entry's epoch and place (the proofs in the \
+response name them), and the one per epoch covered that found nothing. Without a defence a search probed {:.1} labels on \
+average, {:.2} of them found an entry, in {:.2} epochs;\n\
+- **the postings returned** (the access pattern: the answer's record ids), the **query's bytes** (equal bytes are the same \
+search: the search pattern), the **answer's size**, and every stored record's **sealed size**.\n\n\
+The **count attack** (Cash, Grubbs, Perry, Ristenpart, CCS 2015) runs on that, in its known-record form (`attacks.rs`): the \
+attacker knows a fraction of the records in clear; a known record in an answer names the patient; the keyword must be in every \
+known record of the answer, and every known record of that patient with the keyword must be in it; equal query bytes share the \
+result. It knows the defence in use. A search counts as recovered when exactly one (patient, keyword) is left and it is the one \
+asked.\n",
+        args.queries,
+        transcript.epochs,
+        transcript.first_at,
+        transcript.last_at,
+        transcript.mean_epoch_entries,
+        transcript.records,
+        transcript.mean_labels_probed,
+        transcript.mean_labels_found,
+        transcript.mean_epochs_hit,
     );
     let _ = writeln!(md, "## Recovery rate of the count attack\n");
     rate_table(&mut md, rows, 0, |row, i| percent(row.rates[i]));
     let _ = writeln!(
         md,
         "\n![recovery rate against known fraction](leakage.svg)\n"
+    );
+    let _ = writeln!(
+        md,
+        "## The epoch-pattern attack: the labels probed and the timing of epochs\n"
+    );
+    let _ = writeln!(
+        md,
+        "Whoever keeps the index tables but holds no token (the operator of the PostgreSQL database under `PgStore`, or of one \
+shard of its entries table; anyone reading the store's files while searches run) sees which labels a search looks up and which \
+exist, and each entry's epoch, a column kept for provenance: the epochs in which the list searched has entries. The timing of \
+epochs says which days each epoch holds. It does not see the record ids, which are encrypted in the entries. The attack \
+(`attacks::epoch_pattern_attack`) knows a fraction of the records in clear with the day each was written; a (patient, keyword) \
+fits a search when every epoch holding a known record of it is one the search hit. A search is recovered when exactly one \
+fits and it is the one asked; equal query bytes share the result.\n"
+    );
+    rate_table(&mut md, rows, 1, |row, i| percent(row.epoch_pattern[i]));
+    let _ = writeln!(
+        md,
+        "\n**Epoch size, batching and dummy searches**, measured against the same attack with no index defence, the same \
+corpus and searches. *An epoch a day*: the hospital uploads a batch every evening instead of waiting for 1,000 records. \
+*Batches of {BATCH}*: a doctor's next {BATCH} searches go together; searches sent together reach the index as one set of \
+lookups (the labels are pseudorandom and arrive in the same rounds), so only the union of the epochs they hit is seen, and the \
+attacker names the {BATCH} pairs that account for the most of it; a search counts as recovered when its pair is among those \
+named. *{DUMMIES} dummy searches*: each search goes with {DUMMIES} others drawn the same way (a random record's patient and \
+keyword), whose answers the doctor drops; the attacker cannot tell the real one among those it names, so a search counts as \
+1/n when its pair is among n named.\n"
+    );
+    let _ = write!(md, "| searches sent | epochs |");
+    for p in &KNOWN_PERCENT[1..] {
+        let _ = write!(md, " {p} % known |");
+    }
+    let _ = writeln!(md, "\n|---|---|{}", "---:|".repeat(KNOWN_PERCENT.len() - 1));
+    for (name, epochs, rates) in [
+        ("one at a time", "≥ 1,000 records", &rows[0].epoch_pattern),
+        ("one at a time", "a day", &grouped.alone),
+        (
+            &format!("in batches of {BATCH}")[..],
+            "a day",
+            &grouped.batched,
+        ),
+        (
+            &format!("each with {DUMMIES} dummy searches")[..],
+            "a day",
+            &grouped.with_dummies,
+        ),
+    ] {
+        let _ = write!(md, "| {name} | {epochs} |");
+        for rate in &rates[1..] {
+            let _ = write!(md, " {} |", percent(*rate));
+        }
+        let _ = writeln!(md);
+    }
+    let days_per_epoch = (transcript.last_at - transcript.first_at) as f64
+        / observe::DAY as f64
+        / transcript.epochs.saturating_sub(1).max(1) as f64;
+    let _ = writeln!(
+        md,
+        "\n- **Larger epochs** blur the pattern (each epoch holds more patients' records), at the price of freshness: a \
+record is found only once its epoch is in, and 1,000 records took this hospital {days_per_epoch:.1} days.\n\
+- **Batching** hardly helps: the union of {BATCH} searches' epochs still picks out their pairs, and at low knowledge naming \
+{BATCH} pairs is easier than naming one. It costs latency (a search waits for {} others) and no bandwidth.\n\
+- **Dummy searches** help most of the three, since the attacker cannot tell which pair named was asked: they cost \
+{:.0} answer bytes per real search instead of {:.0}, and {:.0} µs of search instead of {:.0}.\n\
+- None of the three moves the **count attack**: the cloud itself holds every token of a group and decrypts each list on its \
+own, so it sees each search's record ids as if the search had come alone, and tells a dummy from the real search no better \
+than the index's keeper. **Patient-wide answers** stop this attack outright (the table above): the index then holds one list \
+per patient, which says nothing of keywords.\n",
+        BATCH - 1,
+        grouped.dummy_bytes,
+        grouped.plain_bytes,
+        grouped.dummy_search.as_secs_f64() * 1e6,
+        grouped.plain_search.as_secs_f64() * 1e6,
     );
     let _ = writeln!(md, "## The co-occurrence attack\n");
     let _ = writeln!(
@@ -387,17 +619,27 @@ hospital's answer to the same query is then known to be that patient's records w
     );
     let _ = writeln!(
         md,
+        "| made after the planting, asked of the hospital alone (`Requester::query_at`) | {} | {:.1} % |",
+        injected.after,
+        share(injected.scoped_learned, injected.after)
+    );
+    let _ = writeln!(
+        md,
         "\nThe revealed searches labelled {} of the hospital's records with their patient and keyword ({:.1} % of the labels right). \
 The planting cost the clinic {} records and {} index entries. The 0 % before is what planting buys against forward privacy; \
 it is not a protection against the clinic itself, which can recompute its own tokens for any (patient, keyword) and compare them \
-with its part of any query, earlier ones included. No defence above changes this: the clinic holds its own keys. A query carries \
-tokens for every provider that granted the doctor keys for the patient (`Requester::query`), so a grant from a provider the doctor \
-does not trust exposes every later search for that patient, at every provider; choosing the providers of one query is not in the \
-API yet.\n",
+with its part of any query, earlier ones included. No index defence above changes this: the clinic holds its own keys. \
+`Requester::query` sends tokens to every provider that granted the doctor keys for the patient, so a grant from a provider the \
+doctor does not trust exposes every later search for that patient, at every provider. `Requester::query_at` \
+(`medvault_requester_query_at` in C) sends them to the providers named only: asked of the hospital alone, the same searches \
+revealed nothing, since the clinic received no token and none of its records could answer. Its price is what the doctor does \
+not see: the clinic's records (answers of {:.0} bytes on average instead of {:.0}).\n",
         injected.linked,
         share(injected.linked_right, injected.linked),
         injected.planted,
-        injected.planted_entries
+        injected.planted_entries,
+        injected.scoped_answer_bytes as f64 / injected.after.max(1) as f64,
+        injected.answer_bytes as f64 / injected.after.max(1) as f64,
     );
     let _ = writeln!(md, "## What each defence costs\n");
     let _ = writeln!(
@@ -421,7 +663,8 @@ API yet.\n",
     let _ = writeln!(
         md,
         "\n- **Power-of-two padding** hides how many index blocks a list has from someone who holds the index but no token; \
-the answer's record ids are the same, so it does not slow the count attack.\n\
+the answer's record ids are the same, so it does not slow the count attack, and a list of one patient's records rarely has \
+more than one block an epoch, so it does not slow the epoch-pattern attack either.\n\
 - **Keyword buckets** index a record under a hash of each keyword into a fixed number of buckets (a public map); a search asks \
 for its keyword's bucket and the doctor keeps the records that have the keyword after opening them. The attacker learns the \
 bucket; fewer buckets hide more and cost more records opened per record wanted.\n\

@@ -1,10 +1,20 @@
-//! Runs a corpus through a real cloud and records exactly what the cloud observes of
-//! each search through the public API: the query's bytes (equal bytes are the same
-//! search: the search pattern), the record ids it answers (the access pattern), the
-//! index blocks it found, and the size of its answer. The indexing under each defence
-//! is what a provider can configure today with the library as it is.
+//! Runs a corpus through a real cloud and records exactly what the cloud observes
+//! through the public API:
+//! - of each ingest (an epoch), when it arrived by the cloud's clock, its entry count
+//!   and how many records it committed: the timing of epochs;
+//! - of each search, the query's bytes (equal bytes are the same search: the search
+//!   pattern), the labels it probed, as the epoch and place of each entry a label found
+//!   and where each list's missing label would be (the cloud computes them from the
+//!   token; the response's proofs name them), the record ids it answers (the access
+//!   pattern), and the size of its answer;
+//! - every stored record's sealed size and upload time.
+//!
+//! The indexing under each defence is what a provider can configure today with the
+//! library as it is.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use medvault::{
@@ -88,18 +98,56 @@ fn bucket(keyword: &str, buckets: usize) -> String {
 }
 
 /// One search as the cloud saw it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Observed {
     /// SHA-256 of the query's bytes: two searches with the same value are the same.
     pub query: [u8; 32],
     /// The records of the answer (by their place in the corpus: the cloud sees their
     /// ids, which name them as well).
     pub results: Vec<usize>,
-    /// Index blocks found, over all epochs (the volume of the list).
-    #[allow(dead_code)] // recorded for the volume attacks to come
-    pub blocks: usize,
+    /// The labels it probed that found an entry: (epoch, the entry's place among the
+    /// epoch's entries sorted by label), in probing order. Whoever keeps the index
+    /// tables sees these lookups hit, and each entry's epoch, without the token.
+    pub found: Vec<(u32, u32)>,
+    /// The labels it probed that found nothing, one per epoch the token covers: (epoch,
+    /// how many of the epoch's labels sort below it).
+    pub missed: Vec<(u32, u32)>,
     /// Bytes of the answer (proofs and sealed records).
     pub response_bytes: usize,
+}
+
+impl Observed {
+    /// The epochs where a label of this search found an entry, ascending.
+    pub fn epochs_hit(&self) -> BTreeSet<u32> {
+        self.found.iter().map(|(epoch, _)| *epoch).collect()
+    }
+
+    /// Labels probed: every hit and one miss per epoch covered.
+    pub fn labels_probed(&self) -> usize {
+        self.found.len() + self.missed.len()
+    }
+}
+
+/// Noon of the corpus's first day, by the cloud's clock (unix seconds, 2026-01-01).
+pub const YEAR_START: u64 = 1_767_268_800;
+pub const DAY: u64 = 86_400;
+
+/// One ingest as the cloud saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochSeen {
+    pub epoch: u32,
+    /// When it arrived, by the cloud's clock.
+    pub at: u64,
+    pub entries: u64,
+    pub records: usize,
+}
+
+/// The epoch that holds the records written on `day`, from the timing of epochs: the
+/// first to arrive after that day began (a batch is uploaded at the end of its last
+/// day, and never splits a day).
+pub fn epoch_of_day(epochs: &[EpochSeen], day: u32) -> Option<u32> {
+    let began = YEAR_START - DAY / 2 + u64::from(day) * DAY;
+    epochs.iter().find(|e| e.at >= began).map(|e| e.epoch)
 }
 
 /// What a defence costs, measured on the run.
@@ -126,11 +174,32 @@ pub struct Loaded {
     pub keys: Identity,
     /// The corpus position of each record id the cloud holds.
     pub corpus_index: HashMap<RecordId, usize>,
+    /// Each of its ingests, as the cloud saw it.
+    pub epochs: Vec<EpochSeen>,
+}
+
+/// A cloud whose clock the harness sets (unix seconds).
+pub fn cloud_with_clock() -> (Cloud, Arc<AtomicU64>) {
+    let now = Arc::new(AtomicU64::new(YEAR_START));
+    let read = Arc::clone(&now);
+    (
+        Cloud::new().with_clock(move || read.load(Ordering::Relaxed)),
+        now,
+    )
 }
 
 /// Registers provider `name` in `cloud` and uploads `corpus` through it, indexed
-/// under `defence`, a batch (an epoch) per 1,000 records.
-pub fn load(cloud: &Cloud, name: &str, corpus: &Corpus, defence: Defence) -> Loaded {
+/// under `defence`: a batch (an epoch) at the end of the first day that brings it to
+/// `epoch_records` records or more (1: a batch a day), and at the end, with `clock`
+/// set to that evening.
+pub fn load(
+    cloud: &Cloud,
+    clock: &AtomicU64,
+    name: &str,
+    corpus: &Corpus,
+    defence: Defence,
+    epoch_records: usize,
+) -> Loaded {
     let id = ProviderId::new(name).unwrap();
     // 2048-bit keys: what is measured here is leakage, not RSA.
     let keys = Identity::generate_with_bits(2048).unwrap();
@@ -146,6 +215,7 @@ pub fn load(cloud: &Cloud, name: &str, corpus: &Corpus, defence: Defence) -> Loa
     });
     let mut corpus_index: HashMap<RecordId, usize> = HashMap::new();
     let mut pending = Vec::new();
+    let mut epochs = Vec::new();
     let mut filler = Vec::new();
     for (i, record) in corpus.records.iter().enumerate() {
         filler.clear();
@@ -157,37 +227,80 @@ pub fn load(cloud: &Cloud, name: &str, corpus: &Corpus, defence: Defence) -> Loa
             .unwrap();
         corpus_index.insert(sealed.id, i);
         pending.push(sealed.bytes);
-        if (i + 1) % 1_000 == 0 || i + 1 == corpus.records.len() {
+        let day_ends = corpus
+            .records
+            .get(i + 1)
+            .is_none_or(|next| next.day != record.day);
+        if day_ends && (pending.len() >= epoch_records || i + 1 == corpus.records.len()) {
+            let evening = YEAR_START + u64::from(record.day) * DAY + DAY / 4;
+            clock.store(evening, Ordering::Relaxed);
             cloud.ingest(provider.finish().unwrap()).unwrap();
             for bytes in pending.drain(..) {
                 cloud.put_record(bytes).unwrap();
             }
+            let manifest = cloud.manifest();
+            let info = manifest
+                .provider(provider.id())
+                .and_then(|p| p.epochs.last())
+                .expect("the epoch just ingested");
+            epochs.push(EpochSeen {
+                epoch: epochs.len() as u32,
+                at: evening,
+                entries: u64::from(info.entries),
+                records: info.records as usize,
+            });
         }
     }
     Loaded {
         provider,
         keys,
         corpus_index,
+        epochs,
     }
 }
 
-/// What the cloud observed: each search, and each stored record's size (by corpus
-/// position).
+/// What the cloud observed: each search, each ingest, and each stored record's size
+/// and upload time (by corpus position).
 pub struct Observation {
     pub searches: Vec<Observed>,
+    /// The searches of `dummies`, kept apart (they are not counted in the costs), and
+    /// the time they took.
+    pub dummies: Vec<Observed>,
+    pub dummy_search: Duration,
+    pub epochs: Vec<EpochSeen>,
     pub sizes: Vec<u64>,
+    pub uploaded_at: Vec<u64>,
     pub costs: Costs,
 }
 
-/// Every search of `queries` (patient, keyword) against a cloud holding `corpus`
-/// indexed under `defence`, with the stored sizes and the costs.
-pub fn observe(corpus: &Corpus, defence: Defence, queries: &[(usize, String)]) -> Observation {
-    let cloud = Cloud::new();
+/// Records in an epoch, at least, unless said otherwise: a batch ends with the first
+/// day that brings it to this many.
+pub const EPOCH_RECORDS: usize = 1_000;
+
+/// Every search of `queries` (patient, keyword), then every one of `dummies`, against
+/// a cloud holding `corpus` indexed under `defence` in epochs of `epoch_records` or
+/// more, with the stored sizes and the costs of `queries`.
+pub fn observe(
+    corpus: &Corpus,
+    defence: Defence,
+    epoch_records: usize,
+    queries: &[(usize, String)],
+    dummies: &[(usize, String)],
+) -> Observation {
+    let (cloud, clock) = cloud_with_clock();
     let Loaded {
         provider: hospital,
         keys,
         corpus_index,
-    } = load(&cloud, "st-mary-hospital", corpus, defence);
+        epochs,
+    } = load(
+        &cloud,
+        &clock,
+        "st-mary-hospital",
+        corpus,
+        defence,
+        epoch_records,
+    );
     let id = hospital.id().clone();
 
     let mut doctor = Requester::new();
@@ -201,7 +314,8 @@ pub fn observe(corpus: &Corpus, defence: Defence, queries: &[(usize, String)]) -
     let index_entries: u64 = manifest.segments.iter().sum();
     let (mut observed, mut searching) = (Vec::with_capacity(queries.len()), Duration::ZERO);
     let (mut opened, mut wanted) = (0usize, 0usize);
-    for (p, keyword) in queries {
+    let mut dummy_search = Duration::ZERO;
+    for (p, keyword) in queries.iter().chain(dummies) {
         let prepared = doctor
             .query(
                 &patient(*p),
@@ -213,29 +327,42 @@ pub fn observe(corpus: &Corpus, defence: Defence, queries: &[(usize, String)]) -
         let bytes = prepared.query().to_bytes();
         let started = Instant::now();
         let response = cloud.search(prepared.query()).unwrap();
-        searching += started.elapsed();
+        let elapsed = started.elapsed();
         let answer = &response.providers[0];
         let results: Vec<usize> = answer
             .records
             .iter()
             .map(|(id, _)| corpus_index[id])
             .collect();
-        opened += results.len();
-        wanted += results
-            .iter()
-            .filter(|&&r| corpus.records[r].keywords.iter().any(|k| k == keyword))
-            .count();
+        if observed.len() < queries.len() {
+            searching += elapsed;
+            opened += results.len();
+            wanted += results
+                .iter()
+                .filter(|&&r| corpus.records[r].keywords.iter().any(|k| k == keyword))
+                .count();
+        } else {
+            dummy_search += elapsed;
+        }
+        let lists = answer.lists.iter().flatten();
         observed.push(Observed {
             query: Sha256::digest(&bytes).into(),
-            blocks: answer.lists.iter().flatten().map(|e| e.blocks.len()).sum(),
+            found: lists
+                .clone()
+                .flat_map(|list| list.blocks.iter().map(|(place, _)| (list.epoch, *place)))
+                .collect(),
+            missed: lists.map(|list| (list.epoch, list.gap)).collect(),
             response_bytes: response.to_bytes().len(),
             results,
         });
     }
+    let dummies = observed.split_off(queries.len());
     let n = queries.len().max(1) as f64;
     let mut sizes = vec![0u64; corpus.records.len()];
+    let mut uploaded_at = vec![0u64; corpus.records.len()];
     for info in cloud.records() {
         sizes[corpus_index[&info.record]] = info.size;
+        uploaded_at[corpus_index[&info.record]] = info.uploaded_at;
     }
     let costs = Costs {
         stored_bytes: sizes.iter().sum(),
@@ -247,7 +374,11 @@ pub fn observe(corpus: &Corpus, defence: Defence, queries: &[(usize, String)]) -
     };
     Observation {
         searches: observed,
+        dummies,
+        dummy_search,
+        epochs,
         sizes,
+        uploaded_at,
         costs,
     }
 }
