@@ -213,8 +213,8 @@ fn the_leakage_report_writes_its_tables_and_plot() {
         "| patient-wide answers |",
         "| 50 % known |",
         "## The epoch-pattern attack",
-        "| in batches of 4 | a day |",
-        "| each with 3 dummy searches | a day |",
+        "| epoch pattern | in batches of 4 | a day |",
+        "| count | each with 3 dummy searches | a day |",
         "asked of the hospital alone",
     ] {
         assert!(markdown.contains(row), "missing {row:?} in:\n{markdown}");

@@ -355,6 +355,23 @@ fn the_epoch_pattern_attack_recovers_what_a_hand_count_recovers() {
         attacks::named_rate(&named, &[0], &truth(&[(0, "a")]), true),
         0.5
     );
+    // The count attack's guesses diluted by dummies: search 0 guessed right, with one
+    // dummy naming another pair and one the same pair (two pairs: a half); search 1
+    // right with dummies that named nothing (whole); search 2 wrong (nothing).
+    let real = [Some((0, "a")), Some((1, "b")), Some((0, "b"))];
+    let dummies = [
+        Some((1, "a")),
+        Some((0, "a")),
+        None,
+        None,
+        None,
+        Some((0, "a")),
+    ];
+    let asked = truth(&[(0, "a"), (1, "b"), (0, "c")]);
+    assert_eq!(
+        attacks::diluted_rate(&real, &dummies, 2, &asked),
+        (0.5 + 1.0) / 3.0
+    );
     // Patient-wide answers: every record under one term, so a search hits all of its
     // patient's epochs and the pair that fits names every keyword of the patient, more
     // than one search can hold: nothing named.

@@ -255,6 +255,33 @@ pub fn named_rate(
     recovered / truth.len().max(1) as f64
 }
 
+/// The count attack's share of real searches when each went with `per_real` dummy
+/// searches (`dummies[i * per_real ..][.. per_real]` are search `i`'s): the cloud sees
+/// each search on its own, but not which of a group is real, so a right guess counts
+/// `1 / n` when the group's guesses name `n` different pairs.
+pub fn diluted_rate(
+    real: &[Option<(usize, &str)>],
+    dummies: &[Option<(usize, &str)>],
+    per_real: usize,
+    truth: &[(usize, String)],
+) -> f64 {
+    let recovered: f64 = real
+        .iter()
+        .zip(truth)
+        .enumerate()
+        .map(|(i, (guess, (patient, keyword)))| match guess {
+            Some((p, k)) if p == patient && k == keyword => {
+                let group = &dummies[i * per_real..(i + 1) * per_real];
+                let named: BTreeSet<(usize, &str)> =
+                    group.iter().flatten().chain([&(*p, *k)]).copied().collect();
+                1.0 / named.len() as f64
+            }
+            _ => 0.0,
+        })
+        .sum();
+    recovered / truth.len().max(1) as f64
+}
+
 /// The fraction of searches whose (patient, keyword) `guesses` got right.
 pub fn recovery_rate(guesses: &[Option<(usize, &str)>], truth: &[(usize, String)]) -> f64 {
     let right = guesses

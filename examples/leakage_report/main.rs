@@ -114,6 +114,9 @@ struct Grouped {
     alone: Vec<f64>,
     batched: Vec<f64>,
     with_dummies: Vec<f64>,
+    /// The count attack, each search alone and each with its dummies.
+    count_alone: Vec<f64>,
+    count_with_dummies: Vec<f64>,
     /// Answer bytes and search time per real search, alone and with the dummies'.
     plain_bytes: f64,
     plain_search: std::time::Duration,
@@ -145,6 +148,7 @@ impl Grouped {
         let each: Vec<usize> = (0..queries.len()).collect();
         let by_batch: Vec<usize> = (0..queries.len()).map(|i| i / BATCH).collect();
         let (mut alone_rates, mut batched, mut with_dummies) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut count_alone, mut count_with_dummies) = (Vec::new(), Vec::new());
         for &percent in &KNOWN_PERCENT {
             let known = attacks::known_sample(corpus, Defence::None, percent, seed + percent);
             let rate = |groups: &[Vec<&observe::Observed>], group_of: &[usize], dummies| {
@@ -154,6 +158,10 @@ impl Grouped {
             alone_rates.push(rate(&alone, &each, false));
             batched.push(rate(&batches, &by_batch, false));
             with_dummies.push(rate(&padded, &each, true));
+            let real = attacks::count_attack(searches, &known);
+            let dummies = attacks::count_attack(&observation.dummies, &known);
+            count_alone.push(attacks::recovery_rate(&real, queries));
+            count_with_dummies.push(attacks::diluted_rate(&real, &dummies, DUMMIES, queries));
         }
         let n = queries.len().max(1) as f64;
         let dummy_answers: usize = observation.dummies.iter().map(|d| d.response_bytes).sum();
@@ -161,6 +169,8 @@ impl Grouped {
             alone: alone_rates,
             batched,
             with_dummies,
+            count_alone,
+            count_with_dummies,
             plain_bytes: observation.costs.mean_response_bytes,
             plain_search: observation.costs.mean_search,
             dummy_bytes: observation.costs.mean_response_bytes + dummy_answers as f64 / n,
@@ -493,8 +503,9 @@ shard of its entries table; anyone reading the store's files while searches run)
 exist, and each entry's epoch, a column kept for provenance: the epochs in which the list searched has entries. The timing of \
 epochs says which days each epoch holds. It does not see the record ids, which are encrypted in the entries. The attack \
 (`attacks::epoch_pattern_attack`) knows a fraction of the records in clear with the day each was written; a (patient, keyword) \
-fits a search when every epoch holding a known record of it is one the search hit. A search is recovered when exactly one \
-fits and it is the one asked; equal query bytes share the result.\n"
+fits a search when every epoch holding a known record of it is one the search hit; of those that fit, it keeps the ones that \
+account for the most epochs hit. A search is recovered when exactly one (patient, keyword) is left and it is the one asked; \
+equal query bytes share the result. Epochs of 1,000 records or more, as everywhere else on this page.\n"
     );
     rate_table(&mut md, rows, 1, |row, i| percent(row.epoch_pattern[i]));
     let _ = writeln!(
@@ -508,26 +519,36 @@ named. *{DUMMIES} dummy searches*: each search goes with {DUMMIES} others drawn 
 keyword), whose answers the doctor drops; the attacker cannot tell the real one among those it names, so a search counts as \
 1/n when its pair is among n named.\n"
     );
-    let _ = write!(md, "| searches sent | epochs |");
+    let _ = write!(md, "| attack | searches sent | epochs |");
     for p in &KNOWN_PERCENT[1..] {
         let _ = write!(md, " {p} % known |");
     }
-    let _ = writeln!(md, "\n|---|---|{}", "---:|".repeat(KNOWN_PERCENT.len() - 1));
-    for (name, epochs, rates) in [
-        ("one at a time", "≥ 1,000 records", &rows[0].epoch_pattern),
-        ("one at a time", "a day", &grouped.alone),
+    let _ = writeln!(
+        md,
+        "\n|---|---|---|{}",
+        "---:|".repeat(KNOWN_PERCENT.len() - 1)
+    );
+    let batches = format!("in batches of {BATCH}");
+    let dummies = format!("each with {DUMMIES} dummy searches");
+    for (attack, name, epochs, rates) in [
         (
-            &format!("in batches of {BATCH}")[..],
-            "a day",
-            &grouped.batched,
+            "epoch pattern",
+            "one at a time",
+            "≥ 1,000 records",
+            &rows[0].epoch_pattern,
         ),
+        ("epoch pattern", "one at a time", "a day", &grouped.alone),
+        ("epoch pattern", &batches[..], "a day", &grouped.batched),
         (
-            &format!("each with {DUMMIES} dummy searches")[..],
+            "epoch pattern",
+            &dummies[..],
             "a day",
             &grouped.with_dummies,
         ),
+        ("count", "one at a time", "a day", &grouped.count_alone),
+        ("count", &dummies[..], "a day", &grouped.count_with_dummies),
     ] {
-        let _ = write!(md, "| {name} | {epochs} |");
+        let _ = write!(md, "| {attack} | {name} | {epochs} |");
         for rate in &rates[1..] {
             let _ = write!(md, " {} |", percent(*rate));
         }
@@ -543,11 +564,13 @@ record is found only once its epoch is in, and 1,000 records took this hospital 
 - **Batching** hardly helps: the union of {BATCH} searches' epochs still picks out their pairs, and at low knowledge naming \
 {BATCH} pairs is easier than naming one. It costs latency (a search waits for {} others) and no bandwidth.\n\
 - **Dummy searches** help most of the three, since the attacker cannot tell which pair named was asked: they cost \
-{:.0} answer bytes per real search instead of {:.0}, and {:.0} µs of search instead of {:.0}.\n\
-- None of the three moves the **count attack**: the cloud itself holds every token of a group and decrypts each list on its \
-own, so it sees each search's record ids as if the search had come alone, and tells a dummy from the real search no better \
-than the index's keeper. **Patient-wide answers** stop this attack outright (the table above): the index then holds one list \
-per patient, which says nothing of keywords.\n",
+{:.0} answer bytes per real search instead of {:.0}, and {:.0} µs of search instead of {:.0}. Dummy *probes* (tokens under \
+random keys) would cost little and hide nothing: each finds no entry in any epoch, and the keeper tells a miss from a hit.\n\
+- Against the **count attack** (the cloud itself, which holds every token of a group and decrypts each list on its own), \
+epoch size and batching change nothing: it sees each search's record ids as if the search had come alone. Dummy searches \
+dilute it the same way (the last two rows: the cloud recovers the dummies too, and cannot tell which one was asked), at the \
+same price. **Patient-wide answers** stop both attacks outright: the index then holds one list per patient, which says \
+nothing of keywords.\n",
         BATCH - 1,
         grouped.dummy_bytes,
         grouped.plain_bytes,
