@@ -56,7 +56,7 @@ mod wire;
 
 // One path per item: types at the crate root, free functions of a concept in its
 // namespace (`keyword`, `keyfile`, `lab`). Everything else is internal.
-pub use cloud::Cloud;
+pub use cloud::{Cloud, MAX_BATCH_RECORDS, MAX_BATCHED_RECORD};
 pub use error::{Error, KeyMismatch, Result};
 pub use grant::{
     AccessRequest, Grant, GrantedKey, OpenedGrant, OpenedRequest, PendingRequest, Rekey, Scope,

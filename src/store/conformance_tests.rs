@@ -451,6 +451,103 @@ fn every_store_keeps_records_logs_keys_and_broker_events_across_a_reopen() {
 }
 
 #[test]
+fn every_store_keeps_a_record_batch_whole_or_not_at_all() {
+    for_every_store(|backend| {
+        let name = backend.name();
+        let store = backend.open();
+        let contents: Vec<Vec<u8>> = (0..6u8)
+            .map(|i| vec![i; 100 + usize::from(i) * 37])
+            .collect();
+        let ids: Vec<RecordId> = (1..=6u8).map(|i| RecordId::from_bytes([i; 16])).collect();
+        let committed: Vec<(RecordId, Digest)> = ids
+            .iter()
+            .zip(&contents)
+            .map(|(id, bytes)| (*id, record_digest(bytes)))
+            .collect();
+        let b0 = batch(
+            0,
+            0,
+            &[1],
+            committed.clone(),
+            &log::CHAIN_START,
+            &provider_a().signing,
+        );
+        store.append(&b0, &provider_a().public().verifying).unwrap();
+        let entry = |i: usize| (ids[i], &contents[i][..], committed[i].1);
+        let refused = |batch: &[(RecordId, &[u8], Digest)]| {
+            let outcome = store.put_records(&lab(), 7, batch);
+            assert!(outcome.is_err(), "{name}: {batch:?} was taken");
+            assert!(
+                store.records().is_empty(),
+                "{name}: a refused batch left records"
+            );
+            outcome.unwrap_err()
+        };
+        // A forged record refuses the whole batch, and so does an id given twice.
+        let mut forged = entry(1);
+        forged.1 = b"forged";
+        assert!(matches!(
+            refused(&[entry(0), forged, entry(2)]),
+            Error::NotAuthentic { .. }
+        ));
+        assert!(matches!(
+            refused(&[entry(0), entry(1), entry(0)]),
+            Error::InvalidArgument(_)
+        ));
+        assert!(matches!(refused(&[]), Error::InvalidArgument(_)));
+        // Three in one batch, then one of them again beside new ones: refused whole.
+        store
+            .put_records(&lab(), 1_700_000_000, &[entry(0), entry(1), entry(2)])
+            .unwrap();
+        let again = store.put_records(&lab(), 1, &[entry(3), entry(2)]);
+        assert!(matches!(again, Err(Error::InvalidArgument(_))), "{name}");
+        assert_eq!(store.record(&lab(), ids[3]).unwrap(), None, "{name}");
+        // Single uploads and batches mix.
+        store
+            .put_record(&lab(), ids[3], 5, &mut &contents[3][..], &committed[3].1)
+            .unwrap();
+        store.put_records(&lab(), 9, &[entry(5), entry(4)]).unwrap();
+        drop(store);
+        let store = backend.open();
+        let listed: Vec<(RecordId, u64, u64)> = store
+            .records()
+            .iter()
+            .map(|r| (r.record, r.size, r.uploaded_at))
+            .collect();
+        let times = [1_700_000_000, 1_700_000_000, 1_700_000_000, 5, 9, 9];
+        let expected: Vec<(RecordId, u64, u64)> = (0..6)
+            .map(|i| (ids[i], contents[i].len() as u64, times[i]))
+            .collect();
+        assert_eq!(listed, expected, "{name}: after a reopen");
+        for (id, bytes) in ids.iter().zip(&contents) {
+            assert_eq!(
+                store.record(&lab(), *id).unwrap().as_ref(),
+                Some(bytes),
+                "{name}"
+            );
+            let mut streamed = Vec::new();
+            store
+                .record_reader(&lab(), *id)
+                .unwrap()
+                .unwrap()
+                .read_to_end(&mut streamed)
+                .unwrap();
+            assert_eq!(&streamed, bytes, "{name}: streamed");
+        }
+        let together: Vec<Option<Vec<u8>>> = store
+            .records_whole(&lab(), &ids)
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            together,
+            contents.iter().cloned().map(Some).collect::<Vec<_>>(),
+            "{name}: read together"
+        );
+    });
+}
+
+#[test]
 fn every_store_reports_damaged_data_by_name_never_as_an_answer() {
     for_every_store(|backend| {
         let name = backend.name();

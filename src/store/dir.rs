@@ -6,6 +6,8 @@
 //! <root>/BROKER                        access requests, decisions and grants, appended (MVBJ)
 //! <root>/segments/seg-<id:016x>.mvsf   immutable sorted segments (MVSF)
 //! <root>/records/<provider>/<id>.mvrf  one sealed record per file (MVRF)
+//! <root>/records/<provider>/<id>.mvrp  a batch of small records in one file (MVRP),
+//!                                      named by its first record's id
 //! <root>/log/<provider>/<epoch:08x>.mvrt  the records each batch committed (MVRT)
 //! <root>/log/<provider>/<epoch:08x>.mvpt  each batch's entries as signed (MVPT)
 //! ```
@@ -17,8 +19,8 @@
 //! committed epochs included), so a crash at any step leaves the old
 //! state or the new one, and the next open deletes the leftovers. A call returns only
 //! after its commit is durable: an acknowledged batch survives a crash. Merged-away
-//! segments are deleted only after the catalog without them is durable. Records are
-//! written to a temporary name and renamed into place the same way.
+//! segments are deleted only after the catalog without them is durable. Records, and
+//! record packs, are written to a temporary name and renamed into place the same way.
 //!
 //! **Directed lookups.** The catalog records which epochs each segment covers, so a
 //! search probes, for each epoch, only the segment that holds it: unmerged segments do
@@ -59,10 +61,11 @@ use crate::store::catalog::{Catalog, SegmentEntry};
 use crate::store::disk::Disk;
 use crate::store::journal::{BrokerEvent, Journal};
 use crate::store::record_file::{self, RecordFileReader};
+use crate::store::record_pack;
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
 use crate::store::{
     Coverage, Digesting, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
-    check_ingest, lock, merge_groups, read, write,
+    check_ingest, check_record_batch, lock, merge_groups, read, write,
 };
 use crate::store::{pairs_file, table_file};
 
@@ -192,7 +195,13 @@ fn load_logs(root: &Path, catalog: &Catalog) -> Result<BTreeMap<ProviderId, Arc<
 struct RecordMeta {
     size: u64,
     uploaded_at: u64,
+    /// In a pack (named by its first record), at this place of its index; in a file of
+    /// its own when `None`.
+    packed: Option<(RecordId, u32)>,
 }
+
+/// The error for an id stored before.
+const STORED: Error = Error::InvalidArgument("a record with this id is already stored");
 
 impl std::fmt::Debug for DirStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -332,8 +341,7 @@ impl DirStore {
         }
         let keys: Vec<_> = read(&self.records).keys().cloned().collect();
         for (provider, record) in keys {
-            let mut reader = self.open_record_file(&provider, record)?;
-            std::io::copy(&mut reader, &mut std::io::sink())?;
+            self.record(&provider, record)?;
         }
         Ok(())
     }
@@ -360,6 +368,41 @@ impl DirStore {
     ) -> Result<RecordFileReader> {
         let (path, name) = self.record_file(provider, record);
         RecordFileReader::open(&path, &name)
+    }
+
+    /// A pack's path, and its name in errors (`provider/first-id`).
+    fn pack_file(&self, provider: &ProviderId, first: RecordId) -> (PathBuf, String) {
+        let file = record_pack::file_name(first);
+        let name = format!("{}/{}", provider.as_str(), file.trim_end_matches(".mvrp"));
+        (
+            self.root.join(RECORDS).join(provider.as_str()).join(file),
+            name,
+        )
+    }
+
+    /// `provider`'s records directory, created (and made durable) if missing.
+    fn provider_records_dir(&self, provider: &ProviderId) -> Result<PathBuf> {
+        let dir = self.root.join(RECORDS).join(provider.as_str());
+        if !dir.is_dir() {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    let records = self.root.join(RECORDS);
+                    self.disk.sync_dir(&records).at("sync", &records)?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).at("create", &dir),
+            }
+        }
+        Ok(dir)
+    }
+
+    /// A unique temporary name in `dir` for `name`: uploads run in parallel; only the
+    /// rename serializes.
+    fn temporary(&self, dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!(
+            "{TMP_PREFIX}{name}-{}",
+            self.next_tmp.fetch_add(1, Ordering::SeqCst)
+        ))
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -493,6 +536,18 @@ fn lock_exclusively(file: &File, path: &Path) -> Result<()> {
     }
 }
 
+/// A record found in two places on disk (a file and a pack, or two packs): which one
+/// is right cannot be told, so the store says so by name.
+fn stored_twice(provider: &ProviderId, record: RecordId) -> Error {
+    Error::Corrupt {
+        what: format!(
+            "records: {}/{} is stored twice",
+            provider.as_str(),
+            hex(record.as_bytes())
+        ),
+    }
+}
+
 fn scan_records(dir: &Path) -> Result<HashMap<(ProviderId, RecordId), RecordMeta>> {
     let mut records = HashMap::new();
     for provider_dir in std::fs::read_dir(dir).at("list", dir)? {
@@ -514,12 +569,42 @@ fn scan_records(dir: &Path) -> Result<HashMap<(ProviderId, RecordId), RecordMeta
                 std::fs::remove_file(entry.path())?;
                 continue;
             }
+            if let Some(hex) = name.strip_suffix(".mvrp") {
+                let label = format!("{}/{hex}", provider.as_str());
+                let entries = record_pack::index(&entry.path(), &label)?;
+                if record_pack::file_name(entries[0].record) != name {
+                    return Err(Error::Corrupt {
+                        what: format!("record pack {label}: not named by its first record"),
+                    });
+                }
+                for (at, packed) in entries.iter().enumerate() {
+                    let meta = RecordMeta {
+                        size: packed.size,
+                        uploaded_at: packed.uploaded_at,
+                        packed: Some((entries[0].record, at as u32)),
+                    };
+                    if records
+                        .insert((provider.clone(), packed.record), meta)
+                        .is_some()
+                    {
+                        return Err(stored_twice(&provider, packed.record));
+                    }
+                }
+                continue;
+            }
             let Some(record) = parse_record_name(&name) else {
                 continue;
             };
             let label = format!("{}/{}", provider.as_str(), name.trim_end_matches(".mvrf"));
             let (size, uploaded_at) = record_file::stat(&entry.path(), &label)?;
-            records.insert((provider.clone(), record), RecordMeta { size, uploaded_at });
+            let meta = RecordMeta {
+                size,
+                uploaded_at,
+                packed: None,
+            };
+            if records.insert((provider.clone(), record), meta).is_some() {
+                return Err(stored_twice(&provider, record));
+            }
         }
     }
     Ok(records)
@@ -690,27 +775,10 @@ impl Store for DirStore {
         self.check_writable()?;
         let key = (provider.clone(), record);
         if read(&self.records).contains_key(&key) {
-            return Err(Error::InvalidArgument(
-                "a record with this id is already stored",
-            ));
+            return Err(STORED);
         }
-        let dir = self.root.join(RECORDS).join(provider.as_str());
-        if !dir.is_dir() {
-            match std::fs::create_dir(&dir) {
-                Ok(()) => {
-                    let records = self.root.join(RECORDS);
-                    self.disk.sync_dir(&records).at("sync", &records)?
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e).at("create", &dir),
-            }
-        }
-        // A unique temporary name: uploads run in parallel; only the rename serializes.
-        let tmp = dir.join(format!(
-            "{TMP_PREFIX}{}-{}",
-            hex(record.as_bytes()),
-            self.next_tmp.fetch_add(1, Ordering::SeqCst)
-        ));
+        let dir = self.provider_records_dir(provider)?;
+        let tmp = self.temporary(&dir, &hex(record.as_bytes()));
         let mut digesting = Digesting::new(sealed);
         let written = record_file::write(&self.disk, &tmp, uploaded_at, &mut digesting)
             .and_then(|size| digesting.check(provider, expected).map(|_| size));
@@ -724,9 +792,7 @@ impl Store for DirStore {
         let mut records = write(&self.records);
         if records.contains_key(&key) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(Error::InvalidArgument(
-                "a record with this id is already stored",
-            ));
+            return Err(STORED);
         }
         self.check_writable()?;
         self.disk
@@ -735,13 +801,83 @@ impl Store for DirStore {
         self.disk
             .sync_dir(&dir)
             .map_err(|e| self.poison("sync", &dir, e))?;
-        records.insert(key, RecordMeta { size, uploaded_at });
+        records.insert(
+            key,
+            RecordMeta {
+                size,
+                uploaded_at,
+                packed: None,
+            },
+        );
         Ok(size)
     }
 
+    /// One pack for the lot: written and fsynced under a temporary name, renamed into
+    /// place and its directory fsynced, then visible.
+    fn put_records(
+        &self,
+        provider: &ProviderId,
+        uploaded_at: u64,
+        batch: &[(RecordId, &[u8], Digest)],
+    ) -> Result<()> {
+        self.check_writable()?;
+        check_record_batch(provider, batch)?;
+        let stored_before = |records: &HashMap<(ProviderId, RecordId), RecordMeta>| {
+            batch
+                .iter()
+                .any(|(id, _, _)| records.contains_key(&(provider.clone(), *id)))
+        };
+        if stored_before(&read(&self.records)) {
+            return Err(STORED);
+        }
+        let dir = self.provider_records_dir(provider)?;
+        let first = batch[0].0;
+        let (path, _) = self.pack_file(provider, first);
+        let tmp = self.temporary(&dir, &record_pack::file_name(first));
+        let plain: Vec<(RecordId, &[u8])> =
+            batch.iter().map(|(id, sealed, _)| (*id, *sealed)).collect();
+        let entries = match record_pack::write(&self.disk, &tmp, uploaded_at, &plain) {
+            Ok(entries) => entries,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let mut records = write(&self.records);
+        if stored_before(&records) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(STORED);
+        }
+        self.check_writable()?;
+        self.disk
+            .rename(&tmp, &path)
+            .map_err(|e| self.poison("rename into place", &tmp, e))?;
+        self.disk
+            .sync_dir(&dir)
+            .map_err(|e| self.poison("sync", &dir, e))?;
+        for (at, entry) in entries.iter().enumerate() {
+            records.insert(
+                (provider.clone(), entry.record),
+                RecordMeta {
+                    size: entry.size,
+                    uploaded_at,
+                    packed: Some((first, at as u32)),
+                },
+            );
+        }
+        Ok(())
+    }
+
     fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>> {
-        if !read(&self.records).contains_key(&(provider.clone(), record)) {
+        let Some(meta) = read(&self.records)
+            .get(&(provider.clone(), record))
+            .copied()
+        else {
             return Ok(None);
+        };
+        if let Some((first, at)) = meta.packed {
+            let (path, name) = self.pack_file(provider, first);
+            return record_pack::read(&path, &name, at, record, meta.size).map(Some);
         }
         let (path, name) = self.record_file(provider, record);
         Ok(Some(record_file::read(&path, &name)?))
@@ -752,8 +888,16 @@ impl Store for DirStore {
         provider: &ProviderId,
         record: RecordId,
     ) -> Result<Option<Box<dyn Read + Send>>> {
-        if !read(&self.records).contains_key(&(provider.clone(), record)) {
+        let Some(meta) = read(&self.records)
+            .get(&(provider.clone(), record))
+            .copied()
+        else {
             return Ok(None);
+        };
+        if meta.packed.is_some() {
+            // Packed records are small (a batch is read whole by the cloud as well).
+            let whole = self.record(provider, record)?;
+            return Ok(whole.map(|bytes| Box::new(std::io::Cursor::new(bytes)) as _));
         }
         Ok(Some(Box::new(self.open_record_file(provider, record)?)))
     }

@@ -13,7 +13,7 @@ use crate::keys::{ProviderId, RecordId};
 use crate::store::journal::BrokerEvent;
 use crate::store::{
     Coverage, Digesting, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
-    check_ingest, lock, merge_groups, read, write,
+    check_ingest, check_record_batch, lock, merge_groups, read, write,
 };
 
 /// Everything in memory; gone when dropped. `Send + Sync`.
@@ -164,6 +164,34 @@ impl Store for MemStore {
             },
         );
         Ok(size)
+    }
+
+    fn put_records(
+        &self,
+        provider: &ProviderId,
+        uploaded_at: u64,
+        records: &[(RecordId, &[u8], Digest)],
+    ) -> Result<()> {
+        check_record_batch(provider, records)?;
+        let mut stored = write(&self.records);
+        if records
+            .iter()
+            .any(|(id, _, _)| stored.contains_key(&(provider.clone(), *id)))
+        {
+            return Err(Error::InvalidArgument(
+                "a record with this id is already stored",
+            ));
+        }
+        for (id, sealed, _) in records {
+            stored.insert(
+                (provider.clone(), *id),
+                StoredRecord {
+                    bytes: Arc::new(sealed.to_vec()),
+                    uploaded_at,
+                },
+            );
+        }
+        Ok(())
     }
 
     fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>> {

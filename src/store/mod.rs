@@ -40,6 +40,7 @@ mod pairs_file;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record_file;
+mod record_pack;
 mod segment_file;
 mod table_file;
 
@@ -47,6 +48,7 @@ pub use dir::DirStore;
 pub use memory::MemStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
+pub use record_pack::MAX_PACK_RECORDS;
 
 #[cfg(feature = "fuzzing")]
 pub use journal::parse_for_fuzzing as parse_broker_journal;
@@ -181,6 +183,13 @@ pub struct LogTip {
 }
 
 impl LogTip {
+    /// The digest of the record at `place` (epoch, position), if this tip has that
+    /// epoch: what an upload is checked against (no proof needed).
+    pub(crate) fn record_digest(&self, (epoch, at): (u32, u32)) -> Option<Digest> {
+        let table = self.tables.get(epoch as usize)?;
+        table.entries().get(at as usize).map(|(_, digest)| *digest)
+    }
+
     /// The digest and inclusion proof of the record at `place` (epoch, position), if
     /// this tip has that epoch.
     pub(crate) fn record_at(&self, (epoch, at): (u32, u32)) -> Option<(Digest, Vec<Digest>)> {
@@ -264,6 +273,34 @@ impl Read for Digesting<'_> {
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
+}
+
+/// What every store checks of a record batch before it writes anything: 1 to
+/// [`MAX_PACK_RECORDS`] records, no id twice, and each one's SHA-256 the digest its
+/// provider's signed batch committed ([`Error::NotAuthentic`] otherwise).
+pub(crate) fn check_record_batch(
+    provider: &ProviderId,
+    records: &[(RecordId, &[u8], Digest)],
+) -> Result<()> {
+    if records.is_empty() || records.len() > MAX_PACK_RECORDS {
+        return Err(Error::InvalidArgument(
+            "a record batch holds 1 to 4096 records",
+        ));
+    }
+    let mut ids: Vec<RecordId> = records.iter().map(|(id, _, _)| *id).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::InvalidArgument(
+            "a record batch holds a record twice",
+        ));
+    }
+    for (_, sealed, expected) in records {
+        let mut bytes: &[u8] = sealed;
+        let mut digesting = Digesting::new(&mut bytes);
+        std::io::copy(&mut digesting, &mut std::io::sink())?;
+        digesting.check(provider, expected)?;
+    }
+    Ok(())
 }
 
 /// A sorted, immutable set of index entries the store can look labels up in.
@@ -604,6 +641,17 @@ pub trait Store: Send + Sync {
         sealed: &mut dyn Read,
         expected: &Digest,
     ) -> Result<u64>;
+
+    /// Stores `records` of `provider` (each its id, its sealed bytes and the digest its
+    /// provider's signed batch committed), uploaded at `uploaded_at`, all of them or
+    /// none: one commit for the lot, where [`Store::put_record`] makes one for each.
+    /// [`check_record_batch`] first; any id already stored refuses the whole batch.
+    fn put_records(
+        &self,
+        provider: &ProviderId,
+        uploaded_at: u64,
+        records: &[(RecordId, &[u8], Digest)],
+    ) -> Result<()>;
 
     /// A stored record, whole.
     fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>>;

@@ -54,7 +54,7 @@ use crate::keys::{ProviderId, RecordId};
 use crate::store::journal::BrokerEvent;
 use crate::store::{
     Coverage, Digesting, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
-    check_ingest, lock, read, write,
+    check_ingest, check_record_batch, lock, read, write,
 };
 use pool::{Pool, database, is_unique_violation};
 pub use schema::SCHEMA_VERSION;
@@ -578,6 +578,100 @@ impl SegmentSource for PgSegment {
     }
 }
 
+/// The error for an id stored before.
+const RECORD_STORED: Error = Error::InvalidArgument("a record with this id is already stored");
+
+/// A database error while storing a record: an id stored before is [`RECORD_STORED`].
+fn record_error(e: postgres::Error) -> Error {
+    if is_unique_violation(&e) {
+        RECORD_STORED
+    } else {
+        database("store a record", &e)
+    }
+}
+
+/// Streams `sealed` into the chunks table and adds its row, inside `tx`; checks it
+/// against `expected` (the transaction is not committed here).
+fn copy_record(
+    tx: &mut postgres::Transaction<'_>,
+    provider: &ProviderId,
+    record: RecordId,
+    uploaded_at: u64,
+    sealed: &mut dyn Read,
+    expected: &Digest,
+) -> Result<RecordMeta> {
+    let err = record_error;
+    // One binary COPY for all the chunks: rows stream to the server while the next
+    // chunk is read and hashed, where one INSERT per chunk waited for each
+    // (bench `store/record-100MB`).
+    let sink = tx
+        .copy_in(
+            "COPY medvault_record_chunks (provider, record, chunk, crc, bytes)
+             FROM STDIN (FORMAT binary)",
+        )
+        .map_err(err)?;
+    let mut writer = BinaryCopyInWriter::new(
+        sink,
+        &[Type::TEXT, Type::BYTEA, Type::INT4, Type::INT8, Type::BYTEA],
+    );
+    let mut sealed = Digesting::new(sealed);
+    let mut chunk = vec![0u8; CHUNK];
+    let (mut size, mut chunks) = (0u64, 0i32);
+    loop {
+        let mut filled = 0;
+        while filled < CHUNK {
+            match sealed.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        let piece = &chunk[..filled];
+        let crc = i64::from(crc32fast::hash(piece));
+        writer
+            .write(&[
+                &provider.as_str(),
+                &&record.as_bytes()[..],
+                &chunks,
+                &crc,
+                &piece,
+            ])
+            .map_err(err)?;
+        size += filled as u64;
+        chunks = chunks
+            .checked_add(1)
+            .ok_or(Error::InvalidArgument("a record is at most 2^31 MiB"))?;
+        if filled < CHUNK {
+            break;
+        }
+    }
+    writer.finish().map_err(err)?;
+    let digest = sealed.check(provider, expected)?;
+    tx.execute(
+        "INSERT INTO medvault_records (provider, record, size, uploaded_at, chunks, digest)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &provider.as_str(),
+            &&record.as_bytes()[..],
+            &(size as i64),
+            &(uploaded_at.min(i64::MAX as u64) as i64),
+            &chunks,
+            &&digest[..],
+        ],
+    )
+    .map_err(err)?;
+    Ok(RecordMeta {
+        size,
+        uploaded_at,
+        chunks: chunks as u32,
+        digest,
+    })
+}
+
 impl Store for PgStore {
     fn view(&self) -> Arc<View> {
         read(&self.index).view.clone()
@@ -695,94 +789,56 @@ impl Store for PgStore {
         sealed: &mut dyn Read,
         expected: &Digest,
     ) -> Result<u64> {
-        const STORED: Error = Error::InvalidArgument("a record with this id is already stored");
         self.check_writable()?;
         if read(&self.records).contains_key(&(provider.clone(), record)) {
-            return Err(STORED);
+            return Err(RECORD_STORED);
         }
-        let err = |e: postgres::Error| {
-            if is_unique_violation(&e) {
-                STORED
-            } else {
-                database("store a record", &e)
-            }
-        };
         let mut client = self.pool.get()?;
-        let mut tx = client.transaction().map_err(err)?;
-        // One binary COPY for all the chunks: rows stream to the server while the next
-        // chunk is read and hashed, where one INSERT per chunk waited for each
-        // (bench `store/record-100MB`).
-        let sink = tx
-            .copy_in(
-                "COPY medvault_record_chunks (provider, record, chunk, crc, bytes)
-                 FROM STDIN (FORMAT binary)",
-            )
-            .map_err(err)?;
-        let mut writer = BinaryCopyInWriter::new(
-            sink,
-            &[Type::TEXT, Type::BYTEA, Type::INT4, Type::INT8, Type::BYTEA],
-        );
-        let mut sealed = Digesting::new(sealed);
-        let mut chunk = vec![0u8; CHUNK];
-        let (mut size, mut chunks) = (0u64, 0i32);
-        loop {
-            let mut filled = 0;
-            while filled < CHUNK {
-                match sealed.read(&mut chunk[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if filled == 0 {
-                break;
-            }
-            let piece = &chunk[..filled];
-            let crc = i64::from(crc32fast::hash(piece));
-            writer
-                .write(&[
-                    &provider.as_str(),
-                    &&record.as_bytes()[..],
-                    &chunks,
-                    &crc,
-                    &piece,
-                ])
-                .map_err(err)?;
-            size += filled as u64;
-            chunks = chunks
-                .checked_add(1)
-                .ok_or(Error::InvalidArgument("a record is at most 2^31 MiB"))?;
-            if filled < CHUNK {
-                break;
+        let mut tx = client.transaction().map_err(record_error)?;
+        let meta = copy_record(&mut tx, provider, record, uploaded_at, sealed, expected)?;
+        self.commit(tx, "store a record")?;
+        write(&self.records).insert((provider.clone(), record), meta);
+        Ok(meta.size)
+    }
+
+    /// One transaction for the lot.
+    fn put_records(
+        &self,
+        provider: &ProviderId,
+        uploaded_at: u64,
+        records: &[(RecordId, &[u8], Digest)],
+    ) -> Result<()> {
+        self.check_writable()?;
+        check_record_batch(provider, records)?;
+        {
+            let stored = read(&self.records);
+            if records
+                .iter()
+                .any(|(id, _, _)| stored.contains_key(&(provider.clone(), *id)))
+            {
+                return Err(RECORD_STORED);
             }
         }
-        writer.finish().map_err(err)?;
-        let digest = sealed.check(provider, expected)?;
-        tx.execute(
-            "INSERT INTO medvault_records (provider, record, size, uploaded_at, chunks, digest)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &provider.as_str(),
-                &&record.as_bytes()[..],
-                &(size as i64),
-                &(uploaded_at.min(i64::MAX as u64) as i64),
-                &chunks,
-                &&digest[..],
-            ],
-        )
-        .map_err(err)?;
-        self.commit(tx, "store a record")?;
-        write(&self.records).insert(
-            (provider.clone(), record),
-            RecordMeta {
-                size,
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction().map_err(record_error)?;
+        let mut metas = Vec::with_capacity(records.len());
+        for (id, sealed, expected) in records {
+            let mut bytes: &[u8] = sealed;
+            metas.push(copy_record(
+                &mut tx,
+                provider,
+                *id,
                 uploaded_at,
-                chunks: chunks as u32,
-                digest,
-            },
-        );
-        Ok(size)
+                &mut bytes,
+                expected,
+            )?);
+        }
+        self.commit(tx, "store records")?;
+        let mut stored = write(&self.records);
+        for ((id, _, _), meta) in records.iter().zip(metas) {
+            stored.insert((provider.clone(), *id), meta);
+        }
+        Ok(())
     }
 
     fn record(&self, provider: &ProviderId, record: RecordId) -> Result<Option<Vec<u8>>> {
