@@ -98,3 +98,97 @@ fn another_provider_can_neither_extend_nor_block_a_providers_lists() {
         assert!(found.contains(&allergy.id) && found.contains(&latex.id));
     }
 }
+
+/// `put_records` takes one provider's committed records whole or not at all: one that
+/// no signed batch committed (or committed with other bytes), another provider's, an
+/// oversized one, garbage, or too many refuse the batch and store nothing; the
+/// records of a refused batch can be uploaded afterwards.
+#[test]
+fn a_record_batch_is_checked_whole_before_anything_is_stored() {
+    let cloud = Cloud::new();
+    let (lab_id, clinic_id) = (
+        ProviderId::new("lab").unwrap(),
+        ProviderId::new("clinic").unwrap(),
+    );
+    cloud
+        .register_provider(lab_id.clone(), provider_a().public())
+        .unwrap();
+    cloud
+        .register_provider(clinic_id.clone(), provider_b().public())
+        .unwrap();
+    let mut lab = Provider::new(
+        lab_id,
+        MasterKey::from_bytes([1; 32]),
+        provider_a().signing.clone(),
+    );
+    let mut clinic = Provider::new(
+        clinic_id,
+        MasterKey::from_bytes([2; 32]),
+        provider_b().signing.clone(),
+    );
+    let alice = PatientId::new("alice").unwrap();
+    let notes: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            lab.add_record(&alice, format!("note {i}").as_bytes(), &["x"])
+                .unwrap()
+                .bytes
+        })
+        .collect();
+    let large = lab
+        .add_record(&alice, &vec![7u8; MAX_BATCHED_RECORD], &["scan"])
+        .unwrap()
+        .bytes;
+    let theirs = clinic
+        .add_record(&alice, b"walk-in", &["visit"])
+        .unwrap()
+        .bytes;
+    cloud.ingest(lab.finish().unwrap()).unwrap();
+    cloud.ingest(clinic.finish().unwrap()).unwrap();
+    // Not committed by any signed batch.
+    let uncommitted = lab.add_record(&alice, b"later", &["x"]).unwrap().bytes;
+    let mut altered = notes[1].clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    let refusals: Vec<(Vec<Vec<u8>>, fn(&Error) -> bool)> = vec![
+        (vec![], |e| matches!(e, Error::InvalidArgument(_))),
+        (vec![notes[0].clone(), uncommitted], |e| {
+            matches!(e, Error::NotAuthentic { .. })
+        }),
+        (vec![notes[0].clone(), altered], |e| {
+            matches!(e, Error::NotAuthentic { .. })
+        }),
+        (vec![notes[0].clone(), theirs.clone()], |e| {
+            matches!(e, Error::InvalidArgument(_))
+        }),
+        (vec![notes[0].clone(), large.clone()], |e| {
+            matches!(e, Error::InvalidArgument(_))
+        }),
+        (vec![notes[0].clone(), b"garbage".to_vec()], |e| {
+            matches!(e, Error::Malformed { .. } | Error::Truncated { .. })
+        }),
+        (vec![notes[0].clone(); MAX_BATCH_RECORDS + 1], |e| {
+            matches!(e, Error::InvalidArgument(_))
+        }),
+        (vec![notes[0].clone(), notes[0].clone()], |e| {
+            matches!(e, Error::InvalidArgument(_))
+        }),
+    ];
+    for (i, (batch, expected)) in refusals.iter().enumerate() {
+        let err = cloud.put_records(batch).unwrap_err();
+        assert!(expected(&err), "refusal {i}: {err:?}");
+        assert!(cloud.records().is_empty(), "refusal {i} stored something");
+    }
+    let stored = cloud.put_records(&notes).unwrap();
+    assert_eq!(stored.len(), 3);
+    for ((provider, id), note) in stored.iter().zip(&notes) {
+        assert_eq!(cloud.record(provider, *id).unwrap().as_ref(), Some(note));
+    }
+    // Large records go alone; the clinic's in its own batch.
+    cloud.put_record(large).unwrap();
+    cloud.put_records(&[theirs]).unwrap();
+    assert_eq!(cloud.records().len(), 5);
+    assert!(matches!(
+        cloud.put_records(&notes[..1]),
+        Err(Error::InvalidArgument(_))
+    ));
+}
