@@ -76,6 +76,9 @@ pub use keys::{
 };
 pub use parallel::set_threads;
 pub use provider::{IndexOptions, Provider, ProviderState, SealedRecord};
+pub use record::batch::{
+    RECORD_BATCH_MAGIC, RECORD_BATCH_VERSION, parse_record_batch, record_batch_bytes,
+};
 pub use record::header::{
     CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, RecordHeader,
 };

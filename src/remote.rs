@@ -136,6 +136,13 @@ pub struct StoredRecord {
     pub size: u64,
 }
 
+/// The answer to `POST /v1/records/batch`: each record stored, in the batch's order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredRecords {
+    /// Every record of the batch.
+    pub records: Vec<StoredRecord>,
+}
+
 /// The answer to `POST /v1/requests`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RequestId {
@@ -551,6 +558,40 @@ impl CloudService for RemoteCloud {
             RecordId::from_bytes(record),
             stored.size,
         ))
+    }
+
+    fn put_records(&self, sealed: &[&[u8]]) -> Result<Vec<(ProviderId, RecordId, u64)>> {
+        let body = crate::record_batch_bytes(sealed)?;
+        let response = self
+            .agent
+            .post(self.url("/v1/records/batch"))
+            .header("authorization", self.bearer())
+            .header("content-type", "application/octet-stream")
+            .send(&body[..])
+            .map_err(transport)?;
+        let body = ok_body(response)?;
+        let stored: StoredRecords = Self::parse_json(&body, "record batch answer")?;
+        if stored.records.len() != sealed.len() {
+            return Err(Error::Malformed {
+                format: "record batch answer",
+                detail: "not one entry per record",
+            });
+        }
+        stored
+            .records
+            .iter()
+            .map(|entry| {
+                let record = unhex(&entry.record).ok_or(Error::Malformed {
+                    format: "record batch answer",
+                    detail: "record id",
+                })?;
+                Ok((
+                    ProviderId::new(&entry.provider)?,
+                    RecordId::from_bytes(record),
+                    entry.size,
+                ))
+            })
+            .collect()
     }
 
     fn record_to(

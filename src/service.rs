@@ -32,6 +32,9 @@ pub trait CloudService: Send + Sync {
     /// Stores a sealed record read from `sealed` (its provider and id come from its
     /// header); returns them and its size.
     fn put_record_from(&self, sealed: &mut dyn Read) -> Result<(ProviderId, RecordId, u64)>;
+    /// Stores a batch of one provider's sealed records in one commit, all or none (see
+    /// [`Cloud::put_records`]); returns each one's provider, id and size, in order.
+    fn put_records(&self, sealed: &[&[u8]]) -> Result<Vec<(ProviderId, RecordId, u64)>>;
     /// Copies a stored sealed record to `out`; its size, or `None` if not stored.
     fn record_to(
         &self,
@@ -75,6 +78,15 @@ impl CloudService for Cloud {
     fn put_record_from(&self, sealed: &mut dyn Read) -> Result<(ProviderId, RecordId, u64)> {
         Cloud::put_record_from(self, sealed)
     }
+    fn put_records(&self, sealed: &[&[u8]]) -> Result<Vec<(ProviderId, RecordId, u64)>> {
+        let stored = Cloud::put_records(self, sealed)?;
+        Ok(stored
+            .into_iter()
+            .zip(sealed)
+            .map(|((provider, record), bytes)| (provider, record, bytes.len() as u64))
+            .collect())
+    }
+
     fn record_to(
         &self,
         provider: &ProviderId,

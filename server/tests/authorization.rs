@@ -91,6 +91,9 @@ fn every_route_is_refused_or_served_as_the_policy_says_for_every_role() {
     let next = lab
         .add_record(&alice, b"glucose 9.1", &["diabetes"])
         .unwrap();
+    let next_batched = lab
+        .add_record(&alice, b"glucose 8.7", &["diabetes"])
+        .unwrap();
     let batch = lab.finish().unwrap().to_bytes().to_vec();
     let new_keys = doctor_keys.public();
     let rekey = Rekey::issue(&lab_id, &lab_keys.signing, &new_keys)
@@ -195,6 +198,13 @@ fn every_route_is_refused_or_served_as_the_policy_says_for_every_role() {
             "/v1/records",
             "/v1/records",
             binary(next.bytes.to_vec()),
+            lab_only,
+        ),
+        row(
+            "post",
+            "/v1/records/batch",
+            "/v1/records/batch",
+            binary(medvault::record_batch_bytes(&[&next_batched.bytes]).unwrap()),
             lab_only,
         ),
         row(

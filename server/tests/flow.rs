@@ -532,3 +532,115 @@ fn slow_clients_are_cut_off_and_uploads_are_limited() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A provider's notes in one request (`POST /v1/records/batch`): stored whole and
+/// durable (they come back after a restart), or not at all when any of them is refused;
+/// another provider cannot upload them, and garbage is a 4xx naming the problem.
+#[test]
+fn record_batches_are_stored_whole_or_not_at_all_through_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (lab_cloud, mut lab) = server.provider("city-lab", 5);
+    let lab_id = lab.id().clone();
+    let alice = PatientId::new("+15550100").unwrap();
+    let notes: Vec<Vec<u8>> = (0..5)
+        .map(|i| {
+            lab.add_record(&alice, format!("note {i}").as_bytes(), &["x"])
+                .unwrap()
+                .bytes
+        })
+        .collect();
+    lab_cloud
+        .ingest_bytes(&lab.finish().unwrap().to_bytes())
+        .unwrap();
+    let uncommitted = lab.add_record(&alice, b"later", &["x"]).unwrap().bytes;
+
+    // One record no signed batch committed: the whole batch is refused.
+    let mut with_forged = notes[..2].to_vec();
+    with_forged.push(uncommitted);
+    assert!(refused(
+        lab_cloud.put_records(&as_slices(&with_forged)),
+        "not_authentic"
+    ));
+    // Another provider cannot upload the lab's records.
+    let (clinic_cloud, _) = server.provider("st-mary", 6);
+    assert!(refused(
+        clinic_cloud.put_records(&as_slices(&notes[..2])),
+        "forbidden"
+    ));
+    let held = |cloud: &RemoteCloud, id| {
+        let mut copy = Vec::new();
+        cloud
+            .record_to(&lab_id, id, &mut copy)
+            .unwrap()
+            .map(|_| copy)
+    };
+    let ids: Vec<medvault::RecordId> = notes
+        .iter()
+        .map(|n| medvault::RecordHeader::parse(n).unwrap().0.record_id())
+        .collect();
+    assert_eq!(
+        held(&lab_cloud, ids[0]),
+        None,
+        "a refused batch left a record"
+    );
+
+    let stored = lab_cloud.put_records(&as_slices(&notes[..4])).unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|(p, id, size)| (p.clone(), *id, *size))
+            .collect::<Vec<_>>(),
+        (0..4)
+            .map(|i| (lab_id.clone(), ids[i], notes[i].len() as u64))
+            .collect::<Vec<_>>()
+    );
+    // Garbage and an empty body are refused with a JSON error; so is a batch again.
+    let agent = server.raw_agent();
+    let token = {
+        let mut answer = agent
+            .post(format!("{}/v1/login", server.url))
+            .header("content-type", "application/json")
+            .send(
+                serde_json::to_vec(&serde_json::json!({
+                    "account": "city-lab", "password": PASSWORD
+                }))
+                .unwrap(),
+            )
+            .unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    };
+    for body in [
+        &b"garbage garbage"[..],
+        b"",
+        b"MVRB\x01\x00\x00\x00\x00\x09",
+    ] {
+        let mut answer = agent
+            .post(format!("{}/v1/records/batch", server.url))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/octet-stream")
+            .send(body)
+            .unwrap();
+        let status = answer.status().as_u16();
+        let text = answer.body_mut().read_to_string().unwrap();
+        assert_eq!(status, 400, "{body:?}: {text}");
+        assert!(text.contains("\"error\""), "{text}");
+    }
+    assert!(lab_cloud.put_records(&as_slices(&notes[3..])).is_err());
+    assert_eq!(held(&lab_cloud, ids[4]), None);
+
+    // Acknowledged means durable: after SIGKILL and a restart every record of the batch
+    // is there.
+    drop(server);
+    let server = Server::start(dir.path());
+    let lab_cloud = server.connect("city-lab", PASSWORD).unwrap();
+    for (id, note) in ids.iter().zip(&notes).take(4) {
+        assert_eq!(held(&lab_cloud, *id).as_ref(), Some(note));
+    }
+}
+
+fn as_slices(records: &[Vec<u8>]) -> Vec<&[u8]> {
+    records.iter().map(Vec::as_slice).collect()
+}

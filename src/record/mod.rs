@@ -2,6 +2,7 @@
 //! fit in memory ([`seal`](crate::seal), [`open`](crate::open)) and streaming for
 //! images ([`Sealer`](crate::Sealer), [`Opener`](crate::Opener)).
 
+pub(crate) mod batch;
 mod chunk;
 pub(crate) mod header;
 pub(crate) mod incremental;
