@@ -603,6 +603,21 @@ medvault_status medvault_cloud_put_record(const struct medvault_cloud *cloud,
                                           size_t sealed_len,
                                           uint8_t *record_id_out);
 
+// Stores `count` sealed records of one provider (`records[i]` holds `record_lens[i]`
+// bytes; 1 to 4096, each at most 1 MiB) in one commit: all of them, or none if any is
+// refused (the status says why). Durable when this returns. Their ids go to
+// `record_ids_out` (16 bytes each, in order; may be NULL). What a provider uploads
+// after each index batch: far fewer fsyncs than one `medvault_cloud_put_record` each.
+//
+// # Safety
+// `cloud` live; `records` and `record_lens` `count` items each, `records[i]`
+// `record_lens[i]` readable bytes; `record_ids_out` NULL or `16 * count` writable bytes.
+medvault_status medvault_cloud_put_records(const struct medvault_cloud *cloud,
+                                           const uint8_t *const *records,
+                                           const size_t *record_lens,
+                                           size_t count,
+                                           uint8_t *record_ids_out);
+
 // Stores the sealed record in file `path`, streamed (never whole in memory). The id
 // goes to `record_id_out` (NULL allowed), the size to `size_out` (NULL allowed).
 //

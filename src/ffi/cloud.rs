@@ -8,8 +8,8 @@ use super::identity::medvault_public_identity;
 use super::keys::parse_provider;
 use super::status::medvault_status;
 use super::{
-    array, ffi_status, ffi_value, free_handle, handle, input, into_handle, invalid, output, text,
-    write_array,
+    array, byte_list, ffi_status, ffi_value, free_handle, handle, input, into_handle, invalid,
+    output, text, write_array,
 };
 use crate::cloud::Cloud;
 use crate::error::{IoAt, Result};
@@ -232,6 +232,43 @@ pub unsafe extern "C" fn medvault_cloud_put_record(
         if !record_id_out.is_null() {
             // SAFETY: non-NULL; 16 writable bytes (contract).
             unsafe { write_array(record_id_out, record.as_bytes()) };
+        }
+        Ok(())
+    })
+}
+
+/// Stores `count` sealed records of one provider (`records[i]` holds `record_lens[i]`
+/// bytes; 1 to 4096, each at most 1 MiB) in one commit: all of them, or none if any is
+/// refused (the status says why). Durable when this returns. Their ids go to
+/// `record_ids_out` (16 bytes each, in order; may be NULL). What a provider uploads
+/// after each index batch: far fewer fsyncs than one `medvault_cloud_put_record` each.
+///
+/// # Safety
+/// `cloud` live; `records` and `record_lens` `count` items each, `records[i]`
+/// `record_lens[i]` readable bytes; `record_ids_out` NULL or `16 * count` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn medvault_cloud_put_records(
+    cloud: *const medvault_cloud,
+    records: *const *const u8,
+    record_lens: *const usize,
+    count: usize,
+    record_ids_out: *mut u8,
+) -> medvault_status {
+    ffi_status!({
+        // SAFETY: contract above; each pointer checked for NULL.
+        let (cloud, records) = unsafe {
+            (
+                handle(cloud, "cloud")?,
+                byte_list(records, record_lens, count)?,
+            )
+        };
+        let stored = cloud.cloud.put_records(&records)?;
+        if !record_ids_out.is_null() {
+            for (i, (_, record, _)) in stored.iter().enumerate() {
+                // SAFETY: non-NULL; 16 writable bytes per record (contract), `i` below
+                // `count`, so the 16 bytes at `16 * i` are inside them.
+                unsafe { write_array(record_ids_out.add(16 * i), record.as_bytes()) };
+            }
         }
         Ok(())
     })

@@ -291,6 +291,49 @@ pub(crate) unsafe fn text_list<'a>(
         .collect()
 }
 
+/// An array argument of `count` byte buffers: `data[i]` holds `lens[i]` bytes.
+///
+/// # Safety
+/// Non-NULL `data` and `lens` must point to `count` pointers and `count` lengths, each
+/// pointer to that many readable bytes (or NULL with length 0).
+pub(crate) unsafe fn byte_list<'a>(
+    data: *const *const u8,
+    lens: *const usize,
+    count: usize,
+) -> FfiResult<Vec<&'a [u8]>> {
+    let too_long = || invalid("an array of buffers longer than memory");
+    let pointer_bytes = count
+        .checked_mul(size_of::<*const u8>())
+        .ok_or_else(too_long)?;
+    let len_bytes = count.checked_mul(size_of::<usize>()).ok_or_else(too_long)?;
+    // SAFETY: forwarded contract: `count` pointers at `data`, `count` lengths at `lens`,
+    // read as the arrays' bytes.
+    let (pointers, lengths) = unsafe {
+        (
+            input(data.cast::<u8>(), pointer_bytes, "records")?,
+            input(lens.cast::<u8>(), len_bytes, "lengths")?,
+        )
+    };
+    (0..count)
+        .map(|i| {
+            // SAFETY: each array holds `count` items; read_unaligned copes with any
+            // alignment the byte views lost.
+            let (ptr, len) = unsafe {
+                (
+                    pointers
+                        .as_ptr()
+                        .cast::<*const u8>()
+                        .add(i)
+                        .read_unaligned(),
+                    lengths.as_ptr().cast::<usize>().add(i).read_unaligned(),
+                )
+            };
+            // SAFETY: `ptr` holds `len` readable bytes (contract).
+            unsafe { input(ptr, len, "a record") }
+        })
+        .collect()
+}
+
 /// The unit tests run on an allocator that checks freed blocks for plaintext.
 #[cfg(test)]
 mod freed_memory;

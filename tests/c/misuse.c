@@ -522,8 +522,29 @@ int main(int argc, char **argv) {
   uint8_t *swapped = copy_of(&sealed);
   swapped[sealed.len - 1] ^= 0x01;
   EXPECT(MEDVAULT_STATUS_NOT_AUTHENTIC, medvault_cloud_put_record(cloud, swapped, sealed.len, NULL));
+  /* Batches of records: all or none. A forged one, one given twice, garbage or none at
+   * all refuse the batch and store nothing. */
+  {
+    const uint8_t *records[2] = {sealed.data, swapped};
+    const uint8_t *twice[2] = {sealed.data, sealed.data};
+    const uint8_t *garbage[1] = {(const uint8_t *)"garbage garbage"};
+    size_t lens[2] = {sealed.len, sealed.len}, garbage_len[1] = {15};
+    uint8_t ids[2 * MEDVAULT_RECORD_ID_LEN];
+    NUL(medvault_cloud_put_records(NULL, records, lens, 1, ids));
+    NUL(medvault_cloud_put_records(cloud, NULL, lens, 1, ids));
+    NUL(medvault_cloud_put_records(cloud, records, NULL, 1, ids));
+    INVALID(medvault_cloud_put_records(cloud, records, lens, 0, ids));
+    EXPECT(MEDVAULT_STATUS_NOT_AUTHENTIC, medvault_cloud_put_records(cloud, records + 1, lens, 1, ids));
+    INVALID(medvault_cloud_put_records(cloud, twice, lens, 2, ids));
+    EXPECT(MEDVAULT_STATUS_MALFORMED, medvault_cloud_put_records(cloud, garbage, garbage_len, 1, ids));
+    EXPECT(MEDVAULT_STATUS_NOT_FOUND, medvault_cloud_get_record(cloud, PROVIDER, id, &got));
+    /* The record alone in a batch: stored, its id reported. */
+    OK(medvault_cloud_put_records(cloud, records, lens, 1, ids));
+    TRUE(memcmp(ids, id, MEDVAULT_RECORD_ID_LEN) == 0);
+  }
   free(swapped);
-  OK(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
+  /* Stored once: a second upload, single or batched, is refused. */
+  INVALID(medvault_cloud_put_record(cloud, sealed.data, sealed.len, NULL));
   /* A provider that lost its state (a fresh one under the same id) is refused the
    * epoch the cloud already has, and builds nothing: no epoch is used twice. */
   uint32_t next_epoch = 99;
