@@ -280,6 +280,16 @@ class cloud {
   void put_record(byte_span sealed) {
     check(medvault_cloud_put_record(p_.get(), sealed.data(), sealed.size(), nullptr));
   }
+  // One provider's records in one commit, all or none (medvault_cloud_put_records).
+  void put_records(const std::vector<std::vector<std::uint8_t>> &sealed) {
+    std::vector<const std::uint8_t *> data;
+    std::vector<std::size_t> lens;
+    for (const auto &record : sealed) {
+      data.push_back(record.data());
+      lens.push_back(record.size());
+    }
+    check(medvault_cloud_put_records(p_.get(), data.data(), lens.data(), sealed.size(), nullptr));
+  }
   std::uint64_t put_record_file(const std::string &path) {
     std::uint64_t size = 0;
     check(medvault_cloud_put_record_file(p_.get(), path.c_str(), nullptr, &size));

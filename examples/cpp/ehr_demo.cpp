@@ -151,7 +151,10 @@ int main(int argc, char **argv) {
     cloud.ingest(batch);
     std::cout << "hospital: 3 notes and 1 image sealed; signed index batch of " << batch.size()
               << " bytes ingested\n";
-    for (const auto &record : sealed_notes) cloud.put_record(record.bytes);
+    // The notes in one request and one commit; the image streamed on its own.
+    std::vector<std::vector<std::uint8_t>> sealed_bytes;
+    for (const auto &record : sealed_notes) sealed_bytes.push_back(record.bytes);
+    cloud.put_records(sealed_bytes);
     auto size = cloud.put_record_file(work + "/image.sealed");
     std::cout << "hospital: uploaded the notes and the sealed DICOM image (" << size << " bytes)\n";
     auto follow_up = hospital.add_record(
