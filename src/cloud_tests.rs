@@ -149,7 +149,9 @@ fn a_record_batch_is_checked_whole_before_anything_is_stored() {
     let mut altered = notes[1].clone();
     let last = altered.len() - 1;
     altered[last] ^= 1;
-    let refusals: Vec<(Vec<Vec<u8>>, fn(&Error) -> bool)> = vec![
+    /// A batch, and whether its refusal is the right one.
+    type Refusal = (Vec<Vec<u8>>, fn(&Error) -> bool);
+    let refusals: Vec<Refusal> = vec![
         (vec![], |e| matches!(e, Error::InvalidArgument(_))),
         (vec![notes[0].clone(), uncommitted], |e| {
             matches!(e, Error::NotAuthentic { .. })

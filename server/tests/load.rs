@@ -3,8 +3,9 @@
 //! - 32 clients upload notes and images, ingest and search for a minute (bounded:
 //!   `MEDVAULT_LOAD_SECONDS`, default 60): zero errors, every search finds exactly its
 //!   batch; after a restart every acknowledged record and grant is there and opens.
-//! - The server is killed with SIGKILL at random moments while clients upload records,
-//!   ingest batches and post grants, 20 times (`MEDVAULT_KILLS`): after each restart
+//! - The server is killed with SIGKILL at random moments while clients upload records
+//!   (one per request, or every other round a batch's notes in one request), ingest
+//!   batches and post grants, 20 times (`MEDVAULT_KILLS`): after each restart
 //!   nothing acknowledged is lost, and nothing half-written is visible (every file the
 //!   admin sees is a whole record some client sent).
 
@@ -36,6 +37,7 @@ fn thirty_two_clients_upload_and_search_and_everything_survives_a_restart() {
             image_every: 4,
             image_bytes: 512 << 10,
             search: true,
+            notes_together: false,
         },
     );
     assert!(report.errors.is_empty(), "{}", report.errors.join("\n"));
@@ -147,6 +149,8 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged_and_shows_nothing_half_w
                         image_every: 3,
                         image_bytes: 256 << 10,
                         search: false,
+                        // Every other round, each batch's notes in one request.
+                        notes_together: round % 2 == 1,
                     },
                 )
             });

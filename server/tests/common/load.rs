@@ -154,6 +154,9 @@ pub struct Load {
     pub image_bytes: usize,
     /// Whether each batch is followed by a search that must find exactly its notes.
     pub search: bool,
+    /// Whether a batch's notes go up in one request (`POST /v1/records/batch`) rather
+    /// than one request each.
+    pub notes_together: bool,
 }
 
 /// Runs every client in its own thread for `load.duration`: batches of notes (and now
@@ -228,7 +231,24 @@ fn one_batch(client: &mut Client, batch: u64, load: &Load) -> Result<Done, Strin
         .ingest_bytes(&signed.to_bytes())
         .map_err(|e| format!("ingest: {e}"))?;
     let mut acknowledged = Vec::new();
-    for (record, plaintext_sha256) in &sealed {
+    let mut one_by_one = &sealed[..];
+    if load.notes_together && load.notes_per_batch > 0 {
+        let (notes, rest) = sealed.split_at(load.notes_per_batch);
+        let bytes: Vec<&[u8]> = notes.iter().map(|(r, _)| &r.bytes[..]).collect();
+        client
+            .cloud
+            .put_records(&bytes)
+            .map_err(|e| format!("upload of {} notes: {e}", bytes.len()))?;
+        acknowledged.extend(notes.iter().map(|(record, plaintext_sha256)| Acknowledged {
+            client: client.index,
+            provider: client.provider.id().clone(),
+            record: record.id,
+            sealed_sha256: sha256(&record.bytes),
+            plaintext_sha256: *plaintext_sha256,
+        }));
+        one_by_one = rest;
+    }
+    for (record, plaintext_sha256) in one_by_one {
         client
             .cloud
             .put_record_from(&mut &record.bytes[..])
