@@ -154,7 +154,23 @@ fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
         [vec![3], log_file("mvrt")].concat(),
         [vec![4], log_file("mvpt")].concat(),
         [vec![5], fs::read(dir.path().join("BROKER")).unwrap()].concat(),
+        [vec![6], record_pack_of(batch, sealed)].concat(),
     ]
+}
+
+/// The record pack a store writes for `sealed` uploaded as a batch.
+fn record_pack_of(batch: &IndexBatch, sealed: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = Cloud::open(dir.path()).unwrap();
+    cloud
+        .register_provider(batch.provider().clone(), identity("provider-a").public())
+        .unwrap();
+    cloud.ingest(batch.clone()).unwrap();
+    cloud.put_records(&[sealed]).unwrap();
+    drop(cloud);
+    let records = dir.path().join(format!("records/{PROVIDER}"));
+    let entry = fs::read_dir(records).unwrap().next().unwrap();
+    fs::read(entry.unwrap().path()).unwrap()
 }
 
 /// An `openssl enc` file for each lab cipher (password "pw", one iteration), a chunked
@@ -263,6 +279,10 @@ fn main() {
         &store_file_seeds(&batch, &fixture("sealed_record.bin")),
     );
     write_corpus("lab_files", &lab_file_seeds());
+    write_corpus(
+        "record_batch",
+        &[medvault::record_batch_bytes(&[&fixture("sealed_record.bin")[..], b"note"]).unwrap()],
+    );
     write_corpus("query", &[query.query().to_bytes()]);
     write_corpus("search_response", &[fixture("response.bin")]);
     write_corpus(
