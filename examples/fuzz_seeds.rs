@@ -131,12 +131,7 @@ fn write_corpus(target: &str, seeds: &[Vec<u8>]) {
 /// A store's segment file, catalog, record file, record table and entry file, each
 /// behind the byte that makes the `store_files` target read it as that file.
 fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
-    let dir = tempfile::tempdir().unwrap();
-    let cloud = Cloud::open(dir.path()).unwrap();
-    cloud
-        .register_provider(batch.provider().clone(), identity("provider-a").public())
-        .unwrap();
-    cloud.ingest(batch.clone()).unwrap();
+    let (dir, cloud) = store_with(batch);
     cloud.put_record(sealed.to_vec()).unwrap();
     drop(cloud);
     let only_file = |sub: &str| {
@@ -158,14 +153,20 @@ fn store_file_seeds(batch: &IndexBatch, sealed: &[u8]) -> Vec<Vec<u8>> {
     ]
 }
 
-/// The record pack a store writes for `sealed` uploaded as a batch.
-fn record_pack_of(batch: &IndexBatch, sealed: &[u8]) -> Vec<u8> {
+/// A directory store (and its directory) that has ingested `batch`.
+fn store_with(batch: &IndexBatch) -> (tempfile::TempDir, Cloud) {
     let dir = tempfile::tempdir().unwrap();
     let cloud = Cloud::open(dir.path()).unwrap();
     cloud
         .register_provider(batch.provider().clone(), identity("provider-a").public())
         .unwrap();
     cloud.ingest(batch.clone()).unwrap();
+    (dir, cloud)
+}
+
+/// The record pack a store writes for `sealed` uploaded as a batch.
+fn record_pack_of(batch: &IndexBatch, sealed: &[u8]) -> Vec<u8> {
+    let (dir, cloud) = store_with(batch);
     cloud.put_records(&[sealed]).unwrap();
     drop(cloud);
     let records = dir.path().join(format!("records/{PROVIDER}"));

@@ -8,13 +8,9 @@ use crate::keys::test_keys::{provider_a, provider_b};
 use crate::keys::{MasterKey, PatientId};
 use crate::{Combine, Provider, Requester};
 
-/// The attack of issue 27 on merges: another provider holding a grant at the lab
-/// computes the lab's labels and uploads, in its own signed batch, the next block of
-/// the lab's allergy list (a delete of the patient's allergy record) and the first
-/// label of the lab's next epoch (to block the lab's upload). Neither works, before or
-/// after a merge: entries are only read for the provider whose batches put them there.
-#[test]
-fn another_provider_can_neither_extend_nor_block_a_providers_lists() {
+/// A cloud where a lab (keys `provider_a`) and a clinic (`provider_b`) are registered,
+/// and the two providers.
+fn lab_and_clinic() -> (Cloud, Provider, Provider) {
     let cloud = Cloud::new();
     let (lab_id, clinic_id) = (
         ProviderId::new("lab").unwrap(),
@@ -26,11 +22,28 @@ fn another_provider_can_neither_extend_nor_block_a_providers_lists() {
     cloud
         .register_provider(clinic_id.clone(), provider_b().public())
         .unwrap();
-    let mut lab = Provider::new(
-        lab_id.clone(),
+    let lab = Provider::new(
+        lab_id,
         MasterKey::from_bytes([1; 32]),
         provider_a().signing.clone(),
     );
+    let clinic = Provider::new(
+        clinic_id,
+        MasterKey::from_bytes([2; 32]),
+        provider_b().signing.clone(),
+    );
+    (cloud, lab, clinic)
+}
+
+/// The attack of issue 27 on merges: another provider holding a grant at the lab
+/// computes the lab's labels and uploads, in its own signed batch, the next block of
+/// the lab's allergy list (a delete of the patient's allergy record) and the first
+/// label of the lab's next epoch (to block the lab's upload). Neither works, before or
+/// after a merge: entries are only read for the provider whose batches put them there.
+#[test]
+fn another_provider_can_neither_extend_nor_block_a_providers_lists() {
+    let (cloud, mut lab, clinic) = lab_and_clinic();
+    let (lab_id, clinic_id) = (lab.id().clone(), clinic.id().clone());
     let alice = PatientId::new("alice").unwrap();
     let allergy = lab
         .add_record(&alice, b"ALLERGY: penicillin", &["allergy"])
@@ -105,27 +118,7 @@ fn another_provider_can_neither_extend_nor_block_a_providers_lists() {
 /// records of a refused batch can be uploaded afterwards.
 #[test]
 fn a_record_batch_is_checked_whole_before_anything_is_stored() {
-    let cloud = Cloud::new();
-    let (lab_id, clinic_id) = (
-        ProviderId::new("lab").unwrap(),
-        ProviderId::new("clinic").unwrap(),
-    );
-    cloud
-        .register_provider(lab_id.clone(), provider_a().public())
-        .unwrap();
-    cloud
-        .register_provider(clinic_id.clone(), provider_b().public())
-        .unwrap();
-    let mut lab = Provider::new(
-        lab_id,
-        MasterKey::from_bytes([1; 32]),
-        provider_a().signing.clone(),
-    );
-    let mut clinic = Provider::new(
-        clinic_id,
-        MasterKey::from_bytes([2; 32]),
-        provider_b().signing.clone(),
-    );
+    let (cloud, mut lab, mut clinic) = lab_and_clinic();
     let alice = PatientId::new("alice").unwrap();
     let notes: Vec<Vec<u8>> = (0..3)
         .map(|i| {

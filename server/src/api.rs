@@ -412,6 +412,18 @@ impl std::io::Read for QueueReader {
     }
 }
 
+/// A place among the record uploads allowed at once (`--max-uploads`), held until the
+/// upload is stored or refused; `503 busy` when there is none.
+fn upload_permit(state: &AppState) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    state.uploads.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many record uploads at once; retry later",
+        )
+    })
+}
+
 /// Streams a sealed record in: its header is read first and must name the caller as
 /// its provider; the rest goes to the store as it arrives (constant memory).
 async fn put_record(
@@ -421,13 +433,7 @@ async fn put_record(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<StoredRecord>)> {
     require(&caller, Role::Provider)?;
-    let permit = state.uploads.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many record uploads at once; retry later",
-        )
-    })?;
+    let permit = upload_permit(&state)?;
     // The slow-body guard (`stall.rs`) ends an upload whose next piece does not come
     // in time: a slow client holds no permit and no store file for long, and nothing
     // of its record is stored.
@@ -510,13 +516,7 @@ async fn put_records(
         let (header, _) = RecordHeader::parse(record)?;
         require_provider(&caller, header.provider())?;
     }
-    let permit = state.uploads.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many record uploads at once; retry later",
-        )
-    })?;
+    let permit = upload_permit(&state)?;
     let cloud = state.cloud.clone();
     let stored = blocking(move || {
         let _permit = permit;

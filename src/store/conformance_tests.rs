@@ -181,6 +181,25 @@ fn batch(
     )
 }
 
+/// Each of the lab's records `ids` reads back as `contents`, whole and streamed.
+fn reads_back(store: &dyn Store, name: &str, ids: &[RecordId], contents: &[Vec<u8>]) {
+    for (id, bytes) in ids.iter().zip(contents) {
+        assert_eq!(
+            store.record(&lab(), *id).unwrap().as_ref(),
+            Some(bytes),
+            "{name}"
+        );
+        let mut streamed = Vec::new();
+        store
+            .record_reader(&lab(), *id)
+            .unwrap()
+            .unwrap()
+            .read_to_end(&mut streamed)
+            .unwrap();
+        assert_eq!(&streamed, bytes, "{name}: streamed");
+    }
+}
+
 fn chain_of(store: &dyn Store) -> Digest {
     store
         .view()
@@ -386,21 +405,7 @@ fn every_store_keeps_records_logs_keys_and_broker_events_across_a_reopen() {
             Some([2; VALUE_LEN]),
             "{name}"
         );
-        for ((id, _), bytes) in records.iter().zip(&contents) {
-            assert_eq!(
-                store.record(&lab(), *id).unwrap().as_ref(),
-                Some(bytes),
-                "{name}"
-            );
-            let mut streamed = Vec::new();
-            store
-                .record_reader(&lab(), *id)
-                .unwrap()
-                .unwrap()
-                .read_to_end(&mut streamed)
-                .unwrap();
-            assert_eq!(&streamed, bytes, "{name}: streamed");
-        }
+        reads_back(store.as_ref(), name, &ids, &contents);
         // Read together as a search reads them, with one that is not stored.
         let mut asked = ids.clone();
         asked.insert(1, RecordId::from_bytes([9; 16]));
@@ -519,21 +524,7 @@ fn every_store_keeps_a_record_batch_whole_or_not_at_all() {
             .map(|i| (ids[i], contents[i].len() as u64, times[i]))
             .collect();
         assert_eq!(listed, expected, "{name}: after a reopen");
-        for (id, bytes) in ids.iter().zip(&contents) {
-            assert_eq!(
-                store.record(&lab(), *id).unwrap().as_ref(),
-                Some(bytes),
-                "{name}"
-            );
-            let mut streamed = Vec::new();
-            store
-                .record_reader(&lab(), *id)
-                .unwrap()
-                .unwrap()
-                .read_to_end(&mut streamed)
-                .unwrap();
-            assert_eq!(&streamed, bytes, "{name}: streamed");
-        }
+        reads_back(store.as_ref(), name, &ids, &contents);
         let together: Vec<Option<Vec<u8>>> = store
             .records_whole(&lab(), &ids)
             .into_iter()

@@ -64,8 +64,9 @@ use crate::store::record_file::{self, RecordFileReader};
 use crate::store::record_pack;
 use crate::store::segment_file::{SegmentFile, SegmentWriter};
 use crate::store::{
-    Coverage, Digesting, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
-    check_ingest, check_record_batch, lock, merge_groups, read, write,
+    Coverage, Digesting, LabelCheck, LogTip, RECORD_STORED, RecordInfo, RecordPlaces,
+    SegmentSource, Store, View, check_ingest, check_record_batch, lock, merge_groups, read,
+    refuse_stored, write,
 };
 use crate::store::{pairs_file, table_file};
 
@@ -199,9 +200,6 @@ struct RecordMeta {
     /// its own when `None`.
     packed: Option<(RecordId, u32)>,
 }
-
-/// The error for an id stored before.
-const STORED: Error = Error::InvalidArgument("a record with this id is already stored");
 
 impl std::fmt::Debug for DirStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -775,7 +773,7 @@ impl Store for DirStore {
         self.check_writable()?;
         let key = (provider.clone(), record);
         if read(&self.records).contains_key(&key) {
-            return Err(STORED);
+            return Err(RECORD_STORED);
         }
         let dir = self.provider_records_dir(provider)?;
         let tmp = self.temporary(&dir, &hex(record.as_bytes()));
@@ -792,7 +790,7 @@ impl Store for DirStore {
         let mut records = write(&self.records);
         if records.contains_key(&key) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(STORED);
+            return Err(RECORD_STORED);
         }
         self.check_writable()?;
         self.disk
@@ -822,13 +820,9 @@ impl Store for DirStore {
     ) -> Result<()> {
         self.check_writable()?;
         check_record_batch(provider, batch)?;
-        let stored_before = |records: &HashMap<(ProviderId, RecordId), RecordMeta>| {
-            batch
-                .iter()
-                .any(|(id, _, _)| records.contains_key(&(provider.clone(), *id)))
-        };
-        if stored_before(&read(&self.records)) {
-            return Err(STORED);
+        {
+            let stored = read(&self.records);
+            refuse_stored(provider, batch, |key| stored.contains_key(key))?;
         }
         let dir = self.provider_records_dir(provider)?;
         let first = batch[0].0;
@@ -844,9 +838,9 @@ impl Store for DirStore {
             }
         };
         let mut records = write(&self.records);
-        if stored_before(&records) {
+        if let Err(e) = refuse_stored(provider, batch, |key| records.contains_key(key)) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(STORED);
+            return Err(e);
         }
         self.check_writable()?;
         self.disk

@@ -5,15 +5,16 @@ use std::io::Read;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::crypto::merkle::Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::manifest::EpochInfo;
 use crate::index::{IndexBatch, Segment};
 use crate::keys::identity::{PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
 use crate::store::journal::BrokerEvent;
 use crate::store::{
-    Coverage, Digesting, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
-    check_ingest, check_record_batch, lock, merge_groups, read, write,
+    Coverage, Digesting, LabelCheck, LogTip, RECORD_STORED, RecordInfo, RecordPlaces,
+    SegmentSource, Store, View, check_ingest, check_record_batch, lock, merge_groups, read,
+    refuse_stored, write,
 };
 
 /// Everything in memory; gone when dropped. `Send + Sync`.
@@ -141,9 +142,7 @@ impl Store for MemStore {
     ) -> Result<u64> {
         let key = (provider.clone(), record);
         if read(&self.records).contains_key(&key) {
-            return Err(Error::InvalidArgument(
-                "a record with this id is already stored",
-            ));
+            return Err(RECORD_STORED);
         }
         let mut bytes = Vec::new();
         let mut digesting = Digesting::new(sealed);
@@ -152,9 +151,7 @@ impl Store for MemStore {
         let size = bytes.len() as u64;
         let mut records = write(&self.records);
         if records.contains_key(&key) {
-            return Err(Error::InvalidArgument(
-                "a record with this id is already stored",
-            ));
+            return Err(RECORD_STORED);
         }
         records.insert(
             key,
@@ -174,14 +171,7 @@ impl Store for MemStore {
     ) -> Result<()> {
         check_record_batch(provider, records)?;
         let mut stored = write(&self.records);
-        if records
-            .iter()
-            .any(|(id, _, _)| stored.contains_key(&(provider.clone(), *id)))
-        {
-            return Err(Error::InvalidArgument(
-                "a record with this id is already stored",
-            ));
-        }
+        refuse_stored(provider, records, |key| stored.contains_key(key))?;
         for (id, sealed, _) in records {
             stored.insert(
                 (provider.clone(), *id),

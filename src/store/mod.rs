@@ -275,6 +275,26 @@ impl Read for Digesting<'_> {
     }
 }
 
+/// The error for storing a record id a second time (records are immutable).
+pub(crate) const RECORD_STORED: Error =
+    Error::InvalidArgument("a record with this id is already stored");
+
+/// [`RECORD_STORED`] if `stored` says any record of the batch is stored already.
+pub(crate) fn refuse_stored(
+    provider: &ProviderId,
+    records: &[(RecordId, &[u8], Digest)],
+    stored: impl Fn(&(ProviderId, RecordId)) -> bool,
+) -> Result<()> {
+    if records
+        .iter()
+        .any(|(id, _, _)| stored(&(provider.clone(), *id)))
+    {
+        Err(RECORD_STORED)
+    } else {
+        Ok(())
+    }
+}
+
 /// What every store checks of a record batch before it writes anything: 1 to
 /// [`MAX_PACK_RECORDS`] records, no id twice, and each one's SHA-256 the digest its
 /// provider's signed batch committed ([`Error::NotAuthentic`] otherwise).

@@ -53,8 +53,8 @@ use crate::keys::identity::{EncryptionKey, PublicIdentity, VerifyingKey};
 use crate::keys::{ProviderId, RecordId};
 use crate::store::journal::BrokerEvent;
 use crate::store::{
-    Coverage, Digesting, LabelCheck, LogTip, RecordInfo, RecordPlaces, SegmentSource, Store, View,
-    check_ingest, check_record_batch, lock, read, write,
+    Coverage, Digesting, LabelCheck, LogTip, RECORD_STORED, RecordInfo, RecordPlaces,
+    SegmentSource, Store, View, check_ingest, check_record_batch, lock, read, refuse_stored, write,
 };
 use pool::{Pool, database, is_unique_violation};
 pub use schema::SCHEMA_VERSION;
@@ -578,9 +578,6 @@ impl SegmentSource for PgSegment {
     }
 }
 
-/// The error for an id stored before.
-const RECORD_STORED: Error = Error::InvalidArgument("a record with this id is already stored");
-
 /// A database error while storing a record: an id stored before is [`RECORD_STORED`].
 fn record_error(e: postgres::Error) -> Error {
     if is_unique_violation(&e) {
@@ -812,12 +809,7 @@ impl Store for PgStore {
         check_record_batch(provider, records)?;
         {
             let stored = read(&self.records);
-            if records
-                .iter()
-                .any(|(id, _, _)| stored.contains_key(&(provider.clone(), *id)))
-            {
-                return Err(RECORD_STORED);
-            }
+            refuse_stored(provider, records, |key| stored.contains_key(key))?;
         }
         let mut client = self.pool.get()?;
         let mut tx = client.transaction().map_err(record_error)?;
