@@ -180,7 +180,8 @@ impl Cloud {
     /// any is refused. Each is checked as [`Cloud::put_record`] checks it. What a
     /// provider uploads after each index batch: a directory store writes them to one
     /// file with one fsync, where single uploads cost a file and two fsyncs each
-    /// (bench `server/notes`). Returns each one's id, in order.
+    /// (`cargo bench -p medvault-server --bench server -- uploads`). Returns each one's
+    /// id, in order.
     pub fn put_records(&self, sealed: &[impl AsRef<[u8]>]) -> Result<Vec<(ProviderId, RecordId)>> {
         if sealed.is_empty() || sealed.len() > MAX_BATCH_RECORDS {
             return Err(Error::InvalidArgument(

@@ -505,7 +505,7 @@ async fn put_record(
 /// Stores a batch of sealed records (`MVRB`) in one commit, all or none: every record's
 /// header must name the caller's provider. A provider's notes after each index batch
 /// are one request and one fsync here, where uploaded one by one they are a request and
-/// two fsyncs each (bench `server`, "notes in batches").
+/// two fsyncs each (`cargo bench -p medvault-server --bench server -- uploads`).
 async fn put_records(
     State(state): State<AppState>,
     caller: Caller,

@@ -828,9 +828,7 @@ impl Store for DirStore {
         let first = batch[0].0;
         let (path, _) = self.pack_file(provider, first);
         let tmp = self.temporary(&dir, &record_pack::file_name(first));
-        let plain: Vec<(RecordId, &[u8])> =
-            batch.iter().map(|(id, sealed, _)| (*id, *sealed)).collect();
-        let entries = match record_pack::write(&self.disk, &tmp, uploaded_at, &plain) {
+        let entries = match record_pack::write(&self.disk, &tmp, uploaded_at, batch) {
             Ok(entries) => entries,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);

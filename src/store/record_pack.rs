@@ -1,7 +1,7 @@
 //! The directory store's record pack (`MVRP`, FORMAT.md "Record pack"): a batch of one
 //! provider's small sealed records in one file, written whole and fsynced once, so a
 //! batch of notes costs one file and two syncs instead of a file and two syncs each
-//! (bench `server/notes-batched`). A pack is renamed into place complete: it is there
+//! (`cargo bench -p medvault-server --bench server -- uploads`). A pack is renamed into place complete: it is there
 //! whole or not at all.
 //!
 //! The index comes first and has its own checksum, so opening the store reads only the
@@ -84,13 +84,15 @@ pub(crate) fn file_name(first: RecordId) -> String {
     format!("{hex}.mvrp")
 }
 
-/// Writes `records` (id and sealed bytes, 1 to [`MAX_PACK_RECORDS`]) uploaded at
-/// `uploaded_at` to a new file at `path` and fsyncs it; returns each one's entry.
+/// Writes `records` (id, sealed bytes and their SHA-256, checked by the caller; 1 to
+/// [`MAX_PACK_RECORDS`]) uploaded at `uploaded_at` to a new file at `path` and fsyncs
+/// it; returns each one's entry. The digests are taken as given: the store has just
+/// checked them against the signed batch, and hashing again would double the work.
 pub(crate) fn write(
     disk: &Disk,
     path: &Path,
     uploaded_at: u64,
-    records: &[(RecordId, &[u8])],
+    records: &[(RecordId, &[u8], [u8; 32])],
 ) -> Result<Vec<PackEntry>> {
     if records.is_empty() || records.len() > MAX_PACK_RECORDS {
         return Err(Error::InvalidArgument(
@@ -101,13 +103,13 @@ pub(crate) fn write(
     let mut offset = index_end;
     let entries: Vec<PackEntry> = records
         .iter()
-        .map(|(record, sealed)| {
+        .map(|(record, sealed, digest)| {
             let entry = PackEntry {
                 record: *record,
                 uploaded_at,
                 offset,
                 size: sealed.len() as u64,
-                digest: Sha256::digest(sealed).into(),
+                digest: *digest,
             };
             offset += entry.size;
             entry
@@ -122,7 +124,7 @@ pub(crate) fn write(
     }
     let checksum = Sha256::digest(&out);
     out.extend_from_slice(&checksum);
-    for (_, sealed) in records {
+    for (_, sealed, _) in records {
         out.extend_from_slice(sealed);
     }
     let file = disk.create_new(path).at("create", path)?;
@@ -233,7 +235,10 @@ mod tests {
         let path = dir.path().join("p.mvrp");
         let a: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
         let b: Vec<u8> = (0..45u32).map(|i| (i * 3) as u8).collect();
-        let records = [(id(1), &a[..]), (id(2), &b[..])];
+        let records = [
+            (id(1), &a[..], Sha256::digest(&a).into()),
+            (id(2), &b[..], Sha256::digest(&b).into()),
+        ];
         let written = write(&Disk::default(), &path, 1_700_000_000, &records).unwrap();
         assert_eq!(index(&path, "p").unwrap(), written);
         assert_eq!(written[1].uploaded_at, 1_700_000_000);
@@ -284,8 +289,14 @@ mod tests {
             write(&Disk::default(), &path, 1, &[]),
             Err(Error::InvalidArgument(_))
         ));
-        let many: Vec<(RecordId, &[u8])> = (0..=MAX_PACK_RECORDS)
-            .map(|i| (RecordId::from_bytes([(i % 251) as u8; 16]), &b"x"[..]))
+        let many: Vec<(RecordId, &[u8], [u8; 32])> = (0..=MAX_PACK_RECORDS)
+            .map(|i| {
+                (
+                    RecordId::from_bytes([(i % 251) as u8; 16]),
+                    &b"x"[..],
+                    [0; 32],
+                )
+            })
             .collect();
         assert!(matches!(
             write(&Disk::default(), &path, 1, &many),
