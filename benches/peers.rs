@@ -53,6 +53,12 @@ use openssl::sign::Signer;
 use openssl::symm::{Cipher, Crypter, Mode, decrypt_aead, encrypt_aead};
 use rayon::ThreadPool;
 
+use aes::Aes256Enc;
+use cipher::consts::U16;
+use cipher::{
+    Array, BlockCipherEncBackend, BlockCipherEncClosure, BlockCipherEncrypt, BlockSizeUser, KeyInit,
+};
+
 use medvault::{MasterKey, PatientId, PatientKey, ProviderId, RecordId, open, seal};
 
 fn sizes() -> [(usize, &'static str); 5] {
@@ -530,6 +536,83 @@ fn timed(
     start.elapsed()
 }
 
+/// What no implementation of medvault's 1 KiB record can go below on this machine,
+/// timed in the same run as the rows it bounds (`docs/performance.md`, "Targets"):
+///
+/// - `floor-derive`: the record key derived from the patient key, as every `seal` and
+///   `open` row above pays it;
+/// - `floor-mac-chain`: EAX's MAC over one chunk's ciphertext, a CBC-MAC chain of one
+///   AES call per block, each waiting for the one before, run inside the `aes` backend
+///   (no dispatch per block). A 1 KiB record is one chunk of 64 blocks; nothing EAX
+///   computes beside the chain (the keystream, the header's MAC) shortens it;
+/// - `floor-nonce`: the 11-byte nonce prefix drawn from the operating system, once per
+///   sealed record.
+fn floor_rows(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    one_thread: &ThreadPool,
+    data: &[u8],
+    size_name: &str,
+) {
+    let master = MasterKey::from_bytes([1; 32]);
+    let patient = master.patient_key(
+        &ProviderId::new("bench-hospital").unwrap(),
+        &PatientId::new("+15550100").unwrap(),
+        0,
+    );
+    group.bench_function(BenchmarkId::new("floor-derive", size_name), |b| {
+        one_thread.install(|| {
+            b.iter(|| drop(black_box(patient.record_key(RecordId::from_bytes(next_record_id())))))
+        })
+    });
+    let aes = Aes256Enc::new(&[3u8; 32].into());
+    group.bench_function(BenchmarkId::new("floor-mac-chain", size_name), |b| {
+        one_thread.install(|| {
+            b.iter(|| {
+                let mut state = [0u8; 16];
+                aes.encrypt_with_backend(CbcMacChain {
+                    message: black_box(data),
+                    state: &mut state,
+                });
+                state
+            })
+        })
+    });
+    group.bench_function(BenchmarkId::new("floor-nonce", size_name), |b| {
+        one_thread.install(|| {
+            b.iter(|| {
+                let mut prefix = [0u8; 11];
+                getrandom::fill(&mut prefix).unwrap();
+                prefix
+            })
+        })
+    });
+}
+
+/// A CBC-MAC chain over `message` (whole blocks) inside the block cipher's backend.
+struct CbcMacChain<'a> {
+    message: &'a [u8],
+    state: &'a mut [u8; 16],
+}
+
+impl BlockSizeUser for CbcMacChain<'_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for CbcMacChain<'_> {
+    #[inline(always)]
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
+        let mut state = Array::<u8, U16>::from(*self.state);
+        for block in self.message.chunks_exact(16) {
+            let mut input = [0u8; 16];
+            input.copy_from_slice(block);
+            let chained = u128::from_ne_bytes(state.into()) ^ u128::from_ne_bytes(input);
+            state = Array::from(chained.to_ne_bytes());
+            backend.encrypt_block_inplace(&mut state);
+        }
+        *self.state = state.into();
+    }
+}
+
 fn bench_peers(c: &mut Criterion) {
     let schemes = schemes();
     let cores = rayon::current_num_threads();
@@ -553,6 +636,9 @@ fn bench_peers(c: &mut Criterion) {
                 group
                     .warm_up_time(Duration::from_secs(1))
                     .measurement_time(Duration::from_secs(3));
+            }
+            if mode == "1-thread" && size == 1 << 10 {
+                floor_rows(&mut group, &one_thread, &data, size_name);
             }
             for scheme in &schemes {
                 let scheme = scheme.as_ref();

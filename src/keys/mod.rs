@@ -243,20 +243,24 @@ pub struct PatientKey {
     provider: ProviderId,
     generation: u32,
     key: [u8; 32],
-    /// `D = KDF(K(p,u), "data")`, derived once: every record key is one derivation from
-    /// it rather than two from `key` (a sixth of a 1 KiB record's sealing, bench
-    /// `peers`, `medvault-seal/1KiB`).
-    data_key: [u8; 32],
+    /// `D = KDF(K(p,u), "data")`, derived once and keyed once: every record key is one
+    /// derivation under it, with no key schedule or CMAC subkeys of its own (bench
+    /// `peers`, `floor-derive/1KiB`). Its cipher and subkeys wipe themselves on drop.
+    #[zeroize(skip)]
+    data_kdf: Kdf,
 }
 redacted_debug!(PatientKey);
 
 impl PatientKey {
     /// Rebuilds a patient key from its parts (for example out of a grant).
     pub fn from_bytes(provider: ProviderId, generation: u32, key: [u8; 32]) -> Self {
+        let mut data_key = derive_key(&key, label::DATA, &[]);
+        let data_kdf = Kdf::new(&data_key);
+        data_key.zeroize();
         PatientKey {
             provider,
             generation,
-            data_key: derive_key(&key, label::DATA, &[]),
+            data_kdf,
             key,
         }
     }
@@ -278,7 +282,8 @@ impl PatientKey {
 
     /// `R = KDF(KDF(K(p,u), "data"), "record", record_id)`.
     pub fn record_key(&self, record: RecordId) -> RecordKey {
-        let key = derive_key(&self.data_key, label::RECORD, &record.0);
+        let mut key = [0u8; 32];
+        self.data_kdf.derive_into(label::RECORD, &record.0, &mut key);
         RecordKey {
             provider: self.provider.clone(),
             generation: self.generation,

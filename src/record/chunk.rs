@@ -101,8 +101,9 @@ impl ChunkCipher {
 
     /// Verifies up to [`LANES`] consecutive chunks, each a `ciphertext ‖ tag` region,
     /// the first being chunk `first` (the chunk with index `last_index`, if among them,
-    /// is checked as the final one), and decrypts them into `outputs`. Nothing of a
-    /// chunk that failed is written; the first failure, in chunk order, is reported.
+    /// is checked as the final one), and decrypts them into `outputs`. No plaintext of
+    /// a chunk that failed is left in its output; the first failure, in chunk order, is
+    /// reported.
     pub(crate) fn open_group(
         &self,
         first: u32,
