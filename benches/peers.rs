@@ -561,7 +561,11 @@ fn floor_rows(
     );
     group.bench_function(BenchmarkId::new("floor-derive", size_name), |b| {
         one_thread.install(|| {
-            b.iter(|| drop(black_box(patient.record_key(RecordId::from_bytes(next_record_id())))))
+            b.iter(|| {
+                drop(black_box(
+                    patient.record_key(RecordId::from_bytes(next_record_id())),
+                ))
+            })
         })
     });
     let aes = Aes256Enc::new(&[3u8; 32].into());

@@ -279,10 +279,21 @@ struct Sample {
 }
 
 fn sample() -> Sample {
+    sample_of(5 * 16 + 5) // 6 chunks, the last one short
+}
+
+/// Records of one chunk, short and exactly full: `seal` and `open` take their one-pass
+/// path (the header's MAC beside the chunk's), which must refuse exactly as the
+/// many-chunk path does.
+fn lone_chunk_samples() -> [Sample; 2] {
+    [sample_of(11), sample_of(16)]
+}
+
+fn sample_of(len: usize) -> Sample {
     let key = patient_key(5, "lab", "+15550100", 7);
     let record = key.record_key(RecordId::from_bytes([0x11; 16]));
     let chunk = 16;
-    let data = clinical_note(5 * chunk + 5); // 6 chunks, the last one short
+    let data = clinical_note(len);
     let sealed = seal_with_chunk_size(&record, &data, chunk as u32).unwrap();
     let header_len = RecordHeader::parse(&sealed).unwrap().1;
     Sample {
@@ -358,7 +369,12 @@ fn expected_for_flip(s: &Sample, pos: usize, err: &Error) -> bool {
 
 #[test]
 fn every_flipped_bit_is_rejected_with_the_right_error() {
-    let s = sample();
+    for s in [sample()].into_iter().chain(lone_chunk_samples()) {
+        every_flipped_bit_of(&s);
+    }
+}
+
+fn every_flipped_bit_of(s: &Sample) {
     assert_eq!(s.header_len, 7 + 3 + 16 + 4 + 4 + 11);
     for pos in 0..s.sealed.len() {
         for bit in 0..8 {
@@ -366,11 +382,11 @@ fn every_flipped_bit_is_rejected_with_the_right_error() {
             bad[pos] ^= 1 << bit;
             let what = format!("byte {pos} bit {bit}");
             let err = open(&s.record, &bad).expect_err(&what);
-            assert!(expected_for_flip(&s, pos, &err), "{what}: {err:?}");
+            assert!(expected_for_flip(s, pos, &err), "{what}: {err:?}");
             open_into_checked(&s.record, &bad).expect_err(&what);
             let (out, result) = stream_open(&s.record, &bad);
             let err = result.expect_err(&what);
-            assert!(expected_for_flip(&s, pos, &err), "{what} (stream): {err:?}");
+            assert!(expected_for_flip(s, pos, &err), "{what} (stream): {err:?}");
             let bad_chunk = pos.saturating_sub(s.header_len) / s.stride();
             let bad_chunk = if pos < s.header_len { 0 } else { bad_chunk };
             s.assert_no_unverified_plaintext(&out, bad_chunk, &what);
@@ -383,7 +399,12 @@ fn every_flipped_bit_is_rejected_with_the_right_error() {
 
 #[test]
 fn truncation_at_every_byte_is_rejected() {
-    let s = sample();
+    for s in [sample()].into_iter().chain(lone_chunk_samples()) {
+        truncation_at_every_byte_of(&s);
+    }
+}
+
+fn truncation_at_every_byte_of(s: &Sample) {
     for len in 0..s.sealed.len() {
         let cut = &s.sealed[..len];
         let what = format!("cut at {len}");

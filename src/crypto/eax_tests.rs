@@ -133,10 +133,76 @@ fn wycheproof_aes256_eax_through_the_lanes() {
                     );
                 }
             }
+            // The one-pass path for a message alone, its header MACed beside it.
+            let aad = unhex(&case.aad);
+            let mut out = vec![0xee; ct.len()];
+            let alone = eax.open_alone(&nonce, &aad, &ct, &tag, &mut out);
+            if case.result == "valid" {
+                assert_eq!(alone, Ok(()), "tcId {} alone", case.id);
+                assert_eq!(out, msg, "tcId {} alone", case.id);
+                let mut sealed = vec![0u8; msg.len()];
+                let sealed_tag = eax.seal_alone(&nonce, &aad, &msg, &mut sealed);
+                assert_eq!(sealed, ct, "tcId {} alone", case.id);
+                assert_eq!(sealed_tag[..], tag[..], "tcId {} alone", case.id);
+            } else {
+                assert!(alone.is_err(), "tcId {} alone", case.id);
+                assert!(out.iter().all(|&x| x == 0), "tcId {}: wiped", case.id);
+            }
             ran += 1;
         }
     }
     assert_eq!(ran, 56);
+}
+
+/// The one-pass path (`N'` and `H'` beside the message's chain) equals the reference
+/// for message lengths across many block boundaries and header lengths empty, partial
+/// and whole; a wrong tag, or lengths that differ, leave zeros and hand back `OMAC²`.
+#[test]
+fn alone_agrees_with_the_reference() {
+    let eax = Eax::new(Aes256::new(&[4u8; 32].into()));
+    let mut seed = 0x0bad_cafe_f00d_1234u64;
+    let mut next = || xorshift(&mut seed);
+    for len in (0..=70).chain([160, 1024, 1040]) {
+        for header_len in [0usize, 1, 15, 16, 17, 32, 57, 100] {
+            let nonce: [u8; 16] = core::array::from_fn(|_| next() as u8);
+            let header: Vec<u8> = (0..header_len).map(|_| next() as u8).collect();
+            let plain: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let what = format!("{len} bytes, header {header_len}");
+            let nonce_mac = eax.nonce_mac(&nonce);
+            let header_mac = eax.header_mac(&header);
+            let mut reference = plain.clone();
+            let reference_tag = reference_seal(&eax, &nonce_mac, &header_mac, &mut reference);
+            let mut sealed = vec![0u8; len];
+            let tag = eax.seal_alone(&nonce, &header, &plain, &mut sealed);
+            assert_eq!(sealed, reference, "{what}");
+            assert_eq!(tag, reference_tag, "{what}");
+            let mut opened = vec![0xee; len];
+            assert_eq!(
+                eax.open_alone(&nonce, &header, &sealed, &tag, &mut opened),
+                Ok(()),
+                "{what}"
+            );
+            assert_eq!(opened, plain, "{what}");
+            let mut bad = tag;
+            bad[(next() % 16) as usize] ^= 1 << (next() % 8);
+            let mut opened = vec![0xee; len];
+            assert_eq!(
+                eax.open_alone(&nonce, &header, &sealed, &bad, &mut opened),
+                Err(eax.omac(2, &sealed)),
+                "{what}"
+            );
+            assert!(opened.iter().all(|&b| b == 0), "{what}: wiped");
+        }
+    }
+    let mut short = [0xee; 3];
+    assert_eq!(eax.seal_alone(&[0; 16], b"h", &[1; 4], &mut short), [0; 16]);
+    assert_eq!(short, [0; 3]);
+    let mut short = [0xee; 3];
+    assert_eq!(
+        eax.open_alone(&[0; 16], b"h", &[1; 4], &[0; 16], &mut short),
+        Err(eax.omac(2, &[1; 4]))
+    );
+    assert_eq!(short, [0; 3]);
 }
 
 /// EAX straight from the `ctr` and `cmac` crates, one message at a time: the

@@ -18,6 +18,7 @@ pub(crate) mod test_keys;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -33,8 +34,11 @@ pub const MAX_PATIENT_ID_LEN: usize = 255;
 /// A care provider's public name, such as `st-mary-hospital`: 1 to 64 ASCII letters,
 /// digits, `.`, `_` or `-`. It is public: the cloud lists it in its manifest, and it
 /// names files in the store, hence the narrow alphabet.
+///
+/// Shared, not copied, when cloned: every record key and header carries one (bench
+/// `peers`, `medvault-open/1KiB`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProviderId(String);
+pub struct ProviderId(Arc<str>);
 
 impl ProviderId {
     /// Checks and wraps a provider id: 1 to 64 lowercase ASCII letters, digits, `.`,
@@ -43,7 +47,7 @@ impl ProviderId {
     /// directory of the cloud's store.
     pub fn new(id: &str) -> Result<Self> {
         if Self::is_valid(id.as_bytes()) {
-            Ok(ProviderId(id.to_owned()))
+            Ok(ProviderId(Arc::from(id)))
         } else {
             Err(Error::InvalidArgument(
                 "a provider id is 1 to 64 lowercase ASCII letters, digits, '.', '_' or '-'",
@@ -81,7 +85,7 @@ impl ProviderId {
             return Err(reader.malformed("invalid provider id"));
         }
         // is_valid admits ASCII only, so this is valid UTF-8.
-        Ok(ProviderId(String::from_utf8_lossy(bytes).into_owned()))
+        Ok(ProviderId(Arc::from(&*String::from_utf8_lossy(bytes))))
     }
 }
 
@@ -246,8 +250,9 @@ pub struct PatientKey {
     /// `D = KDF(K(p,u), "data")`, derived once and keyed once: every record key is one
     /// derivation under it, with no key schedule or CMAC subkeys of its own (bench
     /// `peers`, `floor-derive/1KiB`). Its cipher and subkeys wipe themselves on drop.
+    /// Boxed: a keyed AES-256 holds both of `aes`'s key schedules (about a kilobyte).
     #[zeroize(skip)]
-    data_kdf: Kdf,
+    data_kdf: Box<Kdf>,
 }
 redacted_debug!(PatientKey);
 
@@ -255,7 +260,7 @@ impl PatientKey {
     /// Rebuilds a patient key from its parts (for example out of a grant).
     pub fn from_bytes(provider: ProviderId, generation: u32, key: [u8; 32]) -> Self {
         let mut data_key = derive_key(&key, label::DATA, &[]);
-        let data_kdf = Kdf::new(&data_key);
+        let data_kdf = Box::new(Kdf::new(&data_key));
         data_key.zeroize();
         PatientKey {
             provider,
@@ -283,7 +288,8 @@ impl PatientKey {
     /// `R = KDF(KDF(K(p,u), "data"), "record", record_id)`.
     pub fn record_key(&self, record: RecordId) -> RecordKey {
         let mut key = [0u8; 32];
-        self.data_kdf.derive_into(label::RECORD, &record.0, &mut key);
+        self.data_kdf
+            .derive_into(label::RECORD, &record.0, &mut key);
         RecordKey {
             provider: self.provider.clone(),
             generation: self.generation,

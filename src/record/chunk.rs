@@ -31,11 +31,7 @@ impl ChunkCipher {
     }
 
     fn nonce(&self, index: u32, last: bool) -> [u8; 16] {
-        let mut nonce = [0u8; 16];
-        nonce[..NONCE_PREFIX_LEN].copy_from_slice(&self.nonce_prefix);
-        nonce[NONCE_PREFIX_LEN..15].copy_from_slice(&index.to_be_bytes());
-        nonce[15] = u8::from(last);
-        nonce
+        chunk_nonce(&self.nonce_prefix, index, last)
     }
 
     fn nonce_mac(&self, index: u32, last: bool) -> Block {
@@ -216,6 +212,61 @@ impl ChunkCipher {
             Err(ct_mac) => Err(self.rejection(index, last, buf.len(), &ct_mac, tag)),
         }
     }
+}
+
+/// The nonce of chunk `index`: `prefix ‖ index (u32 BE) ‖ last flag`.
+fn chunk_nonce(prefix: &[u8; NONCE_PREFIX_LEN], index: u32, last: bool) -> [u8; 16] {
+    let mut nonce = [0u8; 16];
+    nonce[..NONCE_PREFIX_LEN].copy_from_slice(prefix);
+    nonce[NONCE_PREFIX_LEN..15].copy_from_slice(&index.to_be_bytes());
+    nonce[15] = u8::from(last);
+    nonce
+}
+
+/// Seals a record of one chunk (a note that fits in a chunk, the most common record)
+/// into `region` (`ciphertext ‖ tag`): the header's MAC is computed beside the chunk
+/// in one pass, not before it as [`ChunkCipher::new`] does for records of many chunks.
+/// `header_bytes` is the serialized header, whose nonce prefix is `nonce_prefix`.
+pub(crate) fn seal_lone_chunk(
+    key: &RecordKey,
+    header_bytes: &[u8],
+    nonce_prefix: &[u8; NONCE_PREFIX_LEN],
+    plaintext: &[u8],
+    region: &mut [u8],
+) {
+    let eax = Eax::new(Aes256Enc::new(key.expose_secret().into()));
+    let (body, tag_slot) = region.split_at_mut(region.len().saturating_sub(CHUNK_OVERHEAD));
+    let tag = eax.seal_alone(
+        &chunk_nonce(nonce_prefix, 0, true),
+        header_bytes,
+        plaintext,
+        body,
+    );
+    tag_slot.copy_from_slice(&tag[..tag_slot.len()]);
+}
+
+/// Opens a record of one whole chunk (`region`, `ciphertext ‖ tag`) into `out`, in one
+/// pass as [`seal_lone_chunk`] seals it. `header_bytes` is the header as stored. On
+/// failure `out` holds zeros, and the error tells a record cut at a chunk boundary
+/// from tampering as [`ChunkCipher::open_group`] does.
+pub(crate) fn open_lone_chunk(
+    key: &RecordKey,
+    header: &RecordHeader,
+    header_bytes: &[u8],
+    region: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    debug_assert!(
+        header_bytes == header.to_bytes(),
+        "a header parses only canonically"
+    );
+    let eax = Eax::new(Aes256Enc::new(key.expose_secret().into()));
+    let (body, tag) = region.split_at(region.len().saturating_sub(CHUNK_OVERHEAD));
+    let nonce = chunk_nonce(&header.nonce_prefix, 0, true);
+    eax.open_alone(&nonce, header_bytes, body, tag, out)
+        .map_err(|ct_mac| {
+            ChunkCipher::new(key, header).rejection(0, true, body.len(), &ct_mac, tag)
+        })
 }
 
 /// Each `body ‖ tag` region split into its body and its last [`CHUNK_OVERHEAD`] bytes

@@ -142,7 +142,6 @@ fn seal_with_prefix_into(
     out: &mut [u8],
 ) -> Result<()> {
     let header = RecordHeader::new(key, chunk_size, nonce_prefix)?;
-    let cipher = ChunkCipher::new(key, &header);
     let chunk = chunk_size as usize;
     let stride = chunk + CHUNK_OVERHEAD;
     let chunks = plaintext.len().div_ceil(chunk).max(1);
@@ -155,6 +154,11 @@ fn seal_with_prefix_into(
     );
     out[..header_len].copy_from_slice(&header_bytes);
     let body = &mut out[header_len..];
+    if chunks == 1 {
+        seal_lone_chunk(key, &header_bytes, &nonce_prefix, plaintext, body);
+        return Ok(());
+    }
+    let cipher = ChunkCipher::new(key, &header);
     let lanes = LANES;
     let seal_group = |group: usize, regions: &mut [u8], input: &[u8]| {
         let mut views: Vec<&mut [u8]> = regions.chunks_mut(stride).collect();
@@ -207,6 +211,9 @@ pub(crate) fn chunk_index(index: usize) -> Result<u32> {
 /// Where a sealed record's chunks lie, from its header and length alone.
 struct SealedLayout<'a> {
     header: RecordHeader,
+    /// The header as stored. It parses only from its canonical form, so these are the
+    /// bytes `header.to_bytes()` gives, which every chunk's tag covers.
+    header_bytes: &'a [u8],
     /// Every chunk but a cut final one: verified in groups and decrypted.
     verified: &'a [u8],
     verified_chunks: usize,
@@ -240,6 +247,7 @@ impl<'a> SealedLayout<'a> {
         };
         Ok(SealedLayout {
             header,
+            header_bytes: &sealed[..header_len],
             verified,
             verified_chunks,
             last_index,
@@ -254,6 +262,9 @@ impl<'a> SealedLayout<'a> {
     fn open_into(&self, key: &impl RecordKeySource, out: &mut [u8]) -> Result<()> {
         let header = &self.header;
         let record_key = key.record_key_for(&header.provider, header.generation, header.record)?;
+        if self.verified_chunks == 1 && self.final_is_whole {
+            return open_lone_chunk(&record_key, header, self.header_bytes, self.verified, out);
+        }
         let cipher = ChunkCipher::new(&record_key, header);
         let chunk = header.chunk_size as usize;
         let stride = chunk + CHUNK_OVERHEAD;

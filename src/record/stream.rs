@@ -739,12 +739,34 @@ fn read_header(inner: &mut impl Read) -> Result<RecordHeader> {
     }
     let provider_len = bytes[HEADER_FIXED_PREFIX - 1] as usize;
     bytes.resize(HEADER_FIXED_PREFIX + provider_len + HEADER_FIXED_SUFFIX, 0);
-    inner
-        .read_exact(&mut bytes[HEADER_FIXED_PREFIX..])
-        .map_err(truncated)?;
+    let got = read_until_full(inner, &mut bytes[HEADER_FIXED_PREFIX..]).map_err(Error::Io)?;
+    if HEADER_FIXED_PREFIX + got < bytes.len() {
+        // Cut short. What did arrive may already be malformed (a provider id outside
+        // its alphabet): said so, as `open` and the push opener say of the same bytes.
+        return Err(
+            match RecordHeader::parse(&bytes[..HEADER_FIXED_PREFIX + got]) {
+                Err(err) if !matches!(err, Error::Truncated { .. }) => err,
+                _ => truncated(io::ErrorKind::UnexpectedEof.into()),
+            },
+        );
+    }
     let (header, used) = RecordHeader::parse(&bytes)?;
     debug_assert_eq!(used, bytes.len());
     Ok(header)
+}
+
+/// Reads into `buf` until it is full or `inner` ends; returns the bytes read.
+fn read_until_full(inner: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match inner.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(got)
 }
 
 #[cfg(test)]
