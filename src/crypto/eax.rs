@@ -19,7 +19,10 @@
 //! when sealing (the MACs then read the ciphertext just written,
 //! still in cache), after them when opening (only chunks whose tags verified are ever
 //! decrypted). One message alone is sealed or opened in one pass instead: its chain is
-//! latency-bound, and the keystream block computed beside it costs nothing.
+//! latency-bound, and the keystream block computed beside it costs nothing (when
+//! opening, the output is wiped again if the tag is wrong). A record of one chunk goes
+//! further (`seal_alone`, `open_alone`): its nonce's and header's MACs run in the same
+//! dispatch, beside the chunk's chain rather than before it.
 //! The backend (AES-NI, VAES or software) is picked at run time by `aes`: from 0.9.3
 //! on its VAES backends run on CPUs that have them (with 0.9.2, the lockfile's
 //! version, only in builds that opt in with `--cfg aes_backend`). The wide paths serve
@@ -275,9 +278,9 @@ impl<C: EaxCipher> Eax<C> {
     /// Verifies up to [`LANES`] ciphertexts and decrypts into `outputs` only those whose
     /// tag verified: the lanes' MACs run interleaved first, then each good lane's
     /// keystream. A failed lane's output holds no plaintext: it is left as it was, or
-    /// zero-filled when that lane ran alone (decrypted beside its MAC chain). Returns the first lane that
-    /// failed, if any, with `OMAC²` of its ciphertext (so the caller can test the tag
-    /// under another nonce without a second pass).
+    /// zero-filled when that lane ran alone (decrypted beside its MAC chain). Returns
+    /// the first lane that failed, if any, with `OMAC²` of its ciphertext (so the caller
+    /// can test the tag under another nonce without a second pass).
     pub(crate) fn open_lanes(
         &self,
         nonces: &[[u8; 16]],
@@ -478,6 +481,7 @@ impl<C: EaxCipher> Eax<C> {
         xor_into(&mut nonce_block, nonce);
         xor_into(&mut nonce_block, self.subkeys.k1());
         let (header_state, header_middle, header_last) = self.omac_parts(1, header);
+        // Its counter is set by the kernel, once `N'` is known.
         let mut lane = self.lane(io, 0, &[0; 16]);
         let mut macs = [[0u8; 16]; 3];
         self.cipher.encrypt_with_backend(AloneKernel {
