@@ -323,14 +323,18 @@ impl<C: EaxCipher> Eax<C> {
             .enumerate()
             .map(|(slot, buf)| self.lane(InPlace(&mut buf[..]), slot, &nonce_macs[slot]))
             .collect();
+        // In place, decrypting and undoing a decryption are the same keystream.
+        let keystream = |nonce_mac: &Block, InPlace(buf): &mut InPlace<'_>| {
+            self.apply_keystream(nonce_mac, buf)
+        };
         self.verify_then_decrypt(
             &mut lanes,
             &nonce_macs,
             header_mac,
             tags,
             first_bad,
-            |nonce_mac, InPlace(buf)| self.apply_keystream(nonce_mac, buf),
-            |nonce_mac, InPlace(buf)| self.apply_keystream(nonce_mac, buf),
+            keystream,
+            keystream,
         )
     }
 
